@@ -1,0 +1,189 @@
+"""The attentional mixture of soft prompts (ATTEMPT, Asai et al., EMNLP 2022). Pure torch.
+
+For an input X with token embeddings x_1..x_L, t frozen source prompts P_1..P_t and the target prompt
+P_{t+1} = P_tgt of the input's task (each m × d):
+
+    x̂   = maxpool_l(x_l)                                   (padding excluded)
+    h   = LayerNorm(W_up · SiLU(W_down · x̂))               W_down: d→r, W_up: r→d, no bias
+    p̂_j = maxpool_k(P_j[k])                                 j = 1..t+1
+    a_j = exp(p̂_j · h / T) / Σ_k exp(p̂_k · h / T)           T = d·e
+    P_X = P_tgt + Σ_j a_j P_j
+
+The module never touches a backbone: it takes input embeddings and a mask and returns the per-instance
+prompt, which a wrapper in `attempt.modeling` prepends to the input embeddings.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attempt.config import AttemptConfig
+
+
+def pool_inputs(input_embeds: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """Pool token embeddings into one vector per instance.
+
+    Args:
+        input_embeds: (B, L, d) token embeddings.
+        attention_mask: (B, L) with 1 on real tokens, 0 on padding; None means no padding.
+        pooling: "max" (over real tokens), "max_unmasked" (over all positions, padding included, as the
+            original code does), or "mean" (over real tokens).
+
+    Returns:
+        (B, d) pooled vectors.
+    """
+    if attention_mask is None or pooling == "max_unmasked":
+        if pooling == "mean":
+            return input_embeds.mean(dim=1)
+        return input_embeds.max(dim=1).values
+    mask = attention_mask.to(torch.bool).unsqueeze(-1)  # (B, L, 1)
+    if pooling == "max":
+        lowest = torch.finfo(input_embeds.dtype).min
+        return input_embeds.masked_fill(~mask, lowest).max(dim=1).values  # (B, d)
+    if pooling == "mean":
+        summed = (input_embeds * mask).sum(dim=1)  # (B, d)
+        return summed / mask.sum(dim=1).clamp(min=1)
+    raise ValueError(f"Unknown pooling {pooling!r}. Choose one of: max, max_unmasked, mean.")
+
+
+class AttentionModule(nn.Module):
+    """h = LayerNorm(W_up · SiLU(W_down · x̂)): the only weights of the mixture besides the prompts.
+
+    Its size does not depend on the number of prompts, so source prompts can be added or removed
+    after training without changing it.
+    """
+
+    def __init__(self, hidden_size: int, bottleneck_size: int = 100, train_layer_norm: bool = True):
+        super().__init__()
+        self.down = nn.Linear(hidden_size, bottleneck_size, bias=False)
+        self.up = nn.Linear(bottleneck_size, hidden_size, bias=False)
+        self.norm = nn.LayerNorm(hidden_size)
+        self.norm.requires_grad_(train_layer_norm)
+
+    def forward(self, pooled_input: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.up(nn.functional.silu(self.down(pooled_input))))  # (B, d)
+
+
+class AttentionalMixture(nn.Module):
+    """Per-instance prompts as attention-weighted mixtures of frozen source prompts and a target prompt.
+
+    Holds the frozen source prompts (a buffer, t × m × d), one trainable target prompt per task
+    (num_tasks × m × d) and, for method="attempt", the shared attention module. With method="prompt_tuning"
+    (or no source prompts) it is plain prompt tuning: the prompt is the task's target prompt.
+
+    Args:
+        config: the AttemptConfig.
+        hidden_size: d, the backbone's embedding size.
+        source_prompts: (t, m, d) frozen source prompts; may be empty (t = 0) for prompt tuning.
+        target_init: (m, d) initial value copied into every task's target prompt.
+        source_names: names of the source prompts, in order.
+    """
+
+    def __init__(
+        self,
+        config: AttemptConfig,
+        hidden_size: int,
+        source_prompts: torch.Tensor,
+        target_init: torch.Tensor,
+        source_names: list[str] | None = None,
+    ):
+        super().__init__()
+        m, d = config.prompt_length, hidden_size
+        if source_prompts.dim() != 3 or tuple(source_prompts.shape[1:]) != (m, d):
+            raise ValueError(
+                f"source_prompts must have shape (t, {m}, {d}) = (t, prompt_length, hidden_size); "
+                f"got {tuple(source_prompts.shape)}."
+            )
+        if tuple(target_init.shape) != (m, d):
+            raise ValueError(f"target_init must have shape ({m}, {d}); got {tuple(target_init.shape)}.")
+        if config.method == "attempt" and source_prompts.shape[0] == 0:
+            raise ValueError(
+                "method='attempt' needs at least one source prompt. Load some with "
+                "PromptLibrary(path).load([...]) or use method='prompt_tuning'."
+            )
+        self.config = config
+        self.hidden_size = d
+        self.source_names = list(source_names or [f"source_{i}" for i in range(source_prompts.shape[0])])
+        # not in state_dict: a saved model references its source prompts by name and content hash
+        self.register_buffer("source_prompts", source_prompts.detach().clone().float(), persistent=False)  # (t, m, d)
+        self.target_prompts = nn.Parameter(target_init.detach().float().repeat(len(config.tasks), 1, 1))
+        self.temperature = config.resolved_temperature(d)
+        self.attention = (
+            AttentionModule(d, config.bottleneck_size, config.train_layer_norm) if self.uses_attention else None
+        )
+
+    @property
+    def uses_attention(self) -> bool:
+        return self.config.method == "attempt"
+
+    @property
+    def num_sources(self) -> int:
+        return self.source_prompts.shape[0]
+
+    def forward(
+        self,
+        input_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        task_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Compute each instance's prompt.
+
+        Args:
+            input_embeds: (B, L, d) input token embeddings (the backbone's, without the prompt).
+            attention_mask: (B, L) 1 for real tokens, 0 for padding.
+            task_ids: (B,) index into config.tasks; None means task 0 for every instance.
+
+        Returns:
+            prompt: (B, m, d) the per-instance prompt, in input_embeds' dtype.
+            weights: (B, t+1) attention over [source_1..source_t, target] (or (B, t) without the target
+                in the attention); None for prompt tuning.
+        """
+        batch = input_embeds.shape[0]
+        if task_ids is None:
+            task_ids = torch.zeros(batch, dtype=torch.long, device=input_embeds.device)
+        target = self.target_prompts[task_ids]  # (B, m, d)
+        if not self.uses_attention:
+            return target.to(input_embeds.dtype), None
+
+        sources = self.source_prompts.unsqueeze(0).expand(batch, -1, -1, -1)  # (B, t, m, d)
+        if self.config.target_in_attention:
+            candidates = torch.cat([sources, target.unsqueeze(1)], dim=1)  # (B, t+1, m, d)
+        else:
+            candidates = sources  # (B, t, m, d)
+
+        if self.config.uniform_weights:
+            k = candidates.shape[1]
+            weights = candidates.new_full((batch, k), 1.0 / k)  # (B, K)
+        else:
+            pooled_input = pool_inputs(input_embeds.float(), attention_mask, self.config.pooling)  # (B, d)
+            h = self.attention(pooled_input)  # (B, d)
+            pooled_prompts = candidates.max(dim=2).values  # (B, K, d)
+            scores = torch.einsum("bkd,bd->bk", pooled_prompts, h) / self.temperature  # (B, K)
+            weights = scores.softmax(dim=-1)  # (B, K)
+
+        mixed = torch.einsum("bk,bkmd->bmd", weights, candidates)  # (B, m, d)
+        prompt = target + mixed if self.config.target_residual else mixed
+        return prompt.to(input_embeds.dtype), weights
+
+    # -- modularity: the attention module does not depend on t -------------------------------------------
+    def add_source_prompt(self, name: str, prompt: torch.Tensor) -> None:
+        """Append a frozen source prompt; the attention module is reused unchanged (it scores any prompt)."""
+        if name in self.source_names:
+            raise ValueError(f"A source prompt named {name!r} is already in the mixture: {self.source_names}.")
+        expected = tuple(self.source_prompts.shape[1:])
+        if tuple(prompt.shape) != expected:
+            raise ValueError(f"Source prompt {name!r} has shape {tuple(prompt.shape)}; this mixture needs {expected}.")
+        new = prompt.detach().to(self.source_prompts).unsqueeze(0)
+        self.source_prompts = torch.cat([self.source_prompts, new], dim=0)
+        self.source_names.append(name)
+
+    def remove_source_prompt(self, name: str) -> None:
+        """Drop a source prompt; the softmax renormalises over the prompts that remain."""
+        if name not in self.source_names:
+            raise KeyError(f"No source prompt named {name!r}. This mixture has: {', '.join(self.source_names)}.")
+        if self.uses_attention and self.num_sources == 1:
+            raise ValueError("Cannot remove the last source prompt of an ATTEMPT mixture.")
+        keep = [i for i, n in enumerate(self.source_names) if n != name]
+        self.source_prompts = self.source_prompts[keep].clone()
+        self.source_names = [self.source_names[i] for i in keep]

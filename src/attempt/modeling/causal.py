@@ -1,0 +1,55 @@
+"""Decoder-only backbones (Llama/SmolLM2, Qwen2, GPT-2, Gemma, ...): the prompt goes before the input.
+
+Positions are counted from the attention mask, so a left-padded row [P, pad, pad, x] gives the prompt
+positions 0..m-1 and x positions m.., exactly like an unpadded row; `generate()` does the same.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from attempt.modeling.base import AttemptModel, AttemptOutput
+from attempt.modeling.seq2seq import _label_log_likelihood
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (B, m+L)
+
+
+class CausalAttemptModel(AttemptModel):
+    family = "causal"
+
+    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, **kwargs):
+        """Args: input_ids/attention_mask (B, L), labels (B, L) with -100 where no loss, task_ids (B,).
+
+        Returns logits (B, L, V) aligned with input_ids (the prompt positions are dropped); the loss is the
+        backbone's shifted next-token loss with -100 over the prompt.
+        """
+        inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        if labels is not None:
+            ignore = labels.new_full((labels.shape[0], self.prompt_length), -100)
+            labels = torch.cat([ignore, labels], dim=1)  # (B, m+L)
+        out = self.backbone(
+            inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=_positions(mask), labels=labels, **kwargs
+        )
+        logits = out.logits[:, self.prompt_length :]  # (B, L, V)
+        return AttemptOutput(loss=out.loss, logits=logits, attention_weights=weights)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
+        """Generate continuations of LEFT-padded inputs, each with its own prompt. Returns only the new ids."""
+        if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
+            raise ValueError("Decoder-only generation needs left padding: set tokenizer.padding_side = 'left'.")
+        inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        generate_kwargs.setdefault("pad_token_id", self._pad_token_id())
+        return self.backbone.generate(inputs_embeds=inputs_embeds, attention_mask=mask, **generate_kwargs)
+
+    def _pad_token_id(self):
+        config = self.backbone.generation_config
+        eos = config.eos_token_id
+        return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+
+    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+        """(B,) sum of log p(tokens where labels != -100 | the tokens before them)."""
+        logits = self(input_ids, attention_mask, task_ids=task_ids).logits  # (B, L, V)
+        return _label_log_likelihood(logits[:, :-1], labels[:, 1:])

@@ -1,0 +1,38 @@
+"""Encoder-decoder backbones (T5, BART, ...): the prompt is prepended to the encoder input."""
+
+from __future__ import annotations
+
+import torch
+
+from attempt.modeling.base import AttemptModel, AttemptOutput
+
+
+class Seq2SeqAttemptModel(AttemptModel):
+    family = "seq2seq"
+
+    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, decoder_input_ids=None, **kwargs):
+        """Args: input_ids/attention_mask (B, L), labels (B, T) with -100 on padding, task_ids (B,)."""
+        inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        out = self.backbone(
+            inputs_embeds=inputs_embeds, attention_mask=mask, labels=labels, decoder_input_ids=decoder_input_ids, **kwargs
+        )
+        return AttemptOutput(loss=out.loss, logits=out.logits, attention_weights=weights)  # logits (B, T, V)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
+        """Generate with each instance's own prompt (its task's, mixed per instance). Returns decoder ids."""
+        inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        return self.backbone.generate(inputs_embeds=inputs_embeds, attention_mask=mask, **generate_kwargs)
+
+    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+        """(B,) sum of log p(label tokens | input): rank classification scores each verbalizer with it."""
+        logits = self(input_ids, attention_mask, labels=labels, task_ids=task_ids).logits  # (B, T, V)
+        return _label_log_likelihood(logits, labels)
+
+
+def _label_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) summed log-probabilities of the label ids at positions where labels != -100."""
+    mask = labels != -100  # (B, T)
+    log_probs = logits.float().log_softmax(-1)  # (B, T, V)
+    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
+    return (picked * mask).sum(-1)

@@ -1,0 +1,154 @@
+"""The mixture against a hand computation of the paper's formula, and its options."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from attempt.config import AttemptConfig
+from attempt.mixture import AttentionalMixture, pool_inputs
+
+B, L, T, M, D = 3, 7, 4, 5, 16
+
+
+def make(config: AttemptConfig, seed: int = 0) -> tuple[AttentionalMixture, torch.Tensor]:
+    torch.manual_seed(seed)
+    sources = torch.randn(T, M, D)
+    mixture = AttentionalMixture(config, D, sources, torch.randn(M, D))
+    with torch.no_grad():  # a LayerNorm away from identity, so the test sees it
+        mixture.attention.norm.weight.uniform_(0.5, 1.5)
+        mixture.attention.norm.bias.uniform_(-0.1, 0.1)
+    return mixture, sources
+
+
+def hand_computation(mixture, sources, x, mask, task_ids):
+    """The formula of DEVELOPERS.md written out with loops, one instance at a time."""
+    down = mixture.attention.down.weight  # (r, d)
+    up = mixture.attention.up.weight  # (d, r)
+    norm = mixture.attention.norm
+    prompts = []
+    weights = []
+    for b in range(x.shape[0]):
+        real = x[b][mask[b].bool()]  # (n, d)
+        x_hat = real.max(dim=0).values
+        z = up @ torch.nn.functional.silu(down @ x_hat)
+        h = (z - z.mean()) / torch.sqrt(z.var(unbiased=False) + norm.eps) * norm.weight + norm.bias
+        target = mixture.target_prompts[task_ids[b]]
+        candidates = [sources[j] for j in range(T)] + [target]
+        scores = torch.stack([c.max(dim=0).values @ h / (D * math.e) for c in candidates])
+        a = torch.exp(scores) / torch.exp(scores).sum()
+        prompts.append(target + sum(a[j] * candidates[j] for j in range(T + 1)))
+        weights.append(a)
+    return torch.stack(prompts), torch.stack(weights)
+
+
+def batch(seed: int = 1):
+    torch.manual_seed(seed)
+    x = torch.randn(B, L, D)
+    mask = torch.ones(B, L, dtype=torch.long)
+    mask[1, 5:] = 0
+    mask[2, 2:] = 0
+    return x, mask
+
+
+def test_mixture_equals_hand_computation_of_the_formula():
+    mixture, sources = make(AttemptConfig(prompt_length=M, tasks=("a", "b")))
+    x, mask = batch()
+    task_ids = torch.tensor([0, 1, 1])
+    prompt, weights = mixture(x, mask, task_ids)
+    expected_prompt, expected_weights = hand_computation(mixture, sources, x, mask, task_ids)
+    assert prompt.shape == (B, M, D) and weights.shape == (B, T + 1)
+    torch.testing.assert_close(weights, expected_weights, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(prompt, expected_prompt, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(B))
+
+
+def test_default_temperature_is_d_times_e():
+    mixture, _ = make(AttemptConfig(prompt_length=M))
+    assert mixture.temperature == pytest.approx(D * math.e)
+    assert AttemptConfig(temperature=3.0).resolved_temperature(D) == 3.0
+
+
+def test_max_pooling_ignores_padding_and_max_unmasked_does_not():
+    x, mask = batch()
+    padded_x = torch.cat([x, torch.full((B, 4, D), 5.0)], dim=1)  # padding with large embeddings
+    padded_mask = torch.cat([mask, torch.zeros(B, 4, dtype=torch.long)], dim=1)
+    for pooling, same in (("max", True), ("mean", True), ("max_unmasked", False)):
+        mixture, _ = make(AttemptConfig(prompt_length=M, pooling=pooling))
+        short, w_short = mixture(x, mask)
+        long, w_long = mixture(padded_x, padded_mask)
+        assert torch.allclose(w_short, w_long, atol=1e-6) is same, pooling
+        assert torch.allclose(short, long, atol=1e-6) is same, pooling
+
+
+def test_pool_inputs_values():
+    x = torch.tensor([[[1.0, -2.0], [3.0, -4.0], [9.0, 9.0]]])  # (1, 3, 2)
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool_inputs(x, mask, "max").tolist() == [[3.0, -2.0]]
+    assert pool_inputs(x, mask, "mean").tolist() == [[2.0, -3.0]]
+    assert pool_inputs(x, mask, "max_unmasked").tolist() == [[9.0, 9.0]]
+
+
+def test_uniform_weights_residual_and_target_outside_attention():
+    x, mask = batch()
+    mixture, sources = make(AttemptConfig(prompt_length=M, uniform_weights=True))
+    prompt, weights = mixture(x, mask)
+    target = mixture.target_prompts[0]
+    assert torch.allclose(weights, torch.full((B, T + 1), 1 / (T + 1)))
+    expected = target + (sources.sum(0) + target) / (T + 1)
+    torch.testing.assert_close(prompt[0], expected)
+
+    mixture, sources = make(AttemptConfig(prompt_length=M, target_in_attention=False, target_residual=False))
+    prompt, weights = mixture(x, mask)
+    assert weights.shape == (B, T)
+    torch.testing.assert_close(prompt, torch.einsum("bk,kmd->bmd", weights, sources))
+
+
+def test_layer_norm_frozen_at_identity_when_asked():
+    config = AttemptConfig(prompt_length=M, train_layer_norm=False)
+    mixture = AttentionalMixture(config, D, torch.randn(T, M, D), torch.randn(M, D))
+    norm = mixture.attention.norm
+    assert not norm.weight.requires_grad and not norm.bias.requires_grad
+    assert torch.equal(norm.weight, torch.ones(D)) and torch.equal(norm.bias, torch.zeros(D))
+    x, mask = batch()
+    mixture(x, mask)[0].sum().backward()
+    assert norm.weight.grad is None and mixture.attention.down.weight.grad is not None
+
+
+def test_prompt_tuning_returns_the_task_prompt():
+    config = AttemptConfig(method="prompt_tuning", prompt_length=M, tasks=("a", "b"))
+    mixture = AttentionalMixture(config, D, torch.zeros(0, M, D), torch.randn(M, D))
+    assert mixture.attention is None
+    x, mask = batch()
+    prompt, weights = mixture(x, mask, torch.tensor([1, 0, 1]))
+    assert weights is None
+    assert torch.equal(prompt[0], mixture.target_prompts[1]) and torch.equal(prompt[1], mixture.target_prompts[0])
+
+
+def test_adding_and_removing_a_source_prompt_keeps_the_attention_module():
+    mixture, sources = make(AttemptConfig(prompt_length=M))
+    before = {k: v.clone() for k, v in mixture.attention.state_dict().items()}
+    x, mask = batch()
+    mixture.add_source_prompt("extra", torch.randn(M, D))
+    assert mixture(x, mask)[1].shape == (B, T + 2)
+    mixture.remove_source_prompt("extra")
+    assert mixture(x, mask)[1].shape == (B, T + 1)
+    for k, v in mixture.attention.state_dict().items():
+        assert torch.equal(v, before[k])
+    with pytest.raises(ValueError, match="shape"):
+        mixture.add_source_prompt("bad", torch.randn(M, D + 1))
+    with pytest.raises(KeyError, match="No source prompt named 'nope'"):
+        mixture.remove_source_prompt("nope")
+
+
+def test_config_validates_itself():
+    with pytest.raises(ValueError, match="pooling='avg' is not valid. Choose one of: max, max_unmasked, mean"):
+        AttemptConfig(pooling="avg")
+    with pytest.raises(ValueError, match="Unknown AttemptConfig key"):
+        AttemptConfig.from_dict({"poolin": "max"})
+    with pytest.raises(ValueError, match="needs target_init_text"):
+        AttemptConfig(target_init="text")
+    config = AttemptConfig(tasks=["rte", "cb"], num_labels={"rte": 2, "cb": 3})
+    assert AttemptConfig.from_dict(config.to_dict()) == config

@@ -1,0 +1,277 @@
+"""The three backbone wrappers on tiny random backbones: freezing, gradients, save/load, multi-task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import build_backbone, build_tokenizer
+
+from attempt import AttemptConfig, AttemptModel, PromptLibrary, SourcePrompt
+from attempt.modeling import CausalAttemptModel, EncoderAttemptModel, Seq2SeqAttemptModel
+
+M = 4
+FAMILIES = [("seq2seq", None), ("causal", None), ("causal", "gpt2"), ("encoder", None)]
+
+
+def sources(d: int = 32, t: int = 3, seed: int = 0) -> list[SourcePrompt]:
+    g = torch.Generator().manual_seed(seed)
+    return [SourcePrompt(f"src{i}", torch.randn(M, d, generator=g), task=f"task{i}") for i in range(t)]
+
+
+def build(family, arch=None, tasks=("rte", "cb"), method="attempt", **fields):
+    backbone = build_backbone(family, arch=arch)
+    if family == "encoder":
+        fields.setdefault("num_labels", {"rte": 2, "cb": 3} if tasks == ("rte", "cb") else 2)
+    config = AttemptConfig(method=method, prompt_length=M, tasks=tasks, **fields)
+    return AttemptModel.from_backbone(backbone, source_prompts=sources(), config=config)
+
+
+def make_batch(family, texts=("the cat is happy", "a dog", "the movie was great and good"), task_ids=(0, 1, 0)):
+    tokenizer = build_tokenizer("causal" if family == "causal" else family)
+    if family == "causal":
+        tokenizer.padding_side = "right"
+    enc = tokenizer(list(texts), padding=True, return_tensors="pt")
+    batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "task_ids": torch.tensor(task_ids)}
+    if family == "seq2seq":
+        labels = build_tokenizer("seq2seq")(["yes", "no", "yes"], padding=True, return_tensors="pt")["input_ids"]
+        batch["labels"] = labels.masked_fill(labels == 0, -100)
+    elif family == "causal":
+        batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    else:
+        batch["labels"] = torch.tensor([1, 2, 0])
+        batch["token_type_ids"] = enc["token_type_ids"]
+    return batch
+
+
+@pytest.mark.parametrize(("family", "arch"), FAMILIES)
+def test_wrapper_per_family_and_outputs(family, arch):
+    model = build(family, arch)
+    expected = {"seq2seq": Seq2SeqAttemptModel, "causal": CausalAttemptModel, "encoder": EncoderAttemptModel}
+    assert type(model) is expected[family]
+    out = model(**make_batch(family))
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert out.attention_weights.shape == (3, 3 + 1)
+    torch.testing.assert_close(out.attention_weights.sum(-1), torch.ones(3))
+    if family == "encoder":
+        assert out.logits.shape == (3, 3)
+        assert torch.isinf(out.logits[0, 2]) and torch.isfinite(out.logits[1]).all()  # rte has 2 classes
+
+
+@pytest.mark.parametrize(("family", "arch"), FAMILIES)
+def test_only_prompt_attention_and_head_get_gradients_and_change(family, arch):
+    model = build(family, arch)
+    model.train()
+    backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    trainable_before = {k: v.clone() for k, v in model.trainable_state_dict().items()}
+    optimizer = torch.optim.AdamW(model.parameter_groups(prompt_lr=0.1, attention_lr=0.05), weight_decay=0.0)
+    model(**make_batch(family)).loss.backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    expected = {"mixture.target_prompts", "mixture.attention.down.weight", "mixture.attention.up.weight",
+                "mixture.attention.norm.weight", "mixture.attention.norm.bias"}
+    if family == "encoder":
+        expected |= {"head.heads.rte.weight", "head.heads.rte.bias", "head.heads.cb.weight", "head.heads.cb.bias"}
+    assert with_grad == expected
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    optimizer.step()
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, backbone_before[k]), k
+    for k, v in model.trainable_state_dict().items():
+        assert not torch.equal(v, trainable_before[k]), f"{k} did not change"
+
+
+def test_attention_learning_rate_really_applies():
+    model = build("seq2seq")
+    groups = model.parameter_groups(prompt_lr=0.3, attention_lr=0.0)
+    assert {g["name"]: g["lr"] for g in groups} == {"prompt": 0.3, "attention": 0.0, "attention_norm": 0.0}
+    optimizer = torch.optim.AdamW(groups)
+    attention_before = {k: v.clone() for k, v in model.mixture.attention.state_dict().items()}
+    prompt_before = model.mixture.target_prompts.detach().clone()
+    model(**make_batch("seq2seq")).loss.backward()
+    optimizer.step()
+    for k, v in model.mixture.attention.state_dict().items():
+        assert torch.equal(v, attention_before[k]), k
+    assert not torch.equal(model.mixture.target_prompts, prompt_before)
+
+
+@pytest.mark.parametrize(("family", "arch"), FAMILIES)
+def test_save_load_round_trip(tmp_path, family, arch):
+    model = build(family, arch)
+    with torch.no_grad():  # move every weight away from its initial value
+        for p in model.trainable_state_dict().values():
+            p.add_(torch.randn_like(p) * 0.1)
+    library = PromptLibrary(tmp_path / "library")
+    for p in sources():
+        library.add(p)
+    model.save_pretrained(tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "attempt_config.json").read_text())
+    assert [s["name"] for s in config["source_prompts"]] == ["src0", "src1", "src2"]
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(tmp_path / "run" / "attempt_model.safetensors")))
+    expected = {"mixture.target_prompts", "mixture.attention.down.weight", "mixture.attention.up.weight",
+                "mixture.attention.norm.weight", "mixture.attention.norm.bias"}
+    if family == "encoder":
+        expected |= {"head.heads.rte.weight", "head.heads.rte.bias", "head.heads.cb.weight", "head.heads.cb.bias"}
+    assert keys == expected
+    loaded = AttemptModel.from_pretrained(model.backbone, tmp_path / "run", source_prompts=library)
+    batch = make_batch(family)
+    model.eval()
+    loaded.eval()
+    a, b = model(**batch), loaded(**batch)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.attention_weights, b.attention_weights)
+
+
+def test_load_catches_a_changed_source_prompt_and_a_dimension_mismatch(tmp_path):
+    model = build("causal")
+    model.save_pretrained(tmp_path / "run")
+    changed = sources()
+    changed[1] = SourcePrompt("src1", changed[1].embeddings + 1e-3)
+    with pytest.raises(ValueError, match="Source prompt 'src1' differs from the one"):
+        AttemptModel.from_pretrained(model.backbone, tmp_path / "run", source_prompts=changed)
+    with pytest.raises(ValueError, match="pass them"):
+        AttemptModel.from_pretrained(model.backbone, tmp_path / "run")
+    with pytest.raises(ValueError, match="d=32"):
+        AttemptModel.from_pretrained(build_backbone("causal", hidden_size=48), tmp_path / "run", source_prompts=sources())
+    with pytest.raises(ValueError, match=r"has d=32 .* this backbone's embeddings have d=48"):
+        AttemptModel.from_backbone(build_backbone("causal", hidden_size=48), source_prompts=sources(), prompt_length=M)
+
+
+@pytest.mark.parametrize(("family", "arch"), FAMILIES)
+def test_mixed_task_batch_uses_each_task_prompt_in_forward(family, arch):
+    model = build(family, arch, method="prompt_tuning", target_init="vocab")
+    with torch.no_grad():
+        model.mixture.target_prompts[1].normal_()
+    model.eval()
+    mixed = make_batch(family, task_ids=(0, 1, 0))
+    if family == "encoder":
+        mixed.pop("labels")  # rte has 2 classes: cb's label 2 is no rte label
+    out = model(**mixed)
+    for task in (0, 1):
+        alone = model(**{**mixed, "task_ids": torch.full((3,), task)})
+        rows = mixed["task_ids"] == task
+        torch.testing.assert_close(out.logits[rows], alone.logits[rows])
+        assert not torch.allclose(out.logits[~rows], alone.logits[~rows])
+
+
+@pytest.mark.parametrize(("family", "arch"), [("seq2seq", None), ("causal", None), ("causal", "gpt2")])
+def test_mixed_task_generate_uses_each_task_prompt(family, arch):
+    model = build(family, arch, method="prompt_tuning", target_init="vocab")
+    with torch.no_grad():
+        model.mixture.target_prompts[1].normal_(std=3.0)
+    tokenizer = build_tokenizer(family)
+    texts = ["the cat is happy", "a dog", "the movie was great and good", "no"]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    task_ids = torch.tensor([0, 1, 1, 0])
+    kwargs = {"max_new_tokens": 5, "do_sample": False, "output_scores": True, "return_dict_in_generate": True}
+    mixed = model.generate(enc["input_ids"], enc["attention_mask"], task_ids=task_ids, **kwargs)
+    outputs = {t: model.generate(enc["input_ids"], enc["attention_mask"], task_ids=torch.full((4,), t), **kwargs)
+               for t in (0, 1)}
+    for row, task in enumerate(task_ids.tolist()):
+        assert torch.equal(mixed.sequences[row], outputs[task].sequences[row])
+        torch.testing.assert_close(mixed.scores[0][row], outputs[task].scores[0][row])
+    assert not torch.allclose(outputs[0].scores[0], outputs[1].scores[0])
+
+
+@pytest.mark.parametrize("arch", [None, "gpt2"])
+def test_causal_generation_ignores_left_padding(arch):
+    """A left-padded row generates exactly what the same row generates alone, and what a greedy loop over
+    forward() picks."""
+    model = build("causal", arch)
+    tokenizer = build_tokenizer("causal")
+    texts = ["the cat is happy and the dog is sad", "a dog"]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    kwargs = {"max_new_tokens": 4, "do_sample": False}
+    together = model.generate(enc["input_ids"], enc["attention_mask"], task_ids=torch.tensor([0, 1]), **kwargs)
+    alone = tokenizer([texts[1]], return_tensors="pt")
+    single = model.generate(alone["input_ids"], alone["attention_mask"], task_ids=torch.tensor([1]), **kwargs)
+    assert torch.equal(together[1], single[0])
+    ids = alone["input_ids"]
+    for _ in range(4):
+        logits = model(ids, torch.ones_like(ids), task_ids=torch.tensor([1])).logits
+        ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(single[0], ids[0, alone["input_ids"].shape[1]:])
+
+
+def test_causal_generate_rejects_right_padding():
+    model = build("causal")
+    tokenizer = build_tokenizer("causal")
+    tokenizer.padding_side = "right"
+    enc = tokenizer(["the cat", "a dog is happy"], padding=True, return_tensors="pt")
+    with pytest.raises(ValueError, match="left padding"):
+        model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=2)
+
+
+def test_sequence_log_likelihood_ranks_label_words():
+    for family in ("seq2seq", "causal"):
+        model = build(family)
+        batch = make_batch(family)
+        scores = model.sequence_log_likelihood(**batch)
+        assert scores.shape == (3,) and (scores < 0).all()
+
+
+def test_trainable_parameter_count_matches_the_paper_arithmetic():
+    """T5-base-shaped: d=768, m=100 → prompt 76,800 + attention 2·768·100 + LayerNorm 2·768 = 231,936."""
+    import transformers as tf
+
+    config = tf.T5Config(vocab_size=64, d_model=768, d_kv=8, d_ff=8, num_layers=1, num_heads=1)
+    backbone = tf.T5ForConditionalGeneration(config)
+    prompts = [SourcePrompt(f"s{i}", torch.randn(100, 768)) for i in range(6)]
+    model = AttemptModel.from_backbone(backbone, source_prompts=prompts, tasks=["rte"])
+    parts = model.num_parameters_by_part()
+    assert (parts["prompt"], parts["attention"], parts["head"]) == (76_800, 153_600 + 1_536, 0)
+    glue = ["mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola"]
+    shared = AttemptModel.from_backbone(backbone, source_prompts=prompts, tasks=glue)
+    parts = shared.num_parameters_by_part()
+    assert (parts["prompt"] + parts["attention"]) / 8 == 76_800 + (153_600 + 1_536) / 8  # ≈ 96K per task
+    assert "trainable params: 231,936" in model.print_trainable_parameters()
+
+
+def test_target_initialisation_options():
+    backbone = build_backbone("causal")
+    tokenizer = build_tokenizer("causal")
+    prompts = sources()
+    model = AttemptModel.from_backbone(backbone, source_prompts=prompts, prompt_length=M)
+    assert torch.equal(model.mixture.target_prompts[0], prompts[0].embeddings)  # the original's choice
+    model = AttemptModel.from_backbone(backbone, source_prompts=prompts, prompt_length=M, target_init_source="src2")
+    assert torch.equal(model.mixture.target_prompts[0], prompts[2].embeddings)
+    model = AttemptModel.from_backbone(
+        backbone, prompt_length=M, method="prompt_tuning", target_init="text", target_init_text="the cat", tokenizer=tokenizer
+    )
+    embedding = backbone.get_input_embeddings().weight
+    ids = tokenizer("the cat", add_special_tokens=False)["input_ids"]
+    assert torch.equal(model.mixture.target_prompts[0, 1], embedding[ids[1]])
+    assert torch.equal(model.mixture.target_prompts[0, 2], embedding[ids[0]])
+    model = AttemptModel.from_backbone(backbone, prompt_length=M, method="prompt_tuning")
+    assert model.config.target_init == "vocab" and model.mixture.attention is None
+    with pytest.raises(ValueError, match="method='attempt' needs at least one source prompt"):
+        AttemptModel.from_backbone(backbone, prompt_length=M)
+
+
+def test_encoder_requires_num_labels_and_too_long_inputs_are_refused():
+    with pytest.raises(ValueError, match="need a head: set num_labels"):
+        AttemptModel.from_backbone(build_backbone("encoder"), source_prompts=sources(), prompt_length=M)
+    model = build("encoder", tasks=("rte",))
+    ids = torch.ones(1, 255, dtype=torch.long)
+    with pytest.raises(ValueError, match="exceeds the backbone's 256 positions"):
+        model(ids)
+
+
+def test_regression_head_uses_mse():
+    model = build("encoder", tasks=("stsb",), num_labels=1)
+    batch = make_batch("encoder", task_ids=(0, 0, 0))
+    batch["labels"] = torch.tensor([0.5, 3.0, 4.8])
+    out = model(**batch)
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits[:, 0], batch["labels"]))
+
+
+def test_modularity_add_source_prompt_to_trained_model(tmp_path):
+    model = build("seq2seq")
+    attention = {k: v.clone() for k, v in model.mixture.attention.state_dict().items()}
+    model.add_source_prompt(SourcePrompt("new", torch.randn(M, 32)))
+    assert model(**make_batch("seq2seq")).attention_weights.shape == (3, 5)
+    assert all(torch.equal(v, attention[k]) for k, v in model.mixture.attention.state_dict().items())
+    model.save_pretrained(tmp_path / "run")
+    names = [s["name"] for s in json.loads((tmp_path / "run" / "attempt_config.json").read_text())["source_prompts"]]
+    assert names == ["src0", "src1", "src2", "new"]
