@@ -9,13 +9,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = (
-    "the a an is are was not no yes and or but of to in on for with it this that he she they we you i "
-    "cat dog bird man woman child house car tree book food water sun day night good bad great terrible "
-    "movie film story plot actor happy sad love hate big small old new red blue green question answer "
-    "sentence premise hypothesis passage true false entailment not_entailment neutral contradiction "
-    "positive negative rte mnli sst2 qnli cb boolq sentence1 sentence2 : . , ? ! 0 1 2 3 4 5"
-).split()
+WORDS = ["the", "a", "an", "is", "are", "was", "not", "no", "yes", "and", "or", "but", "of", "to", "in", "on", "for", "with", "it", "this", "that", "he", "she", "they", "we", "you", "i", "cat", "dog", "bird", "man", "woman", "child", "house", "car", "tree", "book", "food", "water", "sun", "day", "night", "good", "bad", "great", "terrible", "movie", "film", "story", "plot", "actor", "happy", "sad", "love", "hate", "big", "small", "old", "new", "red", "blue", "green", "question", "answer", "sentence", "premise", "hypothesis", "passage", "true", "false", "entailment", "not_entailment", "neutral", "contradiction", "positive", "negative", "rte", "mnli", "sst2", "qnli", "cb", "boolq", "sentence1", "sentence2", ":", ".", ",", "?", "!", "0", "1", "2", "3", "4", "5"]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "</s>"]
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from conftest import build_backbone, build_tokenizer
 
 from attempt import AttemptConfig, AttemptModel, PromptLibrary, SourcePrompt
 from attempt.modeling import CausalAttemptModel, EncoderAttemptModel, Seq2SeqAttemptModel
+from conftest import build_backbone, build_tokenizer
 
 M = 4
 FAMILIES = [("seq2seq", None), ("causal", None), ("causal", "gpt2"), ("encoder", None)]

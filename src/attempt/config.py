@@ -97,7 +97,6 @@ class AttemptConfig:
     num_labels: int | dict[str, int] | None = None
     head_pooling: str = "mean"
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -153,3 +152,143 @@ class AttemptConfig:
         if path is not None:
             Path(path).write_text(text + "\n")
         return text
+
+
+MODES = ("source", "attempt", "prompt_tuning", "spot", "finetune", "lora")
+EVAL_METHODS = ("rank", "generate")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """A training run: what to train, on what, and how. Becomes the CLI's options and YAML recipes.
+
+    Attributes:
+        mode: "source" (prompt tuning on a source task; the prompt is added to the library), "attempt"
+            (single- or multi-task: one target prompt per task, one shared attention), and the baselines
+            "prompt_tuning", "spot" (prompt tuning initialised from a source prompt), "finetune" (all
+            backbone weights), "lora" (PEFT LoRA).
+        backbone: Hub id, alias or local folder (see `attempt.resolve`).
+        tasks: target task names (several = multi-task with mixed batches).
+        source_prompts: names in `library` used by ATTEMPT (and the one SPoT copies); empty = all.
+        library: the prompt library folder.
+        output_dir: where checkpoints, metrics and the resolved config go.
+        data_dir: a local mirror of the Hub datasets (else ATTEMPT_DATA_DIR, else the Hub).
+        attempt: AttemptConfig fields (prompt_length, pooling, temperature, ...).
+        max_steps: optimizer steps.
+        batch_size: examples per optimizer step per process (before gradient accumulation).
+        eval_batch_size: examples per evaluation batch.
+        learning_rate: the target prompt's learning rate (and everything's for finetune/lora).
+        attention_learning_rate: the attention module's (None = learning_rate).
+        head_learning_rate: an encoder head's (None = attention_learning_rate).
+        weight_decay, warmup_steps, max_grad_norm, gradient_accumulation_steps: the optimiser's settings
+            (AdamW, linear warm-up then linear decay to 0).
+        mixed_precision: "no", "bf16" or "fp16" (where the device supports it).
+        gradient_checkpointing: recompute backbone activations in backward to save memory.
+        seed: seeds data order and initialisation.
+        max_source_length, max_target_length: token limits (the prompt comes on top).
+        pad_to: pad every batch to this many tokens (the original protocol: 256); None = dynamic padding.
+        group_by_length: batch examples of similar length together (default) to cut padding.
+        eval_every: evaluate (and checkpoint) every N steps; 0 = only at the end.
+        early_stopping_patience: stop after N evaluations without improvement; None = never.
+        eval_method: "rank" (score each label's verbalizer) or "generate" for seq2seq/causal backbones.
+        k_shot: train on k examples per class (few-shot); None = the full training split.
+        train_limit, eval_limit: cap the number of training / validation / test examples per task (CPU runs).
+        mixing_cap: examples-proportional mixing cap per task (multi-task); None = no cap.
+        mixing_temperature: temperature of the mixing rates (1 = proportional).
+        lora_rank, lora_alpha: LoRA settings for mode="lora".
+        prompt_name: mode="source": the library name of the trained prompt (default: the task name).
+    """
+
+    mode: str = "attempt"
+    backbone: str = "sentence-transformers/all-MiniLM-L6-v2"
+    tasks: tuple[str, ...] = ("rte",)
+    source_prompts: tuple[str, ...] = ()
+    library: str = "prompts"
+    output_dir: str = "runs/attempt"
+    data_dir: str | None = None
+    attempt: dict[str, Any] = field(default_factory=dict)
+    max_steps: int = 1000
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    learning_rate: float = 0.3
+    attention_learning_rate: float | None = None
+    head_learning_rate: float | None = None
+    weight_decay: float = 1e-5
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    max_source_length: int = 256
+    max_target_length: int = 16
+    pad_to: int | None = None
+    group_by_length: bool = True
+    eval_every: int = 100
+    early_stopping_patience: int | None = None
+    eval_method: str = "rank"
+    k_shot: int | None = None
+    train_limit: int | None = None
+    eval_limit: int | None = None
+    mixing_cap: int | None = None
+    mixing_temperature: float = 1.0
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    prompt_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice("mode", self.mode, MODES)
+        _choice("eval_method", self.eval_method, EVAL_METHODS)
+        _choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
+        if isinstance(self.tasks, str):
+            self.tasks = (self.tasks,)
+        self.tasks = tuple(self.tasks)
+        self.source_prompts = (self.source_prompts,) if isinstance(self.source_prompts, str) else tuple(self.source_prompts)
+        if not self.tasks:
+            raise ValueError("tasks must name at least one task, e.g. tasks: [rte].")
+        if self.mode == "source" and len(self.tasks) != 1:
+            raise ValueError(f"mode='source' trains one source prompt per run; got tasks={list(self.tasks)}.")
+        for name in ("max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "max_source_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("learning_rate", "weight_decay", "max_grad_norm"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.eval_every < 0 or self.warmup_steps < 0:
+            raise ValueError("eval_every and warmup_steps must be >= 0.")
+        if self.k_shot is not None and self.k_shot < 1:
+            raise ValueError(f"k_shot must be >= 1 or None, got {self.k_shot}.")
+        self.attempt_config()  # validate the nested AttemptConfig fields now, not mid-run
+
+    def attempt_config(self) -> AttemptConfig:
+        """The AttemptConfig this run builds its model with (tasks and method filled in from the mode)."""
+        method = "attempt" if self.mode == "attempt" else "prompt_tuning"
+        fields = {"method": method, "tasks": self.tasks, **self.attempt}
+        if self.mode == "spot":
+            fields.setdefault("target_init", "source")
+        return config_from_dict(AttemptConfig, fields, what="attempt")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tasks"] = list(self.tasks)
+        data["source_prompts"] = list(self.source_prompts)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return config_from_dict(cls, data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+        """Read a YAML recipe, apply `overrides` (e.g. from the command line), validate.
+
+        Raises:
+            ValueError: on unknown keys (listing the valid ones) or invalid values.
+        """
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a mapping of TrainConfig keys, e.g. 'mode: attempt'.")
+        return cls.from_dict({**data, **(overrides or {})})
