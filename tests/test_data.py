@@ -288,3 +288,17 @@ def test_encoder_batch_pairs_token_types_and_labels():
     assert stsb["labels"].dtype == torch.float and stsb["task_ids"].tolist() == [1]
     with pytest.raises(ValueError, match="'cola' is not in the collator's task list"):
         collator([("cola", {"sentence": "a", "label": 0})])
+
+
+def test_encoder_batch_mixing_classification_and_regression_keeps_scores():
+    from attempt.data import Collator, make_examples
+    from conftest import build_tokenizer
+
+    tokenizer = build_tokenizer("encoder")
+    collator = Collator(tokenizer, "encoder", ["rte", "stsb"])
+    rte = make_examples("rte", [{"sentence1": "a cat", "sentence2": "a dog", "label": 1, "idx": 0}])
+    stsb = make_examples("stsb", [{"sentence1": "a cat", "sentence2": "a dog", "label": 3.8, "idx": 0}])
+    batch = collator(rte + stsb)
+    assert batch["labels"].dtype == torch.float32
+    assert batch["labels"].tolist() == pytest.approx([1.0, 3.8])
+    assert batch["task_ids"].tolist() == [0, 1]

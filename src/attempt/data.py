@@ -468,7 +468,8 @@ class Collator:
         if "token_type_ids" in encodings[0]:
             types = [list(encoding["token_type_ids"]) for encoding in encodings]
             batch["token_type_ids"] = _pad(types, length, 0)  # (B, L)
-        regression = unpacked[0][0].kind == "regression"
+        # one regression example makes the batch float (class ids stay exact); the model casts per task
+        regression = any(task.kind == "regression" for task, _, _ in unpacked)
         values = [task.label_of(row) for task, row, _ in unpacked]
         batch["labels"] = torch.tensor(values, dtype=torch.float if regression else torch.long)  # (B,)
         return batch

@@ -1,0 +1,110 @@
+"""Resumable training checkpoints: everything needed to continue a run bit for bit.
+
+``<output_dir>/checkpoint/`` holds
+
+- ``trainable.safetensors``: the trainable weights (``model.trainable_state_dict()``);
+- ``optimizer.pt`` and ``scheduler.pt``: their ``state_dict()``;
+- ``rng.pt``: the Python, NumPy, torch (and CUDA) generator states of every process;
+- ``state.json``: step, data position (epoch, batch index, sampler seed), best-so-far, patience counter,
+  number of processes;
+- ``train_config.json``: the run's TrainConfig, to refuse resuming a different run.
+
+The folder is written to a temporary sibling and renamed into place (`attempt.storage.atomic_directory`),
+so an interrupted write leaves the previous checkpoint intact. Every file loads with
+``torch.load(weights_only=True)``: RNG states are stored as tensors and plain Python values.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from attempt import storage
+
+WEIGHTS = "trainable.safetensors"
+OPTIMIZER = "optimizer.pt"
+SCHEDULER = "scheduler.pt"
+RNG = "rng.pt"
+STATE = "state.json"
+CONFIG = "train_config.json"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's generator states, in a form `torch.load(weights_only=True)` accepts."""
+    version, keys, gauss = random.getstate()
+    name, np_keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, torch.tensor(keys, dtype=torch.int64), gauss],
+        "numpy": [name, torch.from_numpy(np_keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore generator states captured by `rng_state`."""
+    version, keys, gauss = state["python"]
+    random.setstate((version, tuple(keys.tolist()), gauss))
+    name, np_keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(
+    directory: str | Path,
+    *,
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    scheduler: dict[str, Any],
+    rng: list[dict[str, Any]],
+    state: dict[str, Any],
+    config: dict[str, Any],
+) -> Path:
+    """Write a checkpoint folder atomically (call on the main process only).
+
+    Args:
+        directory: the checkpoint folder (replaced only once the new one is complete).
+        weights: trainable tensors.
+        optimizer, scheduler: their state dicts.
+        rng: one `rng_state()` per process, in process order.
+        state: JSON-serialisable loop state (step, epoch, batch_index, best, patience, ...).
+        config: the TrainConfig as a dict.
+    """
+    directory = Path(directory)
+    with storage.atomic_directory(directory) as tmp:
+        storage.write_safetensors(tmp / WEIGHTS, weights, metadata={"format": "pt"})
+        torch.save(optimizer, tmp / OPTIMIZER)
+        torch.save(scheduler, tmp / SCHEDULER)
+        torch.save(rng, tmp / RNG)
+        storage.write_json(tmp / STATE, state)
+        storage.write_json(tmp / CONFIG, config)
+    return directory
+
+
+def exists(directory: str | Path) -> bool:
+    """True when `directory` holds a complete checkpoint."""
+    directory = Path(directory)
+    return all((directory / name).is_file() for name in (WEIGHTS, OPTIMIZER, SCHEDULER, RNG, STATE, CONFIG))
+
+
+def load(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint folder: ``{"weights", "optimizer", "scheduler", "rng", "state", "config"}``."""
+    directory = Path(directory)
+    return {
+        "weights": load_file(str(directory / WEIGHTS)),
+        "optimizer": torch.load(directory / OPTIMIZER, map_location=map_location, weights_only=True),
+        "scheduler": torch.load(directory / SCHEDULER, map_location="cpu", weights_only=True),
+        "rng": torch.load(directory / RNG, map_location="cpu", weights_only=True),
+        "state": json.loads((directory / STATE).read_text()),
+        "config": json.loads((directory / CONFIG).read_text()),
+    }

@@ -1,0 +1,400 @@
+"""Evaluation and batched prediction for trained ATTEMPT / prompt-tuning / fine-tuning models.
+
+How a prediction is made depends on the backbone family and the task kind:
+
+- encoder backbones (BERT, MiniLM, ...): the argmax of the task head's logits (regression: its value);
+- seq2seq and causal LMs, classification: rank classification (``method="rank"``): every label word is
+  scored with ``model.sequence_log_likelihood`` and the most likely one wins; or ``method="generate"``:
+  greedy decoding, mapped back with ``Task.parse_prediction``;
+- seq2seq and causal LMs, regression and extractive QA: always generation (the number / answer string).
+
+`evaluate` scores validation/test rows per task; `predict` labels arbitrary inputs (mixed tasks allowed);
+`load_run` reloads a finished run written by `attempt.train.train`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attempt import storage
+from attempt.data import Collator, make_examples
+from attempt.tasks import Task, get_task
+
+METHODS = ("rank", "generate")
+PREDICTION_KEYS = ("task", "index", "idx", "source", "prediction", "reference")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _attention_names(model: Any) -> list[str] | None:
+    """Names of the columns of the model's attention weights ([sources..., "target"]), None without."""
+    mixture = getattr(model, "mixture", None)
+    if mixture is None or not getattr(mixture, "uses_attention", False):
+        return None
+    names = list(mixture.source_names)
+    if mixture.config.target_in_attention:
+        names.append("target")
+    return names
+
+
+def _filled_label(task: Task, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `row` with a placeholder label when it has none (unlabelled inputs to `predict`)."""
+    row = dict(row)
+    if task.label_field not in row or row[task.label_field] is None:
+        if task.is_classification:
+            row[task.label_field] = task.raw_labels[0] if task.raw_labels is not None else 0
+        elif task.kind == "regression":
+            row[task.label_field] = 0.0
+        else:
+            row[task.label_field] = [""]
+    return row
+
+
+def _reference(task: Task, row: Mapping[str, Any]) -> Any:
+    """The gold answer in readable form: a label word, a score, or the list of answers (None if unlabelled)."""
+    if row.get(task.label_field) is None:
+        return None
+    label = task.label_of(row)
+    return task.label_words[label] if task.is_classification else label
+
+
+def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device) for name, tensor in batch.items()}
+
+
+def _uses_rank(model: Any, task: Task, method: str) -> bool:
+    return method == "rank" and task.is_classification and model.family != "encoder"
+
+
+# ---------------------------------------------------------------------------------- per-batch scoring
+def _head_predictions(model: Any, task: Task, batch: dict[str, torch.Tensor]) -> list[Any]:
+    """Encoder backbones: label ids (argmax over the task's classes) or regression values."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs).logits.float()  # (B, C)
+    if task.kind == "regression":
+        return logits[:, 0].tolist()
+    return logits[:, : task.num_labels].argmax(-1).tolist()
+
+
+def _rank_predictions(
+    model: Any, task: Task, collator: Collator, examples: list[dict[str, Any]], device: torch.device
+) -> list[int]:
+    """Rank classification: the label id whose verbalizer has the highest sequence log-likelihood."""
+    num_labels = task.num_labels
+    candidates = []
+    for example in examples:
+        for label in range(num_labels):
+            value = task.raw_labels[label] if task.raw_labels is not None else label
+            candidates.append({**example, "row": {**example["row"], task.label_field: value}})
+    batch = _to_device(collator(candidates), device)  # B*C rows: example-major, label-minor
+    scores = model.sequence_log_likelihood(
+        batch["input_ids"], batch["attention_mask"], batch["labels"], batch["task_ids"]
+    )  # (B*C,)
+    return scores.float().view(len(examples), num_labels).argmax(-1).tolist()
+
+
+def _generated_texts(
+    model: Any, tokenizer: Any, batch: dict[str, torch.Tensor], max_new_tokens: int
+) -> list[str]:
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1}
+    if model.family == "causal" and tokenizer.eos_token_id is not None:
+        kwargs["eos_token_id"] = tokenizer.eos_token_id
+    ids = model.generate(batch["input_ids"], batch["attention_mask"], batch["task_ids"], **kwargs)
+    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+def _attention_of(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """(B, t+1) mixture weights of a batch, or None for models without attention."""
+    if _attention_names(model) is None:
+        return None
+    _, _, weights = model.prompted_inputs(batch["input_ids"], batch["attention_mask"], batch["task_ids"])
+    return None if weights is None else weights.float()
+
+
+# ------------------------------------------------------------------------------------- the core loop
+def _predict_task(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: list[dict[str, Any]],
+    *,
+    method: str,
+    batch_size: int,
+    max_source_length: int,
+    max_target_length: int,
+    pad_to: int | None = None,
+) -> list[dict[str, Any]]:
+    """Predict every example of one task.
+
+    Returns one record per example: ``{"task", "index", "idx", "source", "prediction", "reference",
+    "label" (the parsed prediction used for metrics), "attention_weights" (only with attention)}``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not valid. Choose one of: {', '.join(METHODS)}.")
+    if model.family == "encoder" and task.kind == "extractive_qa":
+        raise ValueError(f"Task {task.name!r} is extractive QA; an encoder backbone with a head cannot answer it.")
+    collator = Collator(tokenizer, model.family, model.tasks, max_source_length, max_target_length, pad_to)
+    names = _attention_names(model)
+    device = _device(model)
+    records: list[dict[str, Any]] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        filled = [{**e, "row": _filled_label(task, e["row"])} for e in chunk]
+        if model.family == "encoder":
+            batch = _to_device(collator(filled), device)
+            parsed = _head_predictions(model, task, batch)
+        elif _uses_rank(model, task, method):
+            batch = _to_device(collator(filled, for_generation=True), device)
+            parsed = _rank_predictions(model, task, collator, filled, device)
+        else:
+            batch = _to_device(collator(filled, for_generation=True), device)
+            parsed = _generated_texts(model, tokenizer, batch, max_target_length)
+        weights = _attention_of(model, batch)
+        for position, example in enumerate(chunk):
+            row = example["row"]
+            value = parsed[position]
+            if isinstance(value, int) and task.is_classification:
+                shown: Any = task.label_words[value]
+            elif task.kind == "regression" and model.family == "encoder":
+                shown = float(value)
+            else:
+                shown = value
+            record = {
+                "task": task.name,
+                "index": example["index"],
+                "idx": row.get("idx") if isinstance(row, Mapping) else None,
+                "source": task.source_text(row),
+                "prediction": shown,
+                "reference": _reference(task, row),
+                "label": value,
+            }
+            if weights is not None and names is not None:
+                record["attention_weights"] = dict(zip(names, weights[position].tolist(), strict=True))
+            records.append(record)
+    return records
+
+
+def _mean_attention(records: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    rows = [r["attention_weights"] for r in records if "attention_weights" in r]
+    if not rows:
+        return None
+    return {name: sum(w[name] for w in rows) / len(rows) for name in rows[0]}
+
+
+def _write_records(path: str | Path, records: Sequence[Mapping[str, Any]]) -> None:
+    lines = []
+    for record in records:
+        shown = {key: record[key] for key in PREDICTION_KEYS}
+        if "attention_weights" in record:
+            shown["attention_weights"] = record["attention_weights"]
+        lines.append(json.dumps(shown, default=str))
+    storage.write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _eval_mode(model: torch.nn.Module):
+    """Context: eval mode and no gradients, restoring the previous training flag afterwards."""
+
+    @contextlib.contextmanager
+    def context():
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            model.train(was_training)
+
+    return context()
+
+
+def evaluate_with_attention(
+    model: Any,
+    tokenizer: Any,
+    task_rows: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    method: str = "rank",
+    batch_size: int = 32,
+    max_source_length: int = 256,
+    max_target_length: int = 16,
+    pad_to: int | None = None,
+    predictions_path: str | Path | None = None,
+    attention_path: str | Path | None = None,
+    autocast: Callable[[], Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """`evaluate`, also returning the mean attention per task ``{task: {prompt_name: weight}}``
+    (empty for models without attention)."""
+    metrics: dict[str, Any] = {}
+    attention: dict[str, dict[str, float]] = {}
+    all_records: list[dict[str, Any]] = []
+    with _eval_mode(model), (autocast() if autocast is not None else contextlib.nullcontext()):
+        for name, rows in task_rows.items():
+            task = get_task(name)
+            records = _predict_task(
+                model, tokenizer, task, make_examples(task, rows),
+                method=method, batch_size=batch_size, max_source_length=max_source_length,
+                max_target_length=max_target_length, pad_to=pad_to,
+            )  # fmt: skip
+            metrics[task.name] = task.compute_metrics([r["label"] for r in records], list(rows))
+            mean = _mean_attention(records)
+            if mean is not None:
+                attention[task.name] = mean
+            all_records.extend(records)
+    per_task = [m["average"] for m in metrics.values()]
+    metrics["average"] = sum(per_task) / len(per_task) if per_task else float("nan")
+    if predictions_path is not None:
+        _write_records(predictions_path, all_records)
+    if attention_path is not None and attention:
+        storage.write_json(attention_path, attention)
+    return metrics, attention
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    task_rows: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    method: str = "rank",
+    batch_size: int = 32,
+    max_source_length: int = 256,
+    max_target_length: int = 16,
+    pad_to: int | None = None,
+    predictions_path: str | Path | None = None,
+    attention_path: str | Path | None = None,
+    autocast: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """Score a model on labelled rows of one or more tasks.
+
+    Args:
+        model: an AttemptModel or a baseline with the same interface (``family``, ``tasks``, ``forward``,
+            ``generate``, ``sequence_log_likelihood``).
+        tokenizer: the backbone's tokenizer.
+        task_rows: ``{task_name: rows}`` (raw rows with the Hub's field names and labels).
+        method: "rank" (rank classification) or "generate" for LM backbones on classification tasks;
+            regression and QA always generate; encoders always use the head.
+        batch_size: examples per batch (rank classification scores batch_size × num_labels sequences).
+        max_source_length, max_target_length: token limits (generation: max new tokens).
+        pad_to: fixed padding length (None = dynamic).
+        predictions_path: write one JSON line per example: ``task``, ``index`` (position in the rows),
+            ``idx`` (the row's own id), ``source``, ``prediction``, ``reference`` and, for models with
+            attention, ``attention_weights`` ``{source_name: w, ..., "target": w}``.
+        attention_path: write ``{task: {prompt_name: mean weight}}`` over the evaluated examples.
+        autocast: a callable returning a context manager to run the model in (mixed precision).
+
+    Returns:
+        ``{task: {metric: value, ..., "average": mean}, ..., "average": mean over tasks}``.
+    """
+    metrics, _ = evaluate_with_attention(
+        model, tokenizer, task_rows, method=method, batch_size=batch_size,
+        max_source_length=max_source_length, max_target_length=max_target_length, pad_to=pad_to,
+        predictions_path=predictions_path, attention_path=attention_path, autocast=autocast,
+    )  # fmt: skip
+    return metrics
+
+
+def predict(
+    model: Any,
+    tokenizer: Any,
+    inputs: Sequence[Mapping[str, Any]],
+    *,
+    method: str = "rank",
+    batch_size: int = 32,
+    max_source_length: int = 256,
+    max_target_length: int = 16,
+) -> list[dict[str, Any]]:
+    """Predict labels for inputs of one or several tasks (labels optional).
+
+    Args:
+        inputs: dicts ``{"task": name, **row_fields}`` (e.g. the lines of a JSONL file); each task must be one
+            of the model's tasks.
+        method, batch_size, max_source_length, max_target_length: as in `evaluate`.
+
+    Returns:
+        One dict per input, in input order: ``task``, ``index`` (position in `inputs`), ``idx``, ``source``,
+        ``prediction``, ``reference`` (None when the input has no label) and ``attention_weights`` when the
+        model has attention.
+    """
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for position, item in enumerate(inputs):
+        if "task" not in item:
+            raise ValueError(f"Input {position} has no 'task' field; every input needs one, e.g. {{'task': 'rte', ...}}.")
+        task = get_task(item["task"])
+        if task.name not in model.tasks:
+            raise ValueError(f"Input {position}: task {task.name!r} is not one of the model's tasks {list(model.tasks)}.")
+        missing = [name for name in task.fields if name not in item]
+        if missing:
+            raise ValueError(f"Input {position} ({task.name}): missing field(s) {missing}; needs {list(task.fields)}.")
+        row = {key: value for key, value in item.items() if key != "task"}
+        by_task.setdefault(task.name, []).append({"task": task.name, "row": row, "index": position})
+    results: list[dict[str, Any] | None] = [None] * len(inputs)
+    with _eval_mode(model):
+        for name, examples in by_task.items():
+            records = _predict_task(
+                model, tokenizer, get_task(name), examples, method=method, batch_size=batch_size,
+                max_source_length=max_source_length, max_target_length=max_target_length,
+            )  # fmt: skip
+            for record in records:
+                record.pop("label")
+                results[record["index"]] = record
+    return [r for r in results if r is not None]
+
+
+# ------------------------------------------------------------------------------------------ reloading
+def load_run(
+    run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None
+) -> tuple[Any, Any, Any]:
+    """Reload the best model of a run written by `attempt.train.train`.
+
+    Args:
+        run_dir: the run's output_dir (holding ``best/`` and ``train_config.json``).
+        backbone: the backbone to load onto; None resolves ``config.backbone`` with `load_backbone`.
+        tokenizer: its tokenizer (required when `backbone` is given).
+
+    Returns:
+        ``(model, tokenizer, TrainConfig)``; the model is an AttemptModel (with its source prompts from the
+        recorded library) or, for finetune/lora runs, a FineTuneModel, in eval mode.
+
+    Raises:
+        FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
+    """
+    from attempt.config import TrainConfig
+
+    run_dir = Path(run_dir)
+    best = run_dir / "best"
+    config_path = next((p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None)
+    if config_path is None or not best.is_dir():
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
+            "(written by attempt.train.train after its first evaluation)."
+        )
+    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    if backbone is None:
+        from attempt.resolve import load_backbone
+
+        backbone, loaded_tokenizer, _ = load_backbone(config.backbone)
+        tokenizer = tokenizer or loaded_tokenizer
+    elif tokenizer is None:
+        raise ValueError("load_run(run_dir, backbone=...) also needs the backbone's tokenizer=.")
+    model = load_saved_model(config, backbone, best)
+    return model.eval(), tokenizer, config
+
+
+def load_saved_model(config: Any, backbone: torch.nn.Module, directory: str | Path) -> Any:
+    """Load the model class of `config.mode` saved in `directory` onto `backbone`."""
+    if config.mode in ("finetune", "lora"):
+        from attempt.baselines import FineTuneModel
+
+        return FineTuneModel.from_pretrained(backbone, directory)
+    from attempt.modeling import AttemptModel
+
+    meta = json.loads((Path(directory) / "attempt_config.json").read_text())
+    sources = config.library if meta.get("source_prompts") else None
+    return AttemptModel.from_pretrained(backbone, directory, source_prompts=sources)

@@ -1,0 +1,581 @@
+"""One explicit training loop for every mode, on Hugging Face Accelerate.
+
+    from attempt.config import TrainConfig
+    from attempt.train import train
+    result = train(TrainConfig(mode="attempt", backbone="t5-base", tasks=("rte",), source_prompts=("mnli",)))
+
+The same code runs on a CPU, one GPU, or several processes started with ``accelerate launch`` /
+``torchrun`` (DDP; FSDP/DeepSpeed through Accelerate's config). Reading order of `train`:
+
+1. resolve the backbone, load the data (`paper_splits`, few-shot, limits), build the model of the mode;
+2. AdamW over ``model.parameter_groups(...)`` with linear warm-up and decay; ``accelerator.prepare``;
+3. resume from ``output_dir/checkpoint`` when there is one (same config required);
+4. the loop: micro-batches with gradient accumulation, clipping, a NaN/inf guard, logging, evaluation every
+   ``eval_every`` steps, best model kept in ``best/``, early stopping, an atomic checkpoint after every
+   evaluation;
+5. the best model is reloaded and evaluated on the test split; mode="source" adds its prompt to the library.
+
+Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl``, ``checkpoint/`` (see
+`attempt.checkpoint`), ``best/`` (``save_pretrained`` + ``train_config.json``), ``results.json``,
+``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``tensorboard/`` (when installed).
+
+Batches are a pure function of (seed, epoch, number of processes), so a resumed run consumes exactly the
+batches the interrupted run would have. Every process evaluates the full validation set itself (no
+gathering): decisions such as the best step and early stopping are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from attempt import checkpoint, storage
+from attempt.config import TrainConfig
+from attempt.data import Collator, make_examples
+from attempt.evaluate import evaluate_with_attention
+from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.splits import LengthGroupedBatchSampler, MixtureSampler, few_shot, paper_splits
+from attempt.tasks import get_task
+
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+CONFIG_FILE = "train_config.json"
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "test_predictions.jsonl"
+ATTENTION_FILE = "attention.json"
+TENSORBOARD_DIR = "tensorboard"
+LOG_EVERY = 10  # optimizer steps between train-loss log lines
+GROUP_FACTOR = 50  # length grouping: mega-batches of this many batches are sorted by length
+# fields that do not change the trajectory of a run: a resumed run may differ in them
+RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size")
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class CheckpointMismatch(ValueError):
+    """``output_dir/checkpoint`` belongs to a run with a different configuration."""
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns (also written to ``output_dir/results.json``).
+
+    Attributes:
+        output_dir: the run folder.
+        best_step: the step of the best validation average (the model in ``best/``).
+        best_metrics: validation metrics at best_step: ``{task: {metric: value}, "average": x}``.
+        test_metrics: test metrics of the best model, same shape.
+        trainable_parameters: number of trained parameters.
+        steps: optimizer steps done (fewer than max_steps after early stopping).
+        wall_time_s: seconds this call took.
+    """
+
+    output_dir: Path
+    best_step: int | None
+    best_metrics: dict[str, Any]
+    test_metrics: dict[str, Any]
+    trainable_parameters: int
+    steps: int
+    wall_time_s: float
+
+
+@dataclass
+class LoopState:
+    """The training loop's position; saved in every checkpoint."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # data epoch of the next batch
+    batch_index: int = 0  # next global batch within the epoch
+    sampler_seed: int = 0
+    num_processes: int = 1
+    best_score: float | None = None
+    best_step: int | None = None
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    bad_evals: int = 0  # evaluations since the last improvement (early stopping)
+    last_eval_step: int | None = None
+    stopped_early: bool = False
+
+
+# ------------------------------------------------------------------------------------------------ data
+def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``{task: {"train", "validation", "test": rows}}`` with the paper's splits, k-shot and limits applied."""
+    data = {}
+    for name in config.tasks:
+        task = get_task(name)
+        splits = paper_splits(task, config.data_dir, seed=config.seed)
+        train_rows = list(splits["train"])
+        if config.k_shot is not None:
+            train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed))
+        if config.train_limit is not None:
+            train_rows = train_rows[: config.train_limit]
+        evaluation = {s: list(splits[s])[: config.eval_limit] if config.eval_limit else list(splits[s]) for s in ("validation", "test")}
+        data[task.name] = {"train": train_rows, **evaluation}
+    return data
+
+
+class BatchStream:
+    """Deterministic training batches: the order of epoch e depends only on (seed, e, number of processes).
+
+    One task: a shuffled (optionally length-grouped) pass over the examples. Several tasks: an epoch of
+    `MixtureSampler` draws (examples-proportional mixing, capped and tempered), cut into mixed-task batches
+    (length-grouped inside mega-batches when asked). Each global batch of ``batch_size × processes`` examples
+    is split into contiguous per-process slices.
+    """
+
+    def __init__(self, examples: dict[str, list[dict]], collator: Collator, config: TrainConfig, rank: int, world: int):
+        self.tasks = list(examples)
+        self.examples = examples
+        self.config = config
+        self.rank, self.world = rank, world
+        self.global_batch = config.batch_size * world
+        self.lengths = (
+            {t: [collator.source_length(e) for e in rows] for t, rows in examples.items()}
+            if config.group_by_length
+            else None
+        )
+        self._cache: tuple[int, list[list[dict]]] | None = None
+
+    def epoch_batches(self, epoch: int) -> list[list[dict]]:
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        seed = self.config.seed
+        if len(self.tasks) == 1:
+            rows = self.examples[self.tasks[0]]
+            if self.lengths is not None:
+                sampler = LengthGroupedBatchSampler(self.lengths[self.tasks[0]], self.global_batch, seed=seed, group_factor=GROUP_FACTOR)
+                sampler.set_epoch(epoch)
+                batches = [[rows[i] for i in batch] for batch in sampler]
+            else:
+                order = np.random.default_rng([seed, epoch]).permutation(len(rows))
+                batches = [[rows[i] for i in order[s : s + self.global_batch]] for s in range(0, len(order), self.global_batch)]
+        else:
+            sizes = [len(self.examples[t]) for t in self.tasks]
+            sampler = MixtureSampler(sizes, cap=self.config.mixing_cap, temperature=self.config.mixing_temperature, seed=seed)
+            sampler.set_epoch(epoch)
+            drawn = [(self.tasks[t], i) for t, i in sampler]
+            if self.lengths is not None:
+                mega = self.global_batch * GROUP_FACTOR
+                grouped = []
+                for start in range(0, len(drawn), mega):
+                    group = drawn[start : start + mega]
+                    grouped.extend(sorted(group, key=lambda ti: -self.lengths[ti[0]][ti[1]]))
+                drawn = grouped
+            batches = [[self.examples[t][i] for t, i in drawn[s : s + self.global_batch]] for s in range(0, len(drawn), self.global_batch)]
+            if self.lengths is not None:
+                order = np.random.default_rng([seed, epoch, 1]).permutation(len(batches))
+                batches = [batches[i] for i in order]
+        batches = [b for b in batches if len(b) >= self.world]  # every process needs at least one example
+        if not batches:
+            raise ValueError(f"Not enough training examples for {self.world} processes.")
+        self._cache = (epoch, batches)
+        return batches
+
+    def next_local(self, state: LoopState) -> list[dict]:
+        """This process's slice of the next global batch; advances ``state.epoch`` / ``state.batch_index``."""
+        batches = self.epoch_batches(state.epoch)
+        if state.batch_index >= len(batches):
+            state.epoch, state.batch_index = state.epoch + 1, 0
+            batches = self.epoch_batches(state.epoch)
+        batch = batches[state.batch_index]
+        state.batch_index += 1
+        bounds = np.linspace(0, len(batch), self.world + 1).round().astype(int)
+        return batch[bounds[self.rank] : bounds[self.rank + 1]]
+
+
+# ----------------------------------------------------------------------------------------------- model
+def _sources(config: TrainConfig, hidden_size: int) -> list[SourcePrompt]:
+    if config.mode not in ("attempt", "spot"):
+        return []
+    library = PromptLibrary(config.library)
+    names = list(config.source_prompts) or None
+    prompts = library.load(names, hidden_size=hidden_size)
+    if not prompts:
+        raise ValueError(
+            f"mode={config.mode!r} needs source prompts but the library {config.library} has none. "
+            "Train some first with mode='source' (one run per source task)."
+        )
+    return prompts
+
+
+def build_model(config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, family: str) -> torch.nn.Module:
+    """The model of `config.mode` over `backbone` (AttemptModel, or FineTuneModel for finetune/lora)."""
+    labels = {t: get_task(t).num_labels for t in config.tasks}
+    if family == "encoder":
+        no_head = [t for t, n in labels.items() if n == 0]
+        if no_head:
+            raise ValueError(f"Task(s) {no_head} are extractive QA; an encoder backbone with a head cannot learn them.")
+    if config.mode in ("finetune", "lora"):
+        from attempt.baselines import FineTuneModel
+
+        return FineTuneModel.from_backbone(
+            backbone, mode=config.mode, tasks=list(config.tasks), num_labels=labels if family == "encoder" else None,
+            lora_rank=config.lora_rank, lora_alpha=config.lora_alpha, backbone_name=config.backbone,
+        )  # fmt: skip
+    from attempt.modeling import AttemptModel
+
+    attempt_config = config.attempt_config()
+    if family == "encoder" and attempt_config.num_labels is None:
+        attempt_config = dataclasses.replace(attempt_config, num_labels=labels)
+    hidden_size = backbone.get_input_embeddings().weight.shape[1]
+    return AttemptModel.from_backbone(
+        backbone, source_prompts=_sources(config, hidden_size), config=attempt_config, tokenizer=tokenizer,
+        backbone_name=config.backbone,
+    )  # fmt: skip
+
+
+def _load_best_weights(config: TrainConfig, model: torch.nn.Module, best_dir: Path) -> None:
+    """Put the weights saved in ``best/`` back into the trained model (in place, before the test evaluation)."""
+    if config.mode in ("finetune", "lora"):
+        from attempt.baselines import WEIGHTS_FILE
+    else:
+        from attempt.modeling.base import WEIGHTS_FILE
+    state = load_file(str(best_dir / WEIGHTS_FILE), device=str(next(model.parameters()).device))
+    _, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"{best_dir} holds weights this model lacks: {unexpected}.")
+
+
+def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _make_accelerator(config: TrainConfig):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("mixed_precision='fp16' needs a CUDA GPU. On a CPU use mixed_precision='bf16' or 'no'.")
+    if config.mixed_precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise ValueError("This GPU does not support bf16; use mixed_precision='fp16' or 'no'.")
+    # Accelerate keeps one global state per process; a single-process caller (tests, notebooks) may train
+    # again with another precision, so forget the previous one there.
+    previous = AcceleratorState._shared_state.get("_mixed_precision")
+    if previous is not None and previous != config.mixed_precision and PartialState._shared_state.get("num_processes", 1) == 1:
+        AcceleratorState._reset_state()
+    # several processes without a GPU (torchrun on CPUs): Accelerate only uses gloo when told cpu=True
+    cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # multi-task heads
+    )
+
+
+def _resolved_config(config: TrainConfig) -> TrainConfig:
+    """The config with the library path made absolute (so a run can be reloaded from anywhere)."""
+    return dataclasses.replace(config, library=str(Path(config.library).resolve()))
+
+
+def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: Path) -> None:
+    differs = sorted(k for k in set(saved) | set(current) if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k))
+    if differs:
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in differs)
+        raise CheckpointMismatch(
+            f"{directory} holds a checkpoint of a different run ({detail}). Pick another output_dir, or delete "
+            f"{directory} to start this run afresh in the same folder."
+        )
+
+
+# ------------------------------------------------------------------------------------------------ logging
+class MetricsLog:
+    """JSON lines in ``metrics.jsonl`` plus TensorBoard scalars when tensorboard is installed (main process)."""
+
+    def __init__(self, output_dir: Path, enabled: bool, resume_step: int | None):
+        self.path = output_dir / METRICS_FILE
+        self.enabled = enabled
+        self.writer = None
+        if not enabled:
+            return
+        if resume_step is None:
+            self.path.write_text("")
+        elif self.path.exists():  # drop lines logged after the checkpoint we resume from
+            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            storage.write_text(self.path, "".join(line + "\n" for line in kept))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(output_dir / TENSORBOARD_DIR))
+        except ImportError:
+            self.writer = None
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for name, value in _flatten(record).items():
+                if name != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{record.get('type', 'train')}/{name}", value, record.get("step", 0))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# ------------------------------------------------------------------------------------------------- train
+def train(
+    config: TrainConfig,
+    *,
+    model: torch.nn.Module | None = None,
+    tokenizer: Any = None,
+    progress: bool = True,
+    _on_step: Callable[[int, torch.nn.Module], None] | None = None,
+) -> TrainResult:
+    """Train, evaluate and save one run described by `config` (see `TrainConfig`).
+
+    Args:
+        config: the run.
+        model: a backbone module to use instead of resolving ``config.backbone`` (needs `tokenizer`).
+        tokenizer: the backbone's tokenizer.
+        progress: show a tqdm progress bar (main process only).
+        _on_step: test hook called as ``_on_step(step, model)`` after each optimizer step (after that step's
+            evaluation and checkpoint); raising from it simulates a killed run.
+
+    Returns:
+        A `TrainResult`. Resumes automatically from ``output_dir/checkpoint`` when present.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
+        CheckpointMismatch: ``output_dir/checkpoint`` belongs to a run with another configuration.
+    """
+    from accelerate.utils import gather_object, set_seed
+    from tqdm.auto import tqdm
+
+    started = time.time()
+    config = _resolved_config(config)
+    config_dict = config.to_dict()
+    output_dir = Path(config.output_dir)
+    checkpoint_dir, best_dir = output_dir / CHECKPOINT_DIR, output_dir / BEST_DIR
+    accelerator = _make_accelerator(config)
+    is_main = accelerator.is_main_process
+    set_seed(config.seed)
+
+    # 1. backbone, data, model ------------------------------------------------------------------------
+    if model is None:
+        from attempt.resolve import load_backbone
+
+        backbone, loaded_tokenizer, family = load_backbone(config.backbone)
+        tokenizer = tokenizer or loaded_tokenizer
+    else:
+        from attempt.resolve import family_of
+
+        if tokenizer is None:
+            raise ValueError("train(config, model=backbone) also needs the backbone's tokenizer=.")
+        backbone, family = model, family_of(model.config)
+    data = load_task_data(config)
+    net = build_model(config, backbone, tokenizer, family)
+    if config.gradient_checkpointing:
+        if not getattr(backbone, "supports_gradient_checkpointing", False):
+            raise ValueError(f"{type(backbone).__name__} does not support gradient checkpointing.")
+        # the backbone is frozen: only the non-reentrant variant propagates gradients to the prompt
+        if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5 name
+            backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    collator = Collator(
+        tokenizer, family, list(config.tasks), config.max_source_length, config.max_target_length, config.pad_to
+    )
+    stream = BatchStream(
+        {t: make_examples(t, data[t]["train"]) for t in config.tasks}, collator, config,
+        accelerator.process_index, accelerator.num_processes,
+    )  # fmt: skip
+
+    # 2. optimizer, schedule, accelerate ---------------------------------------------------------------
+    groups = net.parameter_groups(
+        config.learning_rate, config.attention_learning_rate, config.head_learning_rate, config.weight_decay
+    )
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    scheduler = _linear_schedule(optimizer, config.warmup_steps, config.max_steps)  # stepped by hand, once per step
+    wrapped, optimizer = accelerator.prepare(net, optimizer)
+    unwrapped = accelerator.unwrap_model(wrapped)
+    trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
+
+    # 3. resume ---------------------------------------------------------------------------------------
+    state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
+    resumed = checkpoint.exists(checkpoint_dir)
+    if resumed:
+        saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
+        _check_same_run(saved["config"], config_dict, checkpoint_dir)
+        if saved["state"]["num_processes"] != accelerator.num_processes:
+            raise CheckpointMismatch(
+                f"{checkpoint_dir} was written by {saved['state']['num_processes']} process(es); this run has "
+                f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
+            )
+        missing, unexpected = unwrapped.load_state_dict(saved["weights"], strict=False)
+        if unexpected or set(saved["weights"]) - set(unwrapped.state_dict()):
+            raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = LoopState(**saved["state"])
+        checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
+    elif is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        storage.write_json(output_dir / CONFIG_FILE, config_dict)
+    log = MetricsLog(output_dir, is_main, state.step if resumed else None)
+    if is_main and progress and not resumed:
+        print(f"[attempt] {config.mode} on {', '.join(config.tasks)}: {trainable:,} trainable parameters")
+
+    def evaluate_split(split: str, model_: Any, predictions: Path | None = None, attention: Path | None = None):
+        return evaluate_with_attention(
+            model_, tokenizer, {t: data[t][split] for t in config.tasks}, method=config.eval_method,
+            batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
+            max_target_length=config.max_target_length, pad_to=config.pad_to,
+            predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
+            autocast=accelerator.autocast,
+        )  # fmt: skip
+
+    def save_checkpoint() -> None:
+        rngs = gather_object([checkpoint.rng_state()])  # every process's generators, in process order
+        if is_main:
+            checkpoint.save(
+                checkpoint_dir, weights=unwrapped.trainable_state_dict(), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(), rng=rngs, state=dataclasses.asdict(state), config=config_dict,
+            )  # fmt: skip
+        accelerator.wait_for_everyone()
+
+    # 4. the loop ---------------------------------------------------------------------------------------
+    bar = tqdm(total=config.max_steps, initial=state.step, disable=not (progress and is_main), desc=f"train {config.mode}")
+    running_loss, running_batches, seen, window_start = 0.0, 0, 0, time.time()
+    device = accelerator.device
+    while state.step < config.max_steps and not state.stopped_early:
+        wrapped.train()
+        for _ in range(config.gradient_accumulation_steps):
+            local = stream.next_local(state)
+            batch = {k: v.to(device) for k, v in collator(local).items()}
+            with accelerator.accumulate(wrapped):
+                loss = wrapped(**batch).loss
+                bad = accelerator.reduce(torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=device), "sum")
+                if bad.item() > 0:
+                    log.log({"step": state.step + 1, "type": "diverged", "loss": float(loss.item())})
+                    log.close()
+                    bar.close()
+                    kept = f"the last good checkpoint ({checkpoint_dir}) is kept" if checkpoint.exists(checkpoint_dir) else "no checkpoint had been written yet"
+                    raise TrainingDiverged(
+                        f"The training loss became {float(loss.item())} at step {state.step + 1} "
+                        f"(mode={config.mode}, tasks={list(config.tasks)}, learning_rate={config.learning_rate}); "
+                        f"training stopped and {kept}. Lower the learning rate or set max_grad_norm, and train "
+                        "again in a fresh output_dir."
+                    )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    if config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            running_loss += float(loss.detach().float().item())
+            running_batches += 1
+            seen += len(local) * accelerator.num_processes
+        state.step += 1
+        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+        throughput = seen / max(time.time() - window_start, 1e-9)
+        bar.update(1)
+        bar.set_postfix(loss=f"{running_loss / running_batches:.4f}", lr=f"{next(iter(lrs.values())):.2e}", ex_s=f"{throughput:.1f}")
+        if state.step % LOG_EVERY == 0 or state.step == config.max_steps or state.step == 1:
+            mean_loss = accelerator.reduce(torch.tensor([running_loss / running_batches], device=device), "mean").item()
+            log.log({"step": state.step, "type": "train", "loss": mean_loss, "lr": lrs, "examples_per_s": throughput, "epoch": state.epoch})
+            running_loss, running_batches, seen, window_start = 0.0, 0, 0, time.time()
+
+        if (config.eval_every and state.step % config.eval_every == 0) or state.step == config.max_steps:
+            metrics, _ = evaluate_split("validation", unwrapped)
+            state.last_eval_step = state.step
+            score = metrics["average"] if math.isfinite(metrics["average"]) else -math.inf
+            improved = state.best_score is None or score > state.best_score
+            if improved:
+                state.best_score, state.best_step, state.best_metrics, state.bad_evals = score, state.step, metrics, 0
+                if is_main:
+                    unwrapped.save_pretrained(best_dir)
+                    storage.write_json(best_dir / CONFIG_FILE, config_dict)
+                accelerator.wait_for_everyone()
+            else:
+                state.bad_evals += 1
+                patience = config.early_stopping_patience
+                state.stopped_early = patience is not None and state.bad_evals >= patience
+            log.log({"step": state.step, "type": "eval", "split": "validation", "metrics": metrics, "best_step": state.best_step})
+            if is_main and progress:
+                bar.write(f"step {state.step}: validation {metrics['average']:.2f} (best {state.best_score:.2f} at step {state.best_step})")
+            save_checkpoint()
+        if _on_step is not None:
+            _on_step(state.step, unwrapped)
+    bar.close()
+
+    # 5. test the best model ---------------------------------------------------------------------------
+    accelerator.wait_for_everyone()
+    _load_best_weights(config, unwrapped, best_dir)
+    test_metrics, attention = evaluate_split("test", unwrapped, output_dir / PREDICTIONS_FILE, output_dir / ATTENTION_FILE)
+    log.log({"step": state.step, "type": "eval", "split": "test", "metrics": test_metrics, "best_step": state.best_step})
+    log.close()
+    if config.mode == "source" and is_main:
+        task = config.tasks[0]
+        prompt = SourcePrompt(
+            name=config.prompt_name or task, embeddings=unwrapped.mixture.target_prompts[0].detach().cpu(), task=task,
+            backbone=config.backbone,
+            training={
+                "steps": state.step, "best_step": state.best_step, "learning_rate": config.learning_rate,
+                "batch_size": config.batch_size, "max_steps": config.max_steps, "seed": config.seed,
+                "prompt_length": unwrapped.prompt_length, "k_shot": config.k_shot, "train_limit": config.train_limit,
+                "output_dir": str(output_dir),
+            },
+            score={k: v for k, v in state.best_metrics.get(task, {}).items()},
+        )  # fmt: skip
+        PromptLibrary(config.library).add(prompt, overwrite=True)
+    result = TrainResult(
+        output_dir=output_dir, best_step=state.best_step, best_metrics=state.best_metrics, test_metrics=test_metrics,
+        trainable_parameters=trainable, steps=state.step, wall_time_s=time.time() - started,
+    )  # fmt: skip
+    if is_main:
+        storage.write_json(
+            output_dir / RESULTS_FILE,
+            {
+                "mode": config.mode, "tasks": list(config.tasks), "best_step": result.best_step,
+                "validation": result.best_metrics, "test": result.test_metrics, "attention": attention,
+                "trainable_parameters": trainable, "steps": result.steps, "stopped_early": state.stopped_early,
+                "wall_time_s": result.wall_time_s,
+            },
+        )  # fmt: skip
+    accelerator.wait_for_everyone()
+    return result
+
+
+__all__ = [
+    "BatchStream",
+    "CheckpointMismatch",
+    "LoopState",
+    "TrainResult",
+    "TrainingDiverged",
+    "build_model",
+    "load_task_data",
+    "train",
+]

@@ -1,0 +1,49 @@
+"""Worker for tests/test_train.py::test_two_processes_match_one_process.
+
+    python tests/distributed_step.py OUT DATA_DIR PER_PROCESS_BATCH                  # one process
+    torchrun --nproc_per_node 2 tests/distributed_step.py OUT DATA_DIR PER_PROCESS_BATCH
+
+Trains ATTEMPT for one optimizer step on a tiny T5 (gloo on CPU) with global batch 4 and writes the run to OUT.
+The RTE label words are one token each, so the token-mean loss of two halves averages to the full batch's.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from attempt.config import TrainConfig  # noqa: E402
+from attempt.prompts import PromptLibrary, SourcePrompt  # noqa: E402
+from attempt.storage import write_safetensors  # noqa: E402
+from attempt.train import build_model, train  # noqa: E402
+from conftest import build_backbone, build_tokenizer  # noqa: E402
+
+
+def main() -> None:
+    out, data_dir, per_process = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(1)
+    library = out.parent / f"{out.name}-lib"
+    lib = PromptLibrary(library)
+    if "mnli" not in lib:
+        torch.manual_seed(100)
+        lib.add(SourcePrompt("mnli", torch.randn(4, 32) * 0.5, task="mnli"), overwrite=True)
+    config = TrainConfig(
+        mode="attempt", backbone="tiny-t5", tasks=("rte",), library=str(library), output_dir=str(out),
+        data_dir=data_dir, attempt={"prompt_length": 4, "bottleneck_size": 8}, max_steps=1, batch_size=per_process,
+        eval_batch_size=8, learning_rate=0.3, eval_every=0, train_limit=8, eval_limit=4, max_source_length=24,
+        max_target_length=8, seed=3, group_by_length=False,
+    )  # fmt: skip
+    backbone, tokenizer = build_backbone("seq2seq"), build_tokenizer("seq2seq")
+    if per_process == 4:  # the single-process run also records the initial weights
+        initial = build_model(config, build_backbone("seq2seq"), tokenizer, "seq2seq").trainable_state_dict()
+        out.mkdir(parents=True, exist_ok=True)
+        write_safetensors(out / "initial.safetensors", initial)
+    train(config, model=backbone, tokenizer=tokenizer, progress=False)
+
+
+if __name__ == "__main__":
+    main()

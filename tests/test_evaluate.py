@@ -1,0 +1,116 @@
+"""Evaluation: rank classification against a hand computation, the predictions file, attention, predict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from attempt.config import AttemptConfig
+from attempt.data import load_split
+from attempt.evaluate import PREDICTION_KEYS, evaluate, load_run, predict
+from attempt.modeling import AttemptModel
+from attempt.prompts import SourcePrompt
+from attempt.tasks import get_task
+from conftest import build_backbone, build_tokenizer
+
+
+def sources(d: int = 32, m: int = 4) -> list[SourcePrompt]:
+    torch.manual_seed(5)
+    return [SourcePrompt(n, torch.randn(m, d), task=n) for n in ("mnli", "qnli")]
+
+
+def attempt_model(family: str, tasks=("rte",), **fields) -> AttemptModel:
+    config = AttemptConfig(tasks=tasks, prompt_length=4, bottleneck_size=8, **fields)
+    return AttemptModel.from_backbone(build_backbone(family), source_prompts=sources(), config=config).eval()
+
+
+@pytest.fixture(scope="module")
+def rte_rows(data_dir):
+    return load_split("rte", "validation", data_dir)[:6]
+
+
+def test_rank_classification_picks_the_most_likely_label(tmp_path, rte_rows):
+    model, tokenizer = attempt_model("seq2seq"), build_tokenizer("seq2seq")
+    path = tmp_path / "predictions.jsonl"
+    metrics = evaluate(model, tokenizer, {"rte": rte_rows}, method="rank", batch_size=4, max_source_length=32, predictions_path=path)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    task = get_task("rte")
+
+    expected = []
+    for row in rte_rows:  # by hand: log p(label word | source) from the logits, per label
+        enc = tokenizer(task.source_text(row), truncation=True, max_length=32, return_tensors="pt")
+        scores = []
+        for word in task.label_words:
+            labels = tokenizer(word, return_tensors="pt")["input_ids"]  # word </s>
+            with torch.no_grad():
+                logits = model(enc["input_ids"], enc["attention_mask"], labels=labels, task_ids=torch.tensor([0])).logits
+            scores.append(logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).sum().item())
+        expected.append(task.label_words[max(range(len(scores)), key=scores.__getitem__)])
+    assert [r["prediction"] for r in records] == expected
+    correct = sum(r["prediction"] == r["reference"] for r in records)
+    assert metrics["rte"]["accuracy"] == pytest.approx(100 * correct / len(rte_rows))
+    assert metrics["average"] == metrics["rte"]["average"]
+
+    for index, record in enumerate(records):
+        assert set(record) == {*PREDICTION_KEYS, "attention_weights"}
+        assert record["index"] == index and record["idx"] == rte_rows[index]["idx"]
+        assert record["source"] == task.source_text(rte_rows[index])
+        assert list(record["attention_weights"]) == ["mnli", "qnli", "target"]
+        assert sum(record["attention_weights"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_attention_file_and_generation_with_a_causal_lm(tmp_path, rte_rows, data_dir):
+    stsb = load_split("stsb", "validation", data_dir)[:3]
+    model, tokenizer = attempt_model("causal", tasks=("rte", "stsb")), build_tokenizer("causal")
+    attention_path = tmp_path / "attention.json"
+    path = tmp_path / "predictions.jsonl"
+    metrics = evaluate(
+        model, tokenizer, {"rte": rte_rows[:3], "stsb": stsb}, method="generate", batch_size=2,
+        max_source_length=32, max_target_length=4, predictions_path=path, attention_path=attention_path,
+    )  # fmt: skip
+    assert set(metrics) == {"rte", "stsb", "average"} and set(metrics["stsb"]) == {"pearson", "spearman", "average"}
+    attention = json.loads(attention_path.read_text())
+    assert set(attention) == {"rte", "stsb"}
+    for weights in attention.values():
+        assert set(weights) == {"mnli", "qnli", "target"} and sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["task"] for r in records] == ["rte"] * 3 + ["stsb"] * 3
+    assert all(isinstance(r["prediction"], str) for r in records)  # generated text
+
+
+def test_encoder_head_argmax_and_regression(rte_rows, data_dir):
+    model = AttemptModel.from_backbone(
+        build_backbone("encoder"), config=AttemptConfig(method="prompt_tuning", tasks=("rte", "stsb"), prompt_length=4, num_labels={"rte": 2, "stsb": 1})
+    ).eval()
+    tokenizer = build_tokenizer("encoder")
+    stsb = load_split("stsb", "validation", data_dir)[:3]
+    out = predict(model, tokenizer, [{"task": "rte", **rte_rows[0]}, {"task": "stsb", **stsb[0]}], max_source_length=64)
+    task = get_task("rte")
+    enc = tokenizer(*task.text_fields(rte_rows[0]), return_tensors="pt")
+    with torch.no_grad():
+        logits = model(enc["input_ids"], enc["attention_mask"], task_ids=torch.tensor([0]), token_type_ids=enc["token_type_ids"]).logits
+        value = model(**tokenizer(*get_task("stsb").text_fields(stsb[0]), return_tensors="pt"), task_ids=torch.tensor([1])).logits[0, 0]
+    assert out[0]["prediction"] == task.label_words[int(logits[0, :2].argmax())]
+    assert out[1]["prediction"] == pytest.approx(float(value), abs=1e-5)
+    assert "attention_weights" not in out[0]  # prompt tuning has no attention
+
+
+def test_predict_keeps_input_order_across_mixed_tasks_without_labels(data_dir):
+    model, tokenizer = attempt_model("seq2seq", tasks=("rte", "cb")), build_tokenizer("seq2seq")
+    cb = load_split("cb", "validation", data_dir)[:2]
+    rte = load_split("rte", "validation", data_dir)[:2]
+    strip = lambda row: {k: v for k, v in row.items() if k != "label"}  # noqa: E731
+    inputs = [{"task": "cb", **strip(cb[0])}, {"task": "rte", **strip(rte[0])}, {"task": "cb", **strip(cb[1])}]
+    out = predict(model, tokenizer, inputs, batch_size=2, max_source_length=32)
+    assert [r["task"] for r in out] == ["cb", "rte", "cb"] and [r["index"] for r in out] == [0, 1, 2]
+    assert all(r["reference"] is None for r in out)
+    assert out[0]["prediction"] in get_task("cb").label_words and out[1]["prediction"] in get_task("rte").label_words
+    with pytest.raises(ValueError, match="not one of the model's tasks"):
+        predict(model, tokenizer, [{"task": "sst2", "sentence": "good"}])
+
+
+def test_load_run_needs_a_finished_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a finished training run"):
+        load_run(tmp_path)

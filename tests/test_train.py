@@ -1,0 +1,254 @@
+"""The training loop: every mode on tiny backbones and real rows, exact resume, atomic checkpoints, NaN guard,
+and (slow) one distributed step against one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from attempt import checkpoint, storage
+from attempt.config import TrainConfig
+from attempt.evaluate import evaluate, load_run
+from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.train import CheckpointMismatch, TrainingDiverged, load_task_data, train
+from conftest import REPO, build_backbone, build_tokenizer
+
+BACKBONE_OF = {"seq2seq": "tiny-t5", "encoder": "tiny-bert", "causal": "tiny-llama"}
+
+
+def make_config(tmp_path: Path, data_dir: Path, **overrides) -> TrainConfig:
+    fields = dict(
+        mode="prompt_tuning", backbone="tiny-t5", tasks=("rte",), library=str(tmp_path / "lib"),
+        output_dir=str(tmp_path / "run"), data_dir=str(data_dir), attempt={"prompt_length": 4, "bottleneck_size": 8},
+        max_steps=2, batch_size=4, eval_batch_size=8, learning_rate=0.3, eval_every=2, train_limit=16,
+        eval_limit=8, max_source_length=32, max_target_length=8, seed=7,
+    )  # fmt: skip
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def tiny(family: str):
+    return build_backbone(family), build_tokenizer(family)
+
+
+def add_sources(library: Path, names=("mnli", "qnli"), d: int = 32, m: int = 4) -> None:
+    lib = PromptLibrary(library)
+    for i, name in enumerate(names):
+        torch.manual_seed(100 + i)
+        lib.add(SourcePrompt(name, torch.randn(m, d) * 0.5, task=name, backbone="tiny"))
+
+
+def assert_reload_matches(config: TrainConfig, result, family: str) -> None:
+    """load_run gives back the best model: it reproduces the best validation metrics exactly."""
+    backbone, tokenizer = tiny(family)
+    model, _, loaded_config = load_run(config.output_dir, backbone=backbone, tokenizer=tokenizer)
+    assert loaded_config.mode == config.mode and loaded_config.tasks == config.tasks
+    rows = {t: splits["validation"] for t, splits in load_task_data(config).items()}
+    again = evaluate(
+        model, tokenizer, rows, method=config.eval_method, batch_size=config.eval_batch_size,
+        max_source_length=config.max_source_length, max_target_length=config.max_target_length,
+    )  # fmt: skip
+    assert again == result.best_metrics
+    if result.best_step == result.steps:  # the last checkpoint holds the best weights too
+        saved = load_file(str(Path(config.output_dir) / "checkpoint" / checkpoint.WEIGHTS))
+        for name, tensor in model.trainable_state_dict().items():
+            assert torch.equal(tensor, saved[name]), name
+
+
+# --------------------------------------------------------------------------------------------- modes
+@pytest.mark.parametrize(
+    ("mode", "family", "overrides"),
+    [
+        ("prompt_tuning", "seq2seq", {}),
+        ("spot", "seq2seq", {"source_prompts": ("qnli",)}),
+        ("attempt", "seq2seq", {"tasks": ("rte", "cb"), "attention_learning_rate": 0.01, "mixing_cap": 12}),
+        ("attempt", "encoder", {"tasks": ("rte", "stsb"), "group_by_length": False}),
+        ("prompt_tuning", "causal", {"eval_method": "generate", "pad_to": 48, "max_source_length": 40}),
+        ("finetune", "encoder", {"learning_rate": 1e-3}),
+        ("lora", "seq2seq", {"learning_rate": 1e-3}),
+    ],
+)
+def test_every_mode_trains_saves_and_reloads(tmp_path, data_dir, mode, family, overrides):
+    if mode in ("finetune", "lora"):
+        pytest.importorskip("attempt.baselines")
+    if mode == "lora":
+        pytest.importorskip("peft")
+    add_sources(tmp_path / "lib")
+    config = make_config(tmp_path, data_dir, mode=mode, backbone=BACKBONE_OF[family], **overrides)
+    backbone, tokenizer = tiny(family)
+    result = train(config, model=backbone, tokenizer=tokenizer, progress=False)
+    out = Path(config.output_dir)
+
+    assert result.steps == 2 and result.best_step == 2 and result.trainable_parameters > 0
+    assert set(result.best_metrics) == {*config.tasks, "average"}
+    assert set(result.test_metrics) == {*config.tasks, "average"}
+    for name in ("train_config.json", "metrics.jsonl", "results.json", "test_predictions.jsonl"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "train_config.json").read_text())["mode"] == mode
+    assert (out / "best" / "train_config.json").is_file()
+    assert checkpoint.exists(out / "checkpoint")
+    results = json.loads((out / "results.json").read_text())
+    assert results["test"] == result.test_metrics and results["best_step"] == 2
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records] == ["train", "train", "eval", "eval"]
+    assert (out / "attention.json").is_file() == (mode == "attempt")
+    if "attention_learning_rate" in overrides:  # each parameter group really gets its own learning rate
+        lrs = records[0]["lr"]
+        assert lrs["attention"] / lrs["prompt"] == pytest.approx(0.01 / 0.3)
+    assert_reload_matches(config, result, family)
+
+
+def test_source_mode_adds_the_best_prompt_to_the_library(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, mode="source", prompt_name="rte.tiny", gradient_checkpointing=True)
+    backbone, tokenizer = tiny("seq2seq")
+    initial = None
+
+    def remember(step, model):
+        nonlocal initial
+        initial = initial if initial is not None else model.mixture.target_prompts.detach().clone()
+
+    result = train(config, model=backbone, tokenizer=tokenizer, progress=False, _on_step=remember)
+    prompt = PromptLibrary(config.library).get("rte.tiny")
+    best = load_file(str(Path(config.output_dir) / "best" / "attempt_model.safetensors"))
+    assert torch.equal(prompt.embeddings, best["mixture.target_prompts"][0])
+    assert prompt.task == "rte" and prompt.backbone == "tiny-t5"
+    assert prompt.training["best_step"] == result.best_step and prompt.training["learning_rate"] == 0.3
+    assert prompt.score == result.best_metrics["rte"]
+    # gradient checkpointing on the frozen backbone still trains the prompt
+    assert not torch.equal(initial, best["mixture.target_prompts"])
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, max_steps=10, eval_every=1, early_stopping_patience=2, learning_rate=0.0)
+    result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    assert result.steps == 3 and result.best_step == 1  # lr 0: nothing improves after the first evaluation
+    assert json.loads((Path(config.output_dir) / "results.json").read_text())["stopped_early"] is True
+
+
+def test_fp16_without_cuda_is_a_clear_error(tmp_path, data_dir):
+    if torch.cuda.is_available():
+        pytest.skip("has CUDA")
+    backbone, tokenizer = tiny("seq2seq")
+    with pytest.raises(ValueError, match="fp16.*CUDA"):
+        train(make_config(tmp_path, data_dir, mixed_precision="fp16"), model=backbone, tokenizer=tokenizer, progress=False)
+
+
+# -------------------------------------------------------------------------------------------- resume
+class Killed(Exception):
+    pass
+
+
+def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir):
+    # encoder attempt: the head's dropout consumes the RNG; 6 steps x 2 micro-batches cross epochs
+    common = dict(
+        mode="attempt", backbone="tiny-bert", tasks=("rte",), max_steps=6, eval_every=3, batch_size=2,
+        gradient_accumulation_steps=2, train_limit=10, warmup_steps=2,
+    )  # fmt: skip
+    add_sources(tmp_path / "lib")
+    full = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "full"), **common)
+    train(full, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
+
+    cut = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "cut"), **common)
+
+    def kill(step, model):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cut, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False, _on_step=kill)
+    assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["step"] == 3
+    result = train(cut, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
+    assert result.steps == 6
+
+    a = load_file(str(tmp_path / "full" / "checkpoint" / checkpoint.WEIGHTS))
+    b = load_file(str(tmp_path / "cut" / "checkpoint" / checkpoint.WEIGHTS))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    lines = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [r["step"] for r in lines("full")] == [r["step"] for r in lines("cut")]
+
+    # a checkpoint of another configuration is refused with a clear message
+    other = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "cut"), **{**common, "learning_rate": 0.1})
+    with pytest.raises(CheckpointMismatch, match="learning_rate.*another output_dir"):
+        train(other, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, data_dir, monkeypatch):
+    config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
+    real_save = storage.save_file
+    armed = {"on": False}
+
+    def flaky_save(tensors, filename, metadata=None):
+        if armed["on"] and ".checkpoint." in str(filename):
+            Path(filename).write_bytes(b"half a checkpoint")  # a partial write, then the crash
+            raise OSError("disk full")
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(storage, "save_file", flaky_save)
+
+    def arm(step, model):
+        armed["on"] = step == 1
+
+    with pytest.raises(OSError, match="disk full"):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=arm)
+    ckpt = Path(config.output_dir) / "checkpoint"
+    saved = checkpoint.load(ckpt)
+    assert saved["state"]["step"] == 1
+    assert [p.name for p in ckpt.parent.iterdir() if p.name.startswith(".checkpoint")] == []
+    # and the run resumes from it
+    armed["on"] = False
+    result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    assert result.steps == 2
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, max_steps=4, eval_every=2)
+
+    def poison(step, model):
+        if step == 2:
+            with torch.no_grad():
+                model.mixture.target_prompts.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*last good checkpoint"):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=poison)
+    saved = checkpoint.load(Path(config.output_dir) / "checkpoint")
+    assert saved["state"]["step"] == 2
+    assert all(torch.isfinite(t).all() for t in saved["weights"].values())
+    last = json.loads((Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["type"] == "diverged" and last["step"] == 3
+
+
+# --------------------------------------------------------------------------------------- distributed
+@pytest.mark.slow
+def test_two_processes_match_one_process(tmp_path, data_dir):
+    """One optimizer step on 2 CPU processes (gloo) equals 1 process at the same global batch."""
+    script = Path(__file__).with_name("distributed_step.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    one = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "one"), str(data_dir), "4"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         str(script), str(tmp_path / "two"), str(data_dir), "2"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = load_file(str(tmp_path / "one" / "checkpoint" / checkpoint.WEIGHTS))
+    b = load_file(str(tmp_path / "two" / "checkpoint" / checkpoint.WEIGHTS))
+    start = load_file(str(tmp_path / "one" / "initial.safetensors"))
+    assert not torch.equal(a["mixture.target_prompts"], start["mixture.target_prompts"])  # the step did something
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    state = json.loads((tmp_path / "two" / "checkpoint" / "state.json").read_text())
+    assert state["num_processes"] == 2
