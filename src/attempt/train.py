@@ -546,7 +546,7 @@ def train(
                 "steps": state.step, "best_step": state.best_step, "learning_rate": config.learning_rate,
                 "batch_size": config.batch_size, "max_steps": config.max_steps, "seed": config.seed,
                 "prompt_length": unwrapped.prompt_length, "k_shot": config.k_shot, "train_limit": config.train_limit,
-                "output_dir": str(output_dir),
+                "output_dir": str(output_dir), "config": config.to_dict(),
             },
             score={k: v for k, v in state.best_metrics.get(task, {}).items()},
         )  # fmt: skip
