@@ -48,8 +48,31 @@ def config_from_dict(cls: type, data: dict[str, Any], *, what: str | None = None
     for f in dataclasses.fields(cls):
         if f.name in data:
             v = data[f.name]
-            values[f.name] = tuple(v) if isinstance(v, list) else v
+            v = tuple(v) if isinstance(v, list) else v
+            values[f.name] = _coerce(f, v, what or cls.__name__)
     return cls(**values)
+
+
+def _coerce(f: dataclasses.Field, value: Any, what: str) -> Any:
+    """Check a scalar against its field's annotation; numeric strings (YAML reads `1e-2` as a string) become
+    numbers. Raises ValueError naming the key when the value cannot be one."""
+    kinds = [k.strip() for k in str(f.type).split("|")]
+    if value is None or isinstance(value, (dict, tuple)):
+        return value
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if name in kinds and not (isinstance(value, kind) or (kind is float and isinstance(value, int))):
+            if kind is not bool and isinstance(value, str):
+                try:
+                    number = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+                    return number
+                except ValueError:
+                    pass
+            if "str" in kinds or (kind is int and "float" in kinds and isinstance(value, float)):
+                continue
+            raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {value!r} ({type(value).__name__}).")
+    if isinstance(value, bool) and "bool" not in kinds and "int" in kinds:
+        raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {value!r}.")
+    return value
 
 
 @dataclass
