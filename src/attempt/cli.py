@@ -656,6 +656,33 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------- quickstart
+def add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
+    from attempt.quickstart import QuickstartConfig
+
+    group = parser.add_argument_group("quickstart options (QuickstartConfig)")
+    for key, kwargs in dataclass_options(QuickstartConfig):
+        flags = [f"--{key.replace('_', '-')}"] + ([f"--{key}"] if "_" in key else [])
+        group.add_argument(*flags, dest=f"config:{key}", default=argparse.SUPPRESS, **kwargs)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_quickstart(args: argparse.Namespace) -> int:
+    """Train small source prompts, then ATTEMPT and prompt tuning on a target; print a table, draw a heatmap.
+
+    Defaults: all-MiniLM-L6-v2; source prompts for sst2, mnli and qnli; target rte; about 10 minutes on
+    2 CPU cores. Data come from --data-dir, else ATTEMPT_DATA_DIR, else the Hugging Face Hub. Source
+    prompts already in OUT/prompts with the same settings are reused. Everything lands under --out
+    (default ./attempt-quickstart).
+    """
+    from attempt.quickstart import QuickstartConfig
+    from attempt.quickstart import run_quickstart as run
+
+    given = {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("config:")}
+    run(QuickstartConfig.from_dict(given), progress=not args.quiet)
+    return 0
+
+
 # -------------------------------------------------------------------------------------- the registry
 # name → (add_arguments(parser), run(args) -> exit code). The first line of run's docstring is the
 # subcommand's one-line help, the whole docstring its description. A new subcommand is two functions.
@@ -667,6 +694,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "tasks": (add_tasks_arguments, run_tasks),
     "prompts": (add_prompts_arguments, run_prompts),
     "plot": (add_plot_arguments, run_plot),
+    "quickstart": (add_quickstart_arguments, run_quickstart),
 }
 
 

@@ -1,0 +1,676 @@
+"""Efficiency of ATTEMPT against its baselines, measured side by side in one run (issue 6, efficiency half).
+
+    python benchmarks/efficiency.py --quick            # reduced sizes, < 3 minutes on 2 CPU cores
+    python benchmarks/efficiency.py                    # the full sizes
+    python benchmarks/efficiency.py --tiny --out /tmp  # tests' tiny random backbones (seconds)
+
+Writes efficiency.json, efficiency.md and PNG plots under --out (default benchmarks/results).
+
+What is measured (every timing interleaves the methods repeat by repeat and keeps the median, because the
+machine is shared and noisy; results are reported as ratios between methods of the same run):
+
+* training step (forward + backward + AdamW step) of ATTEMPT, our prompt tuning, PEFT's prompt tuning
+  (PromptTuningConfig; on the encoder with the same mean-pool + linear head), full fine-tuning and LoRA
+  (FineTuneModel), with the same batch, input length and prompt length (m = 100 and m = 10; t = 6 random
+  source prompts);
+* peak training memory per method. On CUDA: torch.cuda.max_memory_allocated. On CPU: each method runs in a
+  fresh subprocess that loads the backbone, then trains two steps while a thread samples the process RSS
+  every 2 ms; peak = max(sampled RSS, ru_maxrss when it rose during training) minus the RSS right after
+  `import torch, transformers, peft` (so it counts the weights, gradients, optimizer state and activations,
+  like max_memory_allocated). --tiny measures in-process instead (no subprocess);
+* dynamic padding with length grouping against padding every batch to 256 tokens (the original protocol), on
+  the token lengths of rte and mnli from the data mirror, with the same examples: time per epoch and the
+  largest difference between an example's logits/loss padded and unpadded;
+* evaluation throughput of rank classification (score every verbalizer) against greedy generation;
+* trainable-parameter counts against the paper's arithmetic on a T5-base-shaped config (d = 768, m = 100).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+CAUSAL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+METHODS = ("attempt", "prompt_tuning", "peft_prompt_tuning", "finetune", "lora")
+PROMPT_METHODS = METHODS[:3]
+NUM_SOURCES = 6
+GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
+
+# sizes: batch and input length per family, repeats, examples per task for the padding run, eval examples
+SIZES = {
+    "full": {"batch": {"encoder": 32, "causal": 8}, "length": 64, "repeats": 3, "pad_examples": 96,
+             "pad_repeats": 2, "eval_examples": 16, "eval_repeats": 2},
+    "quick": {"batch": {"encoder": 8, "causal": 2}, "length": 32, "repeats": 3, "pad_examples": 32,
+              "pad_repeats": 1, "eval_examples": 8, "eval_repeats": 1},
+    "tiny": {"batch": {"encoder": 4, "causal": 2}, "length": 16, "repeats": 2, "pad_examples": 16,
+             "pad_repeats": 1, "eval_examples": 4, "eval_repeats": 1},
+}
+
+
+# -- parameter counts ------------------------------------------------------------------------------------
+def paper_param_counts(d: int = 768, m: int = 100, bottleneck: int = 100, shared_tasks: int = 8) -> dict[str, Any]:
+    """Count ATTEMPT's trainable parameters on a T5-base-shaped config (d_model=d, everything else tiny, so
+    no weights are needed) and compare them with the paper's arithmetic: prompt m·d, attention
+    2·d·r (+2·d LayerNorm) per task; the attention shared by `shared_tasks` GLUE tasks."""
+    import transformers as tf
+
+    from attempt import AttemptConfig, AttemptModel, SourcePrompt
+
+    config = tf.T5Config(vocab_size=32, d_model=d, d_kv=4, d_ff=4, num_layers=1, num_heads=1)
+    backbone = tf.T5ForConditionalGeneration(config)
+    sources = [SourcePrompt(f"s{i}", torch.randn(m, d)) for i in range(NUM_SOURCES)]
+
+    def parts(tasks):
+        model = AttemptModel.from_backbone(
+            backbone, sources, AttemptConfig(prompt_length=m, bottleneck_size=bottleneck, tasks=tuple(tasks))
+        )
+        return model.num_parameters_by_part()
+
+    single, shared = parts(["rte"]), parts(GLUE_TASKS[:shared_tasks])
+    expected_prompt, expected_attention, expected_norm = m * d, 2 * d * bottleneck, 2 * d
+    per_task_single = single["prompt"] + single["attention"]
+    per_task_shared = (shared["prompt"] + shared["attention"]) / shared_tasks
+    expected_single = expected_prompt + expected_attention + expected_norm
+    expected_shared = expected_prompt + (expected_attention + expected_norm) / shared_tasks
+    return {
+        "d": d, "m": m, "bottleneck": bottleneck, "shared_tasks": shared_tasks,
+        "prompt_per_task": single["prompt"], "attention": single["attention"],
+        "expected": {"prompt_per_task": expected_prompt, "attention": expected_attention + expected_norm,
+                     "per_task_single": expected_single, "per_task_shared": expected_shared},
+        "per_task_single": per_task_single, "per_task_shared": per_task_shared,
+        "matches_paper": per_task_single == expected_single and math.isclose(per_task_shared, expected_shared)
+        and round(per_task_single / 1000) == 232 and round(per_task_shared / 1000) == 96,
+    }
+
+
+# -- backbones ---------------------------------------------------------------------------------------------
+def load(name: str, tiny: bool):
+    """(model, tokenizer, family) for a backbone name, or the tests' tiny ones ("tiny-encoder"/"tiny-causal")."""
+    if tiny:
+        sys.path.insert(0, str(REPO / "tests"))
+        from conftest import build_backbone, build_tokenizer
+
+        family = name.removeprefix("tiny-")
+        return build_backbone(family, hidden_size=32), build_tokenizer(family), family
+    from attempt.resolve import load_backbone
+
+    return tuple(load_backbone(name))
+
+
+def random_sources(d: int, m: int, seed: int = 0):
+    from attempt import SourcePrompt
+
+    g = torch.Generator().manual_seed(seed)
+    return [SourcePrompt(f"src{i}", 0.5 * torch.randn(m, d, generator=g)) for i in range(NUM_SOURCES)]
+
+
+class PeftPromptClassifier(nn.Module):
+    """PEFT prompt tuning on an encoder plus the mean-pool + linear head our encoder models use."""
+
+    def __init__(self, peft_model, hidden: int, m: int):
+        super().__init__()
+        self.peft, self.m = peft_model, m
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden, 2))
+
+    def forward(self, input_ids, attention_mask, labels):
+        hidden = self.peft(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, self.m :]
+        real = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        logits = self.head((hidden * real).sum(1) / real.sum(1).clamp(min=1))
+        return nn.functional.cross_entropy(logits, labels)
+
+
+def build_method(method: str, backbone, family: str, m: int):
+    """(module, loss_fn(batch) -> loss, optimizer) for one method over `backbone` (copied when changed)."""
+    from attempt import AttemptConfig, AttemptModel
+    from attempt.baselines import FineTuneModel
+
+    d = backbone.get_input_embeddings().weight.shape[1]
+    num_labels = 2 if family == "encoder" else None
+    if method in ("attempt", "prompt_tuning"):
+        config = AttemptConfig(method=method, prompt_length=m, tasks=("rte",), num_labels=num_labels,
+                               target_init="source" if method == "attempt" else "vocab")
+        model = AttemptModel.from_backbone(backbone, random_sources(d, m) if method == "attempt" else [], config)
+        params = model.parameter_groups(0.3, 0.1, 1e-3)
+
+        def loss_fn(b):
+            return model(b["input_ids"], b["attention_mask"], labels=b["labels"]).loss
+
+    elif method == "peft_prompt_tuning":
+        from peft import PromptTuningConfig, TaskType, get_peft_model
+
+        task_type = TaskType.FEATURE_EXTRACTION if family == "encoder" else TaskType.CAUSAL_LM
+        peft_model = get_peft_model(copy.deepcopy(backbone), PromptTuningConfig(task_type=task_type, num_virtual_tokens=m))
+        model = PeftPromptClassifier(peft_model, d, m) if family == "encoder" else peft_model
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def loss_fn(b):
+            if family == "encoder":
+                return model(b["input_ids"], b["attention_mask"], b["labels"])
+            return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+
+    else:
+        model = FineTuneModel.from_backbone(copy.deepcopy(backbone), mode=method, num_labels=num_labels)
+        params = model.parameter_groups(1e-4 if method == "lora" else 1e-5, head_lr=1e-3)
+
+        def loss_fn(b):
+            return model(b["input_ids"], b["attention_mask"], labels=b["labels"]).loss
+
+    model.train()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return model, loss_fn, torch.optim.AdamW(params, lr=1e-3), trainable
+
+
+def random_batch(family: str, batch: int, length: int, vocab: int, device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(10, min(vocab, 30000), (batch, length), generator=g)
+    labels = torch.randint(0, 2, (batch,), generator=g) if family == "encoder" else ids.clone()
+    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device), "labels": labels.to(device)}
+
+
+def train_step(loss_fn, optimizer, batch) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(batch)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_training(backbone, family: str, m: int, methods, batch: int, length: int, repeats: int, device):
+    """Median seconds per training step of each method, the methods interleaved within every repeat."""
+    vocab = backbone.get_input_embeddings().weight.shape[0]
+    data = random_batch(family, batch, length, vocab, device)
+    built = {name: build_method(name, backbone, family, m) for name in methods}
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for model, loss_fn, opt, _ in built.values():  # warm-up (allocator, lazy init)
+        model.to(device)
+        train_step(loss_fn, opt, data)
+    for rep in range(repeats):
+        order = list(methods) if rep % 2 == 0 else list(reversed(methods))
+        for name in order:
+            _, loss_fn, opt, _ = built[name]
+            _sync(device)
+            start = time.perf_counter()
+            train_step(loss_fn, opt, data)
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    result = {name: {"step_s": statistics.median(t), "min_s": min(t), "runs_s": t, "trainable_params": built[name][3]}
+              for name, t in times.items()}
+    del built
+    return result
+
+
+# -- memory --------------------------------------------------------------------------------------------------
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+class PeakSampler:
+    """Samples the process RSS every `interval` seconds in a thread (torch releases the GIL in its ops)."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak, self._stop = interval, _rss(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def _maxrss_bytes() -> int:
+    scale = 1 if platform.system() == "Darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def measure_memory(name: str, family: str, method: str, m: int, batch: int, length: int, tiny: bool, device,
+                   baseline: int | None = None) -> dict[str, Any]:
+    """Peak memory of two training steps of one method (see the module docstring for the method)."""
+    import peft  # noqa: F401  (imported before the baseline so that it is not counted)
+    import transformers  # noqa: F401
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+    baseline = _rss() if baseline is None else baseline
+    backbone, _, family = load(name, tiny)
+    backbone.to(device)
+    after_load = _rss()
+    before_max = _maxrss_bytes()
+    with PeakSampler() as sampler:
+        model, loss_fn, opt, trainable = build_method(method, backbone, family, m)
+        if method in ("finetune", "lora", "peft_prompt_tuning"):
+            del backbone  # these train a copy: drop the original so the weights are counted once
+        model.to(device)
+        data = random_batch(family, batch, length, model_vocab(model), device)
+        for _ in range(2):
+            train_step(loss_fn, opt, data)
+    after_max = _maxrss_bytes()
+    peak = max(sampler.peak, after_max if after_max > before_max else 0)
+    out = {"peak_mb": (peak - baseline) / 2**20, "weights_mb": (after_load - baseline) / 2**20,
+           "how": "rss-subprocess" if not tiny else "rss-in-process"}
+    if device.type == "cuda":
+        out = {"peak_mb": (torch.cuda.max_memory_allocated() - start) / 2**20, "how": "cuda.max_memory_allocated"}
+    out["trainable_params"] = trainable
+    return out
+
+
+def model_vocab(model) -> int:
+    for module in model.modules():
+        if hasattr(module, "get_input_embeddings"):
+            try:
+                return module.get_input_embeddings().weight.shape[0]
+            except (AttributeError, NotImplementedError):
+                continue
+    return 1000
+
+
+def memory_in_subprocess(name: str, method: str, m: int, batch: int, length: int) -> dict[str, Any]:
+    args = json.dumps({"name": name, "method": method, "m": m, "batch": batch, "length": length})
+    proc = subprocess.run([sys.executable, __file__, "--memory-worker", args], capture_output=True, text=True,
+                          timeout=900, cwd=REPO)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _memory_worker(args: str) -> None:
+    spec = json.loads(args)
+    import peft  # noqa: F401
+    import transformers  # noqa: F401
+
+    baseline = _rss()
+    family = "encoder" if spec["name"] == ENCODER else "causal"
+    result = measure_memory(spec["name"], family, spec["method"], spec["m"], spec["batch"], spec["length"],
+                            tiny=False, device=_device(), baseline=baseline)
+    print(json.dumps(result))
+
+
+# -- dynamic padding -----------------------------------------------------------------------------------------
+PAIR_FIELDS = {"rte": ("sentence1", "sentence2"), "mnli": ("premise", "hypothesis")}
+
+
+def task_pairs(task: str, n: int, seed: int = 0) -> list[tuple[str, str, int]]:
+    """n (text_a, text_b, label) examples of rte/mnli train from the mirror (attempt.data when available)."""
+    try:
+        from attempt.data import load_split
+
+        rows = load_split(task, "train")
+    except Exception:  # the data module is optional here: read the mirror's JSON lines directly
+        root = Path(os.environ.get("ATTEMPT_DATA_DIR", REPO.parent / "shared" / "data"))
+        path = root / "nyu-mll" / "glue" / task / "train.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    a, b = PAIR_FIELDS[task]
+    rows = [r for r in rows if a in r and b in r]
+    random.Random(seed).shuffle(rows)
+    return [(r[a], r[b], int(r.get("label", 0)) % 2) for r in rows[:n]]
+
+
+def _encode(tokenizer, pairs, max_length=256):
+    return [tokenizer(a, b, truncation=True, max_length=max_length)["input_ids"] for a, b, _ in pairs]
+
+
+def _collate(seqs, labels, pad_id, length=None):
+    length = length or max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(labels)}
+
+
+def length_grouped_batches(lengths: list[int], batch: int, seed: int = 0, mega: int = 50) -> list[list[int]]:
+    """Indices in batches of similar length: shuffle, sort within mega-batches of `mega` batches, shuffle
+    the batches (what Hugging Face's group_by_length does)."""
+    order = list(range(len(lengths)))
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    batches = []
+    for start in range(0, len(order), mega * batch):
+        chunk = sorted(order[start : start + mega * batch], key=lambda i: -lengths[i])
+        batches += [chunk[i : i + batch] for i in range(0, len(chunk), batch)]
+    rng.shuffle(batches)
+    return batches
+
+
+def padding_benchmark(backbone, tokenizer, family, tasks, n, batch, repeats, m, tiny, device) -> dict[str, Any]:
+    """Per-epoch training time, same examples, padded to 256 vs dynamic padding with length grouping; and
+    the largest difference between padded and unpadded logits/losses on a few examples."""
+    from attempt import AttemptConfig, AttemptModel
+
+    d = backbone.get_input_embeddings().weight.shape[1]
+    config = AttemptConfig(prompt_length=m, tasks=("rte",), num_labels=2 if family == "encoder" else None)
+    model = AttemptModel.from_backbone(backbone, random_sources(d, m), config).to(device)
+    optimizer = torch.optim.AdamW(model.parameter_groups(0.3, 0.1, 1e-3))
+    pad_id = tokenizer.pad_token_id or 0
+    positions = getattr(backbone.config, "max_position_embeddings", 10**6)
+    pad_to = min(256, positions - m)  # 256 (the original protocol) unless the backbone is too short (tiny)
+    out: dict[str, Any] = {"m": m, "batch": batch, "max_length": pad_to}
+    for task in tasks:
+        pairs = task_pairs(task, n)
+        seqs, labels = _encode(tokenizer, pairs, pad_to), [p[2] for p in pairs]
+        lengths = [len(s) for s in seqs]
+        padded = [_collate(seqs[i : i + batch], labels[i : i + batch], pad_id, pad_to) for i in range(0, n, batch)]
+        dynamic = [_collate([seqs[i] for i in idx], [labels[i] for i in idx], pad_id)
+                   for idx in length_grouped_batches(lengths, batch)]
+        epochs = {"padded_256": padded, "dynamic_grouped": dynamic}
+        model.train()
+        timings: dict[str, list[float]] = {k: [] for k in epochs}
+        for rep in range(repeats):
+            for key in (list(epochs) if rep % 2 == 0 else list(reversed(epochs))):
+                start = time.perf_counter()
+                for b in epochs[key]:
+                    train_step(lambda b: model(b["input_ids"].to(device), b["attention_mask"].to(device),
+                                               labels=b["labels"].to(device)).loss, optimizer, b)
+                _sync(device)
+                timings[key].append(time.perf_counter() - start)
+        model.eval()
+        with torch.no_grad():  # same results: padded vs each example alone
+            few = list(range(min(4, n)))
+            padded_batch = _collate([seqs[i] for i in few], [labels[i] for i in few], pad_id, pad_to)
+            logits_padded = model(padded_batch["input_ids"].to(device), padded_batch["attention_mask"].to(device)).logits
+            diffs, loss_diffs = [], []
+            for row, i in enumerate(few):
+                alone = _collate([seqs[i]], [labels[i]], pad_id)
+                logits = model(alone["input_ids"].to(device), alone["attention_mask"].to(device)).logits
+                diffs.append(float((logits[0] - logits_padded[row]).abs().max()))
+                target = torch.tensor([labels[i]], device=device)
+                loss_diffs.append(abs(float(nn.functional.cross_entropy(logits, target))
+                                      - float(nn.functional.cross_entropy(logits_padded[row : row + 1], target))))
+        t_pad, t_dyn = statistics.median(timings["padded_256"]), statistics.median(timings["dynamic_grouped"])
+        real = sum(lengths)
+        out[task] = {
+            "examples": n, "mean_tokens": real / n, "max_tokens": max(lengths),
+            "padded_tokens": {"padded_256": pad_to * n, "dynamic_grouped": sum(b["input_ids"].numel() for b in dynamic)},
+            "epoch_s": {"padded_256": t_pad, "dynamic_grouped": t_dyn}, "runs_s": timings,
+            "speedup": t_pad / t_dyn, "max_abs_logit_diff": max(diffs), "max_abs_loss_diff": max(loss_diffs),
+            "same_results": max(diffs) < 1e-4 and max(loss_diffs) < 1e-4,
+        }
+    return out
+
+
+# -- evaluation throughput -----------------------------------------------------------------------------------
+def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]:
+    """Examples per second of rank classification (log-likelihood of each verbalizer) vs greedy generation
+    (as many new tokens as the longest verbalizer) with ATTEMPT on a causal backbone, rte validation pairs."""
+    from attempt import AttemptConfig, AttemptModel
+
+    d = backbone.get_input_embeddings().weight.shape[1]
+    model = AttemptModel.from_backbone(backbone, random_sources(d, m), AttemptConfig(prompt_length=m, tasks=("rte",)))
+    model.to(device).eval()
+    tokenizer.padding_side = "left"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    verbalizers = [tokenizer(" " + v, add_special_tokens=False)["input_ids"] for v in ("entailment", "not_entailment")]
+    pairs = task_pairs("rte", n, seed=1)
+    prompts = [tokenizer(f"rte sentence1: {a} sentence2: {b} answer:", add_special_tokens=False,
+                         truncation=True, max_length=128)["input_ids"] for a, b, _ in pairs]
+
+    def left_pad(seqs, labels=None):
+        length = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        lab = torch.full_like(ids, -100)
+        for i, s in enumerate(seqs):
+            ids[i, length - len(s) :] = torch.tensor(s)
+            mask[i, length - len(s) :] = 1
+            if labels is not None:
+                lab[i, length - labels[i] :] = ids[i, length - labels[i] :]
+        return ids.to(device), mask.to(device), lab.to(device)
+
+    def rank():
+        scores = []
+        for verbalizer in verbalizers:
+            ids, mask, lab = left_pad([p + verbalizer for p in prompts], [len(verbalizer)] * len(prompts))
+            scores.append(model.sequence_log_likelihood(ids, mask, lab, model.task_ids(["rte"] * len(prompts))))
+        return torch.stack(scores, -1).argmax(-1)
+
+    def generate():
+        ids, mask, _ = left_pad(prompts)
+        return model.generate(ids, mask, model.task_ids(["rte"] * len(prompts)),
+                              max_new_tokens=max(len(v) for v in verbalizers), do_sample=False)
+
+    timings: dict[str, list[float]] = {"rank_classification": [], "generation": []}
+    with torch.no_grad():
+        rank()  # warm-up
+        generate()
+        for rep in range(repeats):
+            for key, fn in (list(zip(timings, (rank, generate), strict=True))[:: 1 if rep % 2 == 0 else -1]):
+                start = time.perf_counter()
+                fn()
+                _sync(device)
+                timings[key].append(time.perf_counter() - start)
+    rank_s, gen_s = statistics.median(timings["rank_classification"]), statistics.median(timings["generation"])
+    return {"examples": n, "m": m, "classes": len(verbalizers), "verbalizer_tokens": [len(v) for v in verbalizers],
+            "examples_per_s": {"rank_classification": n / rank_s, "generation": n / gen_s},
+            "runs_s": timings, "rank_over_generation_time": rank_s / gen_s}
+
+
+# -- driver ------------------------------------------------------------------------------------------------
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run(out_dir: Path, mode: str, backbones: list[str] | None = None, log=print) -> dict[str, Any]:
+    tiny = mode == "tiny"
+    sizes = SIZES[mode]
+    device = _device()
+    backbones = backbones or (["tiny-encoder", "tiny-causal"] if tiny else [ENCODER, CAUSAL])
+    prompt_lengths = (100, 10) if not tiny else (12, 4)
+    results: dict[str, Any] = {
+        "mode": mode, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(), "torch": torch.__version__, "sizes": sizes,
+        "prompt_lengths": list(prompt_lengths), "num_sources": NUM_SOURCES,
+        "param_counts": paper_param_counts(), "training": {}, "memory": {}, "padding": {}, "evaluation": {},
+    }
+    log(f"param counts: {results['param_counts']['per_task_single']:,} / {results['param_counts']['per_task_shared']:,.0f}")
+    for name in backbones:
+        backbone, tokenizer, family = load(name, tiny)
+        backbone.to(device)
+        batch, length = sizes["batch"][family], sizes["length"]
+        entry: dict[str, Any] = {"family": family, "batch": batch, "length": length}
+        for m in prompt_lengths:
+            methods = METHODS if m == prompt_lengths[0] else PROMPT_METHODS  # no prompt: fine-tuning timed once
+            entry[f"m={m}"] = time_training(backbone, family, m, methods, batch, length, sizes["repeats"], device)
+            log(f"{name} m={m}: " + ", ".join(f"{k} {v['step_s']:.3f}s" for k, v in entry[f"m={m}"].items()))
+        results["training"][name] = entry
+        if family == "encoder":
+            results["padding"] = {"backbone": name, **padding_benchmark(
+                backbone, tokenizer, family, ("rte", "mnli"), sizes["pad_examples"], batch, sizes["pad_repeats"],
+                prompt_lengths[0], tiny, device)}
+            log(f"padding: {json.dumps({k: v.get('speedup') for k, v in results['padding'].items() if isinstance(v, dict)})}")
+        if family == "causal":
+            results["evaluation"] = {"backbone": name, **eval_benchmark(
+                backbone, tokenizer, sizes["eval_examples"], sizes["eval_repeats"], prompt_lengths[0], device)}
+            log(f"evaluation: {results['evaluation']['examples_per_s']}")
+        m = prompt_lengths[0]
+        if mode == "quick" and family != "causal":
+            continue  # --quick: one fresh process per method is slow; measure the backbone with the target
+        memory = {}
+        for method in METHODS:
+            if tiny or device.type == "cuda":
+                memory[method] = measure_memory(name, family, method, m, batch, length, tiny, device)
+            else:
+                memory[method] = memory_in_subprocess(name, method, m, batch, length)
+            log(f"{name} memory {method}: {memory[method]}")
+        results["memory"][name] = {"m": m, "batch": batch, "length": length, **memory}
+        del backbone
+    results["targets"] = targets(results)
+    write_report(results, out_dir)
+    return results
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def add(name, value, threshold, op="<="):
+        passed = None if value is None else (value <= threshold if op == "<=" else value >= threshold)
+        out.append({"target": name, "value": value, "threshold": threshold, "op": op, "passed": passed})
+
+    for name, entry in results["training"].items():
+        for key, timing in entry.items():
+            if not key.startswith("m="):
+                continue
+            pt = timing["prompt_tuning"]["step_s"]
+            add(f"{name} {key}: ATTEMPT / prompt tuning step time", timing["attempt"]["step_s"] / pt, 1.03)
+            add(f"{name} {key}: prompt tuning / PEFT prompt tuning step time", pt / timing["peft_prompt_tuning"]["step_s"], 1.0)
+    for name, memory in results["memory"].items():
+        if "tiny" in name or name == CAUSAL:
+            a, f = memory["attempt"].get("peak_mb"), memory["finetune"].get("peak_mb")
+            add(f"{name}: ATTEMPT / full fine-tuning peak memory", None if a is None or not f else a / f, 0.5)
+    for task in ("rte", "mnli"):
+        if task in results["padding"]:
+            p = results["padding"][task]
+            add(f"dynamic padding speed-up ({task})", p["speedup"], 2.0, ">=")
+            add(f"padded vs unpadded max |logit diff| ({task})", p["max_abs_logit_diff"], 1e-4)
+    add("parameter counts match the paper (232K / 96K per task)", float(results["param_counts"]["matches_paper"]), 1.0, ">=")
+    return out
+
+
+def write_report(results: dict[str, Any], out_dir: Path) -> None:
+    from attempt import storage
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = plot_results(results, out_dir)
+    results["plots"] = [p.name for p in plots]
+    storage.write_json(out_dir / "efficiency.json", results)
+    lines = [f"# Efficiency ({results['mode']}, {results['device']}, {results['torch_threads']} threads)", "",
+             "All numbers come from one run; methods were timed interleaved (medians), so compare the ratios.", ""]
+    for name, entry in results["training"].items():
+        lines += [f"## Training step: {name} ({entry['family']}, batch {entry['batch']}, input length {entry['length']})", "",
+                  "| m | method | median step (s) | × prompt tuning | min step (s) | min × prompt tuning | trainable params |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, timing in entry.items():
+            if key.startswith("m="):
+                pt, pt_min = timing["prompt_tuning"]["step_s"], timing["prompt_tuning"]["min_s"]
+                for method, t in timing.items():
+                    lines.append(f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
+                                 f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |")
+        lines.append("")
+    for name, memory in results["memory"].items():
+        lines += [f"## Peak training memory: {name} (m = {memory['m']}, batch {memory['batch']})", "",
+                  "| method | peak (MiB) | × full fine-tuning | how |", "|---|---|---|---|"]
+        ft = memory["finetune"].get("peak_mb") or float("nan")
+        for method in METHODS:
+            r = memory[method]
+            if "peak_mb" in r:
+                lines.append(f"| {method} | {r['peak_mb']:.0f} | {r['peak_mb'] / ft:.2f} | {r['how']} |")
+            else:
+                lines.append(f"| {method} | error: {r.get('error')} | | |")
+        lines.append("")
+    if results["padding"]:
+        p = results["padding"]
+        lines += [f"## Dynamic padding vs padding to 256 ({p['backbone']}, ATTEMPT m = {p['m']}, batch {p['batch']})", "",
+                  "| task | examples | mean tokens | epoch padded (s) | epoch dynamic (s) | speed-up | max logit diff |",
+                  "|---|---|---|---|---|---|---|"]
+        for task in ("rte", "mnli"):
+            if task in p:
+                t = p[task]
+                lines.append(f"| {task} | {t['examples']} | {t['mean_tokens']:.1f} | {t['epoch_s']['padded_256']:.2f} | "
+                             f"{t['epoch_s']['dynamic_grouped']:.2f} | {t['speedup']:.2f}× | {t['max_abs_logit_diff']:.1e} |")
+        lines.append("")
+    if results["evaluation"]:
+        e = results["evaluation"]
+        lines += [f"## Evaluation throughput ({e['backbone']}, ATTEMPT m = {e['m']}, {e['examples']} rte examples)", "",
+                  f"rank classification {e['examples_per_s']['rank_classification']:.2f} ex/s, "
+                  f"generation {e['examples_per_s']['generation']:.2f} ex/s "
+                  f"(rank / generation time = {e['rank_over_generation_time']:.2f}).", ""]
+    pc = results["param_counts"]
+    lines += ["## Trainable parameters (T5-base-shaped config, d = 768, m = 100)", "",
+              f"per task, one task: {pc['per_task_single']:,} (paper arithmetic {pc['expected']['per_task_single']:,}); "
+              f"per task, attention shared by {pc['shared_tasks']} tasks: {pc['per_task_shared']:,.0f} "
+              f"(paper {pc['expected']['per_task_shared']:,.0f}).", "",
+              "## Targets", "", "| target | value | threshold | passed |", "|---|---|---|---|"]
+    for t in results["targets"]:
+        value = "n/a" if t["value"] is None else f"{t['value']:.4g}"
+        lines.append(f"| {t['target']} | {value} | {t['op']} {t['threshold']} | {t['passed']} |")
+    lines += ["", "Plots: " + ", ".join(results["plots"]), ""]
+    storage.write_text(out_dir / "efficiency.md", "\n".join(lines))
+
+
+def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from attempt import storage
+
+    names = list(results["training"])
+    fig, axes = plt.subplots(1, 2 * len(names), figsize=(5.5 * 2 * len(names), 4), squeeze=False)
+    for i, name in enumerate(names):
+        timing = results["training"][name][f"m={results['prompt_lengths'][0]}"]
+        ax = axes[0, 2 * i]
+        ax.bar(list(timing), [t["step_s"] for t in timing.values()], color="tab:blue")
+        ax.set_title(f"{name.split('/')[-1]}: step time (m={results['prompt_lengths'][0]})", fontsize=9)
+        ax.set_ylabel("seconds")
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+        memory = results["memory"].get(name, {})
+        ax = axes[0, 2 * i + 1]
+        methods = [k for k in METHODS if "peak_mb" in memory.get(k, {})]
+        ax.bar(methods, [memory[k]["peak_mb"] for k in methods], color="tab:orange")
+        ax.set_title(f"{name.split('/')[-1]}: peak training memory", fontsize=9)
+        ax.set_ylabel("MiB")
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+    fig.tight_layout()
+    path = out_dir / "efficiency.png"
+    with storage.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return [path]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (< 3 minutes on 2 CPU cores)")
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny random backbones (seconds)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--backbones", nargs="+", default=None, help=f"default: {ENCODER} {CAUSAL}")
+    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker:
+        _memory_worker(args.memory_worker)
+        return 0
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    start = time.perf_counter()
+    results = run(args.out, mode, args.backbones)
+    failed = [t["target"] for t in results["targets"] if t["passed"] is False]
+    print(f"wrote {args.out / 'efficiency.json'} in {time.perf_counter() - start:.0f}s; failed targets: {failed or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

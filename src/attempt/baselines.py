@@ -1,0 +1,379 @@
+"""The comparison methods of the paper behind the AttemptModel interface: full fine-tuning and LoRA.
+
+    from attempt.baselines import FineTuneModel
+    model = FineTuneModel.from_backbone(backbone, mode="lora", tasks=["rte"])   # or mode="finetune"
+    out = model(input_ids, attention_mask, labels=labels)                      # AttemptOutput(loss, logits, None)
+
+Seq2seq and causal backbones are trained with their own LM loss; encoder-only backbones get the same
+mean-pooled classification/regression heads as `EncoderAttemptModel`. LoRA goes through PEFT
+(`get_peft_model` with a `LoraConfig`); only the LoRA matrices (and the head) are trained and saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from attempt import storage
+from attempt.config import HEAD_POOLINGS, config_from_dict
+from attempt.modeling.base import AttemptOutput
+from attempt.modeling.causal import _positions
+from attempt.modeling.encoder import ClassificationHeads, EncoderAttemptModel
+from attempt.modeling.seq2seq import _label_log_likelihood
+
+CONFIG_FILE = "finetune_config.json"
+WEIGHTS_FILE = "finetune_model.safetensors"
+FORMAT_VERSION = 1
+MODES = ("finetune", "lora")
+
+# LoRA on the attention's query and value projections (the LoRA paper's choice), per architecture.
+DEFAULT_TARGET_MODULES: dict[str, list[str]] = {
+    "t5": ["q", "v"],
+    "mt5": ["q", "v"],
+    "bart": ["q_proj", "v_proj"],
+    "llama": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
+    "mistral": ["q_proj", "v_proj"],
+    "gemma": ["q_proj", "v_proj"],
+    "gpt2": ["c_attn"],
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+}
+
+
+@dataclass
+class FineTuneConfig:
+    """How a FineTuneModel is built.
+
+    Attributes:
+        mode: "finetune" (every backbone weight is trained) or "lora" (low-rank adapters via PEFT).
+        tasks: target task names (encoder-only: one head each).
+        num_labels: head outputs for encoder-only backbones (1 = regression); an int or {task: n}.
+        lora_rank, lora_alpha, lora_dropout: the LoRA hyper-parameters r, alpha and dropout.
+        target_modules: modules that get LoRA adapters; None picks the query/value projections of the
+            backbone's architecture (T5 "q","v"; Llama "q_proj","v_proj"; GPT-2 "c_attn"; BERT "query","value").
+        head_pooling: "mean" over the non-padding tokens or "cls" (encoder-only).
+        seed: seed of the new weights (head, LoRA).
+    """
+
+    mode: str = "finetune"
+    tasks: tuple[str, ...] = ("default",)
+    num_labels: int | dict[str, int] | None = None
+    lora_rank: int = 8
+    lora_alpha: float = 16
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] | None = None
+    head_pooling: str = "mean"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is not valid. Choose one of: {', '.join(MODES)}.")
+        if self.head_pooling not in HEAD_POOLINGS:
+            raise ValueError(f"head_pooling={self.head_pooling!r}; choose one of {', '.join(HEAD_POOLINGS)}.")
+        self.tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
+        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"tasks must name each target task once, got {list(self.tasks)}.")
+        if self.target_modules is not None:
+            self.target_modules = (
+                (self.target_modules,) if isinstance(self.target_modules, str) else tuple(self.target_modules)
+            )
+        if int(self.lora_rank) < 1:
+            raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}.")
+        if isinstance(self.num_labels, dict):
+            missing = sorted(set(self.tasks) - set(self.num_labels))
+            if missing:
+                raise ValueError(f"num_labels has no entry for task(s) {missing}; give one per task.")
+        if self.num_labels is not None and any(n < 1 for n in self.labels_per_task().values()):
+            raise ValueError(f"num_labels must be >= 1 (1 means regression), got {self.num_labels}.")
+
+    def labels_per_task(self) -> dict[str, int]:
+        if self.num_labels is None:
+            return {}
+        if isinstance(self.num_labels, dict):
+            return {t: int(self.num_labels[t]) for t in self.tasks}
+        return {t: int(self.num_labels) for t in self.tasks}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tasks"] = list(self.tasks)
+        if self.target_modules is not None:
+            data["target_modules"] = list(self.target_modules)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FineTuneConfig:
+        return config_from_dict(cls, data)
+
+
+def default_target_modules(backbone_config: Any) -> list[str]:
+    """The LoRA target modules for a backbone config (query and value projections)."""
+    model_type = getattr(backbone_config, "model_type", None)
+    if model_type not in DEFAULT_TARGET_MODULES:
+        raise ValueError(
+            f"No default LoRA target modules for model_type={model_type!r}; pass target_modules=[...] "
+            f"(the names of its attention projections, e.g. ['q_proj', 'v_proj'])."
+        )
+    return list(DEFAULT_TARGET_MODULES[model_type])
+
+
+class FineTuneModel(nn.Module):
+    """Full fine-tuning or LoRA over a Hugging Face backbone, with AttemptModel's interface.
+
+    Build one with `FineTuneModel.from_backbone(...)`. `forward` returns an `AttemptOutput` whose
+    `attention_weights` is None.
+    """
+
+    family: str  # "seq2seq", "causal" or "encoder", from the backbone config
+
+    def __init__(self, backbone: nn.Module, config: FineTuneConfig, backbone_name: str | None = None):
+        super().__init__()
+        from attempt.resolve import family_of
+
+        self.config = config
+        self.family = family_of(backbone.config)
+        self.backbone_name = backbone_name or getattr(backbone.config, "_name_or_path", None) or type(backbone).__name__
+        self.hidden_size = backbone.get_input_embeddings().weight.shape[1]
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)
+            if config.mode == "finetune":
+                backbone.requires_grad_(True)
+            else:
+                backbone = self._with_lora(backbone, config)
+            self.head = self._build_head()
+        self.backbone = backbone
+
+    @staticmethod
+    def _with_lora(backbone: nn.Module, config: FineTuneConfig) -> nn.Module:
+        from peft import LoraConfig, get_peft_model
+
+        targets = list(config.target_modules) if config.target_modules else default_target_modules(backbone.config)
+        lora = LoraConfig(
+            r=int(config.lora_rank), lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=targets, bias="none",
+            fan_in_fan_out=getattr(backbone.config, "model_type", None) == "gpt2",  # GPT-2's Conv1D layers
+        )
+        return get_peft_model(backbone, lora)  # freezes everything but the adapters
+
+    def _build_head(self) -> nn.Module | None:
+        if self.family != "encoder":
+            return None
+        labels = self.config.labels_per_task()
+        if not labels:
+            raise ValueError(
+                "Encoder-only backbones need a head: pass num_labels, e.g. num_labels=2 (1 for regression), "
+                "or {'rte': 2, 'stsb': 1} for several tasks."
+            )
+        return ClassificationHeads(self.hidden_size, labels)
+
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: nn.Module,
+        mode: str = "finetune",
+        tasks: list[str] | tuple[str, ...] = ("rte",),
+        num_labels: int | dict[str, int] | None = None,
+        lora_rank: int = 8,
+        lora_alpha: float = 16,
+        lora_dropout: float = 0.0,
+        target_modules: list[str] | None = None,
+        backbone_name: str | None = None,
+        **config_fields: Any,
+    ) -> FineTuneModel:
+        """Wrap `backbone` for full fine-tuning (mode="finetune") or LoRA (mode="lora").
+
+        The backbone is changed in place (its weights are unfrozen, or LoRA layers are injected): pass a
+        fresh copy when it is also used elsewhere. Other FineTuneConfig fields (head_pooling, seed) can be
+        passed as keywords.
+        """
+        config = FineTuneConfig(
+            mode=mode, tasks=tuple(tasks), num_labels=num_labels, lora_rank=lora_rank, lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout, target_modules=target_modules, **config_fields,
+        )
+        return cls(backbone, config, backbone_name=backbone_name)
+
+    # -- the shared interface -----------------------------------------------------------------------
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.config.tasks
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def task_ids(self, names: list[str] | str) -> torch.Tensor:
+        """(B,) task indices for task names, on the model's device."""
+        names = [names] if isinstance(names, str) else names
+        unknown = sorted(set(names) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"Unknown task(s) {unknown} for this model. Its tasks: {', '.join(self.tasks)}.")
+        index = {t: i for i, t in enumerate(self.tasks)}
+        return torch.tensor([index[n] for n in names], device=self.device)
+
+    def _inner(self) -> nn.Module:
+        """The Hugging Face model itself (under the PEFT wrapper in LoRA mode)."""
+        get_base = getattr(self.backbone, "get_base_model", None)
+        return get_base() if callable(get_base) else self.backbone
+
+    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs):
+        """Args: input_ids/attention_mask (B, L); labels (B, T) token ids with -100 where no loss (LMs) or
+        (B,) class ids / scores (encoder-only); task_ids (B,) (encoder-only: picks the head).
+
+        Returns: AttemptOutput(loss, logits, None); logits (B, T, V) for seq2seq, (B, L, V) aligned with
+        input_ids for causal LMs (the loss is the backbone's shifted next-token loss), (B, C) for heads.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if self.family == "encoder":
+            return self._classify(input_ids, attention_mask, labels, task_ids, token_type_ids)
+        if self.family == "causal":
+            kwargs["position_ids"] = _positions(attention_mask)  # left padding gives the same positions
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        return AttemptOutput(loss=out.loss, logits=out.logits)
+
+    def _classify(self, input_ids, attention_mask, labels, task_ids, token_type_ids) -> AttemptOutput:
+        if task_ids is None:
+            task_ids = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        # the bare encoder (skipping a *ForSequenceClassification head); LoRA layers are injected in place
+        encoder = getattr(self._inner(), "base_model", self._inner())
+        hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        hidden = getattr(hidden, "last_hidden_state", None)
+        if hidden is None:
+            raise ValueError("The encoder backbone must return last_hidden_state: pass the bare encoder (AutoModel).")
+        if self.config.head_pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            real = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+            pooled = (hidden * real).sum(1) / real.sum(1).clamp(min=1)  # (B, d)
+        logits = self.head(pooled.float(), task_ids, self.tasks)  # (B, C)
+        # the per-task CE / MSE of EncoderAttemptModel; it reads only .head and .tasks
+        loss = EncoderAttemptModel._loss(self, logits, labels, task_ids) if labels is not None else None
+        return AttemptOutput(loss=loss, logits=logits)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
+        """Generate (seq2seq: decoder ids; causal: only the new ids, inputs LEFT-padded)."""
+        if self.family == "encoder":
+            raise NotImplementedError("FineTuneModel on an encoder-only backbone does not generate text.")
+        if self.family == "causal":
+            if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
+                raise ValueError("Decoder-only generation needs left padding: set tokenizer.padding_side = 'left'.")
+            config = self._inner().generation_config
+            eos = config.eos_token_id
+            pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+            generate_kwargs.setdefault("pad_token_id", pad)
+        out = self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
+        return out[:, input_ids.shape[1] :] if self.family == "causal" else out
+
+    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+        """(B,) sum of log p(label tokens | input), as AttemptModel's (for rank classification)."""
+        if self.family == "encoder":
+            raise NotImplementedError("Encoder-only backbones classify with their head, not by likelihood.")
+        if self.family == "seq2seq":
+            logits = self(input_ids, attention_mask, labels=labels).logits  # (B, T, V)
+            return _label_log_likelihood(logits, labels)
+        logits = self(input_ids, attention_mask).logits  # (B, L, V)
+        return _label_log_likelihood(logits[:, :-1], labels[:, 1:])
+
+    # -- trainable parameters ---------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trained weights (finetune: every backbone weight, tied ones once; lora: the adapters) + head."""
+        return {name: p for name, p in self.named_parameters() if p.requires_grad}
+
+    def parameter_groups(
+        self,
+        prompt_lr: float,
+        attention_lr: float | None = None,
+        head_lr: float | None = None,
+        weight_decay: float = 0.0,
+    ) -> list[dict[str, Any]]:
+        """Optimizer groups. prompt_lr is the learning rate of everything trained in the backbone (all
+        weights or the LoRA matrices); head_lr that of the head (defaults to attention_lr, then prompt_lr).
+        Weight decay applies to matrices only, never to biases or norms."""
+        head_lr = (prompt_lr if attention_lr is None else attention_lr) if head_lr is None else head_lr
+        trained = [p for p in self.backbone.parameters() if p.requires_grad]
+        groups = [
+            {"name": "backbone", "params": [p for p in trained if p.dim() >= 2], "lr": prompt_lr, "weight_decay": weight_decay},
+            {"name": "backbone_no_decay", "params": [p for p in trained if p.dim() < 2], "lr": prompt_lr, "weight_decay": 0.0},
+        ]
+        if self.head is not None:
+            groups.append({"name": "head", "params": list(self.head.parameters()), "lr": head_lr, "weight_decay": weight_decay})
+        return [g for g in groups if g["params"]]
+
+    def num_parameters_by_part(self) -> dict[str, int]:
+        """trainable (backbone part + head), head, and backbone (all its weights, LoRA included)."""
+        head = sum(p.numel() for p in self.head.parameters()) if self.head is not None else 0
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"trainable": trainable, "head": head, "backbone": sum(p.numel() for p in self.backbone.parameters())}
+
+    def print_trainable_parameters(self) -> str:
+        """Print (and return) the trainable parameter count."""
+        parts = self.num_parameters_by_part()
+        total = parts["backbone"] + parts["head"]
+        line = (
+            f"trainable params: {parts['trainable']:,} || all params: {total:,} || "
+            f"trainable%: {100 * parts['trainable'] / total:.4f} ({self.config.mode}, head {parts['head']:,})"
+        )
+        print(line)
+        return line
+
+    # -- save / load ------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write `finetune_config.json` and `finetune_model.safetensors` (the trained weights), atomically."""
+        state = self.trainable_state_dict()
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "family": self.family,
+            "backbone": self.backbone_name,
+            "hidden_size": self.hidden_size,
+            "finetune": self.config.to_dict(),
+            "weights": sorted(state),
+        }
+        directory = Path(directory)
+        with storage.atomic_directory(directory) as tmp:
+            storage.write_json(tmp / CONFIG_FILE, meta)
+            storage.write_safetensors(tmp / WEIGHTS_FILE, state, metadata={"format": "pt"})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, backbone: nn.Module, directory: str | Path) -> FineTuneModel:
+        """Load a model saved by `save_pretrained` onto (a fresh copy of) the backbone it was trained from."""
+        directory = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"{directory} has no {name}: it is not a saved FineTuneModel.")
+        meta = json.loads((directory / CONFIG_FILE).read_text())
+        hidden = backbone.get_input_embeddings().weight.shape[1]
+        if hidden != meta["hidden_size"]:
+            raise ValueError(
+                f"{directory} was trained on a backbone with d={meta['hidden_size']} ({meta['backbone']}); "
+                f"this backbone has d={hidden}."
+            )
+        model = cls(backbone, FineTuneConfig.from_dict(meta["finetune"]), backbone_name=meta["backbone"])
+        if model.family != meta["family"]:
+            raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {model.family}.")
+        state = load_file(str(directory / WEIGHTS_FILE))
+        params = model.trainable_state_dict()
+        if set(state) != set(params):
+            missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+            raise ValueError(
+                f"{directory / WEIGHTS_FILE} does not match the model: missing {missing[:5]}"
+                f"{'…' if len(missing) > 5 else ''}, unexpected {extra[:5]}{'…' if len(extra) > 5 else ''}."
+            )
+        with torch.no_grad():
+            for name, value in state.items():
+                if params[name].shape != value.shape:
+                    raise ValueError(f"{name}: saved shape {tuple(value.shape)} != model {tuple(params[name].shape)}.")
+                params[name].copy_(value)
+        return model
+
+
+__all__ = ["DEFAULT_TARGET_MODULES", "FineTuneConfig", "FineTuneModel", "default_target_modules"]

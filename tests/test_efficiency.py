@@ -1,0 +1,61 @@
+"""benchmarks/efficiency.py: the parameter arithmetic, and a --tiny run writing every report key."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def efficiency():
+    spec = importlib.util.spec_from_file_location("efficiency_bench", REPO / "benchmarks" / "efficiency.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_param_counts(efficiency):
+    counts = efficiency.paper_param_counts()
+    assert counts["prompt_per_task"] == 76_800
+    assert counts["attention"] == 153_600 + 1_536
+    assert counts["per_task_single"] == 231_936  # ≈ 232K
+    assert counts["per_task_shared"] == pytest.approx(76_800 + 155_136 / 8)  # ≈ 96K
+    assert counts["matches_paper"]
+    small = efficiency.paper_param_counts(d=64, m=10, bottleneck=8, shared_tasks=2)
+    assert small["per_task_single"] == 64 * 10 + 2 * 64 * 8 + 2 * 64
+
+
+def test_length_grouped_batches(efficiency):
+    lengths = [5, 50, 6, 49, 7, 48, 8, 47]
+    batches = efficiency.length_grouped_batches(lengths, batch=2)
+    assert sorted(i for b in batches for i in b) == list(range(8))
+    assert all(abs(lengths[b[0]] - lengths[b[-1]]) <= 2 for b in batches)
+
+
+def test_tiny_run_writes_report(efficiency, tmp_path, data_dir):
+    results = efficiency.run(tmp_path, "tiny", log=lambda *_: None)
+    written = json.loads((tmp_path / "efficiency.json").read_text())
+    for key in ("param_counts", "training", "memory", "padding", "evaluation", "targets", "plots"):
+        assert key in written, key
+    assert set(written["training"]) == {"tiny-encoder", "tiny-causal"}
+    for entry in written["training"].values():
+        for key in ("m=12", "m=4"):
+            assert {"attempt", "prompt_tuning", "peft_prompt_tuning"} <= set(entry[key])
+        assert set(entry["m=12"]) == set(efficiency.METHODS)
+    for memory in written["memory"].values():
+        assert all("peak_mb" in memory[m] for m in efficiency.METHODS)
+    for task in ("rte", "mnli"):
+        assert written["padding"][task]["same_results"], written["padding"][task]
+        tokens = written["padding"][task]["padded_tokens"]
+        assert tokens["dynamic_grouped"] < tokens["padded_256"]
+    assert set(written["evaluation"]["examples_per_s"]) == {"rank_classification", "generation"}
+    assert (tmp_path / "efficiency.md").read_text().startswith("# Efficiency")
+    assert (tmp_path / "efficiency.png").stat().st_size > 1000
+    assert all(t["passed"] in (True, False, None) for t in results["targets"])
