@@ -42,13 +42,23 @@ def build_tokenizer(kind: str = "encoder"):
 
 
 def build_backbone(family: str, hidden_size: int = 32, arch: str | None = None, seed: int = 0):
-    """A randomly initialised 2-layer backbone of the given family (seq2seq: T5, causal: Llama or GPT-2,
-    encoder: BERT), sized for the tiny tokenizer."""
+    """A randomly initialised 2-layer backbone of the given family, sized for the tiny tokenizer.
+
+    seq2seq: T5 (arch None) or "bart"; causal: Llama (None), "gpt2" or "qwen2"; encoder: BERT (None) or "roberta".
+    """
     import transformers as tf
 
     vocab = len(SPECIALS) + len(set(WORDS))
     torch.manual_seed(seed)
-    if family == "seq2seq":
+    if family == "seq2seq" and arch == "bart":
+        config = tf.BartConfig(
+            vocab_size=vocab, d_model=hidden_size, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
+            pad_token_id=0, bos_token_id=2, eos_token_id=4, decoder_start_token_id=4, forced_eos_token_id=None,
+            dropout=0.0, attention_dropout=0.0, scale_embedding=True,
+        )
+        model = tf.BartForConditionalGeneration(config)
+    elif family == "seq2seq":
         config = tf.T5Config(
             vocab_size=vocab, d_model=hidden_size, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
             pad_token_id=0, eos_token_id=4, decoder_start_token_id=0, dropout_rate=0.0,
@@ -60,6 +70,13 @@ def build_backbone(family: str, hidden_size: int = 32, arch: str | None = None, 
             bos_token_id=4, eos_token_id=4, pad_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
         )
         model = tf.GPT2LMHeadModel(config)
+    elif family == "causal" and arch == "qwen2":
+        config = tf.Qwen2Config(
+            vocab_size=vocab, hidden_size=hidden_size, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+            pad_token_id=0, bos_token_id=None, eos_token_id=4,
+        )
+        model = tf.Qwen2ForCausalLM(config)
     elif family == "causal":
         config = tf.LlamaConfig(
             vocab_size=vocab, hidden_size=hidden_size, intermediate_size=64, num_hidden_layers=2,
@@ -67,6 +84,13 @@ def build_backbone(family: str, hidden_size: int = 32, arch: str | None = None, 
             pad_token_id=0, bos_token_id=None, eos_token_id=4,
         )
         model = tf.LlamaForCausalLM(config)
+    elif family == "encoder" and arch == "roberta":
+        config = tf.RobertaConfig(
+            vocab_size=vocab, hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, max_position_embeddings=260, pad_token_id=0, hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0, type_vocab_size=1,
+        )
+        model = tf.RobertaModel(config)
     elif family == "encoder":
         config = tf.BertConfig(
             vocab_size=vocab, hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=4,

@@ -12,7 +12,10 @@ from attempt.modeling import CausalAttemptModel, EncoderAttemptModel, Seq2SeqAtt
 from conftest import build_backbone, build_tokenizer
 
 M = 4
-FAMILIES = [("seq2seq", None), ("causal", None), ("causal", "gpt2"), ("encoder", None)]
+FAMILIES = [
+    ("seq2seq", None), ("seq2seq", "bart"), ("causal", None), ("causal", "gpt2"), ("causal", "qwen2"),
+    ("encoder", None), ("encoder", "roberta"),
+]
 
 
 def sources(d: int = 32, t: int = 3, seed: int = 0) -> list[SourcePrompt]:
@@ -155,7 +158,7 @@ def test_mixed_task_batch_uses_each_task_prompt_in_forward(family, arch):
         assert not torch.allclose(out.logits[~rows], alone.logits[~rows])
 
 
-@pytest.mark.parametrize(("family", "arch"), [("seq2seq", None), ("causal", None), ("causal", "gpt2")])
+@pytest.mark.parametrize(("family", "arch"), [f for f in FAMILIES if f[0] != "encoder"])
 def test_mixed_task_generate_uses_each_task_prompt(family, arch):
     model = build(family, arch, method="prompt_tuning", target_init="vocab")
     with torch.no_grad():
@@ -174,7 +177,7 @@ def test_mixed_task_generate_uses_each_task_prompt(family, arch):
     assert not torch.allclose(outputs[0].scores[0], outputs[1].scores[0])
 
 
-@pytest.mark.parametrize("arch", [None, "gpt2"])
+@pytest.mark.parametrize("arch", [None, "gpt2", "qwen2"])
 def test_causal_generation_ignores_left_padding(arch):
     """A left-padded row generates exactly what the same row generates alone, and what a greedy loop over
     forward() picks."""
