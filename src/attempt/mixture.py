@@ -146,23 +146,25 @@ class AttentionalMixture(nn.Module):
         if not self.uses_attention:
             return target.to(input_embeds.dtype), None
 
-        sources = self.source_prompts.unsqueeze(0).expand(batch, -1, -1, -1)  # (B, t, m, d)
-        if self.config.target_in_attention:
-            candidates = torch.cat([sources, target.unsqueeze(1)], dim=1)  # (B, t+1, m, d)
-        else:
-            candidates = sources  # (B, t, m, d)
-
+        # The t+1 candidates are never stacked per instance (a (B, t+1, m, d) copy): scores use the pooled
+        # keys and the mixture is one (B, t) x (t, m·d) product plus the target's own term.
+        sources = self.source_prompts  # (t, m, d)
+        t, m, d = sources.shape
+        k = t + 1 if self.config.target_in_attention else t
         if self.config.uniform_weights:
-            k = candidates.shape[1]
-            weights = candidates.new_full((batch, k), 1.0 / k)  # (B, K)
+            weights = target.new_full((batch, k), 1.0 / k)  # (B, K)
         else:
             pooled_input = pool_inputs(input_embeds.float(), attention_mask, self.config.pooling)  # (B, d)
             h = self.attention(pooled_input)  # (B, d)
-            pooled_prompts = candidates.max(dim=2).values  # (B, K, d)
-            scores = torch.einsum("bkd,bd->bk", pooled_prompts, h) / self.temperature  # (B, K)
-            weights = scores.softmax(dim=-1)  # (B, K)
+            scores = h @ sources.max(dim=1).values.T  # (B, t)
+            if self.config.target_in_attention:
+                target_keys = self.target_prompts.max(dim=1).values[task_ids]  # (B, d)
+                scores = torch.cat([scores, (h * target_keys).sum(-1, keepdim=True)], dim=1)  # (B, t+1)
+            weights = (scores / self.temperature).softmax(dim=-1)  # (B, K)
 
-        mixed = torch.einsum("bk,bkmd->bmd", weights, candidates)  # (B, m, d)
+        mixed = (weights[:, :t] @ sources.reshape(t, m * d)).view(batch, m, d)  # (B, m, d)
+        if self.config.target_in_attention:
+            mixed = mixed + weights[:, t, None, None] * target  # (B, m, d)
         prompt = target + mixed if self.config.target_residual else mixed
         return prompt.to(input_embeds.dtype), weights
 
