@@ -248,7 +248,11 @@ def test_two_processes_match_one_process(tmp_path, data_dir):
     start = load_file(str(tmp_path / "one" / "initial.safetensors"))
     assert not torch.equal(a["mixture.target_prompts"], start["mixture.target_prompts"])  # the step did something
     assert a.keys() == b.keys()
+    # Float tolerance of one AdamW step: each weight moves by lr·g/(|g|+eps). Where a gradient is within a few
+    # eps of zero (2e-8 seen on the attention's up-projection), the float32 rounding of g that differs between
+    # one batch of 4 and two averaged batches of 2 (~1e-11) moves the step by up to ~lr·eps·δg/(|g|+eps)² ≈ 3e-5;
+    # a real fault (unsynchronised processes, a wrong slice of the batch) moves weights by ~lr = 0.3.
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-4 * 0.3)
     state = json.loads((tmp_path / "two" / "checkpoint" / "state.json").read_text())
     assert state["num_processes"] == 2

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from attempt import storage
-from attempt.data import Collator, make_examples
+from attempt.collate import Collator, make_examples
 from attempt.tasks import Task, get_task
 
 METHODS = ("rank", "generate")

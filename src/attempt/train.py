@@ -7,7 +7,8 @@
 The same code runs on a CPU, one GPU, or several processes started with ``accelerate launch`` /
 ``torchrun`` (DDP; FSDP/DeepSpeed through Accelerate's config). Reading order of `train`:
 
-1. resolve the backbone, load the data (`paper_splits`, few-shot, limits), build the model of the mode;
+1. resolve the backbone, load the data (`attempt.batching.load_task_data`: `paper_splits`, few-shot, limits),
+   build the model of the mode;
 2. AdamW over ``model.parameter_groups(...)`` with linear warm-up and decay; ``accelerator.prepare``;
 3. resume from ``output_dir/checkpoint`` when there is one (same config required);
 4. the loop: micro-batches with gradient accumulation, clipping, a NaN/inf guard, logging, evaluation every
@@ -15,19 +16,20 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
    evaluation;
 5. the best model is reloaded and evaluated on the test split; mode="source" adds its prompt to the library.
 
-Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl``, ``checkpoint/`` (see
-`attempt.checkpoint`), ``best/`` (``save_pretrained`` + ``train_config.json``), ``results.json``,
-``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``tensorboard/`` (when installed).
+Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl`` (`attempt.metrics_log`),
+``checkpoint/`` (see `attempt.checkpoint`), ``best/`` (``save_pretrained`` + ``train_config.json``),
+``results.json``, ``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``tensorboard/`` (when
+installed).
 
-Batches are a pure function of (seed, epoch, number of processes), so a resumed run consumes exactly the
-batches the interrupted run would have. Every process evaluates the full validation set itself (no
-gathering): decisions such as the best step and early stopping are the same everywhere.
+Batches (`attempt.batching.BatchStream`) are a pure function of (seed, epoch, number of processes), so a
+resumed run consumes exactly the batches the interrupted run would have. Every process evaluates the full
+validation set itself (no gathering): decisions such as the best step and early stopping are the same
+everywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -36,28 +38,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 
 from attempt import checkpoint, storage
+from attempt.batching import GROUP_FACTOR, BatchStream, load_task_data  # noqa: F401 - GROUP_FACTOR re-exported
+from attempt.collate import Collator, make_examples
 from attempt.config import TrainConfig
-from attempt.data import Collator, make_examples
 from attempt.evaluate import evaluate_with_attention
+from attempt.metrics_log import METRICS_FILE, TENSORBOARD_DIR, MetricsLog  # noqa: F401 - file names re-exported
 from attempt.prompts import PromptLibrary, SourcePrompt
-from attempt.splits import LengthGroupedBatchSampler, MixtureSampler, few_shot, paper_splits
 from attempt.tasks import get_task
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 CONFIG_FILE = "train_config.json"
-METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "test_predictions.jsonl"
 ATTENTION_FILE = "attention.json"
-TENSORBOARD_DIR = "tensorboard"
 LOG_EVERY = 10  # optimizer steps between train-loss log lines
-GROUP_FACTOR = 50  # length grouping: mega-batches of this many batches are sorted by length
 # fields that do not change the trajectory of a run: a resumed run may differ in them
 RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size")
 
@@ -108,92 +107,6 @@ class LoopState:
     bad_evals: int = 0  # evaluations since the last improvement (early stopping)
     last_eval_step: int | None = None
     stopped_early: bool = False
-
-
-# ------------------------------------------------------------------------------------------------ data
-def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``{task: {"train", "validation", "test": rows}}`` with the paper's splits, k-shot and limits applied."""
-    data = {}
-    for name in config.tasks:
-        task = get_task(name)
-        splits = paper_splits(task, config.data_dir, seed=config.seed)
-        train_rows = list(splits["train"])
-        if config.k_shot is not None:
-            train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed))
-        if config.train_limit is not None:
-            train_rows = train_rows[: config.train_limit]
-        evaluation = {s: list(splits[s])[: config.eval_limit] if config.eval_limit else list(splits[s]) for s in ("validation", "test")}
-        data[task.name] = {"train": train_rows, **evaluation}
-    return data
-
-
-class BatchStream:
-    """Deterministic training batches: the order of epoch e depends only on (seed, e, number of processes).
-
-    One task: a shuffled (optionally length-grouped) pass over the examples. Several tasks: an epoch of
-    `MixtureSampler` draws (examples-proportional mixing, capped and tempered), cut into mixed-task batches
-    (length-grouped inside mega-batches when asked). Each global batch of ``batch_size × processes`` examples
-    is split into contiguous per-process slices.
-    """
-
-    def __init__(self, examples: dict[str, list[dict]], collator: Collator, config: TrainConfig, rank: int, world: int):
-        self.tasks = list(examples)
-        self.examples = examples
-        self.config = config
-        self.rank, self.world = rank, world
-        self.global_batch = config.batch_size * world
-        self.lengths = (
-            {t: [collator.source_length(e) for e in rows] for t, rows in examples.items()}
-            if config.group_by_length
-            else None
-        )
-        self._cache: tuple[int, list[list[dict]]] | None = None
-
-    def epoch_batches(self, epoch: int) -> list[list[dict]]:
-        if self._cache is not None and self._cache[0] == epoch:
-            return self._cache[1]
-        seed = self.config.seed
-        if len(self.tasks) == 1:
-            rows = self.examples[self.tasks[0]]
-            if self.lengths is not None:
-                sampler = LengthGroupedBatchSampler(self.lengths[self.tasks[0]], self.global_batch, seed=seed, group_factor=GROUP_FACTOR)
-                sampler.set_epoch(epoch)
-                batches = [[rows[i] for i in batch] for batch in sampler]
-            else:
-                order = np.random.default_rng([seed, epoch]).permutation(len(rows))
-                batches = [[rows[i] for i in order[s : s + self.global_batch]] for s in range(0, len(order), self.global_batch)]
-        else:
-            sizes = [len(self.examples[t]) for t in self.tasks]
-            sampler = MixtureSampler(sizes, cap=self.config.mixing_cap, temperature=self.config.mixing_temperature, seed=seed)
-            sampler.set_epoch(epoch)
-            drawn = [(self.tasks[t], i) for t, i in sampler]
-            if self.lengths is not None:
-                mega = self.global_batch * GROUP_FACTOR
-                grouped = []
-                for start in range(0, len(drawn), mega):
-                    group = drawn[start : start + mega]
-                    grouped.extend(sorted(group, key=lambda ti: -self.lengths[ti[0]][ti[1]]))
-                drawn = grouped
-            batches = [[self.examples[t][i] for t, i in drawn[s : s + self.global_batch]] for s in range(0, len(drawn), self.global_batch)]
-            if self.lengths is not None:
-                order = np.random.default_rng([seed, epoch, 1]).permutation(len(batches))
-                batches = [batches[i] for i in order]
-        batches = [b for b in batches if len(b) >= self.world]  # every process needs at least one example
-        if not batches:
-            raise ValueError(f"Not enough training examples for {self.world} processes.")
-        self._cache = (epoch, batches)
-        return batches
-
-    def next_local(self, state: LoopState) -> list[dict]:
-        """This process's slice of the next global batch; advances ``state.epoch`` / ``state.batch_index``."""
-        batches = self.epoch_batches(state.epoch)
-        if state.batch_index >= len(batches):
-            state.epoch, state.batch_index = state.epoch + 1, 0
-            batches = self.epoch_batches(state.epoch)
-        batch = batches[state.batch_index]
-        state.batch_index += 1
-        bounds = np.linspace(0, len(batch), self.world + 1).round().astype(int)
-        return batch[bounds[self.rank] : bounds[self.rank + 1]]
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -297,54 +210,105 @@ def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: P
         )
 
 
-# ------------------------------------------------------------------------------------------------ logging
-class MetricsLog:
-    """JSON lines in ``metrics.jsonl`` plus TensorBoard scalars when tensorboard is installed (main process)."""
-
-    def __init__(self, output_dir: Path, enabled: bool, resume_step: int | None):
-        self.path = output_dir / METRICS_FILE
-        self.enabled = enabled
-        self.writer = None
-        if not enabled:
-            return
-        if resume_step is None:
-            self.path.write_text("")
-        elif self.path.exists():  # drop lines logged after the checkpoint we resume from
-            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            storage.write_text(self.path, "".join(line + "\n" for line in kept))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(output_dir / TENSORBOARD_DIR))
-        except ImportError:
-            self.writer = None
-
-    def log(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for name, value in _flatten(record).items():
-                if name != "step" and isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"{record.get('type', 'train')}/{name}", value, record.get("step", 0))
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in record.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 # ------------------------------------------------------------------------------------------------- train
+def _setup(
+    config: TrainConfig, model: torch.nn.Module | None, tokenizer: Any, accelerator: Any
+) -> tuple[Any, dict[str, dict[str, list[dict[str, Any]]]], torch.nn.Module, Collator, BatchStream]:
+    """Step 1 of `train`: the backbone (resolved from ``config.backbone``, or `model`), the data, the mode's
+    model over the backbone, the collator and the batch stream; returns (tokenizer, data, model, collator,
+    stream)."""
+    if model is None:
+        from attempt.resolve import load_backbone
+
+        backbone, loaded_tokenizer, family = load_backbone(config.backbone)
+        tokenizer = tokenizer or loaded_tokenizer
+    else:
+        from attempt.resolve import family_of
+
+        if tokenizer is None:
+            raise ValueError("train(config, model=backbone) also needs the backbone's tokenizer=.")
+        backbone, family = model, family_of(model.config)
+    data = load_task_data(config)
+    net = build_model(config, backbone, tokenizer, family)
+    if config.gradient_checkpointing:
+        if not getattr(backbone, "supports_gradient_checkpointing", False):
+            raise ValueError(f"{type(backbone).__name__} does not support gradient checkpointing.")
+        # the backbone is frozen: only the non-reentrant variant propagates gradients to the prompt
+        if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5 name
+            backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    collator = Collator(
+        tokenizer, family, list(config.tasks), config.max_source_length, config.max_target_length, config.pad_to
+    )
+    stream = BatchStream(
+        {t: make_examples(t, data[t]["train"]) for t in config.tasks}, collator, config,
+        accelerator.process_index, accelerator.num_processes,
+    )  # fmt: skip
+    return tokenizer, data, net, collator, stream
+
+
+def _resume(
+    config: TrainConfig, config_dict: dict[str, Any], accelerator: Any, unwrapped: torch.nn.Module,
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> tuple[LoopState, bool]:  # fmt: skip
+    """Step 3 of `train`: restore weights, optimizer, schedule and random generators in place from
+    ``output_dir/checkpoint`` when there is one (same run required), else start the run folder; returns
+    (loop state, resumed)."""
+    output_dir = Path(config.output_dir)
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
+    resumed = checkpoint.exists(checkpoint_dir)
+    if resumed:
+        saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
+        _check_same_run(saved["config"], config_dict, checkpoint_dir)
+        if saved["state"]["num_processes"] != accelerator.num_processes:
+            raise CheckpointMismatch(
+                f"{checkpoint_dir} was written by {saved['state']['num_processes']} process(es); this run has "
+                f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
+            )
+        missing, unexpected = unwrapped.load_state_dict(saved["weights"], strict=False)
+        if unexpected or set(saved["weights"]) - set(unwrapped.state_dict()):
+            raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = LoopState(**saved["state"])
+        checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
+    elif accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        storage.write_json(output_dir / CONFIG_FILE, config_dict)
+    return state, resumed
+
+
+def _record_validation(state: LoopState, metrics: dict[str, Any], patience: int | None) -> bool:
+    """Note a validation result in `state`: the new best (True), or one more evaluation without improvement,
+    which stops training once there have been `patience` of them in a row (False)."""
+    state.last_eval_step = state.step
+    score = metrics["average"] if math.isfinite(metrics["average"]) else -math.inf
+    if state.best_score is None or score > state.best_score:
+        state.best_score, state.best_step, state.best_metrics, state.bad_evals = score, state.step, metrics, 0
+        return True
+    state.bad_evals += 1
+    state.stopped_early = patience is not None and state.bad_evals >= patience
+    return False
+
+
+def _source_prompt(config: TrainConfig, state: LoopState, model: torch.nn.Module, output_dir: Path) -> SourcePrompt:
+    """The trained prompt of a mode="source" run, with its training record, for the prompt library."""
+    task = config.tasks[0]
+    return SourcePrompt(
+        name=config.prompt_name or task, embeddings=model.mixture.target_prompts[0].detach().cpu(), task=task,
+        backbone=config.backbone,
+        training={
+            "steps": state.step, "best_step": state.best_step, "learning_rate": config.learning_rate,
+            "batch_size": config.batch_size, "max_steps": config.max_steps, "seed": config.seed,
+            "prompt_length": model.prompt_length, "k_shot": config.k_shot, "train_limit": config.train_limit,
+            "output_dir": str(output_dir), "config": config.to_dict(),
+        },
+        score={k: v for k, v in state.best_metrics.get(task, {}).items()},
+    )  # fmt: skip
+
+
 def train(
     config: TrainConfig,
     *,
@@ -383,34 +347,7 @@ def train(
     set_seed(config.seed)
 
     # 1. backbone, data, model ------------------------------------------------------------------------
-    if model is None:
-        from attempt.resolve import load_backbone
-
-        backbone, loaded_tokenizer, family = load_backbone(config.backbone)
-        tokenizer = tokenizer or loaded_tokenizer
-    else:
-        from attempt.resolve import family_of
-
-        if tokenizer is None:
-            raise ValueError("train(config, model=backbone) also needs the backbone's tokenizer=.")
-        backbone, family = model, family_of(model.config)
-    data = load_task_data(config)
-    net = build_model(config, backbone, tokenizer, family)
-    if config.gradient_checkpointing:
-        if not getattr(backbone, "supports_gradient_checkpointing", False):
-            raise ValueError(f"{type(backbone).__name__} does not support gradient checkpointing.")
-        # the backbone is frozen: only the non-reentrant variant propagates gradients to the prompt
-        if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5 name
-            backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    collator = Collator(
-        tokenizer, family, list(config.tasks), config.max_source_length, config.max_target_length, config.pad_to
-    )
-    stream = BatchStream(
-        {t: make_examples(t, data[t]["train"]) for t in config.tasks}, collator, config,
-        accelerator.process_index, accelerator.num_processes,
-    )  # fmt: skip
+    tokenizer, data, net, collator, stream = _setup(config, model, tokenizer, accelerator)
 
     # 2. optimizer, schedule, accelerate ---------------------------------------------------------------
     groups = net.parameter_groups(
@@ -423,26 +360,7 @@ def train(
     trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
 
     # 3. resume ---------------------------------------------------------------------------------------
-    state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
-    resumed = checkpoint.exists(checkpoint_dir)
-    if resumed:
-        saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
-        _check_same_run(saved["config"], config_dict, checkpoint_dir)
-        if saved["state"]["num_processes"] != accelerator.num_processes:
-            raise CheckpointMismatch(
-                f"{checkpoint_dir} was written by {saved['state']['num_processes']} process(es); this run has "
-                f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
-            )
-        missing, unexpected = unwrapped.load_state_dict(saved["weights"], strict=False)
-        if unexpected or set(saved["weights"]) - set(unwrapped.state_dict()):
-            raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = LoopState(**saved["state"])
-        checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
-    elif is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        storage.write_json(output_dir / CONFIG_FILE, config_dict)
+    state, resumed = _resume(config, config_dict, accelerator, unwrapped, optimizer, scheduler)
     log = MetricsLog(output_dir, is_main, state.step if resumed else None)
     if is_main and progress and not resumed:
         print(f"[attempt] {config.mode} on {', '.join(config.tasks)}: {trainable:,} trainable parameters")
@@ -510,19 +428,11 @@ def train(
 
         if (config.eval_every and state.step % config.eval_every == 0) or state.step == config.max_steps:
             metrics, _ = evaluate_split("validation", unwrapped)
-            state.last_eval_step = state.step
-            score = metrics["average"] if math.isfinite(metrics["average"]) else -math.inf
-            improved = state.best_score is None or score > state.best_score
-            if improved:
-                state.best_score, state.best_step, state.best_metrics, state.bad_evals = score, state.step, metrics, 0
+            if _record_validation(state, metrics, config.early_stopping_patience):  # the best so far: keep it
                 if is_main:
                     unwrapped.save_pretrained(best_dir)
                     storage.write_json(best_dir / CONFIG_FILE, config_dict)
                 accelerator.wait_for_everyone()
-            else:
-                state.bad_evals += 1
-                patience = config.early_stopping_patience
-                state.stopped_early = patience is not None and state.bad_evals >= patience
             log.log({"step": state.step, "type": "eval", "split": "validation", "metrics": metrics, "best_step": state.best_step})
             if is_main and progress:
                 bar.write(f"step {state.step}: validation {metrics['average']:.2f} (best {state.best_score:.2f} at step {state.best_step})")
@@ -538,18 +448,7 @@ def train(
     log.log({"step": state.step, "type": "eval", "split": "test", "metrics": test_metrics, "best_step": state.best_step})
     log.close()
     if config.mode == "source" and is_main:
-        task = config.tasks[0]
-        prompt = SourcePrompt(
-            name=config.prompt_name or task, embeddings=unwrapped.mixture.target_prompts[0].detach().cpu(), task=task,
-            backbone=config.backbone,
-            training={
-                "steps": state.step, "best_step": state.best_step, "learning_rate": config.learning_rate,
-                "batch_size": config.batch_size, "max_steps": config.max_steps, "seed": config.seed,
-                "prompt_length": unwrapped.prompt_length, "k_shot": config.k_shot, "train_limit": config.train_limit,
-                "output_dir": str(output_dir), "config": config.to_dict(),
-            },
-            score={k: v for k, v in state.best_metrics.get(task, {}).items()},
-        )  # fmt: skip
+        prompt = _source_prompt(config, state, unwrapped, output_dir)
         PromptLibrary(config.library).add(prompt, overwrite=True)
     result = TrainResult(
         output_dir=output_dir, best_step=state.best_step, best_metrics=state.best_metrics, test_metrics=test_metrics,

@@ -1,0 +1,235 @@
+"""Command-line options generated from the config dataclasses, `--set key=value` overrides and YAML recipes.
+
+`add_config_arguments` adds one typed option per `TrainConfig` field (and per `AttemptConfig` field as
+``--attempt.<field>``), with the help text taken from the dataclass docstrings; `build_config` merges the
+recipe, those options and ``--set`` into a validated `TrainConfig`. Bad input raises `UsageError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import inspect
+import re
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from attempt.config import AttemptConfig, TrainConfig
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the files it names; printed as one line, exit code 2."""
+
+
+class _Flag(argparse.BooleanOptionalAction):
+    """`--x` / `--no-x` (and the underscore spellings), shown once in the usage line."""
+
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings[:2])
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows a config option once (`--max-steps INT`, `--group-by-length / --no-group-by-length`), not
+    every underscore alias."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.dest.startswith("config:"):
+            return super()._format_action_invocation(action)
+        if isinstance(action, _Flag):
+            return " / ".join(action.option_strings[:2])
+        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{action.option_strings[0]} {metavar}"
+
+
+# --------------------------------------------------------------------- config options from the dataclass
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """{field: help} from the "Attributes:" section of a dataclass docstring (`a, b: text` documents both)."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    section = doc.split("Attributes:", 1)[1] if "Attributes:" in doc else ""
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for line in section.splitlines():
+        entry = re.match(r"^    ([A-Za-z_][\w, ]*):\s*(.*)$", line)
+        if entry:
+            names = [n.strip() for n in entry.group(1).split(",")]
+            for n in names:
+                docs[n] = entry.group(2).strip()
+        elif line.startswith("        ") and names:
+            for n in names:
+                docs[n] += " " + line.strip()
+        elif line.strip() and not line.startswith(" "):
+            break  # the next section
+    return docs
+
+
+@functools.cache
+def _yaml_loader():
+    """PyYAML's SafeLoader, also reading `1e-2` as a float (YAML 1.2; PyYAML's YAML 1.1 makes it a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    number = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", number, list("-+0123456789."))
+    return Loader
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with `_yaml_loader` (so `1e-2` is a float, as in YAML 1.2)."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+
+
+def _parse_yaml_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid YAML value ({error})") from error
+
+
+def _scalar(kind: type, optional: bool) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        if optional and text.strip().lower() in ("none", "null", "~"):
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an' if kind is int else 'a'} {kind.__name__}{' or none' if optional else ''}, "
+                f"got {text!r}"
+            ) from None
+
+    convert.__name__ = kind.__name__  # argparse names the type in its errors
+    return convert
+
+
+def _option_kwargs(tp: Any) -> dict[str, Any] | None:
+    """argparse keyword arguments for a field's type hint; None for mappings (set through dotted keys)."""
+    args = get_args(tp)
+    is_union = get_origin(tp) in (Union, types.UnionType)  # Optional[int] and int | None
+    members = [a for a in args if a is not type(None)] if is_union else [tp]
+    optional = is_union and type(None) in args
+    if len(members) == 1:
+        base, origin = members[0], get_origin(members[0])
+        if base is bool:
+            return {"action": _Flag}
+        if base in (int, float, str):
+            return {"type": _scalar(base, optional), "metavar": base.__name__.upper()}
+        if origin is tuple:
+            return {"nargs": "*", "metavar": "NAME"}
+        if origin is dict or base is dict:
+            return None
+    return {"type": _parse_yaml_value, "metavar": "YAML"}  # unions such as int | dict[str, int] | None
+
+
+def dataclass_options(cls: type, prefix: str = "", skip: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """(config key, argparse kwargs) for the fields of dataclass `cls`, in field order: the type from the
+    type hints, the help from the docstring's Attributes section, no default (so only given options count).
+    Mapping fields are left out (set them with dotted keys)."""
+    hints, docs, options = get_type_hints(cls), attribute_docs(cls), []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kwargs = _option_kwargs(hints[f.name])
+        if kwargs is None:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        shown = list(default) if isinstance(default, tuple) else default
+        text = docs.get(f.name, "").replace("%", "%%")
+        kwargs["help"] = f"{text} [{prefix}{f.name}; default: {shown}]"
+        options.append((prefix + f.name, kwargs))
+    return options
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """Add one option per TrainConfig field (and per AttemptConfig field as --attempt.<field>)."""
+    groups = [
+        ("training options (TrainConfig)", dataclass_options(TrainConfig, skip=skip)),
+        (
+            "prompt options (AttemptConfig; YAML: the `attempt:` mapping)",
+            dataclass_options(AttemptConfig, "attempt.", skip=("method", "tasks")),
+        ),
+    ]
+    for title, options in groups:
+        group = parser.add_argument_group(
+            title, "Override the recipe; `--max-steps` and `--max_steps` are the same option."
+        )
+        for key, kwargs in options:
+            flags = [f"--{key.replace('_', '-')}"] + ([f"--{key}"] if "_" in key else [])
+            group.add_argument(*flags, dest=f"config:{key}", default=argparse.SUPPRESS, **kwargs)
+
+
+# ---------------------------------------------------------------------------------- recipe + overrides
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any, top: bool = True) -> None:
+    """data[a][b] = value for key "a.b"; of TrainConfig's fields only mappings (`attempt`) have sub-keys."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        data[head] = value
+        return
+    hint = get_type_hints(TrainConfig).get(head) if top else None
+    node = data.setdefault(head, {})
+    if not isinstance(node, dict) or (hint is not None and get_origin(hint) is not dict):
+        raise UsageError(f"Cannot set {key!r}: {head!r} is not a mapping of keys.")
+    _set_dotted(node, rest, value, top=False)
+
+
+def parse_set(items: Sequence[str]) -> list[tuple[str, Any]]:
+    """`key=value` strings → (key, YAML-parsed value) pairs."""
+    pairs = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects key=value (e.g. --set attempt.prompt_length=10), got {item!r}.")
+        try:
+            pairs.append((key.strip(), _parse_yaml_value(text)))
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"--set {item}: {error}") from None
+    return pairs
+
+
+def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConfig:
+    """The run's TrainConfig: recipe YAML, then typed options, then --set, validated.
+
+    Raises:
+        UsageError: a missing or malformed recipe, an unknown key (listing the valid ones), an invalid value.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    if args.config is not None:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UsageError(f"No such recipe file: {path}")
+        try:
+            data = load_yaml(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise UsageError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{path} must hold a mapping of TrainConfig keys, e.g. 'mode: attempt'.")
+    if mode is not None and data.get("mode", mode) != mode:
+        raise UsageError(f"{args.config} has mode {data['mode']!r}, but this command trains mode {mode!r}.")
+    overrides = [(k[len("config:"):], v) for k, v in vars(args).items() if k.startswith("config:")]
+    for key, value in overrides + parse_set(args.set or []):
+        _set_dotted(data, key, value)
+    if mode is not None:
+        data["mode"] = mode
+    try:
+        config = TrainConfig.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    from attempt.tasks import get_task
+
+    for task in config.tasks:
+        get_task(task)  # an unknown task fails now, listing the known ones, not after loading a backbone
+    return config

@@ -1,0 +1,175 @@
+"""The commands that read a finished training run: `attempt evaluate`, `attempt predict` and `attempt plot`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from attempt.cli.options import UsageError
+from attempt.cli.tables import metrics_table
+
+
+def _run_dir(path: str) -> Path:
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise UsageError(f"No such run directory: {run_dir}")
+    return run_dir
+
+
+def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run's output_dir")
+    parser.add_argument(
+        "--backbone", help="load the backbone from here instead of the one recorded in the run (moved folders)"
+    )
+    parser.add_argument("--batch-size", type=int, help="examples per batch (default: the run's eval_batch_size)")
+    parser.add_argument(
+        "--method", choices=("rank", "generate"), help="rank label verbalizers or generate (default: the run's)"
+    )
+
+
+def _load(args: argparse.Namespace):
+    from attempt.evaluate import load_run
+
+    backbone = tokenizer = None
+    if args.backbone is not None:
+        from attempt.resolve import load_backbone
+
+        backbone, tokenizer, _ = load_backbone(args.backbone)
+    return load_run(_run_dir(args.run_dir), backbone=backbone, tokenizer=tokenizer)
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `attempt evaluate`."""
+    _add_load_arguments(parser)
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="which split of the paper's protocol to score (default: test)")
+    parser.add_argument("--data-dir", help="local benchmark mirror (default: the run's data_dir, $ATTEMPT_DATA_DIR)")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="score only these of the run's tasks")
+    parser.add_argument("--limit", type=int, help="score at most N examples per task (default: the run's eval_limit)")
+    parser.add_argument("--out", metavar="DIR", help="write metrics and predictions here instead of RUN_DIR")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Score a trained run on the validation or test split of the paper's protocol; print a metrics table.
+
+    Writes <out>/eval_<split>.json (metrics per task) and <out>/eval_<split>_predictions.jsonl, where <out>
+    is RUN_DIR unless --out is given.
+    """
+    from attempt.evaluate import evaluate
+    from attempt.tasks import get_task
+    from attempt.train import load_task_data
+
+    model, tokenizer, config = _load(args)
+    tasks = [get_task(t).name for t in (args.tasks or config.tasks)]
+    unknown = sorted(set(tasks) - {get_task(t).name for t in config.tasks})
+    if unknown:
+        raise UsageError(f"The run was not trained on {', '.join(unknown)}; its tasks: {', '.join(config.tasks)}.")
+    # the very splits training used (the paper's protocol, same seed), with this command's overrides
+    data_config = dataclasses.replace(
+        config, tasks=tuple(tasks), data_dir=args.data_dir or config.data_dir,
+        eval_limit=args.limit if args.limit is not None else config.eval_limit,
+    )
+    task_rows = {task: splits[args.split] for task, splits in load_task_data(data_config).items()}
+    out = Path(args.out) if args.out else Path(args.run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions_path = out / f"eval_{args.split}_predictions.jsonl"
+    attention_path = out / f"eval_{args.split}_attention.json"
+    metrics = evaluate(
+        model, tokenizer, task_rows, method=args.method or config.eval_method,
+        batch_size=args.batch_size or config.eval_batch_size, max_source_length=config.max_source_length,
+        max_target_length=config.max_target_length, pad_to=config.pad_to,
+        predictions_path=predictions_path, attention_path=attention_path,
+    )
+    metrics_path = out / f"eval_{args.split}.json"
+    metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    print(f"{args.split} ({', '.join(f'{t}: {len(r)}' for t, r in task_rows.items())} examples)")
+    print(metrics_table(metrics))
+    print(f"\nMetrics: {metrics_path}\nPredictions: {predictions_path}")
+    if attention_path.is_file():
+        print(f"Mean attention weights: {attention_path}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- predict
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `attempt predict`."""
+    _add_load_arguments(parser)
+    parser.add_argument("--inputs", required=True, metavar="FILE.jsonl",
+                        help='one JSON object per line: "task" plus the task\'s fields (tasks may be mixed)')
+    parser.add_argument("--output", required=True, metavar="FILE.jsonl", help="where to write one prediction per line")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Predict with a trained run on your own inputs (JSON lines; each has "task" and that task's fields).
+
+    Example line: {"task": "rte", "sentence1": "A man is sleeping.", "sentence2": "A man is awake."}
+    """
+    from attempt.data import read_jsonl
+    from attempt.evaluate import predict
+    from attempt.tasks import get_task
+
+    inputs_path = Path(args.inputs)
+    if not inputs_path.is_file():
+        raise UsageError(f"No such inputs file: {inputs_path}")
+    inputs = read_jsonl(inputs_path)
+    if not inputs:
+        raise UsageError(f"{inputs_path} has no inputs.")
+    for number, row in enumerate(inputs, 1):
+        if "task" not in row:
+            raise UsageError(f'{inputs_path} line {number}: no "task" field (e.g. {{"task": "rte", ...}}).')
+        get_task(row["task"])  # an unknown task fails here with the list of known ones
+    model, tokenizer, config = _load(args)
+    predictions = predict(
+        model, tokenizer, inputs, method=args.method or config.eval_method,
+        batch_size=args.batch_size or config.eval_batch_size, max_source_length=config.max_source_length,
+        max_target_length=config.max_target_length,
+    )
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
+    print(f"{len(predictions)} predictions → {output}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- plot
+
+
+def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `attempt plot`."""
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run's output_dir")
+    parser.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR)")
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """Plot a run's attention heatmap and training curves as PNGs; prints their paths.
+
+    attention.png from attention.json (ATTEMPT runs: mean weight of each source prompt per task) and
+    training_curves.png from metrics.jsonl. Needs matplotlib (pip install attempt-tuning[plot]).
+    """
+    from attempt import plot
+
+    run_dir = _run_dir(args.run_dir)
+    out = Path(args.out) if args.out else run_dir
+    attention_path, metrics_path = run_dir / "attention.json", run_dir / "metrics.jsonl"
+    if not attention_path.is_file() and not metrics_path.is_file():
+        raise UsageError(f"{run_dir} has neither attention.json nor metrics.jsonl: is it a training run's output_dir?")
+    out.mkdir(parents=True, exist_ok=True)
+    if attention_path.is_file():
+        attention = json.loads(attention_path.read_text())
+        path = out / "attention.png"
+        plot.attention_heatmap(attention, path, title=f"Attention over source prompts ({run_dir.name})")
+        print(f"Attention heatmap: {path}")
+    else:
+        print(f"No attention.json in {run_dir} (only ATTEMPT runs have one); no heatmap.")
+    if metrics_path.is_file():
+        path = out / "training_curves.png"
+        plot.training_curves(metrics_path, path)
+        print(f"Training curves: {path}")
+    return 0
