@@ -1,0 +1,69 @@
+"""benchmarks/reproduce.py: a --tiny --quick pass writes every report key, and a second pass recomputes nothing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce_bench", REPO / "benchmarks" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mean_std_and_claims_on_made_up_numbers(reproduce):
+    assert reproduce.mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2**0.5), "n": 2}
+    assert reproduce.mean_std([float("nan")])["mean"] is None
+    targets = ["rte", "cb"]
+    entry = lambda v: {"mean": v, "std": 0.0, "n": 1}  # noqa: E731
+    agg = {
+        "table": {t: {"prompt_tuning": entry(50), "spot": entry(55), "attempt": entry(60), "attempt_m": entry(61),
+                      "finetune": entry(70)} for t in targets},
+        "average": {"prompt_tuning": 50, "spot": 55, "attempt": 60, "attempt_m": 61, "finetune": 70},
+        "trainable_parameters": {"attempt": 10, "finetune": 10_000},
+        "few_shot": {"rte": {"k=4": {"attempt": entry(52), "prompt_tuning": entry(51)}}},
+    }
+    verdicts = [c["verdict"] for c in reproduce.claims(agg, targets)]
+    assert verdicts == ["holds", "holds", "does not hold", "holds"]  # 10 points below fine-tuning is not close
+
+
+def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
+    first = reproduce.run(tmp_path, "quick", tiny=True, data_dir=data_dir, log=lambda *_: None)
+    written = json.loads((tmp_path / "reproduce.json").read_text())
+    for key in ("mode", "backbone", "sizes", "targets", "sources", "cells", "aggregate", "attention", "claims",
+                "plots", "cells_computed", "cells_reused", "wall_time_s", "cells_wall_time_s", "paper_note", "lr_grid"):
+        assert key in written, key
+    assert set(written["aggregate"]) == {"table", "average", "trainable_parameters", "few_shot"}
+    for task in written["targets"]:
+        assert set(written["aggregate"]["table"][task]) == set(reproduce.METHODS), task
+    params = written["aggregate"]["trainable_parameters"]
+    assert params["attempt"] < params["finetune"] and params["lora"] < params["finetune"]
+    few = written["aggregate"]["few_shot"]["boolq"]
+    assert set(few["k=4"]) == set(reproduce.FEW_SHOT_METHODS)
+    assert all("skipped" in entry for entry in few["k=16"].values())  # FewGLUE's 32 rows: 14 false < 16
+    assert [c["verdict"] in ("holds", "does not hold", "not measured") for c in written["claims"]] == [True] * 4
+    assert set(written["attention"]["multi_task"]) == set(written["targets"])
+    assert set(written["attention"]["single_task"]) == set(written["targets"])
+    assert first["cells_computed"] > 0 and first["cells_reused"] == 0
+    assert (tmp_path / "reproduce.md").read_text().startswith("# Reproduction")
+    assert (tmp_path / "reproduce_attention.png").stat().st_size > 1000
+    assert (tmp_path / "reproduce_attention_multitask.png").stat().st_size > 1000
+    runs = Path(written["runs_dir"])
+    assert not any(runs.rglob("checkpoint")), "finished cells keep no weights by default"
+    stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
+
+    second = reproduce.run(tmp_path, "quick", tiny=True, data_dir=data_dir, log=lambda *_: None)
+    assert second["cells_computed"] == 0
+    assert second["cells_reused"] == first["cells_computed"]
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == stamps
+    assert second["aggregate"] == first["aggregate"]
