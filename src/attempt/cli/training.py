@@ -95,7 +95,7 @@ def add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
 def run_quickstart(args: argparse.Namespace) -> int:
     """Train small source prompts, then ATTEMPT and prompt tuning on a target; print a table, draw a heatmap.
 
-    Defaults: all-MiniLM-L6-v2; source prompts for sst2, mnli and qnli; target rte; about 10 minutes on
+    Defaults: all-MiniLM-L6-v2; source prompts for mnli, qnli and sst2; target cb; about 10 minutes on
     2 CPU cores. Data come from --data-dir, else ATTEMPT_DATA_DIR, else the Hugging Face Hub. Source
     prompts already in OUT/prompts with the same settings are reused. Everything lands under --out
     (default ./attempt-quickstart).

@@ -1,0 +1,36 @@
+"""`attempt quickstart` end to end on a tiny BERT saved to a folder, with real rows from the mirror."""
+
+from __future__ import annotations
+
+import json
+
+from attempt.cli import main
+from conftest import build_backbone, build_tokenizer
+
+
+def test_quickstart_writes_table_heatmap_and_reuses_sources(tmp_path, data_dir, capsys):
+    backbone_dir = tmp_path / "tiny-bert"
+    build_backbone("encoder").save_pretrained(backbone_dir)
+    build_tokenizer("encoder").save_pretrained(backbone_dir)
+    out = tmp_path / "qs"
+    argv = [
+        "quickstart", "--out", str(out), "--backbone", str(backbone_dir), "--data-dir", str(data_dir),
+        "--sources", "sst2", "qnli", "--target", "rte", "--prompt-length", "4", "--source-steps", "2",
+        "--target-steps", "2", "--batch-size", "4", "--train-limit", "16", "--eval-limit", "8", "--quiet",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "training source prompt 'sst2'" in printed and "| rte | ATTEMPT |" in printed
+    assert sorted(p.name for p in (out / "prompts").iterdir()) == [
+        "qnli.json", "qnli.safetensors", "sst2.json", "sst2.safetensors"
+    ]
+    assert (out / "attention_heatmap.png").stat().st_size > 1000
+    results = json.loads((out / "results.json").read_text())
+    assert [(r["method"], r["metric"]) for r in results["rows"]] == [("ATTEMPT", "accuracy"), ("prompt tuning", "accuracy")]
+    attempt_row, tuning_row = results["rows"]
+    assert attempt_row["trainable_parameters"] > tuning_row["trainable_parameters"] > 0
+    assert (out / "results.md").read_text().startswith("| task | method | trainable params |")
+
+    assert main(argv) == 0  # a second run reuses the source prompts
+    printed = capsys.readouterr().out
+    assert "reusing source prompt 'sst2'" in printed and "training source prompt" not in printed
