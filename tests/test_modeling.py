@@ -278,3 +278,17 @@ def test_modularity_add_source_prompt_to_trained_model(tmp_path):
     model.save_pretrained(tmp_path / "run")
     names = [s["name"] for s in json.loads((tmp_path / "run" / "attempt_config.json").read_text())["source_prompts"]]
     assert names == ["src0", "src1", "src2", "new"]
+
+
+@pytest.mark.parametrize("arch", [None, "gpt2", "qwen2"])
+def test_causal_lm_head_on_input_positions_only_changes_nothing(arch):
+    """Skipping the prompt positions' logits (logits_to_keep) gives the same logits and loss as computing all."""
+    model = build("causal", arch)
+    batch = make_batch("causal")
+    batch["labels"][:, 0] = batch["input_ids"][:, 0]  # a label on the first input token, predicted from the prompt
+    assert model._keeps_logits
+    fast = model(**batch)
+    model.__dict__["_keeps_logits"] = False
+    full = model(**batch)
+    torch.testing.assert_close(fast.logits, full.logits)
+    torch.testing.assert_close(fast.loss, full.loss)

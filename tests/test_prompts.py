@@ -139,3 +139,15 @@ def test_peft_reader_rejects_other_adapters(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "adapter_model.safetensors"))
     with pytest.raises(ValueError, match="is a LORA adapter"):
         read_peft_prompt(tmp_path)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    library = PromptLibrary(tmp_path / "lib")
+    library.add(prompt("mnli"))
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = stat.S_IMODE((tmp_path / "lib" / "mnli.safetensors").stat().st_mode)
+    assert mode == 0o666 & ~umask

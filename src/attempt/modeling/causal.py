@@ -6,6 +6,9 @@ positions 0..m-1 and x positions m.., exactly like an unpadded row; `generate()`
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
@@ -26,14 +29,25 @@ class CausalAttemptModel(AttemptModel):
         backbone's shifted next-token loss with -100 over the prompt.
         """
         inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        # The LM head runs on the last prompt position and the input positions only (L+1 of m+L): the
+        # prompt's own next-token logits are never used, and skipping them saves time and memory.
+        keep = input_ids.shape[1] + 1
         if labels is not None:
-            ignore = labels.new_full((labels.shape[0], self.prompt_length), -100)
+            labels = torch.cat([labels.new_full((labels.shape[0], 1), -100), labels], dim=1)  # (B, L+1)
+        if self._keeps_logits:
+            kwargs["logits_to_keep"] = keep
+        elif labels is not None:
+            ignore = labels.new_full((labels.shape[0], self.prompt_length - 1), -100)
             labels = torch.cat([ignore, labels], dim=1)  # (B, m+L)
         out = self.backbone(
             inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=_positions(mask), labels=labels, **kwargs
         )
-        logits = out.logits[:, self.prompt_length :]  # (B, L, V)
+        logits = out.logits[:, -keep + 1 :]  # (B, L, V)
         return AttemptOutput(loss=out.loss, logits=logits, attention_weights=weights)
+
+    @functools.cached_property
+    def _keeps_logits(self) -> bool:
+        return "logits_to_keep" in inspect.signature(self.backbone.forward).parameters
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
