@@ -56,7 +56,7 @@ GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
 
 # sizes: batch and input length per family, repeats, examples per task for the padding run, eval examples
 SIZES = {
-    "full": {"batch": {"encoder": 32, "causal": 8}, "length": 64, "repeats": 3, "pad_examples": 96,
+    "full": {"batch": {"encoder": 32, "causal": 8}, "length": 64, "repeats": 5, "pad_examples": 96,
              "pad_repeats": 2, "eval_examples": 16, "eval_repeats": 2},
     "quick": {"batch": {"encoder": 8, "causal": 2}, "length": 32, "repeats": 3, "pad_examples": 32,
               "pad_repeats": 1, "eval_examples": 8, "eval_repeats": 1},
