@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from attempt import storage
-from attempt.config import HEAD_POOLINGS, config_from_dict
+from attempt.config import HEAD_POOLINGS, config_from_dict, labels_per_task
 from attempt.modeling.base import AttemptOutput
 from attempt.modeling.causal import _positions
 from attempt.modeling.encoder import ClassificationHeads, EncoderAttemptModel
@@ -87,19 +87,10 @@ class FineTuneConfig:
             )
         if int(self.lora_rank) < 1:
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}.")
-        if isinstance(self.num_labels, dict):
-            missing = sorted(set(self.tasks) - set(self.num_labels))
-            if missing:
-                raise ValueError(f"num_labels has no entry for task(s) {missing}; give one per task.")
-        if self.num_labels is not None and any(n < 1 for n in self.labels_per_task().values()):
-            raise ValueError(f"num_labels must be >= 1 (1 means regression), got {self.num_labels}.")
+        labels_per_task(self.num_labels, self.tasks)  # validates
 
     def labels_per_task(self) -> dict[str, int]:
-        if self.num_labels is None:
-            return {}
-        if isinstance(self.num_labels, dict):
-            return {t: int(self.num_labels[t]) for t in self.tasks}
-        return {t: int(self.num_labels) for t in self.tasks}
+        return labels_per_task(self.num_labels, self.tasks)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -337,11 +328,7 @@ class FineTuneModel(nn.Module):
             "finetune": self.config.to_dict(),
             "weights": sorted(state),
         }
-        directory = Path(directory)
-        with storage.atomic_directory(directory) as tmp:
-            storage.write_json(tmp / CONFIG_FILE, meta)
-            storage.write_safetensors(tmp / WEIGHTS_FILE, state, metadata={"format": "pt"})
-        return directory
+        return storage.write_model_directory(directory, CONFIG_FILE, meta, WEIGHTS_FILE, state)
 
     @classmethod
     def from_pretrained(cls, backbone: nn.Module, directory: str | Path) -> FineTuneModel:

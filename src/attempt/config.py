@@ -75,6 +75,26 @@ def _coerce(f: dataclasses.Field, value: Any, what: str) -> Any:
     return value
 
 
+def labels_per_task(num_labels: int | dict[str, int] | None, tasks: tuple[str, ...]) -> dict[str, int]:
+    """{task: head outputs} from an int for every task or a {task: n} mapping; {} when None.
+
+    Raises:
+        ValueError: a task without an entry, or a count below 1 (1 means regression).
+    """
+    if num_labels is None:
+        return {}
+    if isinstance(num_labels, dict):
+        missing = sorted(set(tasks) - set(num_labels))
+        if missing:
+            raise ValueError(f"num_labels has no entry for task(s) {missing}; give one per task in tasks.")
+        counts = {t: int(num_labels[t]) for t in tasks}
+    else:
+        counts = {t: int(num_labels) for t in tasks}
+    if any(n < 1 for n in counts.values()):
+        raise ValueError(f"num_labels must be >= 1 (1 means regression), got {num_labels}.")
+    return counts
+
+
 @dataclass
 class AttemptConfig:
     """How target prompts are built from source prompts (the paper's defaults unless noted).
@@ -142,20 +162,11 @@ class AttemptConfig:
             raise ValueError(f"temperature must be a positive number or None (= d·e), got {self.temperature}.")
         if self.target_init == "text" and not self.target_init_text:
             raise ValueError("target_init='text' needs target_init_text, e.g. target_init_text='Classify:'.")
-        if isinstance(self.num_labels, dict):
-            missing = sorted(set(self.tasks) - set(self.num_labels))
-            if missing:
-                raise ValueError(f"num_labels has no entry for task(s) {missing}; give one per task in tasks.")
-        if self.num_labels is not None and any(int(n) < 1 for n in self.labels_per_task().values()):
-            raise ValueError(f"num_labels must be >= 1 (1 means regression), got {self.num_labels}.")
+        labels_per_task(self.num_labels, self.tasks)  # validates
 
     def labels_per_task(self) -> dict[str, int]:
         """{task: number of head outputs} for encoder-only backbones (empty when num_labels is None)."""
-        if self.num_labels is None:
-            return {}
-        if isinstance(self.num_labels, dict):
-            return {t: int(self.num_labels[t]) for t in self.tasks}
-        return {t: int(self.num_labels) for t in self.tasks}
+        return labels_per_task(self.num_labels, self.tasks)
 
     def resolved_temperature(self, hidden_size: int) -> float:
         """The softmax temperature: the configured one, or d·e (the paper's default)."""

@@ -80,3 +80,14 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def write_model_directory(
+    directory: str | Path, config_name: str, meta: dict[str, Any], weights_name: str, state: dict[str, torch.Tensor]
+) -> Path:
+    """Write a saved-model folder (a JSON config and a safetensors file) as one atomic replacement."""
+    directory = Path(directory)
+    with atomic_directory(directory) as tmp:
+        write_json(tmp / config_name, meta)
+        write_safetensors(tmp / weights_name, state, metadata={"format": "pt"})
+    return directory

@@ -293,11 +293,7 @@ class AttemptModel(nn.Module):
             "source_prompts": self.source_info,
             "weights": sorted(state),
         }
-        directory = Path(directory)
-        with storage.atomic_directory(directory) as tmp:
-            storage.write_json(tmp / CONFIG_FILE, meta)
-            storage.write_safetensors(tmp / WEIGHTS_FILE, state, metadata={"format": "pt"})
-        return directory
+        return storage.write_model_directory(directory, CONFIG_FILE, meta, WEIGHTS_FILE, state)
 
     @classmethod
     def from_pretrained(
