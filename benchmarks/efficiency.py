@@ -51,6 +51,10 @@ ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 CAUSAL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 METHODS = ("attempt", "prompt_tuning", "peft_prompt_tuning", "finetune", "lora")
 PROMPT_METHODS = METHODS[:3]
+# memory also with activation checkpointing: a prompt method must keep every layer's activations for the
+# gradient to reach the input, so at long prompts activations, not optimizer state, set its peak
+CHECKPOINTED = ("attempt+checkpointing", "finetune+checkpointing")
+MEMORY_METHODS = METHODS + CHECKPOINTED
 NUM_SOURCES = 6
 GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
 
@@ -137,8 +141,25 @@ class PeftPromptClassifier(nn.Module):
         return nn.functional.cross_entropy(logits, labels)
 
 
+def _enable_checkpointing(model) -> None:
+    """Activation checkpointing on the Hugging Face model inside `model` (non-reentrant: the backbone may be
+    frozen, and only that variant carries the gradient through to the prompt)."""
+    from transformers import PreTrainedModel
+
+    backbone = next(m for m in model.modules() if isinstance(m, PreTrainedModel))
+    enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
+    key = "activation_checkpointing_kwargs" if enable.__name__.startswith("activation") else "gradient_checkpointing_kwargs"
+    enable(**{key: {"use_reentrant": False}})
+
+
 def build_method(method: str, backbone, family: str, m: int):
-    """(module, loss_fn(batch) -> loss, optimizer) for one method over `backbone` (copied when changed)."""
+    """(module, loss_fn(batch) -> loss, optimizer) for one method over `backbone` (copied when changed).
+    A "+checkpointing" suffix builds the method with activation checkpointing."""
+    if method.endswith("+checkpointing"):
+        model, loss_fn, optimizer, trainable = build_method(method.split("+")[0], backbone, family, m)
+        _enable_checkpointing(model)
+        model.train()
+        return model, loss_fn, optimizer, trainable
     from attempt import AttemptConfig, AttemptModel
     from attempt.baselines import FineTuneModel
 
@@ -272,7 +293,7 @@ def measure_memory(name: str, family: str, method: str, m: int, batch: int, leng
     before_max = _maxrss_bytes()
     with PeakSampler() as sampler:
         model, loss_fn, opt, trainable = build_method(method, backbone, family, m)
-        if method in ("finetune", "lora", "peft_prompt_tuning"):
+        if method.split("+")[0] in ("finetune", "lora", "peft_prompt_tuning"):
             del backbone  # these train a copy: drop the original so the weights are counted once
         model.to(device)
         data = random_batch(family, batch, length, model_vocab(model), device)
@@ -520,7 +541,7 @@ def run(out_dir: Path, mode: str, backbones: list[str] | None = None, log=print)
         if mode == "quick" and family != "causal":
             continue  # --quick: one fresh process per method is slow; measure the backbone with the target
         memory = {}
-        for method in METHODS:
+        for method in MEMORY_METHODS:
             if tiny or device.type == "cuda":
                 memory[method] = measure_memory(name, family, method, m, batch, length, tiny, device)
             else:
@@ -551,6 +572,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if "tiny" in name or name == CAUSAL:
             a, f = memory["attempt"].get("peak_mb"), memory["finetune"].get("peak_mb")
             add(f"{name}: ATTEMPT / full fine-tuning peak memory", None if a is None or not f else a / f, 0.5)
+            a, f = (memory.get(k, {}).get("peak_mb") for k in CHECKPOINTED)
+            add(f"{name}: same, both with activation checkpointing", None if a is None or not f else a / f, 0.5)
     for task in ("rte", "mnli"):
         if task in results["padding"]:
             p = results["padding"][task]
@@ -584,7 +607,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
         lines += [f"## Peak training memory: {name} (m = {memory['m']}, batch {memory['batch']})", "",
                   "| method | peak (MiB) | × full fine-tuning | how |", "|---|---|---|---|"]
         ft = memory["finetune"].get("peak_mb") or float("nan")
-        for method in METHODS:
+        for method in (k for k in MEMORY_METHODS if k in memory):
             r = memory[method]
             if "peak_mb" in r:
                 lines.append(f"| {method} | {r['peak_mb']:.0f} | {r['peak_mb'] / ft:.2f} | {r['how']} |")
@@ -640,7 +663,7 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.tick_params(axis="x", rotation=30, labelsize=7)
         memory = results["memory"].get(name, {})
         ax = axes[0, 2 * i + 1]
-        methods = [k for k in METHODS if "peak_mb" in memory.get(k, {})]
+        methods = [k for k in MEMORY_METHODS if "peak_mb" in memory.get(k, {})]
         ax.bar(methods, [memory[k]["peak_mb"] for k in methods], color="tab:orange")
         ax.set_title(f"{name.split('/')[-1]}: peak training memory", fontsize=9)
         ax.set_ylabel("MiB")
