@@ -23,7 +23,7 @@ from torch import nn
 
 from attempt import storage
 from attempt.config import HEAD_POOLINGS, config_from_dict, labels_per_task
-from attempt.modeling.base import AttemptOutput
+from attempt.modeling.base import AttemptModel, AttemptOutput
 from attempt.modeling.causal import _positions
 from attempt.modeling.encoder import ClassificationHeads, EncoderAttemptModel
 from attempt.modeling.seq2seq import _label_log_likelihood
@@ -199,14 +199,7 @@ class FineTuneModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
-    def task_ids(self, names: list[str] | str) -> torch.Tensor:
-        """(B,) task indices for task names, on the model's device."""
-        names = [names] if isinstance(names, str) else names
-        unknown = sorted(set(names) - set(self.tasks))
-        if unknown:
-            raise ValueError(f"Unknown task(s) {unknown} for this model. Its tasks: {', '.join(self.tasks)}.")
-        index = {t: i for i, t in enumerate(self.tasks)}
-        return torch.tensor([index[n] for n in names], device=self.device)
+    task_ids = AttemptModel.task_ids  # the same lookup over self.tasks, on self.device
 
     def _inner(self) -> nn.Module:
         """The Hugging Face model itself (under the PEFT wrapper in LoRA mode)."""

@@ -40,7 +40,7 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self.writer is not None:
-            for name, value in _flatten(record).items():
+            for name, value in flatten_record(record).items():
                 if name != "step" and isinstance(value, (int, float)):
                     self.writer.add_scalar(f"{record.get('type', 'train')}/{name}", value, record.get("step", 0))
 
@@ -51,11 +51,12 @@ class MetricsLog:
 
 
 
-def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_record(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"metrics": {"rte": {"accuracy": 71}}, "lr": {"prompt": 0.3}} → {"metrics/rte/accuracy": 71, "lr/prompt": 0.3}."""
     flat = {}
     for key, value in record.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}/"))
+            flat.update(flatten_record(value, f"{prefix}{key}/"))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

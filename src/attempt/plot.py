@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from attempt import storage
+from attempt.metrics_log import flatten_record
 
 
 def _pyplot():
@@ -134,7 +135,8 @@ def curve_series(records: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list],
     train: dict[str, list] = {}
     valid: dict[str, list] = {}
     for index, record in enumerate(records):
-        record = _flatten(record)
+        # metrics.jsonl nests values: {"metrics": {"rte": {"accuracy": 71}, "average": 71}} → rte/accuracy, average
+        record = {k.removeprefix("metrics/"): v for k, v in flatten_record(record).items()}
         step = _number(record.get("step"))
         step = float(index) if step is None else step
         split = record.get("split")
@@ -150,19 +152,6 @@ def curve_series(records: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list],
                 continue
             target.setdefault(key, []).append((step, number))
     return train, valid
-
-
-def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"metrics": {"rte": {"accuracy": 71}, "average": 71}, "lr": {"prompt": 0.3}} →
-    {"rte/accuracy": 71, "average": 71, "lr/prompt": 0.3}: train.py's metrics.jsonl nests its values."""
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        name = "" if key == "metrics" and not prefix else prefix + key  # top-level "metrics" adds no prefix
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}/" if name else ""))
-        else:
-            flat[name] = value
-    return flat
 
 
 def training_curves(
