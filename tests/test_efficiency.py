@@ -55,7 +55,8 @@ def test_tiny_run_writes_report(efficiency, tmp_path, data_dir):
         assert written["padding"][task]["same_results"], written["padding"][task]
         tokens = written["padding"][task]["padded_tokens"]
         assert tokens["dynamic_grouped"] < tokens["padded_256"]
-    assert set(written["evaluation"]["examples_per_s"]) == {"rank_classification", "generation"}
+    assert set(written["evaluation"]["examples_per_s"]) == {"rank_classification", "rank_full_sequences", "generation"}
+    assert written["evaluation"]["same_predictions"] is True
     assert (tmp_path / "efficiency.md").read_text().startswith("# Efficiency")
     assert (tmp_path / "efficiency.png").stat().st_size > 1000
     assert all(t["passed"] in (True, False, None) for t in results["targets"])

@@ -26,6 +26,7 @@ from attempt.config import HEAD_POOLINGS, config_from_dict, labels_per_task
 from attempt.modeling.base import AttemptModel, AttemptOutput
 from attempt.modeling.causal import _positions
 from attempt.modeling.encoder import ClassificationHeads, EncoderAttemptModel
+from attempt.modeling.scoring import causal_candidate_log_likelihoods, seq2seq_candidate_log_likelihoods
 from attempt.modeling.seq2seq import _label_log_likelihood
 
 CONFIG_FILE = "finetune_config.json"
@@ -266,6 +267,23 @@ class FineTuneModel(nn.Module):
             return _label_log_likelihood(logits, labels)
         logits = self(input_ids, attention_mask).logits  # (B, L, V)
         return _label_log_likelihood(logits[:, :-1], labels[:, 1:])
+
+    @torch.no_grad()
+    def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
+        """(B, C) log p(candidate | input), the input read once (see `attempt.modeling.scoring`);
+        causal inputs LEFT-padded."""
+        if self.family == "encoder":
+            raise NotImplementedError("Encoder-only backbones classify with their head, not by likelihood.")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inner = self._inner()  # LoRA layers are injected in place: the inner model runs with them
+        embeds = inner.get_input_embeddings()(input_ids)  # (B, L, d)
+        if self.family == "seq2seq":
+            return seq2seq_candidate_log_likelihoods(inner, embeds, attention_mask, candidates)
+        config = inner.generation_config
+        eos = config.eos_token_id
+        pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+        return causal_candidate_log_likelihoods(inner, embeds, attention_mask, candidates, pad or 0)
 
     # -- trainable parameters ---------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

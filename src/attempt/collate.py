@@ -235,6 +235,17 @@ class Collator:
             "labels": _pad(labels, length, IGNORE_INDEX),  # (B, L)
         }
 
+    def label_candidates(self, task: Task | str) -> list[list[int]]:
+        """The token ids of each label word of a classification task, as the model is trained to produce
+        them after the input (seq2seq: the labels; causal: " " + word + eos), in label-id order."""
+        task = get_task(task)
+        if not task.is_classification or self.family == "encoder":
+            raise ValueError(f"label_candidates needs a classification task on an LM backbone, not {task.name!r}/{self.family}.")
+        if self.family == "seq2seq":
+            return [self._ids(word, self.max_target_length) for word in task.label_words]
+        eos = self.tokenizer.eos_token_id
+        return [self._ids(" " + word, self.max_target_length - 1, special=False) + [eos] for word in task.label_words]
+
     def _encoder_batch(self, unpacked: list) -> dict[str, torch.Tensor]:
         encodings = []
         for task, row, _ in unpacked:

@@ -4,7 +4,7 @@ How a prediction is made depends on the backbone family and the task kind:
 
 - encoder backbones (BERT, MiniLM, ...): the argmax of the task head's logits (regression: its value);
 - seq2seq and causal LMs, classification: rank classification (``method="rank"``): every label word is
-  scored with ``model.sequence_log_likelihood`` and the most likely one wins; or ``method="generate"``:
+  scored with ``model.score_candidates`` (the input read once) and the most likely wins; or ``method="generate"``:
   greedy decoding, mapped back with ``Task.parse_prediction``;
 - seq2seq and causal LMs, regression and extractive QA: always generation (the number / answer string).
 
@@ -86,20 +86,16 @@ def _head_predictions(model: Any, task: Task, batch: dict[str, torch.Tensor]) ->
 
 
 def _rank_predictions(
-    model: Any, task: Task, collator: Collator, examples: list[dict[str, Any]], device: torch.device
+    model: Any, task: Task, collator: Collator, batch: Mapping[str, torch.Tensor]
 ) -> list[int]:
-    """Rank classification: the label id whose verbalizer has the highest sequence log-likelihood."""
-    num_labels = task.num_labels
-    candidates = []
-    for example in examples:
-        for label in range(num_labels):
-            value = task.raw_labels[label] if task.raw_labels is not None else label
-            candidates.append({**example, "row": {**example["row"], task.label_field: value}})
-    batch = _to_device(collator(candidates), device)  # B*C rows: example-major, label-minor
-    scores = model.sequence_log_likelihood(
-        batch["input_ids"], batch["attention_mask"], batch["labels"], batch["task_ids"]
-    )  # (B*C,)
-    return scores.float().view(len(examples), num_labels).argmax(-1).tolist()
+    """Rank classification: the label id whose verbalizer has the highest log-likelihood after the input.
+
+    `batch` is the generation batch (inputs only, causal LEFT-padded): the model reads each input once and
+    scores every label word's tokens from there (`score_candidates`).
+    """
+    candidates = collator.label_candidates(task)  # C token-id lists, label-id order
+    scores = model.score_candidates(batch["input_ids"], batch["attention_mask"], batch["task_ids"], candidates)
+    return scores.float().argmax(-1).tolist()  # (B, C) -> (B,)
 
 
 def _generated_texts(
@@ -154,7 +150,7 @@ def _predict_task(
             parsed = _head_predictions(model, task, batch)
         elif _uses_rank(model, task, method):
             batch = _to_device(collator(filled, for_generation=True), device)
-            parsed = _rank_predictions(model, task, collator, filled, device)
+            parsed = _rank_predictions(model, task, collator, batch)
         else:
             batch = _to_device(collator(filled, for_generation=True), device)
             parsed = _generated_texts(model, tokenizer, batch, max_target_length)
@@ -275,7 +271,7 @@ def evaluate(
 
     Args:
         model: an AttemptModel or a baseline with the same interface (``family``, ``tasks``, ``forward``,
-            ``generate``, ``sequence_log_likelihood``).
+            ``generate``, ``score_candidates``).
         tokenizer: the backbone's tokenizer.
         task_rows: ``{task_name: rows}`` (raw rows with the Hub's field names and labels).
         method: "rank" (rank classification) or "generate" for LM backbones on classification tasks;

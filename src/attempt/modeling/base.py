@@ -202,6 +202,10 @@ class AttemptModel(nn.Module):
     def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs):
         raise NotImplementedError(f"{type(self).__name__} ({self.family} backbone) does not generate text.")
 
+    def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
+        """(B, C) log-likelihood of each candidate continuation (rank classification); LM backbones only."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.family} backbone) classifies with its head.")
+
     # -- trainable parameters ---------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything that is not the frozen backbone or the source prompts: what save_pretrained writes."""

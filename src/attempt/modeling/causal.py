@@ -12,6 +12,7 @@ import inspect
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
+from attempt.modeling.scoring import causal_candidate_log_likelihoods
 from attempt.modeling.seq2seq import _label_log_likelihood
 
 
@@ -67,3 +68,10 @@ class CausalAttemptModel(AttemptModel):
         """(B,) sum of log p(tokens where labels != -100 | the tokens before them)."""
         logits = self(input_ids, attention_mask, task_ids=task_ids).logits  # (B, L, V)
         return _label_log_likelihood(logits[:, :-1], labels[:, 1:])
+
+    @torch.no_grad()
+    def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
+        """(B, C) log p(candidate | input) of C continuations (token ids) of LEFT-padded inputs; the prompted
+        input is read once and its key/value cache reused for every candidate."""
+        inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        return causal_candidate_log_likelihoods(self.backbone, inputs_embeds, mask, candidates, self._pad_token_id())

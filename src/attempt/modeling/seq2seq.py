@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
+from attempt.modeling.scoring import seq2seq_candidate_log_likelihoods
 
 
 class Seq2SeqAttemptModel(AttemptModel):
@@ -28,6 +29,12 @@ class Seq2SeqAttemptModel(AttemptModel):
         """(B,) sum of log p(label tokens | input): rank classification scores each verbalizer with it."""
         logits = self(input_ids, attention_mask, labels=labels, task_ids=task_ids).logits  # (B, T, V)
         return _label_log_likelihood(logits, labels)
+
+    @torch.no_grad()
+    def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
+        """(B, C) log p(candidate | input) of C label sequences (token ids), the input encoded once."""
+        inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        return seq2seq_candidate_log_likelihoods(self.backbone, inputs_embeds, mask, candidates)
 
 
 def _label_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,113 @@
+"""Rank classification without re-reading the input once per label.
+
+`candidate_log_likelihoods` scores C candidate continuations (a task's label words) for a batch of B
+(prompted) inputs. The input is encoded ONCE:
+
+- seq2seq: the encoder runs on the B inputs; its states are repeated C times for the decoder, which reads
+  only the short label sequences;
+- causal: one pass over the B prompted inputs fills the key/value cache and gives the first label token's
+  distribution; the cache is repeated C times and one more pass reads the candidates' remaining tokens.
+
+Scoring every (input, label) pair as its own full sequence costs C full passes over prompt + input; this
+costs one, plus C passes over a few label tokens. The scores equal the full-sequence ones (tested).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+IGNORE_INDEX = -100
+
+
+def _padded(candidates: Sequence[Sequence[int]], value: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, T) ids padded on the right with `value`, and the (C, T) mask of real tokens."""
+    if not candidates or any(len(ids) == 0 for ids in candidates):
+        raise ValueError("Every candidate needs at least one token.")
+    length = max(len(ids) for ids in candidates)
+    ids = torch.full((len(candidates), length), value, dtype=torch.long, device=device)
+    mask = torch.zeros(len(candidates), length, dtype=torch.bool, device=device)
+    for row, tokens in enumerate(candidates):
+        ids[row, : len(tokens)] = torch.tensor(list(tokens), dtype=torch.long, device=device)
+        mask[row, : len(tokens)] = True
+    return ids, mask
+
+
+def _picked_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits) at `ids`: (..., V), (...) -> (...)."""
+    return logits.float().log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+
+
+@functools.lru_cache(maxsize=32)
+def _accepts(forward_type: type, name: str) -> bool:
+    return name in inspect.signature(forward_type.forward).parameters
+
+
+def seq2seq_candidate_log_likelihoods(
+    backbone: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, candidates: Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """(B, C) summed log p(candidate | input) for an encoder-decoder backbone (T5, BART).
+
+    Args:
+        inputs_embeds: (B, S, d) encoder input embeddings (the prompt already prepended).
+        attention_mask: (B, S).
+        candidates: C token-id lists, each as the decoder's labels (eos included when the tokenizer adds it).
+    """
+    batch, count = inputs_embeds.shape[0], len(candidates)
+    hidden = backbone.get_encoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+    labels, real = _padded(candidates, IGNORE_INDEX, inputs_embeds.device)  # (C, T)
+    labels, real = labels.repeat(batch, 1), real.repeat(batch, 1)  # (B*C, T), example-major
+    out = backbone(
+        encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(count, dim=0)),  # (B*C, S, d)
+        attention_mask=attention_mask.repeat_interleave(count, dim=0),
+        labels=labels,
+    )
+    picked = _picked_log_probs(out.logits, labels.clamp(min=0))  # (B*C, T)
+    return (picked * real).sum(-1).view(batch, count)
+
+
+def causal_candidate_log_likelihoods(
+    backbone: nn.Module,
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    candidates: Sequence[Sequence[int]],
+    pad_token_id: int = 0,
+) -> torch.Tensor:
+    """(B, C) summed log p(candidate | input) for a decoder-only backbone, reusing the input's KV cache.
+
+    Args:
+        inputs_embeds: (B, S, d) embeddings of the LEFT-padded (prompted) input.
+        attention_mask: (B, S), zeros on the left padding.
+        candidates: C token-id lists continuing the input (e.g. " entailment" + eos).
+        pad_token_id: the id put after the shorter candidates (masked out, never scored).
+    """
+    if bool((attention_mask[:, -1] == 0).any()):
+        raise ValueError("Candidate scoring on a decoder-only backbone needs LEFT-padded inputs.")
+    batch, count = inputs_embeds.shape[0], len(candidates)
+    ids, real = _padded(candidates, pad_token_id, inputs_embeds.device)  # (C, T)
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # (B, S)
+    extra = {"logits_to_keep": 1} if _accepts(type(backbone), "logits_to_keep") else {}
+    prefix = backbone(
+        inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True, **extra
+    )
+    first = prefix.logits[:, -1].float().log_softmax(-1)[:, ids[:, 0]]  # (B, V) -> (B, C)
+    if ids.shape[1] == 1:
+        return first
+    cache = prefix.cache if getattr(prefix, "cache", None) is not None else prefix.past_key_values
+    cache_argument = "cache" if _accepts(type(backbone), "cache") else "past_key_values"  # renamed in transformers 5
+    cache.batch_repeat_interleave(count)  # (B*C, ...) in place, example-major
+    rest = ids[:, :-1].repeat(batch, 1)  # (B*C, T-1): the tokens that predict tokens 2..T
+    mask = torch.cat(
+        [attention_mask.repeat_interleave(count, dim=0), real[:, :-1].repeat(batch, 1).to(attention_mask.dtype)], dim=1
+    )  # (B*C, S+T-1)
+    start = attention_mask.long().sum(-1).repeat_interleave(count).unsqueeze(-1)  # (B*C, 1)
+    steps = start + torch.arange(rest.shape[1], device=rest.device)  # (B*C, T-1)
+    logits = backbone(input_ids=rest, attention_mask=mask, position_ids=steps, **{cache_argument: cache}).logits
+    picked = _picked_log_probs(logits, ids[:, 1:].repeat(batch, 1))  # (B*C, T-1)
+    later = (picked * real[:, 1:].repeat(batch, 1)).sum(-1).view(batch, count)
+    return first + later
