@@ -5,10 +5,14 @@
 
 Trains ATTEMPT for one optimizer step on a tiny T5 (gloo on CPU) with global batch 4 and writes the run to OUT.
 The RTE label words are one token each, so the token-mean loss of two halves averages to the full batch's.
+Each process also writes ``OUT/predicted-rank{RANK}.jsonl``: the row indices it predicted itself in every
+evaluation (``{"task": name, "indices": [...]}`` per call), to check that evaluation is sharded.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import attempt.evaluate  # noqa: E402
 from attempt.config import TrainConfig  # noqa: E402
 from attempt.prompts import PromptLibrary, SourcePrompt  # noqa: E402
 from attempt.storage import write_safetensors  # noqa: E402
@@ -23,8 +28,23 @@ from attempt.train import build_model, train  # noqa: E402
 from conftest import build_backbone, build_tokenizer  # noqa: E402
 
 
+def spy_on_predictions(out: Path) -> None:
+    """Record the row indices this process predicts (attempt.evaluate._predict_task is looked up per call)."""
+    predict_task = attempt.evaluate._predict_task
+    log = out / f"predicted-rank{os.environ.get('RANK', '0')}.jsonl"
+
+    def spy(model, tokenizer, task, examples, **kwargs):
+        with log.open("a") as f:
+            f.write(json.dumps({"task": task.name, "indices": [e["index"] for e in examples]}) + "\n")
+        return predict_task(model, tokenizer, task, examples, **kwargs)
+
+    attempt.evaluate._predict_task = spy
+
+
 def main() -> None:
     out, data_dir, per_process = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    out.mkdir(parents=True, exist_ok=True)
+    spy_on_predictions(out)
     torch.set_num_threads(1)
     library = out.parent / f"{out.name}-lib"
     lib = PromptLibrary(library)
@@ -37,7 +57,7 @@ def main() -> None:
     config = TrainConfig(
         mode="attempt", backbone="tiny-t5", tasks=("rte",), library=str(library), output_dir=str(out),
         data_dir=data_dir, attempt={"prompt_length": 4, "bottleneck_size": 8}, max_steps=1, batch_size=per_process,
-        eval_batch_size=8, learning_rate=0.3, eval_every=0, train_limit=8, eval_limit=4, max_source_length=24,
+        eval_batch_size=8, learning_rate=0.3, eval_every=0, train_limit=8, eval_limit=5, max_source_length=24,
         max_target_length=8, seed=3, group_by_length=False,
     )  # fmt: skip
     backbone, tokenizer = build_backbone("seq2seq"), build_tokenizer("seq2seq")

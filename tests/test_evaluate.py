@@ -9,7 +9,7 @@ import torch
 
 from attempt.config import AttemptConfig
 from attempt.data import load_split
-from attempt.evaluate import PREDICTION_KEYS, evaluate, load_run, predict
+from attempt.evaluate import PREDICTION_KEYS, evaluate, evaluate_with_attention, load_run, predict
 from attempt.modeling import AttemptModel
 from attempt.prompts import SourcePrompt
 from attempt.tasks import get_task
@@ -114,3 +114,63 @@ def test_predict_keeps_input_order_across_mixed_tasks_without_labels(data_dir):
 def test_load_run_needs_a_finished_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a finished training run"):
         load_run(tmp_path)
+
+
+class _Gathered(Exception):
+    """Raised by the first-pass fake gather: this shard's records are stashed, the rest is not needed yet."""
+
+
+def test_sharded_evaluation_gathers_to_the_unsharded_result(tmp_path, rte_rows, data_dir):
+    """Two "processes" (shard=(0, 2) and (1, 2)) with a fake gather that concatenates their records give the
+    metrics, mean attention and predictions file of one unsharded evaluation, on both ranks."""
+    model, tokenizer = attempt_model("seq2seq", tasks=("rte", "cb")), build_tokenizer("seq2seq")
+    task_rows = {"rte": rte_rows[:5], "cb": load_split("cb", "validation", data_dir)[:3]}  # uneven shards
+    # batch_size=1: each example runs alone in both set-ups, so records are bit-identical
+    kwargs = dict(method="rank", batch_size=1, max_source_length=32)
+    whole_path = tmp_path / "whole.jsonl"
+    whole, whole_attention = evaluate_with_attention(model, tokenizer, task_rows, predictions_path=whole_path, **kwargs)
+
+    stashed: dict[int, list] = {}  # first pass: what each rank hands to gather
+
+    def stash(rank):
+        def gather(local):
+            stashed[rank] = local
+            raise _Gathered
+
+        return gather
+
+    for rank in (0, 1):
+        with pytest.raises(_Gathered):
+            evaluate_with_attention(model, tokenizer, task_rows, shard=(rank, 2), gather=stash(rank), **kwargs)
+    [rte0, cb0], [rte1, cb1] = stashed[0][0], stashed[1][0]  # one item per process: that process's records per task
+    assert [r["index"] for r in rte0] == [0, 2, 4] and [r["index"] for r in rte1] == [1, 3]
+    assert [r["index"] for r in cb0] == [0, 2] and [r["index"] for r in cb1] == [1]
+
+    def concatenate(rank):
+        def gather(local):
+            assert local == stashed[rank]
+            return stashed[0] + stashed[1]  # accelerate.utils.gather_object: every process's items, in order
+
+        return gather
+
+    for rank in (0, 1):
+        path = tmp_path / f"rank{rank}.jsonl"
+        metrics, attention = evaluate_with_attention(
+            model, tokenizer, task_rows, shard=(rank, 2), gather=concatenate(rank), predictions_path=path, **kwargs
+        )
+        assert metrics == whole and attention == whole_attention
+        assert path.read_text() == whole_path.read_text()
+        assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 1, 2, 3, 4, 0, 1, 2]
+    # plain evaluate forwards them; one process (shard=(0, 1)) needs no gather
+    assert evaluate(model, tokenizer, task_rows, shard=(1, 2), gather=concatenate(1), **kwargs) == whole
+    assert evaluate(model, tokenizer, task_rows, shard=(0, 1), **kwargs) == whole
+
+
+def test_sharded_evaluation_checks_its_arguments(rte_rows):
+    model, tokenizer = attempt_model("seq2seq"), build_tokenizer("seq2seq")
+    with pytest.raises(ValueError, match="pass gather="):
+        evaluate(model, tokenizer, {"rte": rte_rows}, shard=(0, 2))
+    with pytest.raises(ValueError, match="not a valid"):
+        evaluate(model, tokenizer, {"rte": rte_rows}, shard=(2, 2), gather=lambda x: x)
+    with pytest.raises(RuntimeError, match="exactly once"):  # a gather that loses the other process's rows
+        evaluate(model, tokenizer, {"rte": rte_rows}, shard=(0, 2), gather=lambda x: x, batch_size=4, max_source_length=32)

@@ -256,3 +256,62 @@ def test_two_processes_match_one_process(tmp_path, data_dir):
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-4 * 0.3)
     state = json.loads((tmp_path / "two" / "checkpoint" / "state.json").read_text())
     assert state["num_processes"] == 2
+
+    # evaluation is sharded: rank r predicted rows i % 2 == r of each split (5 rows: uneven shards), 1 process all
+    def predicted(name: str) -> list[list[int]]:
+        return [json.loads(line)["indices"] for line in (tmp_path / name).read_text().splitlines()]
+
+    assert predicted("one/predicted-rank0.jsonl") == [[0, 1, 2, 3, 4]] * 2  # validation, test
+    assert predicted("two/predicted-rank0.jsonl") == [[0, 2, 4]] * 2
+    assert predicted("two/predicted-rank1.jsonl") == [[1, 3]] * 2
+    # ... and gathered back: the same metrics, predictions file and attention as one process
+    results = [json.loads((tmp_path / run / "results.json").read_text()) for run in ("one", "two")]
+    assert results[0]["best_step"] == results[1]["best_step"] == 1
+    for key in ("validation", "test", "attention"):
+        assert_close_nested(results[1][key], results[0][key])
+    assert_close_nested(
+        json.loads((tmp_path / "two" / "attention.json").read_text()),
+        json.loads((tmp_path / "one" / "attention.json").read_text()),
+    )
+    evals = [
+        [r for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines()) if r["type"] == "eval"]
+        for run in ("one", "two")
+    ]
+    assert [r["split"] for r in evals[0]] == [r["split"] for r in evals[1]] == ["validation", "test"]
+    for a_eval, b_eval in zip(*evals, strict=True):
+        assert_close_nested(b_eval["metrics"], a_eval["metrics"])
+    lines = [(tmp_path / run / "test_predictions.jsonl").read_text().splitlines() for run in ("one", "two")]
+    assert len(lines[0]) == len(lines[1]) == 5
+    for a_line, b_line in zip(*lines, strict=True):
+        a_rec, b_rec = json.loads(a_line), json.loads(b_line)
+        assert_close_nested(b_rec.pop("attention_weights"), a_rec.pop("attention_weights"))
+        assert b_rec == a_rec  # task, index, idx, source, prediction, reference: identical, same order
+    assert [json.loads(line)["index"] for line in lines[1]] == [0, 1, 2, 3, 4]
+
+
+def assert_close_nested(actual, expected, tol: float = 1e-4) -> None:
+    """Equal nested dicts / lists, floats within `tol` (one AdamW step on 2 processes moves weights by ~1e-5)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and actual.keys() == expected.keys(), (actual, expected)
+        for key in expected:
+            assert_close_nested(actual[key], expected[key], tol)
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), (actual, expected)
+        for a, e in zip(actual, expected, strict=True):
+            assert_close_nested(a, e, tol)
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=tol, abs=tol, nan_ok=True)
+    else:
+        assert actual == expected
+
+
+def test_sharding_backends_are_refused_with_the_supported_alternative():
+    from accelerate.utils import DistributedType
+
+    from attempt.train import check_distributed_type
+
+    for sharded in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
+        with pytest.raises(NotImplementedError, match=rf"does not support {sharded.name}.*--multi_gpu"):
+            check_distributed_type(sharded)
+    for supported in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        check_distributed_type(supported)  # no error

@@ -212,6 +212,34 @@ def _eval_mode(model: torch.nn.Module):
     return context()
 
 
+def _shard_of(shard: tuple[int, int] | None, gather: Callable[[list], list] | None) -> tuple[int, int]:
+    """Check and return ``(rank, world_size)`` (``(0, 1)`` without sharding)."""
+    if shard is None:
+        return 0, 1
+    rank, world_size = shard
+    if not (world_size >= 1 and 0 <= rank < world_size):
+        raise ValueError(f"shard={shard!r} is not a valid (rank, world_size): needs 0 <= rank < world_size.")
+    if world_size > 1 and gather is None:
+        raise ValueError(
+            f"shard={shard!r} predicts only this process's rows; pass gather= (e.g. accelerate.utils.gather_object) "
+            "so the records of every process can be put together before the metrics."
+        )
+    return rank, world_size
+
+
+def _merged_records(
+    parts: Sequence[Sequence[dict[str, Any]]], task: Task, rows: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The records of one task from every process, back in row order (checked: each row exactly once)."""
+    records = sorted((r for part in parts for r in part), key=lambda r: r["index"])
+    if [r["index"] for r in records] != list(range(len(rows))):
+        raise RuntimeError(
+            f"Sharded evaluation of {task.name!r}: the gathered records do not cover its {len(rows)} rows exactly "
+            "once; every process must evaluate the same rows with the same shard=(rank, world_size)."
+        )
+    return records
+
+
 def evaluate_with_attention(
     model: Any,
     tokenizer: Any,
@@ -225,27 +253,43 @@ def evaluate_with_attention(
     predictions_path: str | Path | None = None,
     attention_path: str | Path | None = None,
     autocast: Callable[[], Any] | None = None,
+    shard: tuple[int, int] | None = None,
+    gather: Callable[[list[Any]], list[Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """`evaluate`, also returning the mean attention per task ``{task: {prompt_name: weight}}``
-    (empty for models without attention)."""
-    metrics: dict[str, Any] = {}
-    attention: dict[str, dict[str, float]] = {}
-    all_records: list[dict[str, Any]] = []
+    (empty for models without attention). `shard` and `gather` as in `evaluate`."""
+    rank, world_size = _shard_of(shard, gather)
+    tasks = [get_task(name) for name in task_rows]
+    local: list[list[dict[str, Any]]] = []  # this process's records, per task
     with _eval_mode(model), (autocast() if autocast is not None else contextlib.nullcontext()):
-        for name, rows in task_rows.items():
-            task = get_task(name)
+        for task, rows in zip(tasks, task_rows.values(), strict=True):
+            examples = make_examples(task, rows)[rank::world_size]  # rows i with i % world_size == rank
             records = _predict_task(
-                model, tokenizer, task, make_examples(task, rows),
+                model, tokenizer, task, examples,
                 method=method, batch_size=batch_size, max_source_length=max_source_length,
                 max_target_length=max_target_length, pad_to=pad_to,
             )  # fmt: skip
-            metrics[task.name] = task.compute_metrics([r["label"] for r in records], list(rows))
-            mean = _mean_attention(records)
-            if mean is not None:
-                attention[task.name] = mean
-            all_records.extend(records)
-    per_task = [m["average"] for m in metrics.values()]
-    metrics["average"] = sum(per_task) / len(per_task) if per_task else float("nan")
+            local.append(records)
+    if world_size > 1:
+        assert gather is not None  # checked by _shard_of
+        processes = gather([local])  # one item per process, in process order: [[records of task 0, ...], ...]
+        per_task = [
+            _merged_records([part[i] for part in processes], task, rows)
+            for i, (task, rows) in enumerate(zip(tasks, task_rows.values(), strict=True))
+        ]
+    else:
+        per_task = local
+    metrics: dict[str, Any] = {}
+    attention: dict[str, dict[str, float]] = {}
+    all_records: list[dict[str, Any]] = []
+    for task, rows, records in zip(tasks, task_rows.values(), per_task, strict=True):
+        metrics[task.name] = task.compute_metrics([r["label"] for r in records], list(rows))
+        mean = _mean_attention(records)
+        if mean is not None:
+            attention[task.name] = mean
+        all_records.extend(records)
+    averages = [m["average"] for m in metrics.values()]
+    metrics["average"] = sum(averages) / len(averages) if averages else float("nan")
     if predictions_path is not None:
         _write_records(predictions_path, all_records)
     if attention_path is not None and attention:
@@ -266,6 +310,8 @@ def evaluate(
     predictions_path: str | Path | None = None,
     attention_path: str | Path | None = None,
     autocast: Callable[[], Any] | None = None,
+    shard: tuple[int, int] | None = None,
+    gather: Callable[[list[Any]], list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Score a model on labelled rows of one or more tasks.
 
@@ -284,6 +330,13 @@ def evaluate(
             attention, ``attention_weights`` ``{source_name: w, ..., "target": w}``.
         attention_path: write ``{task: {prompt_name: mean weight}}`` over the evaluated examples.
         autocast: a callable returning a context manager to run the model in (mixed precision).
+        shard: ``(rank, world_size)`` to share the work between processes: this call predicts only the rows
+            ``i`` with ``i % world_size == rank`` of each task. None (default) or ``(0, 1)``: every row here.
+        gather: with ``world_size > 1`` (required then): a collective called once, on every process, with a
+            one-item list; it returns the concatenation of every process's list in process order, like
+            ``accelerate.utils.gather_object``. The records are then put back in row order, and metrics, mean
+            attention and the files are computed from all rows, identically on every process (pass the paths
+            on one process only).
 
     Returns:
         ``{task: {metric: value, ..., "average": mean}, ..., "average": mean over tasks}``.
@@ -292,6 +345,7 @@ def evaluate(
         model, tokenizer, task_rows, method=method, batch_size=batch_size,
         max_source_length=max_source_length, max_target_length=max_target_length, pad_to=pad_to,
         predictions_path=predictions_path, attention_path=attention_path, autocast=autocast,
+        shard=shard, gather=gather,
     )  # fmt: skip
     return metrics
 

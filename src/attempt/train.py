@@ -22,9 +22,11 @@ Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl`` (`atte
 installed).
 
 Batches (`attempt.batching.BatchStream`) are a pure function of (seed, epoch, number of processes), so a
-resumed run consumes exactly the batches the interrupted run would have. Every process evaluates the full
-validation set itself (no gathering): decisions such as the best step and early stopping are the same
-everywhere.
+resumed run consumes exactly the batches the interrupted run would have. Evaluation is shared between the
+processes: each predicts the rows ``i % num_processes == process_index`` of every task, the per-example
+records are gathered to every process (``accelerate.utils.gather_object``) and put back in row order, and
+every process computes the same metrics from all rows, so decisions such as the best step and early stopping
+are the same everywhere; only the main process writes the files.
 """
 
 from __future__ import annotations
@@ -187,12 +189,34 @@ def _make_accelerator(config: TrainConfig):
         AcceleratorState._reset_state()
     # several processes without a GPU (torchrun on CPUs): Accelerate only uses gloo when told cpu=True
     cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return Accelerator(
+    accelerator = Accelerator(
         cpu=cpu,
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # multi-task heads
     )
+    check_distributed_type(accelerator.distributed_type)
+    return accelerator
+
+
+SHARDED_TYPES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
+
+
+def check_distributed_type(distributed_type: Any) -> None:
+    """Refuse the sharding back-ends this loop does not handle yet, before anything is written.
+
+    Checkpoints, `best/` and evaluation read the full trainable weights and optimizer state of the unwrapped
+    model on each process; FSDP / DeepSpeed ZeRO shard them, so a run would save partial weights. One device
+    and DDP (several processes, each with the whole model) are supported.
+    """
+    name = getattr(distributed_type, "name", str(distributed_type))
+    if name in SHARDED_TYPES:
+        raise NotImplementedError(
+            f"attempt.train does not support {name} yet: its checkpoints and evaluation need the whole trainable "
+            "weights on every process, which sharding splits. The trained part is small (the prompts and the "
+            "attention module), so run plain data parallel instead: `accelerate launch --multi_gpu ...` or "
+            "`torchrun --nproc_per_node N ...`, without --use_fsdp / --use_deepspeed."
+        )
 
 
 def _resolved_config(config: TrainConfig) -> TrainConfig:
@@ -371,7 +395,8 @@ def train(
             batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
             max_target_length=config.max_target_length, pad_to=config.pad_to,
             predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
-            autocast=accelerator.autocast,
+            autocast=accelerator.autocast, gather=gather_object,
+            shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
         )  # fmt: skip
 
     def save_checkpoint() -> None:
