@@ -1,7 +1,7 @@
 """The paper's relative claims at small scale, on the real data mirror and the backbones that install here.
 
     python benchmarks/reproduce.py --quick            # 2 targets, 1 seed, 1 lr, few steps: < 20 min, 2 CPU cores
-    python benchmarks/reproduce.py                    # the full grid (hours on 2 CPU cores; resumable)
+    python benchmarks/reproduce.py                    # the full grid (~3 h on 2 shared CPU cores; resumable)
     python benchmarks/reproduce.py --tiny --quick --out /tmp/x   # the tests' tiny random BERT (seconds)
 
 Writes reproduce.json (every cell, the aggregated tables, the claims), reproduce.md and the attention heatmaps
@@ -13,10 +13,11 @@ default, a 22M-parameter BERT encoder whose classification head is trained with 
 
 * source prompts on mnli, qnli, qqp, sst2 (and squad on a backbone that generates), trained once into a prompt
   library and reused; a source is retrained only when the library lacks it;
-* target tasks from the mirror (rte, mrpc, stsb, cola, cb, wic, boolq, wsc, multirc; boolq trains on the
-  mirror's FewGLUE 32 examples, the only BoolQ training data in it), each with plain prompt tuning, SPoT
-  (prompt tuning initialised from one source prompt, `SPOT_SOURCE`), ATTEMPT, ATTEMPT-m (one multi-task
-  run over all targets), full fine-tuning and LoRA, under the same steps and batch size;
+* target tasks from the mirror (full grid: rte, mrpc, stsb, cola, cb, boolq; `--targets` also takes wic, wsc,
+  multirc; boolq trains on the mirror's FewGLUE 32 examples, the only BoolQ training data in it), each with
+  plain prompt tuning, SPoT (prompt tuning initialised from one source prompt, `SPOT_SOURCE`), ATTEMPT,
+  ATTEMPT-m (one multi-task run over all targets, validated as often per run as a single-task run), full
+  fine-tuning and LoRA, under the same steps and batch size;
 * a learning-rate grid per method (`LR_GRID`, 2 values; --quick: the first one): every lr runs with the first
   seed, the lr with the best VALIDATION score is kept, the other seeds run with it; TEST scores of the kept
   lr are reported as mean ± std over seeds;
@@ -25,11 +26,21 @@ default, a 22M-parameter BERT encoder whose classification head is trained with 
 * the attention of every target over the source prompts (ATTEMPT runs' attention, averaged over seeds; and
   ATTEMPT-m's, all targets in one run) as heatmaps.
 
-Cost on this machine (2 CPU cores shared with other jobs; measured by the --quick run): 2-4 s per prompt-method
-step of 8 rte examples, ~11 s per full fine-tuning step, ~6 s per LoRA step; --quick took 18.7 min. The full grid
-is ~250 cells (4 sources; 9 targets x 5 methods x (2 lrs + 2 more seeds); ATTEMPT-m; 63 few-shot cells), which
-extrapolates to 15-20 hours here (less on idle cores): more than the few hours hoped for. `--seeds 1` roughly
-halves it, `--targets rte mrpc cb stsb` cuts it further; every cell is kept, so a pass can be spread over days.
+Cost on this machine (2 CPU cores shared with another engineer's jobs; measured 2026-11 with one cell at a time
+under `nice -n 5`, load average 1.5-3.5, i.e. about one free core). Almost all of a cell's time is its training
+steps and its evaluations: reading and splitting the data takes 0.01-0.3 s per cell (multirc 0.7 s), the
+backbone copy < 0.4 s, tokenising the training set for length grouping 0.1-1.1 s (sources 2-6 s; multirc ~30 s),
+saving < 0.6 s. What made the earlier --quick cells take 33-82 s for 12 steps was torch's 2 intra-op threads
+fighting the other jobs for the 2 cores: the same steps ran 4-20x slower than with one thread (full fine-tuning
+on cola: 6.5 s/step with 2 threads, 0.32 s/step with 1). The script therefore runs torch with 1 thread
+(`--threads 2` is ~1.6x faster on idle cores). With 1 thread, per step of 8 examples (prompt methods / full
+fine-tuning / LoRA): rte 0.47 / 0.68 / 0.40 s, boolq 0.78 / 1.03 / 0.65 s, cola 0.17 / 0.30 / 0.10 s, mrpc and
+stsb 0.3-0.4 s, cb 0.55 s; a source step of 16 examples 0.3-0.65 s; one evaluation of 200 rows 3-9 s (rte,
+boolq, mrpc, stsb: 5-9 s, as every batch of 64 pads to its longest row). The full grid (4 sources x 300 steps;
+6 targets x 5 methods x (2 lrs + 2 more seeds) x 80 steps; ATTEMPT-m 4 x 480 steps; 63 few-shot cells of
+40 steps: 191 cells) is estimated from these at ~3 hours (sources 13 min, main grid 110, ATTEMPT-m 20, few-shot
+35), more when the other jobs take both cores. wic, wsc (cheap) and multirc (~2x a rte cell: it tokenises 27k long training rows per cell) can be added
+with `--targets`; `--seeds 1` roughly halves the grid; every cell is kept, so a pass can be spread over days.
 
 Every cell (method, task, lr, seed, k) is its own output_dir: a cell whose results.json exists is read back,
 not recomputed, and an interrupted cell resumes from its checkpoint. Weights of finished cells are deleted
@@ -82,20 +93,25 @@ SPLIT_STANDINS = {
 }
 
 # sizes per mode. steps/batch are the same for every method of a mode (the shared training budget).
+# eval_every: validation every N steps of a target run (0: only at the end); ATTEMPT-m, one run of steps x
+# targets, validates every eval_every x targets steps (as often per run as a single-task run). Sources validate
+# every source_eval_every steps. The full grid's targets are the six that fit the time budget (see the docstring);
+# --targets adds wic, wsc, multirc.
+FULL_TARGETS = ("rte", "mrpc", "stsb", "cola", "cb", "boolq")
 SIZES = {
-    "full": {"targets": TARGETS, "seeds": (0, 1, 2), "lrs": 2, "steps": 80, "batch": 8, "eval_limit": 200,
+    "full": {"targets": FULL_TARGETS, "seeds": (0, 1, 2), "lrs": 2, "steps": 80, "batch": 8, "eval_limit": 200,
              "eval_every": 40, "train_limit": None, "source_steps": 300, "source_batch": 16, "source_eval_limit": 300,
-             "few_shot_tasks": FEW_SHOT_TASKS, "ks": FEW_SHOT_KS, "few_shot_steps": 40, "prompt_length": 20,
-             "max_source_length": 128},
+             "source_eval_every": 100, "few_shot_tasks": FEW_SHOT_TASKS, "ks": FEW_SHOT_KS, "few_shot_steps": 40,
+             "prompt_length": 20, "max_source_length": 128},
     "quick": {"targets": ("rte", "cb"), "seeds": (0,), "lrs": 1, "steps": 12, "batch": 8, "eval_limit": 48,
               "eval_every": 0, "train_limit": 2000, "source_steps": 12, "source_batch": 8, "source_eval_limit": 48,
-              "few_shot_tasks": ("cb", "rte"), "ks": (4,), "few_shot_steps": 6, "prompt_length": 20,
-              "max_source_length": 128},
+              "source_eval_every": 0, "few_shot_tasks": ("cb", "rte"), "ks": (4,), "few_shot_steps": 6,
+              "prompt_length": 20, "max_source_length": 128},
     # boolq few-shot at k=16 exercises the "pool too small" path (FewGLUE's 32 rows hold 14 false)
     "tiny": {"targets": ("rte", "cb"), "seeds": (0,), "lrs": 1, "steps": 2, "batch": 4, "eval_limit": 8,
              "eval_every": 0, "train_limit": 64, "source_steps": 2, "source_batch": 4, "source_eval_limit": 8,
-             "few_shot_tasks": ("boolq",), "ks": (4, 16), "few_shot_steps": 2, "prompt_length": 4,
-             "max_source_length": 64},
+             "source_eval_every": 0, "few_shot_tasks": ("boolq",), "ks": (4, 16), "few_shot_steps": 2,
+             "prompt_length": 4, "max_source_length": 64},
 }
 # "full --tiny": the tiny backbone with the full grid's shape but tiny sizes
 SIZES["tiny-full"] = {**SIZES["tiny"], "targets": TARGETS[:4], "seeds": (0, 1), "lrs": 2, "ks": (4, 16, 32)}
@@ -197,6 +213,8 @@ class Runner:
         s = self.sizes
         source = mode == "source"
         generate = any(t in QA_SOURCES for t in tasks)
+        # several tasks in one run (ATTEMPT-m): validate as many times per run as a single-task run does
+        eval_every = s["source_eval_every"] if source else s["eval_every"] * len(tasks)
         return TrainConfig(
             mode=mode, backbone=self.backbone_name if not self.tiny else "tiny-bert", tasks=tasks,
             source_prompts=source_prompts, library=str(self.library), output_dir=str(output_dir),
@@ -204,7 +222,7 @@ class Runner:
             max_steps=steps or (s["source_steps"] if source else s["steps"]),
             batch_size=s["source_batch"] if source else s["batch"], eval_batch_size=64, learning_rate=lr,
             attention_learning_rate=ATTENTION_LR, head_learning_rate=HEAD_LR, warmup_steps=0,
-            seed=seed, max_source_length=s["max_source_length"], eval_every=s["eval_every"], k_shot=k,
+            seed=seed, max_source_length=s["max_source_length"], eval_every=eval_every, k_shot=k,
             train_limit=s["train_limit"], eval_limit=s["source_eval_limit"] if source else s["eval_limit"],
             eval_method="generate" if generate else "rank", mixing_cap=None,
         )  # fmt: skip
@@ -549,10 +567,24 @@ def discussion(results: dict[str, Any]) -> list[str]:
 # -- driver -------------------------------------------------------------------------------------------------
 def run(out: Path, mode: str = "quick", backbone: str = ENCODER, tiny: bool = False, data_dir: Path | None = None,
         keep_weights: bool = False, log=print, seeds: int | None = None,
-        targets: tuple[str, ...] | None = None) -> dict[str, Any]:
+        targets: tuple[str, ...] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Run (or read back) every cell of `mode` ("quick" or "full") and write the report under `out`.
 
-    seeds / targets override the mode's number of seeds and target tasks (a cheaper full pass)."""
+    seeds / targets override the mode's number of seeds and target tasks (a cheaper full pass); threads sets
+    torch's intra-op threads for the run (restored afterwards; None leaves them as they are)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None, keep_weights: bool, log,
+         seeds: int | None, targets: tuple[str, ...] | None) -> dict[str, Any]:
     import torch
 
     started, cpu_started = time.time(), time.process_time()
@@ -606,10 +638,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help=f"the data mirror (default {DATA_DIR})")
     parser.add_argument("--keep-weights", action="store_true", help="keep every cell's checkpoint and best weights")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: full 3, quick 1)")
-    parser.add_argument("--targets", nargs="+", default=None, help=f"subset of {' '.join(TARGETS)}")
+    parser.add_argument("--targets", nargs="+", default=None,
+                        help=f"targets, any of {' '.join(TARGETS)} (default: full {' '.join(FULL_TARGETS)}; quick rte cb)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on 2 cores shared with other jobs, 2 threads ran some "
+                             "steps up to 20x slower; 2 is ~1.6x faster on idle cores)")
     args = parser.parse_args(argv)
     results = run(args.out, "quick" if args.quick else "full", args.backbone, args.tiny, args.data_dir,
-                  args.keep_weights, seeds=args.seeds, targets=tuple(args.targets) if args.targets else None)
+                  args.keep_weights, seeds=args.seeds, targets=tuple(args.targets) if args.targets else None,
+                  threads=args.threads)
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")
     print(f"wrote {args.out / 'reproduce.json'}, reproduce.md, {', '.join(results['plots'])} "

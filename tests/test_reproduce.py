@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -67,3 +68,24 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
     assert second["cells_reused"] == first["cells_computed"]
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == stamps
     assert second["aggregate"] == first["aggregate"]
+
+
+def test_full_sizes_validate_multi_task_runs_as_often_as_single_task_runs(reproduce, tmp_path, data_dir):
+    runner = reproduce.Runner(tmp_path, "tiny-full", reproduce.ENCODER, True, data_dir, False, log=lambda *_: None)
+    shutil.rmtree(runner.data_dir, ignore_errors=True)  # only symlinks; no cell runs here
+    runner.sizes = reproduce.SIZES["full"]
+    every = runner.sizes["eval_every"]
+    assert runner.config("attempt", ("rte",), 0.3, 0, tmp_path / "a").eval_every == every
+    assert runner.config("attempt", ("rte", "cb", "cola"), 0.3, 0, tmp_path / "b").eval_every == 3 * every
+    assert runner.config("source", ("mnli",), 0.03, 0, tmp_path / "c").eval_every == runner.sizes["source_eval_every"]
+    assert set(runner.sizes["targets"]) <= set(reproduce.TARGETS)
+    assert set(runner.sizes["few_shot_tasks"]) <= set(runner.sizes["targets"])
+
+
+def test_threads_are_restored_after_a_run(reproduce, tmp_path, data_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    reproduce.run(tmp_path, "quick", tiny=True, data_dir=data_dir, log=lambda *_: None, threads=1)
+    assert json.loads((tmp_path / "reproduce.json").read_text())["machine"].split()[1] == "1"
+    assert torch.get_num_threads() == before
