@@ -174,3 +174,27 @@ def test_sharded_evaluation_checks_its_arguments(rte_rows):
         evaluate(model, tokenizer, {"rte": rte_rows}, shard=(2, 2), gather=lambda x: x)
     with pytest.raises(RuntimeError, match="exactly once"):  # a gather that loses the other process's rows
         evaluate(model, tokenizer, {"rte": rte_rows}, shard=(0, 2), gather=lambda x: x, batch_size=4, max_source_length=32)
+
+
+def test_evaluation_batches_rows_of_similar_length_and_keeps_row_order(monkeypatch, data_dir):
+    """Rows are batched longest first (less padding), and records still come back in row order."""
+    from attempt import evaluate as evaluation
+
+    rows = load_split("rte", "validation", data_dir)[:12]
+    model, tokenizer = attempt_model("seq2seq"), build_tokenizer("seq2seq")
+    seen: list[list[int]] = []  # real lengths of the rows of each batch
+    original = evaluation.Collator.__call__
+
+    def spy(self, examples, for_generation=False):
+        batch = original(self, examples, for_generation)
+        seen.append(batch["attention_mask"].sum(-1).tolist())
+        return batch
+
+    monkeypatch.setattr(evaluation.Collator, "__call__", spy)
+    records = predict(model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=4, max_source_length=64)
+    assert [r["index"] for r in records] == list(range(12))
+    assert [r["idx"] for r in records] == [row["idx"] for row in rows]
+    lengths = [length for batch in seen for length in batch]
+    assert lengths == sorted(lengths, reverse=True) and len(lengths) == 12
+    one_by_one = predict(model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=1, max_source_length=64)
+    assert [r["prediction"] for r in records] == [r["prediction"] for r in one_by_one]

@@ -141,9 +141,15 @@ def _predict_task(
     collator = Collator(tokenizer, model.family, model.tasks, max_source_length, max_target_length, pad_to)
     names = _attention_names(model)
     device = _device(model)
-    records: list[dict[str, Any]] = []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
+    # longest inputs first, so that each batch pads to rows of about its own length (and running out of memory
+    # shows on the first batch); the records are put back in the order of `examples`
+    order = list(range(len(examples)))
+    if pad_to is None:
+        order.sort(key=lambda i: -collator.source_length(examples[i]))
+    records: list[dict[str, Any]] = [{} for _ in examples]
+    for start in range(0, len(order), batch_size):
+        positions = order[start : start + batch_size]
+        chunk = [examples[i] for i in positions]
         filled = [{**e, "row": _filled_label(task, e["row"])} for e in chunk]
         if model.family == "encoder":
             batch = _to_device(collator(filled), device)
@@ -175,7 +181,7 @@ def _predict_task(
             }
             if weights is not None and names is not None:
                 record["attention_weights"] = dict(zip(names, weights[position].tolist(), strict=True))
-            records.append(record)
+            records[positions[position]] = record
     return records
 
 
