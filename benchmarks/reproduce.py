@@ -171,15 +171,16 @@ class Runner:
     """Runs (or reads back) cells; each cell is one `attempt.train.train` call in its own output_dir."""
 
     def __init__(self, out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path, keep_weights: bool,
-                 log=print):
+                 log=print, compute: bool = True):
         self.mode, self.backbone_name, self.tiny, self.keep_weights, self.log = mode, backbone, tiny, keep_weights, log
+        self.compute = compute  # False: only read finished cells back (a report of a pass still running)
         self.sizes = SIZES[mode]
         self.root = out / "reproduce" / f"{mode}-{'tiny-bert' if tiny else slug(backbone)}"
         self.cells_dir = self.root / "cells"
         self.library = self.root / "prompts"
         # symlinks to the mirror, rebuilt each run outside --out (no machine-specific links in the results)
         self.data_dir = data_overlay(data_dir, Path(tempfile.mkdtemp(prefix="attempt-reproduce-data-")))
-        self.computed = self.reused = 0
+        self.computed = self.reused = self.missing = 0
         self._backbone = self._tokenizer = self.family = None
         self._load()
 
@@ -249,6 +250,9 @@ class Runner:
             except ValueError as error:  # k per class larger than the pool (boolq: FewGLUE's 32 rows)
                 self.log(f"skip {key}: {error}")
                 return {**record, "skipped": str(error), "reused": False}
+        if not self.compute:
+            self.missing += 1
+            return {**record, "missing": True}
         self.log(f"run  {json.dumps(key)}")
         started = time.time()
         train(config, model=self.backbone(), tokenizer=self._tokenizer, progress=False)
@@ -311,7 +315,7 @@ class Runner:
         first = [cell(lr, seeds[0]) for lr in lrs]
         records.extend(first)
         scored = [r for r in first if "skipped" not in r]
-        if not scored:
+        if not scored or any("missing" in r for r in first):  # no lr can be chosen before the whole lr grid ran
             return records
         best = max(scored, key=lambda r: _finite(r["validation"]["average"]))["lr"]
         for r in records:
@@ -344,7 +348,8 @@ def _finite(value: Any) -> float:
 
 # -- aggregation --------------------------------------------------------------------------------------------
 def selected(cells: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
-    return [c for c in cells if c.get("stage") == stage and "skipped" not in c and c.get("lr") == c.get("selected_lr")]
+    return [c for c in cells if c.get("stage") == stage and "skipped" not in c and "missing" not in c
+            and c.get("lr") == c.get("selected_lr")]
 
 
 def aggregate(cells: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]:
@@ -368,7 +373,7 @@ def aggregate(cells: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]
         means = [table[t][method]["mean"] for t in targets if method in table[t]]
         averages[method] = statistics.fmean(means) if len(means) == len(targets) and means else None
     few: dict[str, dict[str, dict[str, Any]]] = {}
-    for c in [c for c in cells if c.get("stage") == "few_shot"]:
+    for c in [c for c in cells if c.get("stage") == "few_shot" and "missing" not in c]:
         slot = few.setdefault(c["task"], {}).setdefault(f"k={c['k']}", {})
         if "skipped" in c:
             slot.setdefault(c["method"], {"mean": None, "std": None, "n": 0, "skipped": c["skipped"]})
@@ -465,6 +470,9 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     lines = [
         "# Reproduction of ATTEMPT's relative claims at small scale",
         "",
+        *([f"**PARTIAL REPORT**: {results['cells_missing']} cell(s) of this grid have not run yet (written with "
+           "--report-only while the pass goes on); the tables below hold only the finished cells, and a method or "
+           "task whose learning-rate grid is unfinished is left out.", ""] if results.get("cells_missing") else []),
         f"Backbone: **{results['backbone']}** ({results['family']}), NOT the paper's T5-base. Mode `{results['mode']}`: "
         f"{s['steps']} steps × batch {s['batch']} per target run (ATTEMPT-m: {s['steps']} × {len(targets)} steps, one run), "
         f"prompt length {s['prompt_length']}, inputs ≤ {s['max_source_length']} tokens, "
@@ -475,7 +483,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         f"Time: the cells took {results['cells_wall_time_s'] / 60:.1f} min of training and evaluation in all "
         f"(each cell's wall time, summed); this invocation {results['wall_time_s'] / 60:.1f} min wall, "
         f"{results['cpu_time_s'] / 60:.1f} min process CPU, on {results['machine']} shared with other jobs; cells computed "
-        f"{results['cells_computed']}, read back {results['cells_reused']}.",
+        f"{results['cells_computed']}, read back {results['cells_reused']}, not run yet {results.get('cells_missing', 0)}.",
         "",
         "Data: the local mirror. QQP's test is the BiMPM proxy split (the official GLUE dev is not in the mirror); "
         "BoolQ trains on FewGLUE's 32 examples (14 false / 18 true; the full train is not in the mirror), so BoolQ is "
@@ -567,30 +575,31 @@ def discussion(results: dict[str, Any]) -> list[str]:
 # -- driver -------------------------------------------------------------------------------------------------
 def run(out: Path, mode: str = "quick", backbone: str = ENCODER, tiny: bool = False, data_dir: Path | None = None,
         keep_weights: bool = False, log=print, seeds: int | None = None,
-        targets: tuple[str, ...] | None = None, threads: int | None = None) -> dict[str, Any]:
+        targets: tuple[str, ...] | None = None, threads: int | None = None, compute: bool = True) -> dict[str, Any]:
     """Run (or read back) every cell of `mode` ("quick" or "full") and write the report under `out`.
 
     seeds / targets override the mode's number of seeds and target tasks (a cheaper full pass); threads sets
-    torch's intra-op threads for the run (restored afterwards; None leaves them as they are)."""
+    torch's intra-op threads for the run (restored afterwards; None leaves them as they are); compute=False only
+    reads finished cells back and reports them (cells not finished yet are counted as missing)."""
     import torch
 
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets)
+        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets, compute)
     finally:
         torch.set_num_threads(previous)
 
 
 def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None, keep_weights: bool, log,
-         seeds: int | None, targets: tuple[str, ...] | None) -> dict[str, Any]:
+         seeds: int | None, targets: tuple[str, ...] | None, compute: bool = True) -> dict[str, Any]:
     import torch
 
     started, cpu_started = time.time(), time.process_time()
     out.mkdir(parents=True, exist_ok=True)
     size_key = ("tiny-full" if mode == "full" else "tiny") if tiny else mode
-    runner = Runner(out, size_key, backbone, tiny, Path(data_dir or DATA_DIR), keep_weights, log)
+    runner = Runner(out, size_key, backbone, tiny, Path(data_dir or DATA_DIR), keep_weights, log, compute)
     if seeds is not None:
         runner.sizes = {**runner.sizes, "seeds": tuple(range(seeds))}
     if targets:
@@ -615,7 +624,7 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
                    f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
         "torch": torch.__version__, "runs_dir": str(runner.root),
         "cells": cells, "aggregate": agg, "attention": attention_maps(cells),
-        "cells_computed": runner.computed, "cells_reused": runner.reused,
+        "cells_computed": runner.computed, "cells_reused": runner.reused, "cells_missing": runner.missing,
         "paper_t5_base": PAPER_T5_BASE, "paper_note": PAPER_NOTE,
     }
     results["claims"] = claims(agg, targets)
@@ -643,10 +652,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on 2 cores shared with other jobs, 2 threads ran some "
                              "steps up to 20x slower; 2 is ~1.6x faster on idle cores)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: report the cells finished so far (e.g. while a pass is running)")
     args = parser.parse_args(argv)
     results = run(args.out, "quick" if args.quick else "full", args.backbone, args.tiny, args.data_dir,
                   args.keep_weights, seeds=args.seeds, targets=tuple(args.targets) if args.targets else None,
-                  threads=args.threads)
+                  threads=args.threads, compute=not args.report_only)
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")
     print(f"wrote {args.out / 'reproduce.json'}, reproduce.md, {', '.join(results['plots'])} "

@@ -89,3 +89,21 @@ def test_threads_are_restored_after_a_run(reproduce, tmp_path, data_dir):
     reproduce.run(tmp_path, "quick", tiny=True, data_dir=data_dir, log=lambda *_: None, threads=1)
     assert json.loads((tmp_path / "reproduce.json").read_text())["machine"].split()[1] == "1"
     assert torch.get_num_threads() == before
+
+
+def test_report_only_reads_finished_cells_and_trains_nothing(reproduce, tmp_path, data_dir):
+    quiet = {"tiny": True, "data_dir": data_dir, "log": lambda *_: None}
+    empty = reproduce.run(tmp_path / "empty", "quick", compute=False, **quiet)
+    assert empty["cells_computed"] == 0 and empty["cells_missing"] > 0
+    assert not list((tmp_path / "empty").rglob("results.json"))
+
+    full = reproduce.run(tmp_path, "quick", **quiet)
+    runs = Path(full["runs_dir"])
+    [lost] = list((runs / "cells" / "attempt" / "rte").glob("lr*_s0/results.json"))
+    lost.unlink()  # as if that cell were still running
+    partial = reproduce.run(tmp_path, "quick", compute=False, **quiet)
+    assert partial["cells_computed"] == 0 and partial["cells_missing"] == 1
+    assert not lost.exists()
+    assert "attempt" not in partial["aggregate"]["table"]["rte"]
+    assert partial["aggregate"]["table"]["cb"]["attempt"] == full["aggregate"]["table"]["cb"]["attempt"]
+    assert "PARTIAL REPORT" in (tmp_path / "reproduce.md").read_text()
