@@ -5,10 +5,11 @@
     result = train(TrainConfig(mode="attempt", backbone="t5-base", tasks=("rte",), source_prompts=("mnli",)))
 
 The same code runs on a CPU, one GPU, or several processes started with ``accelerate launch`` /
-``torchrun`` (DDP; FSDP/DeepSpeed through Accelerate's config). Reading order of `train`:
+``torchrun`` (DDP; FSDP and DeepSpeed are refused, see `attempt.build.check_distributed_type`). Reading order of
+`train`:
 
 1. resolve the backbone, load the data (`attempt.batching.load_task_data`: `paper_splits`, few-shot, limits),
-   build the model of the mode;
+   build the model of the mode (`attempt.build`);
 2. AdamW over ``model.parameter_groups(...)`` with linear warm-up and decay; ``accelerator.prepare``;
 3. resume from ``output_dir/checkpoint`` when there is one (same config required);
 4. the loop: micro-batches with gradient accumulation, clipping, a NaN/inf guard, logging, evaluation every
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,16 +41,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from attempt import checkpoint, storage
 from attempt.batching import GROUP_FACTOR, BatchStream, load_task_data  # noqa: F401 - GROUP_FACTOR re-exported
+from attempt.build import (  # noqa: F401 - build_model, check_distributed_type re-exported
+    build_model,
+    check_distributed_type,
+    linear_schedule,
+    load_best_weights,
+    make_accelerator,
+)
 from attempt.collate import Collator, make_examples
 from attempt.config import TrainConfig
 from attempt.evaluate import evaluate_with_attention
 from attempt.metrics_log import METRICS_FILE, TENSORBOARD_DIR, MetricsLog  # noqa: F401 - file names re-exported
 from attempt.prompts import PromptLibrary, SourcePrompt
-from attempt.tasks import get_task
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
@@ -109,114 +114,6 @@ class LoopState:
     bad_evals: int = 0  # evaluations since the last improvement (early stopping)
     last_eval_step: int | None = None
     stopped_early: bool = False
-
-
-# ----------------------------------------------------------------------------------------------- model
-def _sources(config: TrainConfig, hidden_size: int) -> list[SourcePrompt]:
-    if config.mode not in ("attempt", "spot"):
-        return []
-    library = PromptLibrary(config.library)
-    names = list(config.source_prompts) or None
-    prompts = library.load(names, hidden_size=hidden_size)
-    if not prompts:
-        raise ValueError(
-            f"mode={config.mode!r} needs source prompts but the library {config.library} has none. "
-            "Train some first with mode='source' (one run per source task)."
-        )
-    return prompts
-
-
-def build_model(config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, family: str) -> torch.nn.Module:
-    """The model of `config.mode` over `backbone` (AttemptModel, or FineTuneModel for finetune/lora)."""
-    labels = {t: get_task(t).num_labels for t in config.tasks}
-    if family == "encoder":
-        no_head = [t for t, n in labels.items() if n == 0]
-        if no_head:
-            raise ValueError(f"Task(s) {no_head} are extractive QA; an encoder backbone with a head cannot learn them.")
-    if config.mode in ("finetune", "lora"):
-        from attempt.baselines import FineTuneModel
-
-        return FineTuneModel.from_backbone(
-            backbone, mode=config.mode, tasks=list(config.tasks), num_labels=labels if family == "encoder" else None,
-            lora_rank=config.lora_rank, lora_alpha=config.lora_alpha, backbone_name=config.backbone,
-        )  # fmt: skip
-    from attempt.modeling import AttemptModel
-
-    attempt_config = config.attempt_config()
-    if family == "encoder" and attempt_config.num_labels is None:
-        attempt_config = dataclasses.replace(attempt_config, num_labels=labels)
-    hidden_size = backbone.get_input_embeddings().weight.shape[1]
-    return AttemptModel.from_backbone(
-        backbone, source_prompts=_sources(config, hidden_size), config=attempt_config, tokenizer=tokenizer,
-        backbone_name=config.backbone,
-    )  # fmt: skip
-
-
-def _load_best_weights(config: TrainConfig, model: torch.nn.Module, best_dir: Path) -> None:
-    """Put the weights saved in ``best/`` back into the trained model (in place, before the test evaluation)."""
-    if config.mode in ("finetune", "lora"):
-        from attempt.baselines import WEIGHTS_FILE
-    else:
-        from attempt.modeling.base import WEIGHTS_FILE
-    state = load_file(str(best_dir / WEIGHTS_FILE), device=str(next(model.parameters()).device))
-    _, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected:
-        raise ValueError(f"{best_dir} holds weights this model lacks: {unexpected}.")
-
-
-def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _make_accelerator(config: TrainConfig):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError("mixed_precision='fp16' needs a CUDA GPU. On a CPU use mixed_precision='bf16' or 'no'.")
-    if config.mixed_precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        raise ValueError("This GPU does not support bf16; use mixed_precision='fp16' or 'no'.")
-    # Accelerate keeps one global state per process; a single-process caller (tests, notebooks) may train
-    # again with another precision, so forget the previous one there.
-    previous = AcceleratorState._shared_state.get("_mixed_precision")
-    if previous is not None and previous != config.mixed_precision and PartialState._shared_state.get("num_processes", 1) == 1:
-        AcceleratorState._reset_state()
-    # several processes without a GPU (torchrun on CPUs): Accelerate only uses gloo when told cpu=True
-    cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=cpu,
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # multi-task heads
-    )
-    check_distributed_type(accelerator.distributed_type)
-    return accelerator
-
-
-SHARDED_TYPES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
-
-
-def check_distributed_type(distributed_type: Any) -> None:
-    """Refuse the sharding back-ends this loop does not handle yet, before anything is written.
-
-    Checkpoints, `best/` and evaluation read the full trainable weights and optimizer state of the unwrapped
-    model on each process; FSDP / DeepSpeed ZeRO shard them, so a run would save partial weights. One device
-    and DDP (several processes, each with the whole model) are supported.
-    """
-    name = getattr(distributed_type, "name", str(distributed_type))
-    if name in SHARDED_TYPES:
-        raise NotImplementedError(
-            f"attempt.train does not support {name} yet: its checkpoints and evaluation need the whole trainable "
-            "weights on every process, which sharding splits. The trained part is small (the prompts and the "
-            "attention module), so run plain data parallel instead: `accelerate launch --multi_gpu ...` or "
-            "`torchrun --nproc_per_node N ...`, without --use_fsdp / --use_deepspeed."
-        )
 
 
 def _resolved_config(config: TrainConfig) -> TrainConfig:
@@ -366,7 +263,7 @@ def train(
     config_dict = config.to_dict()
     output_dir = Path(config.output_dir)
     checkpoint_dir, best_dir = output_dir / CHECKPOINT_DIR, output_dir / BEST_DIR
-    accelerator = _make_accelerator(config)
+    accelerator = make_accelerator(config)
     is_main = accelerator.is_main_process
     set_seed(config.seed)
 
@@ -378,7 +275,7 @@ def train(
         config.learning_rate, config.attention_learning_rate, config.head_learning_rate, config.weight_decay
     )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    scheduler = _linear_schedule(optimizer, config.warmup_steps, config.max_steps)  # stepped by hand, once per step
+    scheduler = linear_schedule(optimizer, config.warmup_steps, config.max_steps)  # stepped by hand, once per step
     wrapped, optimizer = accelerator.prepare(net, optimizer)
     unwrapped = accelerator.unwrap_model(wrapped)
     trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
@@ -468,7 +365,7 @@ def train(
 
     # 5. test the best model ---------------------------------------------------------------------------
     accelerator.wait_for_everyone()
-    _load_best_weights(config, unwrapped, best_dir)
+    load_best_weights(config, unwrapped, best_dir)
     test_metrics, attention = evaluate_split("test", unwrapped, output_dir / PREDICTIONS_FILE, output_dir / ATTENTION_FILE)
     log.log({"step": state.step, "type": "eval", "split": "test", "metrics": test_metrics, "best_step": state.best_step})
     log.close()
