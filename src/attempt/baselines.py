@@ -24,7 +24,7 @@ from torch import nn
 from attempt import storage
 from attempt.config import HEAD_POOLINGS, config_from_dict, labels_per_task
 from attempt.modeling.base import AttemptModel, AttemptOutput
-from attempt.modeling.causal import _positions
+from attempt.modeling.causal import _positions, pad_token_id
 from attempt.modeling.encoder import ClassificationHeads, EncoderAttemptModel
 from attempt.modeling.scoring import causal_candidate_log_likelihoods, seq2seq_candidate_log_likelihoods
 from attempt.modeling.seq2seq import _label_log_likelihood
@@ -251,10 +251,7 @@ class FineTuneModel(nn.Module):
         if self.family == "causal":
             if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
                 raise ValueError("Decoder-only generation needs left padding: set tokenizer.padding_side = 'left'.")
-            config = self._inner().generation_config
-            eos = config.eos_token_id
-            pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
-            generate_kwargs.setdefault("pad_token_id", pad)
+            generate_kwargs.setdefault("pad_token_id", pad_token_id(self._inner()))
         out = self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
         return out[:, input_ids.shape[1] :] if self.family == "causal" else out
 
@@ -280,10 +277,7 @@ class FineTuneModel(nn.Module):
         embeds = inner.get_input_embeddings()(input_ids)  # (B, L, d)
         if self.family == "seq2seq":
             return seq2seq_candidate_log_likelihoods(inner, embeds, attention_mask, candidates)
-        config = inner.generation_config
-        eos = config.eos_token_id
-        pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
-        return causal_candidate_log_likelihoods(inner, embeds, attention_mask, candidates, pad or 0)
+        return causal_candidate_log_likelihoods(inner, embeds, attention_mask, candidates, pad_token_id(inner) or 0)
 
     # -- trainable parameters ---------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

@@ -16,6 +16,13 @@ from attempt.modeling.scoring import causal_candidate_log_likelihoods
 from attempt.modeling.seq2seq import _label_log_likelihood
 
 
+def pad_token_id(backbone) -> int | None:
+    """The id that pads generated rows: the generation config's pad token, else its (first) eos token."""
+    config = backbone.generation_config
+    eos = config.eos_token_id
+    return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+
+
 def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (B, m+L)
 
@@ -56,13 +63,8 @@ class CausalAttemptModel(AttemptModel):
         if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
             raise ValueError("Decoder-only generation needs left padding: set tokenizer.padding_side = 'left'.")
         inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
-        generate_kwargs.setdefault("pad_token_id", self._pad_token_id())
+        generate_kwargs.setdefault("pad_token_id", pad_token_id(self.backbone))
         return self.backbone.generate(inputs_embeds=inputs_embeds, attention_mask=mask, **generate_kwargs)
-
-    def _pad_token_id(self):
-        config = self.backbone.generation_config
-        eos = config.eos_token_id
-        return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
 
     def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
         """(B,) sum of log p(tokens where labels != -100 | the tokens before them)."""
@@ -74,4 +76,4 @@ class CausalAttemptModel(AttemptModel):
         """(B, C) log p(candidate | input) of C continuations (token ids) of LEFT-padded inputs; the prompted
         input is read once and its key/value cache reused for every candidate."""
         inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
-        return causal_candidate_log_likelihoods(self.backbone, inputs_embeds, mask, candidates, self._pad_token_id())
+        return causal_candidate_log_likelihoods(self.backbone, inputs_embeds, mask, candidates, pad_token_id(self.backbone) or 0)
