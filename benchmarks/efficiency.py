@@ -21,6 +21,7 @@ machine is shared and noisy; results are reported as ratios between methods of t
 * dynamic padding with length grouping against padding every batch to 256 tokens (the original protocol), on
   the token lengths of rte and mnli from the data mirror, with the same examples: time per epoch and the
   largest difference between an example's logits/loss padded and unpadded;
+* evaluation with rows batched longest first against file order (encoder, rte validation);
 * evaluation throughput of rank classification (score every verbalizer; input read once, and one full
   sequence per label) against greedy generation;
 * trainable-parameter counts against the paper's arithmetic on a T5-base-shaped config (d = 768, m = 100).
@@ -36,9 +37,11 @@ import os
 import platform
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -62,11 +65,11 @@ GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
 # sizes: batch and input length per family, repeats, examples per task for the padding run, eval examples
 SIZES = {
     "full": {"batch": {"encoder": 32, "causal": 8}, "length": 64, "repeats": 5, "pad_examples": 96,
-             "pad_repeats": 2, "eval_examples": 16, "eval_repeats": 2},
+             "pad_repeats": 2, "eval_examples": 16, "eval_repeats": 2, "sort_examples": 256, "sort_repeats": 3},
     "quick": {"batch": {"encoder": 8, "causal": 2}, "length": 32, "repeats": 3, "pad_examples": 32,
-              "pad_repeats": 1, "eval_examples": 8, "eval_repeats": 1},
+              "pad_repeats": 1, "eval_examples": 8, "eval_repeats": 1, "sort_examples": 64, "sort_repeats": 1},
     "tiny": {"batch": {"encoder": 4, "causal": 2}, "length": 16, "repeats": 2, "pad_examples": 16,
-             "pad_repeats": 1, "eval_examples": 4, "eval_repeats": 1},
+             "pad_repeats": 1, "eval_examples": 4, "eval_repeats": 1, "sort_examples": 16, "sort_repeats": 1},
 }
 
 
@@ -511,6 +514,35 @@ def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]
             "full_sequence_rank_over_generation_time": full_s / gen_s, "same_predictions": same}
 
 
+def eval_batching_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]:
+    """Seconds to evaluate n rte validation rows (ATTEMPT on the encoder, batches of 64) with the rows batched
+    longest first (the library's default) against file order, and whether both give the same predictions."""
+    from attempt import AttemptConfig, AttemptModel
+    from attempt.data import load_split
+    from attempt.evaluate import evaluate
+
+    d = backbone.get_input_embeddings().weight.shape[1]
+    config = AttemptConfig(prompt_length=m, tasks=("rte",), num_labels=2)
+    model = AttemptModel.from_backbone(backbone, random_sources(d, m), config).to(device).eval()
+    rows = load_split("rte", "validation", os.environ.get("ATTEMPT_DATA_DIR") or REPO.parent / "shared" / "data")[:n]
+    timings: dict[str, list[float]] = {"length_sorted": [], "file_order": []}
+    predictions: dict[str, Any] = {}
+    for rep in range(repeats):
+        for key in list(timings)[:: 1 if rep % 2 == 0 else -1]:
+            path = Path(tempfile.mkdtemp()) / "predictions.jsonl"
+            start = time.perf_counter()
+            evaluate(model, tokenizer, {"rte": rows}, batch_size=64, max_source_length=128,
+                     sort_by_length=key == "length_sorted", predictions_path=path)
+            _sync(device)
+            timings[key].append(time.perf_counter() - start)
+            predictions[key] = [json.loads(line)["prediction"] for line in path.read_text().splitlines()]
+            shutil.rmtree(path.parent, ignore_errors=True)
+    median = {key: statistics.median(values) for key, values in timings.items()}
+    return {"examples": len(rows), "batch": 64, "m": m, "seconds": median, "runs_s": timings,
+            "speedup": median["file_order"] / median["length_sorted"],
+            "same_predictions": predictions["length_sorted"] == predictions["file_order"]}
+
+
 # -- driver ------------------------------------------------------------------------------------------------
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -526,7 +558,7 @@ def run(out_dir: Path, mode: str, backbones: list[str] | None = None, log=print)
         "mode": mode, "device": str(device), "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(), "torch": torch.__version__, "sizes": sizes,
         "prompt_lengths": list(prompt_lengths), "num_sources": NUM_SOURCES,
-        "param_counts": paper_param_counts(), "training": {}, "memory": {}, "padding": {}, "evaluation": {},
+        "param_counts": paper_param_counts(), "training": {}, "memory": {}, "padding": {}, "evaluation": {}, "eval_batching": {},
     }
     log(f"param counts: {results['param_counts']['per_task_single']:,} / {results['param_counts']['per_task_shared']:,.0f}")
     for name in backbones:
@@ -544,6 +576,9 @@ def run(out_dir: Path, mode: str, backbones: list[str] | None = None, log=print)
                 backbone, tokenizer, family, ("rte", "mnli"), sizes["pad_examples"], batch, sizes["pad_repeats"],
                 prompt_lengths[0], tiny, device)}
             log(f"padding: {json.dumps({k: v.get('speedup') for k, v in results['padding'].items() if isinstance(v, dict)})}")
+            results["eval_batching"] = {"backbone": name, **eval_batching_benchmark(
+                backbone, tokenizer, sizes["sort_examples"], sizes["sort_repeats"], prompt_lengths[0], device)}
+            log(f"evaluation batching: {results['eval_batching']['speedup']:.2f}x")
         if family == "causal":
             results["evaluation"] = {"backbone": name, **eval_benchmark(
                 backbone, tokenizer, sizes["eval_examples"], sizes["eval_repeats"], prompt_lengths[0], device)}
@@ -644,6 +679,13 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
                   f"generation {e['examples_per_s']['generation']:.2f} ex/s. Time / generation time: rank "
                   f"{e['rank_over_generation_time']:.2f}, rank by full sequences "
                   f"{e['full_sequence_rank_over_generation_time']:.2f}; both rankings agree: {e['same_predictions']}.", ""]
+    if results.get("eval_batching"):
+        b = results["eval_batching"]
+        lines += [f"## Evaluation batching ({b['backbone']}, ATTEMPT m = {b['m']}, {b['examples']} rte validation rows, "
+                  f"batches of {b['batch']})", "",
+                  f"rows batched longest first {b['seconds']['length_sorted']:.2f} s, in file order "
+                  f"{b['seconds']['file_order']:.2f} s: {b['speedup']:.2f}× faster; same predictions: "
+                  f"{b['same_predictions']}.", ""]
     pc = results["param_counts"]
     lines += ["## Trainable parameters (T5-base-shaped config, d = 768, m = 100)", "",
               f"per task, one task: {pc['per_task_single']:,} (paper arithmetic {pc['expected']['per_task_single']:,}); "

@@ -57,6 +57,9 @@ def test_tiny_run_writes_report(efficiency, tmp_path, data_dir):
         assert tokens["dynamic_grouped"] < tokens["padded_256"]
     assert set(written["evaluation"]["examples_per_s"]) == {"rank_classification", "rank_full_sequences", "generation"}
     assert written["evaluation"]["same_predictions"] is True
+    batching = written["eval_batching"]
+    assert batching["same_predictions"] is True and batching["examples"] == efficiency.SIZES["tiny"]["sort_examples"]
+    assert set(batching["seconds"]) == {"length_sorted", "file_order"}
     assert (tmp_path / "efficiency.md").read_text().startswith("# Efficiency")
     assert (tmp_path / "efficiency.png").stat().st_size > 1000
     assert all(t["passed"] in (True, False, None) for t in results["targets"])

@@ -128,6 +128,7 @@ def _predict_task(
     max_source_length: int,
     max_target_length: int,
     pad_to: int | None = None,
+    sort_by_length: bool = True,
 ) -> list[dict[str, Any]]:
     """Predict every example of one task.
 
@@ -144,7 +145,7 @@ def _predict_task(
     # longest inputs first, so that each batch pads to rows of about its own length (and running out of memory
     # shows on the first batch); the records are put back in the order of `examples`
     order = list(range(len(examples)))
-    if pad_to is None:
+    if sort_by_length and pad_to is None:
         order.sort(key=lambda i: -collator.source_length(examples[i]))
     records: list[dict[str, Any]] = [{} for _ in examples]
     for start in range(0, len(order), batch_size):
@@ -256,6 +257,7 @@ def evaluate_with_attention(
     max_source_length: int = 256,
     max_target_length: int = 16,
     pad_to: int | None = None,
+    sort_by_length: bool = True,
     predictions_path: str | Path | None = None,
     attention_path: str | Path | None = None,
     autocast: Callable[[], Any] | None = None,
@@ -273,7 +275,7 @@ def evaluate_with_attention(
             records = _predict_task(
                 model, tokenizer, task, examples,
                 method=method, batch_size=batch_size, max_source_length=max_source_length,
-                max_target_length=max_target_length, pad_to=pad_to,
+                max_target_length=max_target_length, pad_to=pad_to, sort_by_length=sort_by_length,
             )  # fmt: skip
             local.append(records)
     if world_size > 1:
@@ -313,6 +315,7 @@ def evaluate(
     max_source_length: int = 256,
     max_target_length: int = 16,
     pad_to: int | None = None,
+    sort_by_length: bool = True,
     predictions_path: str | Path | None = None,
     attention_path: str | Path | None = None,
     autocast: Callable[[], Any] | None = None,
@@ -331,6 +334,8 @@ def evaluate(
         batch_size: examples per batch (rank classification scores batch_size × num_labels sequences).
         max_source_length, max_target_length: token limits (generation: max new tokens).
         pad_to: fixed padding length (None = dynamic).
+        sort_by_length: batch the rows longest first (less padding; the records keep the rows' order);
+            False batches them in file order.
         predictions_path: write one JSON line per example: ``task``, ``index`` (position in the rows),
             ``idx`` (the row's own id), ``source``, ``prediction``, ``reference`` and, for models with
             attention, ``attention_weights`` ``{source_name: w, ..., "target": w}``.
@@ -350,7 +355,7 @@ def evaluate(
     metrics, _ = evaluate_with_attention(
         model, tokenizer, task_rows, method=method, batch_size=batch_size,
         max_source_length=max_source_length, max_target_length=max_target_length, pad_to=pad_to,
-        predictions_path=predictions_path, attention_path=attention_path, autocast=autocast,
+        sort_by_length=sort_by_length, predictions_path=predictions_path, attention_path=attention_path, autocast=autocast,
         shard=shard, gather=gather,
     )  # fmt: skip
     return metrics
