@@ -107,3 +107,4 @@ def test_report_only_reads_finished_cells_and_trains_nothing(reproduce, tmp_path
     assert "attempt" not in partial["aggregate"]["table"]["rte"]
     assert partial["aggregate"]["table"]["cb"]["attempt"] == full["aggregate"]["table"]["cb"]["attempt"]
     assert "PARTIAL REPORT" in (tmp_path / "reproduce.md").read_text()
+    assert partial["claims_targets"] == ["cb"] and full["claims_targets"] == full["targets"]
