@@ -315,3 +315,21 @@ def test_sharding_backends_are_refused_with_the_supported_alternative():
             check_distributed_type(sharded)
     for supported in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
         check_distributed_type(supported)  # no error
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "causal"])
+def test_extractive_qa_source_prompt_trains_and_answers_by_generation(tmp_path, data_dir, family):
+    """A SQuAD source prompt on a backbone that generates: trained, scored with EM/F1 on generated answers,
+    added to the library (the paper's squad source)."""
+    config = make_config(
+        tmp_path, data_dir, mode="source", tasks=("squad",), backbone=BACKBONE_OF[family], max_source_length=48,
+        max_target_length=6, eval_method="generate", eval_limit=4, train_limit=8,
+    )
+    backbone, tokenizer = tiny(family)
+    result = train(config, model=backbone, tokenizer=tokenizer, progress=False)
+    assert set(result.test_metrics["squad"]) == {"squad_exact_match", "squad_f1", "average"}
+    assert all(0.0 <= v <= 100.0 for v in result.test_metrics["squad"].values())
+    predictions = [json.loads(line) for line in (Path(config.output_dir) / "test_predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 4 and all(isinstance(p["prediction"], str) for p in predictions)
+    assert all(isinstance(p["reference"], list) and p["reference"] for p in predictions)  # every gold answer
+    assert "squad" in PromptLibrary(config.library)
