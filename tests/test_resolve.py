@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from attempt import resolve
+from attempt import resolve, wheels
 from attempt.resolve import (
     BackboneNotFoundError,
     LocalSource,
@@ -27,8 +27,8 @@ SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 @pytest.fixture
 def registry(monkeypatch):
     """An isolated copy of the source registry, restored after the test."""
-    monkeypatch.setattr(resolve, "_REGISTRY", dict(resolve._REGISTRY))
-    return resolve._REGISTRY
+    monkeypatch.setattr(wheels, "_REGISTRY", dict(wheels._REGISTRY))
+    return wheels._REGISTRY
 
 
 @pytest.fixture
