@@ -58,7 +58,9 @@ PROMPT_METHODS = METHODS[:3]
 # memory also with activation checkpointing: a prompt method must keep every layer's activations for the
 # gradient to reach the input, so at long prompts activations, not optimizer state, set its peak
 CHECKPOINTED = ("attempt+checkpointing", "finetune+checkpointing")
-MEMORY_METHODS = METHODS + CHECKPOINTED
+# and with the frozen backbone held in bfloat16 (TrainConfig.backbone_dtype), the trained part in float32
+HALF_BACKBONE = "attempt+bf16_backbone"
+MEMORY_METHODS = METHODS + CHECKPOINTED + (HALF_BACKBONE,)
 NUM_SOURCES = 6
 GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
 
@@ -110,17 +112,18 @@ def paper_param_counts(d: int = 768, m: int = 100, bottleneck: int = 100, shared
 
 
 # -- backbones ---------------------------------------------------------------------------------------------
-def load(name: str, tiny: bool):
+def load(name: str, tiny: bool, dtype: torch.dtype | None = None):
     """(model, tokenizer, family) for a backbone name, or the tests' tiny ones ("tiny-encoder"/"tiny-causal")."""
     if tiny:
         sys.path.insert(0, str(REPO / "tests"))
         from conftest import build_backbone, build_tokenizer
 
         family = name.removeprefix("tiny-")
-        return build_backbone(family, hidden_size=32), build_tokenizer(family), family
+        backbone = build_backbone(family, hidden_size=32)
+        return (backbone if dtype is None else backbone.to(dtype)), build_tokenizer(family), family
     from attempt.resolve import load_backbone
 
-    return tuple(load_backbone(name))
+    return tuple(load_backbone(name, dtype=dtype))
 
 
 def random_sources(d: int, m: int, seed: int = 0):
@@ -158,7 +161,10 @@ def _enable_checkpointing(model) -> None:
 
 def build_method(method: str, backbone, family: str, m: int):
     """(module, loss_fn(batch) -> loss, optimizer) for one method over `backbone` (copied when changed).
-    A "+checkpointing" suffix builds the method with activation checkpointing."""
+    A "+checkpointing" suffix builds the method with activation checkpointing; "+bf16_backbone" is the method
+    over a backbone the caller loaded in bfloat16."""
+    if method.endswith("+bf16_backbone"):
+        return build_method(method.split("+")[0], backbone, family, m)
     if method.endswith("+checkpointing"):
         model, loss_fn, optimizer, trainable = build_method(method.split("+")[0], backbone, family, m)
         _enable_checkpointing(model)
@@ -291,7 +297,7 @@ def measure_memory(name: str, family: str, method: str, m: int, batch: int, leng
         torch.cuda.reset_peak_memory_stats()
         start = torch.cuda.memory_allocated()
     baseline = _rss() if baseline is None else baseline
-    backbone, _, family = load(name, tiny)
+    backbone, _, family = load(name, tiny, torch.bfloat16 if method == HALF_BACKBONE else None)
     backbone.to(device)
     after_load = _rss()
     before_max = _maxrss_bytes()
@@ -620,6 +626,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{name}: ATTEMPT / full fine-tuning peak memory", None if a is None or not f else a / f, 0.5)
             a, f = (memory.get(k, {}).get("peak_mb") for k in CHECKPOINTED)
             add(f"{name}: same, both with activation checkpointing", None if a is None or not f else a / f, 0.5)
+            a, f = memory.get(HALF_BACKBONE, {}).get("peak_mb"), memory["finetune"].get("peak_mb")
+            add(f"{name}: same, ATTEMPT's frozen backbone in bfloat16 (fine-tuning in float32)",
+                None if a is None or not f else a / f, 0.5)
     for task in ("rte", "mnli"):
         if task in results["padding"]:
             p = results["padding"][task]

@@ -73,6 +73,8 @@ def assert_reload_matches(config: TrainConfig, result, family: str) -> None:
         ("prompt_tuning", "causal", {"eval_method": "generate", "pad_to": 48, "max_source_length": 40}),
         ("finetune", "encoder", {"learning_rate": 1e-3}),
         ("lora", "seq2seq", {"learning_rate": 1e-3}),
+        ("attempt", "causal", {"backbone_dtype": "bfloat16", "tasks": ("rte", "cb")}),
+        ("attempt", "encoder", {"backbone_dtype": "bfloat16"}),
     ],
 )
 def test_every_mode_trains_saves_and_reloads(tmp_path, data_dir, mode, family, overrides):
@@ -102,7 +104,19 @@ def test_every_mode_trains_saves_and_reloads(tmp_path, data_dir, mode, family, o
     if "attention_learning_rate" in overrides:  # each parameter group really gets its own learning rate
         lrs = records[0]["lr"]
         assert lrs["attention"] / lrs["prompt"] == pytest.approx(0.01 / 0.3)
+    if config.backbone_dtype is not None:  # the frozen backbone in half precision, the trained part in float32
+        assert {p.dtype for p in backbone.parameters()} == {torch.bfloat16}
+        saved = load_file(str(out / "best" / "attempt_model.safetensors"))
+        assert {t.dtype for t in saved.values()} == {torch.float32}
     assert_reload_matches(config, result, family)
+
+
+def test_backbone_dtype_is_checked():
+    with pytest.raises(ValueError, match="backbone_dtype='int8' is not valid"):
+        TrainConfig(backbone_dtype="int8")
+    with pytest.raises(ValueError, match="mixed_precision='bf16' instead"):
+        TrainConfig(mode="finetune", backbone_dtype="bfloat16")
+    assert TrainConfig(mode="lora", backbone_dtype="bfloat16").backbone_dtype == "bfloat16"
 
 
 def test_source_mode_adds_the_best_prompt_to_the_library(tmp_path, data_dir):

@@ -191,6 +191,7 @@ class AttemptConfig:
 MODES = ("source", "attempt", "prompt_tuning", "spot", "finetune", "lora")
 EVAL_METHODS = ("rank", "generate")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
+BACKBONE_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -219,6 +220,9 @@ class TrainConfig:
             (AdamW, linear warm-up then linear decay to 0).
         mixed_precision: "no", "bf16" or "fp16" (where the device supports it).
         gradient_checkpointing: recompute backbone activations in backward to save memory.
+        backbone_dtype: hold the frozen backbone in "bfloat16" or "float16" (half its weight and activation
+            memory; the prompts, attention and heads stay float32); None or "float32" = as loaded. Not for
+            mode="finetune", whose AdamW needs float32 weights (use mixed_precision there).
         seed: seeds data order and initialisation.
         max_source_length, max_target_length: token limits (the prompt comes on top).
         pad_to: pad every batch to this many tokens (the original protocol: 256); None = dynamic padding.
@@ -254,6 +258,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
+    backbone_dtype: str | None = None
     seed: int = 42
     max_source_length: int = 256
     max_target_length: int = 16
@@ -275,6 +280,13 @@ class TrainConfig:
         _choice("mode", self.mode, MODES)
         _choice("eval_method", self.eval_method, EVAL_METHODS)
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
+        if self.backbone_dtype is not None:
+            _choice("backbone_dtype", self.backbone_dtype, BACKBONE_DTYPES)
+            if self.mode == "finetune" and self.backbone_dtype != "float32":
+                raise ValueError(
+                    f"backbone_dtype={self.backbone_dtype!r} with mode='finetune' would train half-precision weights "
+                    "with AdamW; keep the backbone in float32 and set mixed_precision='bf16' instead."
+                )
         if isinstance(self.tasks, str):
             self.tasks = (self.tasks,)
         self.tasks = tuple(self.tasks)

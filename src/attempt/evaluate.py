@@ -440,10 +440,12 @@ def load_run(
     if backbone is None:
         from attempt.resolve import load_backbone
 
-        backbone, loaded_tokenizer, _ = load_backbone(config.backbone)
+        backbone, loaded_tokenizer, _ = load_backbone(config.backbone, dtype=config.backbone_dtype)
         tokenizer = tokenizer or loaded_tokenizer
     elif tokenizer is None:
         raise ValueError("load_run(run_dir, backbone=...) also needs the backbone's tokenizer=.")
+    elif config.backbone_dtype is not None:
+        backbone = backbone.to(getattr(torch, config.backbone_dtype))  # as it was trained
     model = load_saved_model(config, backbone, best)
     return model.eval(), tokenizer, config
 

@@ -141,7 +141,7 @@ def _setup(
     if model is None:
         from attempt.resolve import load_backbone
 
-        backbone, loaded_tokenizer, family = load_backbone(config.backbone)
+        backbone, loaded_tokenizer, family = load_backbone(config.backbone, dtype=config.backbone_dtype)
         tokenizer = tokenizer or loaded_tokenizer
     else:
         from attempt.resolve import family_of
@@ -149,6 +149,8 @@ def _setup(
         if tokenizer is None:
             raise ValueError("train(config, model=backbone) also needs the backbone's tokenizer=.")
         backbone, family = model, family_of(model.config)
+        if config.backbone_dtype is not None:
+            backbone = backbone.to(getattr(torch, config.backbone_dtype))
     data = load_task_data(config)
     net = build_model(config, backbone, tokenizer, family)
     if config.gradient_checkpointing:
