@@ -103,6 +103,18 @@ def build_backbone(family: str, hidden_size: int = 32, arch: str | None = None, 
     return model.eval()
 
 
+def load_benchmark(name: str):
+    """Import benchmarks/<name>.py (a script, not a package) as a module."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The benchmark mirror: ATTEMPT_DATA_DIR, else ../shared/data beside the repository."""
