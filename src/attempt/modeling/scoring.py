@@ -1,7 +1,7 @@
 """Rank classification without re-reading the input once per label.
 
-`candidate_log_likelihoods` scores C candidate continuations (a task's label words) for a batch of B
-(prompted) inputs. The input is encoded ONCE:
+`seq2seq_candidate_log_likelihoods` and `causal_candidate_log_likelihoods` score C candidate continuations (a
+task's label words) for a batch of B (prompted) inputs. The input is encoded ONCE:
 
 - seq2seq: the encoder runs on the B inputs; its states are repeated C times for the decoder, which reads
   only the short label sequences;
