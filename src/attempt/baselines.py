@@ -26,8 +26,11 @@ from attempt.config import HEAD_POOLINGS, config_from_dict, labels_per_task
 from attempt.modeling.base import AttemptModel, AttemptOutput
 from attempt.modeling.causal import _positions, pad_token_id
 from attempt.modeling.encoder import ClassificationHeads, EncoderAttemptModel
-from attempt.modeling.scoring import causal_candidate_log_likelihoods, seq2seq_candidate_log_likelihoods
-from attempt.modeling.seq2seq import _label_log_likelihood
+from attempt.modeling.scoring import (
+    causal_candidate_log_likelihoods,
+    label_log_likelihood,
+    seq2seq_candidate_log_likelihoods,
+)
 
 CONFIG_FILE = "finetune_config.json"
 WEIGHTS_FILE = "finetune_model.safetensors"
@@ -261,9 +264,9 @@ class FineTuneModel(nn.Module):
             raise NotImplementedError("Encoder-only backbones classify with their head, not by likelihood.")
         if self.family == "seq2seq":
             logits = self(input_ids, attention_mask, labels=labels).logits  # (B, T, V)
-            return _label_log_likelihood(logits, labels)
+            return label_log_likelihood(logits, labels)
         logits = self(input_ids, attention_mask).logits  # (B, L, V)
-        return _label_log_likelihood(logits[:, :-1], labels[:, 1:])
+        return label_log_likelihood(logits[:, :-1], labels[:, 1:])
 
     @torch.no_grad()
     def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:

@@ -12,8 +12,7 @@ import inspect
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
-from attempt.modeling.scoring import causal_candidate_log_likelihoods
-from attempt.modeling.seq2seq import _label_log_likelihood
+from attempt.modeling.scoring import causal_candidate_log_likelihoods, label_log_likelihood
 
 
 def pad_token_id(backbone) -> int | None:
@@ -69,7 +68,7 @@ class CausalAttemptModel(AttemptModel):
     def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
         """(B,) sum of log p(tokens where labels != -100 | the tokens before them)."""
         logits = self(input_ids, attention_mask, task_ids=task_ids).logits  # (B, L, V)
-        return _label_log_likelihood(logits[:, :-1], labels[:, 1:])
+        return label_log_likelihood(logits[:, :-1], labels[:, 1:])
 
     @torch.no_grad()
     def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:

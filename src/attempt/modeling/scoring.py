@@ -38,9 +38,12 @@ def _padded(candidates: Sequence[Sequence[int]], value: int, device: torch.devic
     return ids, mask
 
 
-def _picked_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits) at `ids`: (..., V), (...) -> (...)."""
-    return logits.float().log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+def label_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) summed log-probabilities of the label ids at positions where labels != -100: (B, T, V), (B, T)."""
+    mask = labels != IGNORE_INDEX  # (B, T)
+    log_probs = logits.float().log_softmax(-1)  # (B, T, V)
+    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
+    return (picked * mask).sum(-1)
 
 
 @functools.lru_cache(maxsize=32)
@@ -60,15 +63,14 @@ def seq2seq_candidate_log_likelihoods(
     """
     batch, count = inputs_embeds.shape[0], len(candidates)
     hidden = backbone.get_encoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
-    labels, real = _padded(candidates, IGNORE_INDEX, inputs_embeds.device)  # (C, T)
-    labels, real = labels.repeat(batch, 1), real.repeat(batch, 1)  # (B*C, T), example-major
+    labels, _ = _padded(candidates, IGNORE_INDEX, inputs_embeds.device)  # (C, T), -100 after the shorter ones
+    labels = labels.repeat(batch, 1)  # (B*C, T), example-major
     out = backbone(
         encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(count, dim=0)),  # (B*C, S, d)
         attention_mask=attention_mask.repeat_interleave(count, dim=0),
         labels=labels,
     )
-    picked = _picked_log_probs(out.logits, labels.clamp(min=0))  # (B*C, T)
-    return (picked * real).sum(-1).view(batch, count)
+    return label_log_likelihood(out.logits, labels).view(batch, count)
 
 
 def causal_candidate_log_likelihoods(
@@ -108,6 +110,5 @@ def causal_candidate_log_likelihoods(
     start = attention_mask.long().sum(-1).repeat_interleave(count).unsqueeze(-1)  # (B*C, 1)
     steps = start + torch.arange(rest.shape[1], device=rest.device)  # (B*C, T-1)
     logits = backbone(input_ids=rest, attention_mask=mask, position_ids=steps, **{cache_argument: cache}).logits
-    picked = _picked_log_probs(logits, ids[:, 1:].repeat(batch, 1))  # (B*C, T-1)
-    later = (picked * real[:, 1:].repeat(batch, 1)).sum(-1).view(batch, count)
-    return first + later
+    targets = ids[:, 1:].masked_fill(~real[:, 1:], IGNORE_INDEX).repeat(batch, 1)  # (B*C, T-1)
+    return first + label_log_likelihood(logits, targets).view(batch, count)

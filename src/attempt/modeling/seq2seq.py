@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
-from attempt.modeling.scoring import seq2seq_candidate_log_likelihoods
+from attempt.modeling.scoring import label_log_likelihood, seq2seq_candidate_log_likelihoods
 
 
 class Seq2SeqAttemptModel(AttemptModel):
@@ -28,18 +28,10 @@ class Seq2SeqAttemptModel(AttemptModel):
     def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
         """(B,) sum of log p(label tokens | input): rank classification scores each verbalizer with it."""
         logits = self(input_ids, attention_mask, labels=labels, task_ids=task_ids).logits  # (B, T, V)
-        return _label_log_likelihood(logits, labels)
+        return label_log_likelihood(logits, labels)
 
     @torch.no_grad()
     def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
         """(B, C) log p(candidate | input) of C label sequences (token ids), the input encoded once."""
         inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
         return seq2seq_candidate_log_likelihoods(self.backbone, inputs_embeds, mask, candidates)
-
-
-def _label_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B,) summed log-probabilities of the label ids at positions where labels != -100."""
-    mask = labels != -100  # (B, T)
-    log_probs = logits.float().log_softmax(-1)  # (B, T, V)
-    picked = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return (picked * mask).sum(-1)
