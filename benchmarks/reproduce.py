@@ -23,6 +23,9 @@ default, a 22M-parameter BERT encoder whose classification head is trained with 
   lr are reported as mean ± std over seeds;
 * few-shot (k examples per class, k = 4, 16, 32) on boolq, cb, rte for prompt tuning, SPoT and ATTEMPT, with
   the lr each method kept on the same task's full-data run;
+* an ablation, ATTEMPT with the scaled dot-product temperature T = √d instead of the paper's d·e on every
+  target (same grid), beside `attention_reach`: how much weight the attention can give one prompt at all at
+  either temperature, for this backbone's source prompts and for the original release's T5-base ReCoRD prompt;
 * the attention of every target over the source prompts (ATTEMPT runs' attention, averaged over seeds; and
   ATTEMPT-m's, all targets in one run) as heatmaps.
 
@@ -66,6 +69,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 CAUSAL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DATA_DIR = REPO.parent / "shared" / "data"
+ORIGINAL_PROMPTS = REPO.parent / "shared" / "original-prompts"  # the original release's prompts, when present
 
 SOURCES = ("mnli", "qnli", "qqp", "sst2")
 QA_SOURCES = ("squad",)  # only on a backbone that generates (an encoder head cannot extract spans)
@@ -74,8 +78,10 @@ FEW_SHOT_TASKS = ("boolq", "cb", "rte")
 FEW_SHOT_KS = (4, 16, 32)
 METHODS = ("prompt_tuning", "spot", "attempt", "attempt_m", "finetune", "lora")
 FEW_SHOT_METHODS = ("prompt_tuning", "spot", "attempt")
+# ablation: ATTEMPT with the scaled dot-product temperature √d instead of the paper's d·e (see attention_reach)
+ABLATION_METHODS = ("attempt_sqrt_d",)
 METHOD_NAMES = {"prompt_tuning": "Prompt tuning", "spot": "SPoT", "attempt": "ATTEMPT", "attempt_m": "ATTEMPT-m",
-                "finetune": "Full fine-tuning", "lora": "LoRA"}
+                "finetune": "Full fine-tuning", "lora": "LoRA", "attempt_sqrt_d": "ATTEMPT, T = √d"}
 # SPoT copies one source prompt: the source closest in format to the target (NLI -> mnli, paraphrase /
 # similarity -> qqp, passage QA -> qnli, single sentence -> sst2). The paper picks SPoT's source by search.
 SPOT_SOURCE = {"rte": "mnli", "cb": "mnli", "wic": "mnli", "wsc": "mnli", "mrpc": "qqp", "stsb": "qqp",
@@ -83,6 +89,7 @@ SPOT_SOURCE = {"rte": "mnli", "cb": "mnli", "wic": "mnli", "wsc": "mnli", "mrpc"
 # learning rate of the trained part: the prompt (prompt methods) or the backbone (finetune / LoRA). The head
 # (encoder backbones) and ATTEMPT's attention module use HEAD_LR / ATTENTION_LR for every method.
 LR_GRID = {"prompt_tuning": (0.03, 0.3), "spot": (0.03, 0.3), "attempt": (0.03, 0.3), "attempt_m": (0.03, 0.3),
+           "attempt_sqrt_d": (0.03, 0.3),
            "finetune": (1e-4, 3e-5), "lora": (1e-3, 3e-4), "source": (0.03,)}
 HEAD_LR = 3e-3
 ATTENTION_LR = 3e-3
@@ -181,7 +188,7 @@ class Runner:
         # symlinks to the mirror, rebuilt each run outside --out (no machine-specific links in the results)
         self.data_dir = data_overlay(data_dir, Path(tempfile.mkdtemp(prefix="attempt-reproduce-data-")))
         self.computed = self.reused = self.missing = 0
-        self._backbone = self._tokenizer = self.family = None
+        self._backbone = self._tokenizer = self.family = self._hidden_size = None
         self._load()
 
     def _load(self) -> None:
@@ -208,7 +215,8 @@ class Runner:
         return SOURCES + (QA_SOURCES if self.family != "encoder" else ())
 
     def config(self, mode: str, tasks: tuple[str, ...], lr: float, seed: int, output_dir: Path, *,
-               k: int | None = None, steps: int | None = None, source_prompts: tuple[str, ...] = ()):
+               k: int | None = None, steps: int | None = None, source_prompts: tuple[str, ...] = (),
+               temperature: float | None = None):
         from attempt.config import TrainConfig
 
         s = self.sizes
@@ -219,7 +227,8 @@ class Runner:
         return TrainConfig(
             mode=mode, backbone=self.backbone_name if not self.tiny else "tiny-bert", tasks=tasks,
             source_prompts=source_prompts, library=str(self.library), output_dir=str(output_dir),
-            data_dir=str(self.data_dir), attempt={"prompt_length": s["prompt_length"]},
+            data_dir=str(self.data_dir),
+            attempt={"prompt_length": s["prompt_length"], **({"temperature": temperature} if temperature else {})},
             max_steps=steps or (s["source_steps"] if source else s["steps"]),
             batch_size=s["source_batch"] if source else s["batch"], eval_batch_size=64, learning_rate=lr,
             attention_learning_rate=ATTENTION_LR, head_learning_rate=HEAD_LR, warmup_steps=0,
@@ -271,8 +280,17 @@ class Runner:
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
-        return {k: data.get(k) for k in ("validation", "test", "attention", "trainable_parameters", "steps",
-                                          "best_step", "wall_time_s")}
+        record = {k: data.get(k) for k in ("validation", "test", "attention", "trainable_parameters", "steps",
+                                            "best_step", "wall_time_s")}
+        # the largest weight the attention gave one prompt on any test example (None without attention)
+        predictions, peaks = path.parent / "test_predictions.jsonl", []
+        if predictions.is_file():
+            for line in predictions.read_text().splitlines():
+                weights = json.loads(line).get("attention_weights")
+                if weights:
+                    peaks.append(max(weights.values()))
+        record["peak_attention"] = max(peaks) if peaks else None
+        return record
 
     # -- stages ---------------------------------------------------------------------------------------------
     def train_sources(self) -> list[dict[str, Any]]:
@@ -294,6 +312,9 @@ class Runner:
                       k: int | None = None, steps: int | None = None):
         if method in ("attempt", "attempt_m"):
             return self.config("attempt", tasks, lr, seed, out, k=k, steps=steps, source_prompts=self.sources)
+        if method == "attempt_sqrt_d":
+            return self.config("attempt", tasks, lr, seed, out, k=k, steps=steps, source_prompts=self.sources,
+                               temperature=math.sqrt(self.hidden_size))
         if method == "spot":
             return self.config("spot", tasks, lr, seed, out, k=k, steps=steps,
                                source_prompts=(SPOT_SOURCE.get(tasks[0], "mnli"),))
@@ -339,7 +360,56 @@ class Runner:
                     lr = chosen.get((method, task), LR_GRID[method][0])
                     cells.extend(self.grid(method, (task,), task, "few_shot", k=k, lrs=(lr,),
                                            steps=self.sizes["few_shot_steps"]))
+        for task in targets:
+            for method in ABLATION_METHODS:
+                cells.extend(self.grid(method, (task,), task, "ablation"))
         return {"cells": cells, "targets": list(targets)}
+
+    def attention_reach_or_none(self) -> dict[str, Any] | None:
+        """attention_reach, or None while the library lacks a source prompt (a report before the sources ran)."""
+        from attempt.prompts import PromptLibrary
+
+        library = PromptLibrary(self.library)
+        return self.attention_reach() if all(name in library for name in self.sources) else None
+
+    @property
+    def hidden_size(self) -> int:
+        if self._hidden_size is None:
+            self._hidden_size = self.backbone().get_input_embeddings().embedding_dim
+        return self._hidden_size
+
+    def attention_reach(self) -> dict[str, Any]:
+        """How far ATTEMPT's attention can move from uniform at its start, at T = d·e and T = √d.
+
+        Built as a real run builds it (the library's source prompts; the target prompt starts as a copy of the
+        first). Also, when ../shared/original-prompts has it, the original release's T5-base ReCoRD prompt: the
+        paper's own scale of prompt keys, with the paper's T."""
+        import torch
+
+        from attempt.config import AttemptConfig
+        from attempt.mixture import AttentionalMixture
+        from attempt.prompts import PromptLibrary, read_original_prompt
+
+        def reach(names, prompts):  # prompts: (t, m, d)
+            d = prompts.shape[-1]
+            out = {"hidden_size": d, "prompts": [*names, "target"],
+                   "key_norms": [round(float(n), 3) for n in prompts.max(dim=1).values.norm(dim=-1)]}
+            for label, temperature in (("d·e", None), ("√d", math.sqrt(d))):
+                config = AttemptConfig(prompt_length=prompts.shape[1], temperature=temperature)
+                mixture = AttentionalMixture(config, d, prompts, prompts[0], list(names))
+                out[label] = {"temperature": mixture.temperature,
+                              "logit_bounds": [round(float(b), 4) for b in mixture.logit_bounds()],
+                              "max_weight": round(mixture.max_attention_weight(), 4)}
+            out["uniform_weight"] = 1 / (len(names) + 1)
+            return out
+
+        names = list(self.sources)
+        prompts = torch.stack([p.embeddings.float() for p in PromptLibrary(self.library).load(names)])
+        result = {"this_backbone": reach(names, prompts)}
+        original = ORIGINAL_PROMPTS / "record_prefix_embeddings.t5-base.pt"
+        if original.is_file():
+            result["t5_base_record_original"] = reach(["record"], read_original_prompt(original)[None])
+        return result
 
 
 def _finite(value: Any) -> float:
@@ -384,20 +454,37 @@ def aggregate(cells: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]
             for method, entry in methods.items():
                 if "scores" in entry:
                     methods[method] = {**mean_std(entry.pop("scores")), "lr": entry["lr"]}
-    return {"table": table, "average": averages, "trainable_parameters": params, "few_shot": few}
+    ablation: dict[str, dict[str, Any]] = {}
+    for task in targets:
+        for method in ("attempt", *ABLATION_METHODS):
+            runs = [c for c in selected(cells, "main" if method == "attempt" else "ablation")
+                    if c["method"] == method and c["task"] == task]
+            if runs:
+                means = [max(c["attention"][task].values()) for c in runs if (c.get("attention") or {}).get(task)]
+                peaks = [c["peak_attention"] for c in runs if c.get("peak_attention") is not None]
+                ablation.setdefault(task, {})[method] = {
+                    **mean_std([c["test"][task]["average"] for c in runs]), "lr": runs[0]["selected_lr"],
+                    "top_mean_attention": max(means) if means else None, "peak_attention": max(peaks) if peaks else None}
+    return {"table": table, "average": averages, "trainable_parameters": params, "few_shot": few,
+            "ablation": ablation}
 
 
 def attention_maps(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """{"single_task": {task: {prompt: weight}} averaged over seeds, "multi_task": ATTEMPT-m's (first seed)}."""
-    single: dict[str, dict[str, list[float]]] = {}
-    for c in selected(cells, "main"):
-        if c["method"] == "attempt" and c.get("attention"):
-            for task, weights in c["attention"].items():
-                for prompt, w in weights.items():
-                    single.setdefault(task, {}).setdefault(prompt, []).append(w)
+    """{"single_task": {task: {prompt: weight}} averaged over seeds, "multi_task": ATTEMPT-m's (first seed),
+    "single_task_sqrt_d": the T = √d ablation's, averaged over seeds}."""
+
+    def averaged(method: str, stage: str) -> dict[str, dict[str, float]]:
+        single: dict[str, dict[str, list[float]]] = {}
+        for c in selected(cells, stage):
+            if c["method"] == method and c.get("attention"):
+                for task, weights in c["attention"].items():
+                    for prompt, w in weights.items():
+                        single.setdefault(task, {}).setdefault(prompt, []).append(w)
+        return {t: {p: statistics.fmean(v) for p, v in ws.items()} for t, ws in single.items()}
+
     multi = next((c["attention"] for c in selected(cells, "main") if c["method"] == "attempt_m" and c.get("attention")), {})
-    return {"single_task": {t: {p: statistics.fmean(v) for p, v in ws.items()} for t, ws in single.items()},
-            "multi_task": multi or {}}
+    return {"single_task": averaged("attempt", "main"), "multi_task": multi or {},
+            "single_task_sqrt_d": averaged("attempt_sqrt_d", "ablation")}
 
 
 def claims(agg: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
@@ -459,6 +546,10 @@ def plot_attention(maps: dict[str, Any], out: Path, backbone: str) -> list[str]:
         attention_heatmap(maps["multi_task"], out / "reproduce_attention_multitask.png",
                           title=f"ATTEMPT-m attention ({slug(backbone)}; one multi-task run)")
         written.append("reproduce_attention_multitask.png")
+    if maps.get("single_task_sqrt_d"):
+        attention_heatmap(maps["single_task_sqrt_d"], out / "reproduce_attention_sqrt_d.png",
+                          title=f"ATTEMPT attention with T = √d ({slug(backbone)}; single-task runs)")
+        written.append("reproduce_attention_sqrt_d.png")
     return written
 
 
@@ -513,6 +604,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
                 entry = methods.get(m)
                 cells.append("n/a (pool too small)" if entry and entry.get("skipped") else fmt_ms(entry))
             lines.append(f"| {task} | {k.removeprefix('k=')} | " + " | ".join(cells) + " |")
+    lines += reach_section(results)
     lines += ["", "## Claims", ""]
     if results.get("cells_missing"):
         lines += [f"Partial: judged on the targets whose single-task cells have all finished "
@@ -542,6 +634,58 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     storage.write_text(out / "reproduce.md", "\n".join(lines))
 
 
+def span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g}–{high:.3g}"
+
+
+def reach_section(results: dict[str, Any]) -> list[str]:
+    """Markdown: how far the attention can move from uniform (attention_reach), and the T = √d ablation."""
+    reach, ablation = results.get("attention_reach"), results["aggregate"].get("ablation", {})
+    if not reach and not ablation:
+        return []
+    lines = ["", "## Why the attention stays near uniform here: the temperature ablation", ""]
+    if reach:
+        lines += ["With the LayerNorm at its initial gain, no input can push prompt j's logit p̂_j · h / T past "
+                  "b_j = √d·‖p̂_j‖ / T (Cauchy-Schwarz; `AttentionalMixture.logit_bounds`), so no prompt can get more "
+                  "than the weight below, however W_down and W_up train (`max_attention_weight`). Prompts as a run "
+                  "starts them (the target is a copy of the first source):", "",
+                  "| prompts | d | T | key norms ‖p̂_j‖ | bound b_j per logit | most weight one prompt can get | uniform |",
+                  "|---|---:|---:|---|---|---:|---:|"]
+        rows = [("this backbone's source prompts", "this_backbone", "d·e"), ("this backbone's source prompts", "this_backbone", "√d"),
+                ("original release: T5-base ReCoRD prompt", "t5_base_record_original", "d·e")]
+        for label, key, temp in rows:
+            r = reach.get(key)
+            if r:
+                bounds = r[temp]["logit_bounds"]
+                lines.append(f"| {label} | {r['hidden_size']} | {temp} = {r[temp]['temperature']:.4g} | "
+                             f"{span(r['key_norms'])} | {span(bounds)} | "
+                             f"{r[temp]['max_weight']:.3f} | {r['uniform_weight']:.3f} |")
+        lines.append("")
+    if ablation:
+        lines += ["ATTEMPT at the paper's T = d·e against T = √d (scaled dot-product), same grid, seeds and lr "
+                  "selection; test mean ± std, the largest mean weight on one prompt, and the largest weight on one "
+                  "prompt for any test example:", "",
+                  "| task | ATTEMPT, T = d·e | top mean / peak weight | ATTEMPT, T = √d | top mean / peak weight |",
+                  "|---|---:|---:|---:|---:|"]
+
+        def weights(entry):
+            if not entry or entry.get("top_mean_attention") is None:
+                return "–"
+            peak = entry.get("peak_attention")
+            return f"{entry['top_mean_attention']:.2f} / {'–' if peak is None else f'{peak:.2f}'}"
+
+        for task, methods in ablation.items():
+            paper, sharp = methods.get("attempt"), methods.get("attempt_sqrt_d")
+            lines.append(f"| {task} | {fmt_ms(paper)} | {weights(paper)} | {fmt_ms(sharp)} | {weights(sharp)} |")
+        both = [m for m in ablation.values() if "attempt" in m and "attempt_sqrt_d" in m]
+        if both:
+            lines.append(f"| **average** ({len(both)} tasks) | **{statistics.fmean(m['attempt']['mean'] for m in both):.1f}** | | "
+                         f"**{statistics.fmean(m['attempt_sqrt_d']['mean'] for m in both):.1f}** | |")
+        lines.append("")
+    return lines
+
+
 def discussion(results: dict[str, Any]) -> list[str]:
     """Plain-language caveats, derived from the numbers (not canned verdicts)."""
     s, notes = results["sizes"], []
@@ -563,6 +707,26 @@ def discussion(results: dict[str, Any]) -> list[str]:
                      f"(uniform over {len(next(iter(single.values())))} prompts would be "
                      f"{1 / len(next(iter(single.values()))):.2f}); close to uniform means the attention has barely "
                      "moved from its initialisation in this budget.")
+    reach = results.get("attention_reach") or {}
+    ours, t5 = reach.get("this_backbone"), reach.get("t5_base_record_original")
+    if ours:
+        note = (f"- Why the attention is uniform: at the paper's T = d·e = {ours['d·e']['temperature']:.0f} this "
+                f"backbone's prompt keys (norms {min(ours['key_norms']):.3g}-{max(ours['key_norms']):.3g}) bound every "
+                f"logit by {max(ours['d·e']['logit_bounds']):.3g}, so no input can give a prompt more than "
+                f"{ours['d·e']['max_weight']:.2f} of the weight (uniform {ours['uniform_weight']:.2f}) until the "
+                "LayerNorm gain grows, which a short run barely does.")
+        if t5:
+            note += (f" The original release's T5-base ReCoRD prompt has a key of norm {t5['key_norms'][0]:.3g}: its "
+                     f"bound at T = d·e is {t5['d·e']['logit_bounds'][0]:.3g} per logit, "
+                     f"{t5['d·e']['logit_bounds'][0] / max(ours['d·e']['logit_bounds']):.1f}× ours, so the paper's "
+                     "temperature fits T5's large embeddings and not this backbone's small ones.")
+        notes.append(note)
+    both = [m for m in results["aggregate"].get("ablation", {}).values() if "attempt" in m and "attempt_sqrt_d" in m]
+    if both:
+        paper = statistics.fmean(m["attempt"]["mean"] for m in both)
+        sharp = statistics.fmean(m["attempt_sqrt_d"]["mean"] for m in both)
+        notes.append(f"- Ablation, T = √d instead of d·e on {len(both)} target(s): average test {sharp:.1f} vs "
+                     f"{paper:.1f} ({sharp - paper:+.1f}); see the ablation table for how far the attention moved.")
     if "attempt_m" in results["aggregate"]["trainable_parameters"]:
         notes.append(
             f"- ATTEMPT-m is one run of {s['steps']} × {len(results['targets'])} steps with examples-proportional "
@@ -627,7 +791,7 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
         "machine": f"{platform.machine()} {torch.get_num_threads()} torch threads, "
                    f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
         "torch": torch.__version__, "runs_dir": str(runner.root),
-        "cells": cells, "aggregate": agg, "attention": attention_maps(cells),
+        "cells": cells, "aggregate": agg, "attention": attention_maps(cells), "attention_reach": runner.attention_reach_or_none(),
         "cells_computed": runner.computed, "cells_reused": runner.reused, "cells_missing": runner.missing,
         "paper_t5_base": PAPER_T5_BASE, "paper_note": PAPER_NOTE,
     }

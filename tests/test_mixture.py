@@ -152,3 +152,41 @@ def test_config_validates_itself():
         AttemptConfig(target_init="text")
     config = AttemptConfig(tasks=["rte", "cb"], num_labels={"rte": 2, "cb": 3})
     assert AttemptConfig.from_dict(config.to_dict()) == config
+
+
+def test_logit_bounds_match_their_formula_and_hold_against_an_adversary():
+    mixture, sources = make(AttemptConfig(prompt_length=M, tasks=("a", "b")))
+    norm = mixture.attention.norm
+    keys = torch.cat([sources.max(dim=1).values, mixture.target_prompts[1].max(dim=0).values[None]])  # (K, d)
+    expected = (math.sqrt(D) * (keys * norm.weight).norm(dim=-1) + (keys @ norm.bias).abs()) / (D * math.e)
+    torch.testing.assert_close(mixture.logit_bounds(task_id=1), expected.detach())
+    bound = mixture.max_attention_weight(task_id=1)
+    assert 1 / (T + 1) < bound < 1
+
+    # train the input and the attention projections to give prompt 0 as much weight as they can
+    x = torch.randn(4, L, D, requires_grad=True)
+    optimizer = torch.optim.Adam([x, mixture.attention.down.weight, mixture.attention.up.weight], lr=0.05)
+    for _ in range(60):
+        _, weights = mixture(x, None, torch.ones(4, dtype=torch.long))
+        optimizer.zero_grad()
+        (-weights[:, 0].log().mean()).backward()
+        optimizer.step()
+    weights = weights.detach()
+    reached = float(weights[:, 0].max())
+    assert reached > 1.05 / (T + 1)  # the adversary did move the attention
+    assert reached <= bound + 1e-6
+    scores = weights.log() - weights.log().mean(-1, keepdim=True)  # logits up to a shift
+    assert float((scores[:, 0] - scores[:, 1:].min(-1).values).max()) <= float(2 * mixture.logit_bounds(1).max())
+
+
+def test_lower_temperature_and_larger_gain_raise_the_bound():
+    paper, _ = make(AttemptConfig(prompt_length=M))
+    sharp, _ = make(AttemptConfig(prompt_length=M, temperature=math.sqrt(D)))
+    torch.testing.assert_close(sharp.logit_bounds() * math.sqrt(D), paper.logit_bounds() * D * math.e)
+    assert sharp.max_attention_weight() > paper.max_attention_weight()
+    before = paper.max_attention_weight()
+    with torch.no_grad():
+        paper.attention.norm.weight.mul_(3)
+    assert paper.max_attention_weight() > before
+    with pytest.raises(ValueError, match="learned attention"):
+        make(AttemptConfig(prompt_length=M, uniform_weights=True))[0].logit_bounds()

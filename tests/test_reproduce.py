@@ -38,7 +38,15 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
     for key in ("mode", "backbone", "sizes", "targets", "sources", "cells", "aggregate", "attention", "claims",
                 "plots", "cells_computed", "cells_reused", "wall_time_s", "cells_wall_time_s", "paper_note", "lr_grid"):
         assert key in written, key
-    assert set(written["aggregate"]) == {"table", "average", "trainable_parameters", "few_shot"}
+    assert set(written["aggregate"]) == {"table", "average", "trainable_parameters", "few_shot", "ablation"}
+    for task in written["targets"]:  # the temperature ablation beside the paper's ATTEMPT, with its attention
+        entries = written["aggregate"]["ablation"][task]
+        assert set(entries) == {"attempt", *reproduce.ABLATION_METHODS}, task
+        assert all(0 < e["top_mean_attention"] <= e["peak_attention"] <= 1 for e in entries.values()), task
+    reach = written["attention_reach"]["this_backbone"]
+    assert reach["prompts"] == [*written["sources"], "target"]
+    assert reach["uniform_weight"] < reach["d·e"]["max_weight"] < reach["√d"]["max_weight"] <= 1
+    assert "## Why the attention stays near uniform here" in (tmp_path / "reproduce.md").read_text()
     for task in written["targets"]:
         assert set(written["aggregate"]["table"][task]) == set(reproduce.METHODS), task
     params = written["aggregate"]["trainable_parameters"]
@@ -53,6 +61,7 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
     assert (tmp_path / "reproduce.md").read_text().startswith("# Reproduction")
     assert (tmp_path / "reproduce_attention.png").stat().st_size > 1000
     assert (tmp_path / "reproduce_attention_multitask.png").stat().st_size > 1000
+    assert (tmp_path / "reproduce_attention_sqrt_d.png").stat().st_size > 1000
     runs = Path(written["runs_dir"])
     assert not any(runs.rglob("checkpoint")), "finished cells keep no weights by default"
     stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
@@ -62,6 +71,7 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
     assert second["cells_reused"] == first["cells_computed"]
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == stamps
     assert second["aggregate"] == first["aggregate"]
+    assert second["attention_reach"] == first["attention_reach"]
 
 
 def test_full_sizes_validate_multi_task_runs_as_often_as_single_task_runs(reproduce, tmp_path, data_dir):

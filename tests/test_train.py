@@ -347,3 +347,24 @@ def test_extractive_qa_source_prompt_trains_and_answers_by_generation(tmp_path, 
     assert len(predictions) == 4 and all(isinstance(p["prediction"], str) for p in predictions)
     assert all(isinstance(p["reference"], list) and p["reference"] for p in predictions)  # every gold answer
     assert "squad" in PromptLibrary(config.library)
+
+
+def test_attention_reach_note_says_when_the_attention_cannot_leave_uniform():
+    from attempt.config import AttemptConfig
+    from attempt.mixture import AttentionalMixture
+    from attempt.train import attention_reach_note
+
+    torch.manual_seed(0)
+    sources, target = 0.05 * torch.randn(4, 5, 32), 0.05 * torch.randn(5, 32)  # BERT-sized embeddings
+
+    def mixture(**options):
+        return AttentionalMixture(AttemptConfig(prompt_length=5, **options), 32, sources, target)
+
+    assert attention_reach_note(None) is None
+    assert attention_reach_note(mixture(method="prompt_tuning")) is None
+    assert attention_reach_note(mixture(uniform_weights=True)) is None
+    paper = attention_reach_note(mixture())
+    reach = float(paper.split("more than ")[1].split()[0])
+    assert 0.2 <= reach < 0.25 and "(uniform: 0.20)" in paper and "sqrt(d) = 5.66" in paper
+    sharp = attention_reach_note(mixture(temperature=0.05))
+    assert sharp.startswith("[attempt] attention: T = 0.05;") and "sqrt(d)" not in sharp

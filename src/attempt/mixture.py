@@ -189,3 +189,34 @@ class AttentionalMixture(nn.Module):
         keep = [i for i, n in enumerate(self.source_names) if n != name]
         self.source_prompts = self.source_prompts[keep].clone()
         self.source_names = [self.source_names[i] for i in keep]
+
+    # -- how far the attention can move from uniform ------------------------------------------------------
+    @torch.no_grad()
+    def logit_bounds(self, task_id: int = 0) -> torch.Tensor:
+        """(K,) the largest |p̂_j · h| / T any input can reach with the current weights, one per prompt.
+
+        h = γ ⊙ n + β with n the LayerNorm's normalised vector (zero mean, unit variance, so |n| ≤ √d); by
+        Cauchy-Schwarz |p̂_j · h| ≤ √d·|γ ⊙ p̂_j| + |β · p̂_j|, whatever W_down and W_up are. With the paper's
+        T = d·e and prompts whose pooled keys are small beside T (embeddings of small norm), these bounds are
+        small and no input can pull the softmax far from uniform: only the LayerNorm's gain or a lower
+        temperature can (see `max_attention_weight`).
+        """
+        if not self.uses_attention or self.config.uniform_weights:
+            raise ValueError("logit_bounds needs a learned attention (method='attempt', uniform_weights=False).")
+        keys = self.source_prompts.max(dim=1).values  # (t, d)
+        if self.config.target_in_attention:
+            keys = torch.cat([keys, self.target_prompts[task_id].max(dim=0).values[None]])  # (K, d)
+        norm = self.attention.norm
+        gain = norm.weight.float() if norm.weight is not None else torch.ones_like(keys[0])  # (d,)
+        shift = (keys @ norm.bias.float()).abs() if norm.bias is not None else torch.zeros_like(keys[:, 0])  # (K,)
+        return (self.hidden_size**0.5 * (keys * gain).norm(dim=-1) + shift) / self.temperature  # (K,)
+
+    def max_attention_weight(self, task_id: int = 0) -> float:
+        """The most weight any single prompt can get from any input with the current weights.
+
+        Prompt j is at its best when its logit is +b_j and every other prompt's is −b_k (b = `logit_bounds`):
+        exp(b_j) / (exp(b_j) + Σ_{k≠j} exp(−b_k)). Uniform attention over K prompts is 1/K.
+        """
+        bounds = self.logit_bounds(task_id).double()  # (K,)
+        others = torch.exp(-bounds).sum() - torch.exp(-bounds)  # (K,) Σ_{k≠j} exp(−b_k)
+        return float((torch.exp(bounds) / (torch.exp(bounds) + others)).max())

@@ -232,6 +232,21 @@ def _source_prompt(config: TrainConfig, state: LoopState, model: torch.nn.Module
     )  # fmt: skip
 
 
+def attention_reach_note(mixture: Any) -> str | None:
+    """One line on how far the attention can move from uniform at the start (None without a learned attention)."""
+    if mixture is None or not mixture.uses_attention or mixture.config.uniform_weights:
+        return None
+    k = len(mixture.logit_bounds())
+    reach = mixture.max_attention_weight()
+    note = (f"[attempt] attention: T = {mixture.temperature:.4g}; no input can give one of the {k} prompts more than "
+            f"{reach:.2f} of the weight at the current LayerNorm gain (uniform: {1 / k:.2f})")
+    if reach < 1.5 / k:
+        note += (f". The prompts' pooled keys are small beside T, so the attention stays near uniform unless the "
+                 f"LayerNorm gain grows; a lower attempt.temperature (e.g. sqrt(d) = {mixture.hidden_size**0.5:.3g}) "
+                 "lets it move.")
+    return note
+
+
 def train(
     config: TrainConfig,
     *,
@@ -287,6 +302,9 @@ def train(
     log = MetricsLog(output_dir, is_main, state.step if resumed else None)
     if is_main and progress and not resumed:
         print(f"[attempt] {config.mode} on {', '.join(config.tasks)}: {trainable:,} trainable parameters")
+        note = attention_reach_note(getattr(unwrapped, "mixture", None))
+        if note:
+            print(note)
 
     def evaluate_split(split: str, model_: Any, predictions: Path | None = None, attention: Path | None = None):
         return evaluate_with_attention(
