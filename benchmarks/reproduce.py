@@ -78,6 +78,7 @@ FEW_SHOT_TASKS = ("boolq", "cb", "rte")
 FEW_SHOT_KS = (4, 16, 32)
 METHODS = ("prompt_tuning", "spot", "attempt", "attempt_m", "finetune", "lora")
 FEW_SHOT_METHODS = ("prompt_tuning", "spot", "attempt")
+STAGES = ("main", "few_shot", "ablation")  # besides the source prompts, which every stage needs
 # ablation: ATTEMPT with the scaled dot-product temperature √d instead of the paper's d·e (see attention_reach)
 ABLATION_METHODS = ("attempt_sqrt_d",)
 METHOD_NAMES = {"prompt_tuning": "Prompt tuning", "spot": "SPoT", "attempt": "ATTEMPT", "attempt_m": "ATTEMPT-m",
@@ -178,9 +179,10 @@ class Runner:
     """Runs (or reads back) cells; each cell is one `attempt.train.train` call in its own output_dir."""
 
     def __init__(self, out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path, keep_weights: bool,
-                 log=print, compute: bool = True):
+                 log=print, compute: bool = True, stages: tuple[str, ...] | None = None):
         self.mode, self.backbone_name, self.tiny, self.keep_weights, self.log = mode, backbone, tiny, keep_weights, log
         self.compute = compute  # False: only read finished cells back (a report of a pass still running)
+        self.stages = stages  # None: every stage; else train only these (sources always), read the rest back
         self.sizes = SIZES[mode]
         self.root = out / "reproduce" / f"{mode}-{'tiny-bert' if tiny else slug(backbone)}"
         self.cells_dir = self.root / "cells"
@@ -259,7 +261,7 @@ class Runner:
             except ValueError as error:  # k per class larger than the pool (boolq: FewGLUE's 32 rows)
                 self.log(f"skip {key}: {error}")
                 return {**record, "skipped": str(error), "reused": False}
-        if not self.compute:
+        if not self.compute or (self.stages is not None and key["stage"] not in (*self.stages, "source")):
             self.missing += 1
             return {**record, "missing": True}
         self.log(f"run  {json.dumps(key)}")
@@ -743,7 +745,8 @@ def discussion(results: dict[str, Any]) -> list[str]:
 # -- driver -------------------------------------------------------------------------------------------------
 def run(out: Path, mode: str = "quick", backbone: str = ENCODER, tiny: bool = False, data_dir: Path | None = None,
         keep_weights: bool = False, log=print, seeds: int | None = None,
-        targets: tuple[str, ...] | None = None, threads: int | None = None, compute: bool = True) -> dict[str, Any]:
+        targets: tuple[str, ...] | None = None, threads: int | None = None, compute: bool = True,
+        stages: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Run (or read back) every cell of `mode` ("quick" or "full") and write the report under `out`.
 
     seeds / targets override the mode's number of seeds and target tasks (a cheaper full pass); threads sets
@@ -755,19 +758,23 @@ def run(out: Path, mode: str = "quick", backbone: str = ENCODER, tiny: bool = Fa
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets, compute)
+        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets, compute, stages)
     finally:
         torch.set_num_threads(previous)
 
 
 def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None, keep_weights: bool, log,
-         seeds: int | None, targets: tuple[str, ...] | None, compute: bool = True) -> dict[str, Any]:
+         seeds: int | None, targets: tuple[str, ...] | None, compute: bool = True,
+         stages: tuple[str, ...] | None = None) -> dict[str, Any]:
     import torch
 
     started, cpu_started = time.time(), time.process_time()
     out.mkdir(parents=True, exist_ok=True)
     size_key = ("tiny-full" if mode == "full" else "tiny") if tiny else mode
-    runner = Runner(out, size_key, backbone, tiny, Path(data_dir or DATA_DIR), keep_weights, log, compute)
+    unknown = sorted(set(stages or ()) - set(STAGES))
+    if unknown:
+        raise ValueError(f"Unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
+    runner = Runner(out, size_key, backbone, tiny, Path(data_dir or DATA_DIR), keep_weights, log, compute, stages)
     if seeds is not None:
         runner.sizes = {**runner.sizes, "seeds": tuple(range(seeds))}
     if targets:
@@ -824,12 +831,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on 2 cores shared with other jobs, 2 threads ran some "
                              "steps up to 20x slower; 2 is ~1.6x faster on idle cores)")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=None,
+                        help="train only these stages (source prompts always; default all), report the rest as "
+                             "read back: e.g. two processes on two cores, one per stage")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the cells finished so far (e.g. while a pass is running)")
     args = parser.parse_args(argv)
     results = run(args.out, "quick" if args.quick else "full", args.backbone, args.tiny, args.data_dir,
                   args.keep_weights, seeds=args.seeds, targets=tuple(args.targets) if args.targets else None,
-                  threads=args.threads, compute=not args.report_only)
+                  threads=args.threads, compute=not args.report_only,
+                  stages=tuple(args.stages) if args.stages else None)
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")
     print(f"wrote {args.out / 'reproduce.json'}, reproduce.md, {', '.join(results['plots'])} "

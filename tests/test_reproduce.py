@@ -112,3 +112,14 @@ def test_report_only_reads_finished_cells_and_trains_nothing(reproduce, tmp_path
     assert partial["aggregate"]["table"]["cb"]["attempt"] == full["aggregate"]["table"]["cb"]["attempt"]
     assert "PARTIAL REPORT" in (tmp_path / "reproduce.md").read_text()
     assert partial["claims_targets"] == ["cb"] and full["claims_targets"] == full["targets"]
+
+
+def test_stages_train_only_the_named_stages(reproduce, tmp_path, data_dir):
+    quiet = {"tiny": True, "data_dir": data_dir, "log": lambda *_: None}
+    ablation = reproduce.run(tmp_path, "quick", stages=("ablation",), **quiet)
+    trained = {c["stage"] for c in ablation["cells"] if not c.get("missing") and not c.get("skipped")}
+    assert trained == {"source", "ablation"} and ablation["cells_missing"] > 0
+    rest = reproduce.run(tmp_path, "quick", stages=("main", "few_shot"), **quiet)
+    assert rest["cells_missing"] == 0 and rest["cells_reused"] == ablation["cells_computed"]
+    with pytest.raises(ValueError, match="choose from main, few_shot, ablation"):
+        reproduce.run(tmp_path, "quick", stages=("mian",), **quiet)
