@@ -106,7 +106,9 @@ class AttemptConfig:
         tasks: names of the target tasks; one target prompt each, one shared attention module.
         pooling: how the input is pooled into x̂: "max" over non-padding tokens (default; independent of
             padding), "max_unmasked" (the original code: padding included), "mean" over non-padding tokens.
-        temperature: softmax temperature T; None means d·e as in the paper.
+        temperature: softmax temperature T; None means d·e as in the paper. On backbones whose embeddings are
+            small beside d·e the attention cannot leave uniform; `AttentionalMixture.max_attention_weight`
+            says how far it can go, and a lower T (e.g. √d) gives it room.
         bottleneck_size: width r of the attention projection W_down: d→r, W_up: r→d.
         train_layer_norm: train the LayerNorm's affine parameters (the original code never updates them;
             False keeps them at identity for exact reproduction).
