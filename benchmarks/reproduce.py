@@ -179,12 +179,16 @@ class Runner:
     """Runs (or reads back) cells; each cell is one `attempt.train.train` call in its own output_dir."""
 
     def __init__(self, out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path, keep_weights: bool,
-                 log=print, compute: bool = True, stages: tuple[str, ...] | None = None):
+                 log=print, compute: bool = True, stages: tuple[str, ...] | None = None,
+                 methods: tuple[str, ...] | None = None, steps: int | None = None):
         self.mode, self.backbone_name, self.tiny, self.keep_weights, self.log = mode, backbone, tiny, keep_weights, log
         self.compute = compute  # False: only read finished cells back (a report of a pass still running)
         self.stages = stages  # None: every stage; else train only these (sources always), read the rest back
-        self.sizes = SIZES[mode]
-        self.root = out / "reproduce" / f"{mode}-{'tiny-bert' if tiny else slug(backbone)}"
+        self.methods = methods  # None: every method; else only these (the others are not part of this grid)
+        self.sizes = {**SIZES[mode], **({"steps": steps} if steps else {})}
+        # another per-run budget is another grid: its own folder, so no cell is mistaken for the default's
+        variant = f"-steps{steps}" if steps and steps != SIZES[mode]["steps"] else ""
+        self.root = out / "reproduce" / f"{mode}{variant}-{'tiny-bert' if tiny else slug(backbone)}"
         self.cells_dir = self.root / "cells"
         self.library = self.root / "prompts"
         # symlinks to the mirror, rebuilt each run outside --out (no machine-specific links in the results)
@@ -351,21 +355,25 @@ class Runner:
         cells = self.train_sources()
         targets = tuple(t for t in self.sizes["targets"] if not (self.family == "encoder" and t in QA_SOURCES))
         for task in targets:
-            for method in ("prompt_tuning", "spot", "attempt", "finetune", "lora"):
+            for method in self.wanted(("prompt_tuning", "spot", "attempt", "finetune", "lora")):
                 cells.extend(self.grid(method, (task,), task, "main"))
         multi_steps = self.sizes["steps"] * len(targets)  # one run for all targets: their summed budget
-        cells.extend(self.grid("attempt_m", targets, "+".join(targets), "main", steps=multi_steps))
+        for method in self.wanted(("attempt_m",)):
+            cells.extend(self.grid(method, targets, "+".join(targets), "main", steps=multi_steps))
         chosen = {(c["method"], c["task"]): c["selected_lr"] for c in cells if c.get("stage") == "main" and "selected_lr" in c}
         for task in self.sizes["few_shot_tasks"]:
             for k in self.sizes["ks"]:
-                for method in FEW_SHOT_METHODS:
+                for method in self.wanted(FEW_SHOT_METHODS):
                     lr = chosen.get((method, task), LR_GRID[method][0])
                     cells.extend(self.grid(method, (task,), task, "few_shot", k=k, lrs=(lr,),
                                            steps=self.sizes["few_shot_steps"]))
         for task in targets:
-            for method in ABLATION_METHODS:
+            for method in self.wanted(ABLATION_METHODS):
                 cells.extend(self.grid(method, (task,), task, "ablation"))
         return {"cells": cells, "targets": list(targets)}
+
+    def wanted(self, methods: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(m for m in methods if self.methods is None or m in self.methods)
 
     def attention_reach_or_none(self) -> dict[str, Any] | None:
         """attention_reach, or None while the library lacks a source prompt (a report before the sources ran)."""
@@ -746,7 +754,8 @@ def discussion(results: dict[str, Any]) -> list[str]:
 def run(out: Path, mode: str = "quick", backbone: str = ENCODER, tiny: bool = False, data_dir: Path | None = None,
         keep_weights: bool = False, log=print, seeds: int | None = None,
         targets: tuple[str, ...] | None = None, threads: int | None = None, compute: bool = True,
-        stages: tuple[str, ...] | None = None) -> dict[str, Any]:
+        stages: tuple[str, ...] | None = None, methods: tuple[str, ...] | None = None,
+        steps: int | None = None) -> dict[str, Any]:
     """Run (or read back) every cell of `mode` ("quick" or "full") and write the report under `out`.
 
     seeds / targets override the mode's number of seeds and target tasks (a cheaper full pass); threads sets
@@ -758,14 +767,16 @@ def run(out: Path, mode: str = "quick", backbone: str = ENCODER, tiny: bool = Fa
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets, compute, stages)
+        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets, compute, stages,
+                    methods, steps)
     finally:
         torch.set_num_threads(previous)
 
 
 def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None, keep_weights: bool, log,
          seeds: int | None, targets: tuple[str, ...] | None, compute: bool = True,
-         stages: tuple[str, ...] | None = None) -> dict[str, Any]:
+         stages: tuple[str, ...] | None = None, methods: tuple[str, ...] | None = None,
+         steps: int | None = None) -> dict[str, Any]:
     import torch
 
     started, cpu_started = time.time(), time.process_time()
@@ -774,7 +785,13 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
     unknown = sorted(set(stages or ()) - set(STAGES))
     if unknown:
         raise ValueError(f"Unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
-    runner = Runner(out, size_key, backbone, tiny, Path(data_dir or DATA_DIR), keep_weights, log, compute, stages)
+    unknown = sorted(set(methods or ()) - set(METHODS + ABLATION_METHODS))
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(METHODS + ABLATION_METHODS)}.")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}.")
+    runner = Runner(out, size_key, backbone, tiny, Path(data_dir or DATA_DIR), keep_weights, log, compute, stages,
+                    methods, steps)
     if seeds is not None:
         runner.sizes = {**runner.sizes, "seeds": tuple(range(seeds))}
     if targets:
@@ -792,6 +809,7 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
     results: dict[str, Any] = {
         "mode": mode, "tiny": tiny, "backbone": "tiny random BERT (tests/conftest.py)" if tiny else backbone,
         "family": runner.family, "paper_backbone": "t5-base", "sizes": runner.sizes, "targets": targets,
+        "methods": list(runner.wanted(METHODS + ABLATION_METHODS)),
         "sources": list(runner.sources), "spot_source": {t: SPOT_SOURCE.get(t, "mnli") for t in targets},
         "lr_grid": {m: list(v[: runner.sizes["lrs"]]) for m, v in LR_GRID.items() if m != "source"},
         "head_lr": HEAD_LR, "attention_lr": ATTENTION_LR,
@@ -804,7 +822,7 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
     }
     # a partial report (--report-only while a pass runs) judges the claims on the targets whose single-task
     # methods have all finished, so that every method is averaged over the same tasks
-    complete = [t for t in targets if all(m in agg["table"][t] for m in METHODS if m != "attempt_m")]
+    complete = [t for t in targets if all(m in agg["table"][t] for m in runner.wanted(METHODS) if m != "attempt_m")]
     results["claims_targets"] = targets if not runner.missing else complete
     results["claims"] = claims(agg if not runner.missing else aggregate(cells, complete), results["claims_targets"])
     results["plots"] = plot_attention(results["attention"], out, results["backbone"])
@@ -834,13 +852,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=None,
                         help="train only these stages (source prompts always; default all), report the rest as "
                              "read back: e.g. two processes on two cores, one per stage")
+    parser.add_argument("--methods", nargs="+", choices=METHODS + ABLATION_METHODS, default=None,
+                        help="only these methods (default all); the others are left out of the grid and the report")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps per target run (default: the mode's); another value is another grid, "
+                             "kept in its own folder (e.g. a longer budget on fewer targets)")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the cells finished so far (e.g. while a pass is running)")
     args = parser.parse_args(argv)
     results = run(args.out, "quick" if args.quick else "full", args.backbone, args.tiny, args.data_dir,
                   args.keep_weights, seeds=args.seeds, targets=tuple(args.targets) if args.targets else None,
                   threads=args.threads, compute=not args.report_only,
-                  stages=tuple(args.stages) if args.stages else None)
+                  stages=tuple(args.stages) if args.stages else None,
+                  methods=tuple(args.methods) if args.methods else None, steps=args.steps)
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")
     print(f"wrote {args.out / 'reproduce.json'}, reproduce.md, {', '.join(results['plots'])} "

@@ -123,3 +123,18 @@ def test_stages_train_only_the_named_stages(reproduce, tmp_path, data_dir):
     assert rest["cells_missing"] == 0 and rest["cells_reused"] == ablation["cells_computed"]
     with pytest.raises(ValueError, match="choose from main, few_shot, ablation"):
         reproduce.run(tmp_path, "quick", stages=("mian",), **quiet)
+
+
+def test_methods_and_steps_make_a_smaller_grid_of_its_own(reproduce, tmp_path, data_dir):
+    quiet = {"tiny": True, "data_dir": data_dir, "log": lambda *_: None}
+    picked = reproduce.run(tmp_path, "quick", methods=("prompt_tuning", "attempt_sqrt_d"), steps=3, **quiet)
+    assert Path(picked["runs_dir"]).name == "tiny-steps3-tiny-bert" and picked["sizes"]["steps"] == 3
+    assert picked["methods"] == ["prompt_tuning", "attempt_sqrt_d"] and picked["cells_missing"] == 0
+    assert {c["method"] for c in picked["cells"]} == {"source", "prompt_tuning", "attempt_sqrt_d"}
+    assert all(c["steps"] == 3 for c in picked["cells"] if c["stage"] in ("main", "ablation"))
+    for task in picked["targets"]:
+        assert set(picked["aggregate"]["table"][task]) == {"prompt_tuning"}
+        assert set(picked["aggregate"]["ablation"][task]) == {"attempt_sqrt_d"}
+    assert [c["verdict"] for c in picked["claims"]] == ["not measured"] * 3 + ["not measured"]
+    with pytest.raises(ValueError, match="Unknown method"):
+        reproduce.run(tmp_path, "quick", methods=("attempt_x",), **quiet)
