@@ -4,9 +4,14 @@
     python benchmarks/reproduce.py                    # the full grid (~3 h on 2 shared CPU cores; resumable)
     python benchmarks/reproduce.py --tiny --quick --out /tmp/x   # the tests' tiny random BERT (seconds)
 
+    python benchmarks/reproduce.py --steps 320 --targets rte mrpc --methods prompt_tuning attempt finetune
+                                                      # a longer budget on fewer targets: reproduce-steps320.md
+
 Writes reproduce.json (every cell, the aggregated tables, the claims), reproduce.md and the attention heatmaps
 (reproduce_attention*.png) under --out (default benchmarks/results); the runs themselves go to
-<out>/reproduce/<mode>-<backbone>/ (source prompt library in prompts/, one folder per cell in cells/).
+<out>/reproduce/<mode>-<backbone>/ (source prompt library in prompts/, one folder per cell in cells/). Another
+--steps is another grid: reproduce-steps<N>.* and <out>/reproduce/<mode>-steps<N>-<backbone>/, with the same
+source prompts.
 
 What runs (ATTEMPT, Asai et al., EMNLP 2022, arXiv 2205.11961; the paper uses T5-base, we use MiniLM-L6 by
 default, a 22M-parameter BERT encoder whose classification head is trained with every method):
@@ -187,10 +192,13 @@ class Runner:
         self.methods = methods  # None: every method; else only these (the others are not part of this grid)
         self.sizes = {**SIZES[mode], **({"steps": steps} if steps else {})}
         # another per-run budget is another grid: its own folder, so no cell is mistaken for the default's
-        variant = f"-steps{steps}" if steps and steps != SIZES[mode]["steps"] else ""
-        self.root = out / "reproduce" / f"{mode}{variant}-{'tiny-bert' if tiny else slug(backbone)}"
+        # (its report is reproduce<variant>.md); the source prompts are the default grid's, trained once
+        self.variant = f"-steps{steps}" if steps and steps != SIZES[mode]["steps"] else ""
+        name = "tiny-bert" if tiny else slug(backbone)
+        self.root = out / "reproduce" / f"{mode}{self.variant}-{name}"
+        self.sources_root = out / "reproduce" / f"{mode}-{name}"
         self.cells_dir = self.root / "cells"
-        self.library = self.root / "prompts"
+        self.library = self.sources_root / "prompts"
         # symlinks to the mirror, rebuilt each run outside --out (no machine-specific links in the results)
         self.data_dir = data_overlay(data_dir, Path(tempfile.mkdtemp(prefix="attempt-reproduce-data-")))
         self.computed = self.reused = self.missing = 0
@@ -250,7 +258,7 @@ class Runner:
         out = Path(config.output_dir)
         results_path = out / "results.json"
         expected = {k: v for k, v in config.to_dict().items() if k not in ("library", "data_dir", "output_dir")}
-        record = {**key, "output_dir": str(out.relative_to(self.root))}
+        record = {**key, "output_dir": str(out.relative_to(self.root.parent))}
         if results_path.is_file():
             saved = json.loads((out / "train_config.json").read_text())
             differs = sorted(k for k in expected if saved.get(k) != expected[k])
@@ -305,7 +313,7 @@ class Runner:
         records = []
         for task in self.sources:
             lr = LR_GRID["source"][0]
-            out = self.root / "sources" / task
+            out = self.sources_root / "sources" / task
             key = {"stage": "source", "method": "source", "task": task, "lr": lr, "seed": 0, "k": None}
             if task in PromptLibrary(self.library) and not (out / "results.json").is_file():
                 self.reused += 1
@@ -544,29 +552,29 @@ def claims(agg: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
 
 
 # -- report -------------------------------------------------------------------------------------------------
-def plot_attention(maps: dict[str, Any], out: Path, backbone: str) -> list[str]:
+def plot_attention(maps: dict[str, Any], out: Path, backbone: str, stem: str = "reproduce") -> list[str]:
     from attempt.plot import attention_heatmap
 
     written = []
     if maps["single_task"]:
-        attention_heatmap(maps["single_task"], out / "reproduce_attention.png",
+        attention_heatmap(maps["single_task"], out / f"{stem}_attention.png",
                           title=f"ATTEMPT attention over source prompts ({slug(backbone)}; single-task runs)")
-        written.append("reproduce_attention.png")
+        written.append(f"{stem}_attention.png")
     if maps["multi_task"]:
-        attention_heatmap(maps["multi_task"], out / "reproduce_attention_multitask.png",
+        attention_heatmap(maps["multi_task"], out / f"{stem}_attention_multitask.png",
                           title=f"ATTEMPT-m attention ({slug(backbone)}; one multi-task run)")
-        written.append("reproduce_attention_multitask.png")
+        written.append(f"{stem}_attention_multitask.png")
     if maps.get("single_task_sqrt_d"):
-        attention_heatmap(maps["single_task_sqrt_d"], out / "reproduce_attention_sqrt_d.png",
+        attention_heatmap(maps["single_task_sqrt_d"], out / f"{stem}_attention_sqrt_d.png",
                           title=f"ATTEMPT attention with T = √d ({slug(backbone)}; single-task runs)")
-        written.append("reproduce_attention_sqrt_d.png")
+        written.append(f"{stem}_attention_sqrt_d.png")
     return written
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
     from attempt import storage
 
-    storage.write_json(out / "reproduce.json", results)
+    storage.write_json(out / f"{results['report_stem']}.json", results)
     agg, targets, s = results["aggregate"], results["targets"], results["sizes"]
     lines = [
         "# Reproduction of ATTEMPT's relative claims at small scale",
@@ -641,7 +649,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             for task, weights in m.items():
                 lines.append(f"| {task} | " + " | ".join(f"{w:.3f}" for w in weights.values()) + " |")
     lines.append("")
-    storage.write_text(out / "reproduce.md", "\n".join(lines))
+    storage.write_text(out / f"{results['report_stem']}.md", "\n".join(lines))
 
 
 def span(values: list[float]) -> str:
@@ -825,7 +833,8 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
     complete = [t for t in targets if all(m in agg["table"][t] for m in runner.wanted(METHODS) if m != "attempt_m")]
     results["claims_targets"] = targets if not runner.missing else complete
     results["claims"] = claims(agg if not runner.missing else aggregate(cells, complete), results["claims_targets"])
-    results["plots"] = plot_attention(results["attention"], out, results["backbone"])
+    results["report_stem"] = f"reproduce{runner.variant}"
+    results["plots"] = plot_attention(results["attention"], out, results["backbone"], results["report_stem"])
     results["wall_time_s"] = time.time() - started
     results["cpu_time_s"] = time.process_time() - cpu_started
     # the summed training + evaluation time of every cell, whether computed now or read back
@@ -867,7 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                   methods=tuple(args.methods) if args.methods else None, steps=args.steps)
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")
-    print(f"wrote {args.out / 'reproduce.json'}, reproduce.md, {', '.join(results['plots'])} "
+    stem = results["report_stem"]
+    print(f"wrote {args.out / stem}.json, {stem}.md, {', '.join(results['plots'])} "
           f"in {results['wall_time_s'] / 60:.1f} min")
     return 0
 

@@ -127,8 +127,13 @@ def test_stages_train_only_the_named_stages(reproduce, tmp_path, data_dir):
 
 def test_methods_and_steps_make_a_smaller_grid_of_its_own(reproduce, tmp_path, data_dir):
     quiet = {"tiny": True, "data_dir": data_dir, "log": lambda *_: None}
+    default = reproduce.run(tmp_path, "quick", methods=("prompt_tuning",), **quiet)
     picked = reproduce.run(tmp_path, "quick", methods=("prompt_tuning", "attempt_sqrt_d"), steps=3, **quiet)
     assert Path(picked["runs_dir"]).name == "tiny-steps3-tiny-bert" and picked["sizes"]["steps"] == 3
+    assert all(c["reused"] for c in picked["cells"] if c["stage"] == "source")  # the default grid's sources
+    assert default["report_stem"] == "reproduce" and picked["report_stem"] == "reproduce-steps3"
+    assert (tmp_path / "reproduce-steps3.md").is_file() and (tmp_path / "reproduce.md").is_file()
+    assert json.loads((tmp_path / "reproduce.json").read_text())["methods"] == ["prompt_tuning"]
     assert picked["methods"] == ["prompt_tuning", "attempt_sqrt_d"] and picked["cells_missing"] == 0
     assert {c["method"] for c in picked["cells"]} == {"source", "prompt_tuning", "attempt_sqrt_d"}
     assert all(c["steps"] == 3 for c in picked["cells"] if c["stage"] in ("main", "ablation"))
