@@ -376,7 +376,8 @@ class Runner:
     @property
     def hidden_size(self) -> int:
         if self._hidden_size is None:
-            self._hidden_size = self.backbone().get_input_embeddings().embedding_dim
+            backbone = self._backbone if self._backbone is not None else self.backbone()  # tiny: built per call
+            self._hidden_size = backbone.get_input_embeddings().embedding_dim
         return self._hidden_size
 
     def attention_reach(self) -> dict[str, Any]:
