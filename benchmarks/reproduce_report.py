@@ -359,6 +359,16 @@ def discussion(results: dict[str, Any]) -> list[str]:
         sharp = statistics.fmean(m["attempt_sqrt_d"]["mean"] for m in both)
         notes.append(f"- Ablation, T = √d instead of d·e on {len(both)} target(s): average test {sharp:.1f} vs "
                      f"{paper:.1f} ({sharp - paper:+.1f}); see the ablation table for how far the attention moved.")
+    few = [(methods["attempt"], methods["prompt_tuning"]) for slots in results["aggregate"]["few_shot"].values()
+           for methods in slots.values() if (methods.get("attempt") or {}).get("mean") is not None
+           and (methods.get("prompt_tuning") or {}).get("mean") is not None]
+    if few:
+        gap = statistics.fmean(a["mean"] - p["mean"] for a, p in few)
+        noise = statistics.fmean((a["std"] + p["std"]) / 2 for a, p in few)
+        notes.append(f"- Few-shot: ATTEMPT − prompt tuning is {gap:+.1f} points on average over {len(few)} task × k "
+                     f"cells, won in {sum(a['mean'] > p['mean'] for a, p in few)}; the cells' seed std averages "
+                     f"{noise:.1f}, so the difference is " + ("within" if abs(gap) < noise else "beyond") +
+                     " the seed noise.")
     if "attempt_m" in results["aggregate"]["trainable_parameters"]:
         notes.append(
             f"- ATTEMPT-m is one run of {s['steps']} × {len(results['targets'])} steps with examples-proportional "
