@@ -238,8 +238,8 @@ def attention_reach_note(mixture: Any) -> str | None:
         return None
     k = len(mixture.logit_bounds())
     reach = mixture.max_attention_weight()
-    note = (f"[attempt] attention: T = {mixture.temperature:.4g}; no input can give any one of the {k} prompts more than "
-            f"{reach:.2f} of the weight at the current LayerNorm gain (uniform: {1 / k:.2f})")
+    note = (f"[attempt] attention: T = {mixture.temperature:.4g}; no input can give any one of the {k} prompts "
+            f"more than {reach:.2f} of the weight at the current LayerNorm gain (uniform: {1 / k:.2f})")
     if reach < 1.5 / k:
         note += (f". The prompts' pooled keys are small beside T, so the attention stays near uniform unless the "
                  f"LayerNorm gain grows; a lower attempt.temperature (e.g. sqrt(d) = {mixture.hidden_size**0.5:.3g}) "
