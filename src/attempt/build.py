@@ -45,7 +45,7 @@ def build_model(config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, 
 
         return FineTuneModel.from_backbone(
             backbone, mode=config.mode, tasks=list(config.tasks), num_labels=labels if family == "encoder" else None,
-            lora_rank=config.lora_rank, lora_alpha=config.lora_alpha, backbone_name=config.backbone,
+            lora_rank=config.lora_rank, lora_alpha=config.lora_alpha, backbone_name=config.backbone, seed=config.seed,
         )  # fmt: skip
     from attempt.modeling import AttemptModel
 

@@ -225,7 +225,7 @@ class TrainConfig:
         backbone_dtype: hold the frozen backbone in "bfloat16" or "float16" (half its weight and activation
             memory; the prompts, attention and heads stay float32); None or "float32" = as loaded. Not for
             mode="finetune", whose AdamW needs float32 weights (use mixed_precision there).
-        seed: seeds data order and initialisation.
+        seed: seeds data order and every new weight's initialisation (attention, target prompt, heads, LoRA).
         max_source_length, max_target_length: token limits (the prompt comes on top).
         pad_to: pad every batch to this many tokens (the original protocol: 256); None = dynamic padding.
         group_by_length: batch examples of similar length together (default) to cut padding.
@@ -312,7 +312,9 @@ class TrainConfig:
     def attempt_config(self) -> AttemptConfig:
         """The AttemptConfig this run builds its model with (tasks and method filled in from the mode)."""
         method = "attempt" if self.mode == "attempt" else "prompt_tuning"
-        fields = {"method": method, "tasks": self.tasks, **self.attempt}
+        # the run's seed initialises the new weights too (attention, vocab-initialised target, heads), unless
+        # the recipe's `attempt:` mapping sets its own
+        fields = {"method": method, "tasks": self.tasks, "seed": self.seed, **self.attempt}
         if self.mode == "spot":
             fields.setdefault("target_init", "source")
         return config_from_dict(AttemptConfig, fields, what="attempt")
