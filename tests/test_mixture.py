@@ -54,7 +54,7 @@ def batch(seed: int = 1):
 
 
 def test_mixture_equals_hand_computation_of_the_formula():
-    mixture, sources = make(AttemptConfig(prompt_length=M, tasks=("a", "b")))
+    mixture, sources = make(AttemptConfig(prompt_length=M, tasks=("a", "b"), temperature="paper"))
     x, mask = batch()
     task_ids = torch.tensor([0, 1, 1])
     prompt, weights = mixture(x, mask, task_ids)
@@ -65,10 +65,31 @@ def test_mixture_equals_hand_computation_of_the_formula():
     torch.testing.assert_close(weights.sum(-1), torch.ones(B))
 
 
-def test_default_temperature_is_d_times_e():
-    mixture, _ = make(AttemptConfig(prompt_length=M))
-    assert mixture.temperature == pytest.approx(D * math.e)
+def test_paper_temperature_is_d_times_e_and_none_still_means_it():
+    for named in ("paper", None):  # None: configs saved before temperature="auto" became the default
+        mixture, _ = make(AttemptConfig(prompt_length=M, temperature=named))
+        assert mixture.temperature == pytest.approx(D * math.e)
     assert AttemptConfig(temperature=3.0).resolved_temperature(D) == 3.0
+    assert AttemptConfig(temperature="sqrt_d").resolved_temperature(D) == pytest.approx(math.sqrt(D))
+    with pytest.raises(ValueError, match="temperature"):
+        AttemptConfig(temperature="hot")
+
+
+def test_auto_temperature_gives_the_same_reach_on_any_embedding_scale():
+    """T = √d · max_j |p̂_j − mean(p̂_j)| / 5, by hand; scaling the prompts by 100 scales T by 100, so the
+    bounds on the logits and the most weight one prompt can get do not change."""
+    mixture, sources = make(AttemptConfig(prompt_length=M))
+    keys = sources.max(dim=1).values  # (t, d)
+    centred = (keys - keys.mean(dim=-1, keepdim=True)).norm(dim=-1)  # (t,)
+    assert mixture.temperature == pytest.approx(math.sqrt(D) * float(centred.max()) / 5)
+    big = AttentionalMixture(AttemptConfig(prompt_length=M), D, sources * 100, mixture.target_prompts[0].detach() * 100)
+    assert big.temperature == pytest.approx(100 * mixture.temperature, rel=1e-5)
+    with torch.no_grad():
+        big.attention.norm.weight.copy_(mixture.attention.norm.weight)
+        big.attention.norm.bias.copy_(mixture.attention.norm.bias)
+    torch.testing.assert_close(big.logit_bounds(), mixture.logit_bounds(), rtol=1e-4, atol=1e-5)
+    paper, _ = make(AttemptConfig(prompt_length=M, temperature="paper"))
+    assert mixture.max_attention_weight() > 0.99 > 0.5 > paper.max_attention_weight()
 
 
 def test_max_pooling_ignores_padding_and_max_unmasked_does_not():
@@ -155,7 +176,7 @@ def test_config_validates_itself():
 
 
 def test_logit_bounds_match_their_formula_and_hold_against_an_adversary():
-    mixture, sources = make(AttemptConfig(prompt_length=M, tasks=("a", "b")))
+    mixture, sources = make(AttemptConfig(prompt_length=M, tasks=("a", "b"), temperature="paper"))
     norm = mixture.attention.norm
     keys = torch.cat([sources.max(dim=1).values, mixture.target_prompts[1].max(dim=0).values[None]])  # (K, d)
     expected = (math.sqrt(D) * (keys * norm.weight).norm(dim=-1) + (keys @ norm.bias).abs()) / (D * math.e)
@@ -180,7 +201,7 @@ def test_logit_bounds_match_their_formula_and_hold_against_an_adversary():
 
 
 def test_lower_temperature_and_larger_gain_raise_the_bound():
-    paper, _ = make(AttemptConfig(prompt_length=M))
+    paper, _ = make(AttemptConfig(prompt_length=M, temperature="paper"))
     sharp, _ = make(AttemptConfig(prompt_length=M, temperature=math.sqrt(D)))
     torch.testing.assert_close(sharp.logit_bounds() * math.sqrt(D), paper.logit_bounds() * D * math.e)
     assert sharp.max_attention_weight() > paper.max_attention_weight()

@@ -292,3 +292,19 @@ def test_causal_lm_head_on_input_positions_only_changes_nothing(arch):
     full = model(**batch)
     torch.testing.assert_close(fast.logits, full.logits)
     torch.testing.assert_close(fast.loss, full.loss)
+
+
+def test_auto_temperature_is_saved_as_a_number_and_reloads_the_same(tmp_path):
+    """temperature="auto" is fixed from the source prompts when the model is built; the saved config holds the
+    number, so the reloaded model (and any model that later gains a source prompt) keeps the same T."""
+    torch.manual_seed(0)
+    sources = [SourcePrompt(n, torch.randn(4, 32) * 3, task=n, backbone="tiny") for n in ("mnli", "sst2")]
+    backbone = build_backbone("causal")
+    model = AttemptModel.from_backbone(backbone, sources, AttemptConfig(prompt_length=4, tasks=("rte",)))
+    assert isinstance(model.config.temperature, float)
+    assert model.config.temperature == model.mixture.temperature
+    model.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "attempt_config.json").read_text())
+    assert saved["attempt"]["temperature"] == model.mixture.temperature
+    again = AttemptModel.from_pretrained(backbone, tmp_path / "m", source_prompts=sources)
+    assert again.mixture.temperature == model.mixture.temperature

@@ -363,8 +363,10 @@ def test_attention_reach_note_says_when_the_attention_cannot_leave_uniform():
     assert attention_reach_note(None) is None
     assert attention_reach_note(mixture(method="prompt_tuning")) is None
     assert attention_reach_note(mixture(uniform_weights=True)) is None
-    paper = attention_reach_note(mixture())
+    paper = attention_reach_note(mixture(temperature="paper"))
     reach = float(paper.split("more than ")[1].split()[0])
     assert 0.2 <= reach < 0.25 and "(uniform: 0.20)" in paper and "sqrt(d) = 5.66" in paper
     sharp = attention_reach_note(mixture(temperature=0.05))
     assert sharp.startswith("[attempt] attention: T = 0.05;") and "sqrt(d)" not in sharp
+    auto = attention_reach_note(mixture())  # the default, scaled to the keys: room to move
+    assert float(auto.split("more than ")[1].split()[0]) > 0.9 and "sqrt(d)" not in auto

@@ -17,6 +17,12 @@ POOLINGS = ("max", "max_unmasked", "mean")
 METHODS = ("attempt", "prompt_tuning")
 TARGET_INITS = ("source", "vocab", "text")
 HEAD_POOLINGS = ("mean", "cls")
+TEMPERATURES = ("auto", "paper", "sqrt_d")
+# temperature="auto": the largest logit an input can reach when the LayerNorm is at identity. A LayerNorm
+# output n has zero mean and norm √d, so n · p̂ ≤ √d |p̂ − mean(p̂)|; with T = √d max_j |p̂_j − mean(p̂_j)| / 5 the
+# best-placed prompt can reach logit 5 (e^5 / (e^5 + 6 e^-5) > 0.99 of the weight among 7 prompts), while a
+# random input sees logits of order 5 / √d: the attention starts near uniform and can become peaked.
+AUTO_TEMPERATURE_REACH = 5.0
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -106,9 +112,12 @@ class AttemptConfig:
         tasks: names of the target tasks; one target prompt each, one shared attention module.
         pooling: how the input is pooled into x̂: "max" over non-padding tokens (default; independent of
             padding), "max_unmasked" (the original code: padding included), "mean" over non-padding tokens.
-        temperature: softmax temperature T; None means d·e as in the paper. On backbones whose embeddings are
-            small beside d·e the attention cannot leave uniform; `AttentionalMixture.max_attention_weight`
-            says how far it can go, and a lower T (e.g. √d) gives it room.
+        temperature: softmax temperature T: a number, or "auto" (default): T = √d · max_j |p̂_j − mean(p̂_j)| / 5
+            over the source keys, fixed when the model is built and saved as a number, so that at the start
+            (LayerNorm at identity) the largest logit any input can reach is 5 on every backbone; "paper" (or
+            None, as configs saved before "auto" say) = d·e, the paper's, tuned to T5-base's large embeddings,
+            on small-embedding backbones it keeps the attention near uniform (see
+            `AttentionalMixture.max_attention_weight`); "sqrt_d" = √d, scaled dot-product attention.
         bottleneck_size: width r of the attention projection W_down: d→r, W_up: r→d.
         train_layer_norm: train the LayerNorm's affine parameters (the original code never updates them;
             False keeps them at identity for exact reproduction).
@@ -130,7 +139,7 @@ class AttemptConfig:
     prompt_length: int = 100
     tasks: tuple[str, ...] = ("default",)
     pooling: str = "max"
-    temperature: float | None = None
+    temperature: float | str | None = "auto"
     bottleneck_size: int = 100
     train_layer_norm: bool = True
     target_in_attention: bool = True
@@ -160,8 +169,12 @@ class AttemptConfig:
             raise ValueError(f"prompt_length must be >= 1, got {self.prompt_length}.")
         if int(self.bottleneck_size) < 1:
             raise ValueError(f"bottleneck_size must be >= 1, got {self.bottleneck_size}.")
-        if self.temperature is not None and not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be a positive number or None (= d·e), got {self.temperature}.")
+        if isinstance(self.temperature, str):
+            _choice("temperature", self.temperature, TEMPERATURES)
+        elif self.temperature is not None and not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(
+                f"temperature must be a positive number or one of {', '.join(TEMPERATURES)}; got {self.temperature}."
+            )
         if self.target_init == "text" and not self.target_init_text:
             raise ValueError("target_init='text' needs target_init_text, e.g. target_init_text='Classify:'.")
         labels_per_task(self.num_labels, self.tasks)  # validates
@@ -170,9 +183,23 @@ class AttemptConfig:
         """{task: number of head outputs} for encoder-only backbones (empty when num_labels is None)."""
         return labels_per_task(self.num_labels, self.tasks)
 
-    def resolved_temperature(self, hidden_size: int) -> float:
-        """The softmax temperature: the configured one, or d·e (the paper's default)."""
-        return float(self.temperature) if self.temperature is not None else hidden_size * math.e
+    def resolved_temperature(self, hidden_size: int, source_keys_norm: float | None = None) -> float:
+        """The softmax temperature as a number.
+
+        Args:
+            hidden_size: d.
+            source_keys_norm: for "auto", the largest norm of a centred source key, max_j |p̂_j − mean(p̂_j)|;
+                None (no source prompts: nothing to attend over) gives d·e.
+        """
+        if self.temperature is None or self.temperature == "paper":
+            return hidden_size * math.e
+        if self.temperature == "sqrt_d":
+            return math.sqrt(hidden_size)
+        if self.temperature == "auto":
+            if not source_keys_norm:
+                return hidden_size * math.e
+            return math.sqrt(hidden_size) * source_keys_norm / AUTO_TEMPERATURE_REACH
+        return float(self.temperature)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

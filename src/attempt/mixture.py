@@ -6,7 +6,7 @@ P_{t+1} = P_tgt of the input's task (each m × d):
     x̂   = maxpool_l(x_l)                                   (padding excluded)
     h   = LayerNorm(W_up · SiLU(W_down · x̂))               W_down: d→r, W_up: r→d, no bias
     p̂_j = maxpool_k(P_j[k])                                 j = 1..t+1
-    a_j = exp(p̂_j · h / T) / Σ_k exp(p̂_k · h / T)           T = d·e
+    a_j = exp(p̂_j · h / T) / Σ_k exp(p̂_k · h / T)           T = d·e in the paper (see AttemptConfig.temperature)
     P_X = P_tgt + Σ_j a_j P_j
 
 The module never touches a backbone: it takes input embeddings and a mask and returns the per-instance
@@ -45,6 +45,18 @@ def pool_inputs(input_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
         summed = (input_embeds * mask).sum(dim=1)  # (B, d)
         return summed / mask.sum(dim=1).clamp(min=1)
     raise ValueError(f"Unknown pooling {pooling!r}. Choose one of: max, max_unmasked, mean.")
+
+
+def centred_key_norm(prompts: torch.Tensor) -> float | None:
+    """max_j |p̂_j − mean(p̂_j)| over (t, m, d) prompts (p̂_j = max-pool of prompt j); None when t = 0.
+
+    A LayerNorm output has zero mean, so only a key's centred part reaches the scores: this is what sets the
+    scale of p̂_j · h, and what temperature="auto" divides by.
+    """
+    if prompts.shape[0] == 0:
+        return None
+    keys = prompts.float().max(dim=1).values  # (t, d)
+    return float((keys - keys.mean(dim=-1, keepdim=True)).norm(dim=-1).max())
 
 
 class AttentionModule(nn.Module):
@@ -108,7 +120,7 @@ class AttentionalMixture(nn.Module):
         # not in state_dict: a saved model references its source prompts by name and content hash
         self.register_buffer("source_prompts", source_prompts.detach().clone().float(), persistent=False)  # (t, m, d)
         self.target_prompts = nn.Parameter(target_init.detach().float().repeat(len(config.tasks), 1, 1))
-        self.temperature = config.resolved_temperature(d)
+        self.temperature = config.resolved_temperature(d, centred_key_norm(self.source_prompts))
         self.attention = (
             AttentionModule(d, config.bottleneck_size, config.train_layer_norm) if self.uses_attention else None
         )

@@ -32,17 +32,18 @@ are the same everywhere; only the main process writes the files.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from attempt import checkpoint, storage
+from attempt import checkpoint, locking, storage
 from attempt.batching import GROUP_FACTOR, BatchStream, load_task_data  # noqa: F401 - GROUP_FACTOR re-exported
 from attempt.build import (  # noqa: F401 - build_model, check_distributed_type re-exported
     build_model,
@@ -242,8 +243,8 @@ def attention_reach_note(mixture: Any) -> str | None:
             f"more than {reach:.2f} of the weight at the current LayerNorm gain (uniform: {1 / k:.2f})")
     if reach < 1.5 / k:
         note += (f". The prompts' pooled keys are small beside T, so the attention stays near uniform unless the "
-                 f"LayerNorm gain grows; a lower attempt.temperature (e.g. sqrt(d) = {mixture.hidden_size**0.5:.3g}) "
-                 "lets it move.")
+                 f"LayerNorm gain grows; attempt.temperature='auto' (scaled to the keys) or a lower one (e.g. "
+                 f"sqrt(d) = {mixture.hidden_size**0.5:.3g}) lets it move.")
     return note
 
 
@@ -271,16 +272,47 @@ def train(
     Raises:
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
         CheckpointMismatch: ``output_dir/checkpoint`` belongs to a run with another configuration.
+        attempt.locking.FolderInUse: another live process is training in ``output_dir`` (its pid is named).
     """
+    started = time.time()
+    config = _resolved_config(config)
+    accelerator = make_accelerator(config)
+    with _locked_run_folder(Path(config.output_dir), accelerator):
+        return _train(config, accelerator, model, tokenizer, progress, _on_step, started)
+
+
+@contextlib.contextmanager
+def _locked_run_folder(output_dir: Path, accelerator: Any) -> Iterator[None]:
+    """Hold the run folder's lock for the whole run, so a second run on the same output_dir fails at once
+    instead of mixing its checkpoints and logs with ours. The main process holds it; the others learn whether
+    it got it (all processes must raise together, or the others would wait for the main one forever)."""
+    from accelerate.utils import gather_object
+
+    with contextlib.ExitStack() as stack:
+        error = None
+        if accelerator.is_main_process:
+            hint = "Wait for it to finish, stop it, or pick another output_dir."
+            try:
+                stack.enter_context(locking.locked(output_dir, "run folder", hint=hint))
+            except locking.FolderInUse as refused:
+                error = str(refused)
+        errors = [e for e in gather_object([error]) if e]
+        if errors:
+            raise locking.FolderInUse(errors[0])
+        yield
+
+
+def _train(
+    config: TrainConfig, accelerator: Any, model: torch.nn.Module | None, tokenizer: Any, progress: bool,
+    _on_step: Callable[[int, torch.nn.Module], None] | None, started: float,
+) -> TrainResult:  # fmt: skip
+    """`train` once the run folder is locked: steps 1 to 5 of the module docstring."""
     from accelerate.utils import gather_object, set_seed
     from tqdm.auto import tqdm
 
-    started = time.time()
-    config = _resolved_config(config)
     config_dict = config.to_dict()
     output_dir = Path(config.output_dir)
     checkpoint_dir, best_dir = output_dir / CHECKPOINT_DIR, output_dir / BEST_DIR
-    accelerator = make_accelerator(config)
     is_main = accelerator.is_main_process
     set_seed(config.seed)
 

@@ -86,6 +86,8 @@ class AttemptModel(nn.Module):
             torch.manual_seed(config.seed)
             self.mixture = AttentionalMixture(config, hidden_size, stacked, target_init, [p.name for p in mixed])
             self.head = self._build_head(hidden_size)
+        if config.temperature == "auto":  # fixed now, from these sources: a saved model reloads with the same T
+            self.config = dataclasses.replace(config, temperature=self.mixture.temperature)
         self.source_info = [{"name": p.name, "hash": p.hash, "task": p.task} for p in mixed]
 
     # -- construction -----------------------------------------------------------------------------------
