@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from attempt import storage
+from attempt import locking, storage
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 PEFT_TASK_TYPES = ("CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION", "SEQ_CLS")
+LOCK_WAIT_S = 30.0  # how long a write waits for another writer of the same library
 
 
 def content_hash(embeddings: torch.Tensor) -> str:
@@ -189,6 +190,15 @@ class PromptLibrary:
         Raises:
             FileExistsError: when the name is taken and overwrite is False.
         """
+        with self._locked():
+            return self._add(prompt, overwrite)
+
+    def _locked(self):
+        """The library's write lock: two writers (say two source runs ending together) take turns, so the
+        name check and the two files of a prompt are never interleaved with another writer's."""
+        return locking.locked(self.root, "prompt library", wait_s=LOCK_WAIT_S, hint="Retry once it is done.")
+
+    def _add(self, prompt: SourcePrompt, overwrite: bool) -> Path:
         tensor_path, meta_path = self._paths(prompt.name)
         if tensor_path.exists() and not overwrite:
             raise FileExistsError(
@@ -202,6 +212,11 @@ class PromptLibrary:
 
     def remove(self, name: str) -> None:
         """Delete a prompt. Models trained with it can still be loaded by passing the prompt explicitly."""
+        self._paths(name)
+        with self._locked():
+            self._remove(name)
+
+    def _remove(self, name: str) -> None:
         tensor_path, meta_path = self._paths(name)
         if not tensor_path.exists():
             raise KeyError(f"No source prompt {name!r} in library {self.root}. It has: {', '.join(self.names())}.")
@@ -211,12 +226,14 @@ class PromptLibrary:
 
     def rename(self, old: str, new: str) -> None:
         """Rename a prompt; its content (and hash) is unchanged."""
-        prompt = self.get(old)
-        if new in self:
-            raise FileExistsError(f"Library {self.root} already has a prompt named {new!r}.")
-        prompt.name = _check_name(new)
-        self.add(prompt)
-        self.remove(old)
+        _check_name(new)
+        with self._locked():
+            prompt = self.get(old)
+            if new in self:
+                raise FileExistsError(f"Library {self.root} already has a prompt named {new!r}.")
+            prompt.name = new
+            self._add(prompt, overwrite=False)
+            self._remove(old)
 
     def import_original(self, path: str | Path, name: str, **metadata: Any) -> SourcePrompt:
         """Add a prompt released with the original ATTEMPT code (a torch.save'd [m, d] tensor)."""
