@@ -302,3 +302,23 @@ def test_encoder_batch_mixing_classification_and_regression_keeps_scores():
     assert batch["labels"].dtype == torch.float32
     assert batch["labels"].tolist() == pytest.approx([1.0, 3.8])
     assert batch["task_ids"].tolist() == [0, 1]
+
+
+def test_test_limit_and_split_seed(data_dir):
+    """test_limit caps the test rows on their own; a fixed split_seed keeps the same test rows while the seed
+    still draws another k-shot sample."""
+    from attempt.batching import load_task_data
+    from attempt.config import TrainConfig
+
+    def data(seed, **fields):
+        return load_task_data(TrainConfig(tasks=("rte",), data_dir=str(data_dir), seed=seed, **fields))["rte"]
+
+    limited = data(1, eval_limit=5, test_limit=7)
+    assert (len(limited["validation"]), len(limited["test"])) == (5, 7)
+    assert len(data(1, eval_limit=5)["test"]) == 5
+    one, two = data(1, k_shot=4, split_seed=0), data(2, k_shot=4, split_seed=0)
+    assert one["test"] == two["test"] and one["validation"] == two["validation"]
+    assert one["train"] != two["train"]
+    assert data(1, k_shot=4)["test"] != data(2, k_shot=4)["test"]  # without it the seed moves the split
+    with pytest.raises(ValueError, match="test_limit must be >= 1"):
+        TrainConfig(test_limit=0)

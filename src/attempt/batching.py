@@ -28,13 +28,14 @@ def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, An
     data = {}
     for name in config.tasks:
         task = get_task(name)
-        splits = paper_splits(task, config.data_dir, seed=config.seed)
+        splits = paper_splits(task, config.data_dir, seed=config.seed if config.split_seed is None else config.split_seed)
         train_rows = list(splits["train"])
         if config.k_shot is not None:
             train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed))
         if config.train_limit is not None:
             train_rows = train_rows[: config.train_limit]
-        evaluation = {s: list(splits[s])[: config.eval_limit] if config.eval_limit else list(splits[s]) for s in ("validation", "test")}
+        limits = {"validation": config.eval_limit, "test": config.eval_limit if config.test_limit is None else config.test_limit}
+        evaluation = {s: list(splits[s])[: limits[s]] if limits[s] else list(splits[s]) for s in limits}
         data[task.name] = {"train": train_rows, **evaluation}
     return data
 

@@ -261,6 +261,10 @@ class TrainConfig:
         eval_method: "rank" (score each label's verbalizer) or "generate" for seq2seq/causal backbones.
         k_shot: train on k examples per class (few-shot); None = the full training split.
         train_limit, eval_limit: cap the number of training / validation / test examples per task (CPU runs).
+        test_limit: cap the test examples per task on its own (None = eval_limit): frequent validation on a few
+            rows, one final test on many.
+        split_seed: seed of the split protocol (the held-out validation rows, the halves of a small task's
+            official validation set); None = seed. Fix it to keep the same test rows across seeds.
         mixing_cap: examples-proportional mixing cap per task (multi-task); None = no cap.
         mixing_temperature: temperature of the mixing rates (1 = proportional).
         lora_rank, lora_alpha: LoRA settings for mode="lora".
@@ -299,6 +303,8 @@ class TrainConfig:
     k_shot: int | None = None
     train_limit: int | None = None
     eval_limit: int | None = None
+    test_limit: int | None = None
+    split_seed: int | None = None
     mixing_cap: int | None = None
     mixing_temperature: float = 1.0
     lora_rank: int = 8
@@ -332,6 +338,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if self.eval_every < 0 or self.warmup_steps < 0:
             raise ValueError("eval_every and warmup_steps must be >= 0.")
+        for name in ("train_limit", "eval_limit", "test_limit"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1 or None (no cap), got {getattr(self, name)}.")
         if self.k_shot is not None and self.k_shot < 1:
             raise ValueError(f"k_shot must be >= 1 or None, got {self.k_shot}.")
         self.attempt_config()  # validate the nested AttemptConfig fields now, not mid-run
