@@ -219,6 +219,22 @@ def test_prompts_round_trip(capsys, tmp_path, original_prompts_dir):
     assert run(capsys, *lib, "import", tmp_path / "missing.pt", "--name", "x")[0] == 2
 
 
+def test_train_source_refuses_a_taken_or_bad_prompt_name_before_loading_anything(capsys, tmp_path):
+    import torch
+
+    from attempt.prompts import SourcePrompt
+
+    PromptLibrary(tmp_path / "lib").add(SourcePrompt("rte", torch.ones(2, 4)))
+    common = ["--library", tmp_path / "lib", "--backbone", tmp_path / "no-such-backbone", "--output-dir", tmp_path / "run"]
+    code, _, err = run(capsys, "train-source", "--tasks", "rte", *common)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "already has a prompt named 'rte'" in err and "--overwrite" in err
+    code, _, err = run(capsys, "train-source", "--tasks", "rte", "--prompt-name", "../../x", *common)
+    assert code == 2 and "Invalid prompt name '../../x'" in err
+    code, _, err = run(capsys, "train-source", "--tasks", "rte", "--overwrite", *common)
+    assert code == 2 and "no-such-backbone" in err  # with --overwrite the name is fine: the backbone is next
+
+
 # ---------------------------------------------------------------------------------------- end to end
 EVAL_FILES = ["eval_validation.json", "eval_validation_attention.json", "eval_validation_predictions.jsonl"]
 RUN_FILES = {"best", "checkpoint", "metrics.jsonl", "results.json", "test_predictions.jsonl", "train_config.json"}

@@ -139,6 +139,37 @@ def test_source_mode_adds_the_best_prompt_to_the_library(tmp_path, data_dir):
     assert not torch.equal(initial, best["mixture.target_prompts"])
 
 
+def _never_steps(step, model):
+    raise AssertionError("the run trained although it had to be refused first")
+
+
+def test_source_run_refuses_to_replace_a_library_prompt_before_training(tmp_path, data_dir):
+    add_sources(tmp_path / "lib", names=("rte.tiny",))
+    before = PromptLibrary(tmp_path / "lib").get("rte.tiny").embeddings
+    config = make_config(tmp_path, data_dir, mode="source", prompt_name="rte.tiny")
+    with pytest.raises(FileExistsError, match="already has a prompt named 'rte.tiny'.*--overwrite"):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+              _on_step=_never_steps)  # fmt: skip
+    assert not Path(config.output_dir).exists()
+    assert torch.equal(PromptLibrary(tmp_path / "lib").get("rte.tiny").embeddings, before)
+    train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+          overwrite_prompt=True)  # fmt: skip
+    assert not torch.equal(PromptLibrary(tmp_path / "lib").get("rte.tiny").embeddings, before)
+
+
+def test_source_run_checks_the_prompt_name_and_the_library_before_training(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, mode="source", prompt_name="../../x")
+    with pytest.raises(ValueError, match="Invalid prompt name '../../x'"):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+              _on_step=_never_steps)  # fmt: skip
+    (tmp_path / "not-a-folder").write_text("")
+    config = make_config(tmp_path, data_dir, mode="source", library=str(tmp_path / "not-a-folder"))
+    with pytest.raises(PermissionError, match="Cannot write to the prompt library .*not-a-folder.*--library"):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+              _on_step=_never_steps)  # fmt: skip
+    assert not Path(config.output_dir).exists()
+
+
 def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path, data_dir):
     config = make_config(tmp_path, data_dir, max_steps=10, eval_every=1, early_stopping_patience=2, learning_rate=0.0)
     result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)

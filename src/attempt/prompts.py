@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,31 @@ class PromptLibrary:
         storage.write_safetensors(tensor_path, {"prompt": prompt.embeddings}, metadata={"name": prompt.name})
         storage.write_json(meta_path, meta)
         return tensor_path
+
+    def check_writable(self, name: str, overwrite: bool = False) -> None:
+        """Raise now what `add` of a prompt named `name` would raise later, so that a training run whose prompt
+        could not be stored fails before it trains, not after: an invalid name, a name already taken (unless
+        `overwrite`), a library folder that cannot be created or written.
+
+        Raises:
+            ValueError: invalid name. FileExistsError: name taken. PermissionError: library not writable.
+        """
+        _check_name(name)
+        if name in self and not overwrite:
+            raise FileExistsError(
+                f"Library {self.root} already has a prompt named {name!r}; training would replace it. Pick another "
+                f"prompt name, remove it first (`attempt prompts remove {name}`), or pass --overwrite "
+                "(overwrite_prompt=True) to replace it."
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+        except OSError as error:
+            raise PermissionError(
+                f"Cannot write to the prompt library {self.root} ({error.strerror or error}). Pick a writable "
+                "library folder (--library DIR)."
+            ) from None
 
     def remove(self, name: str) -> None:
         """Delete a prompt. Models trained with it can still be loaded by passing the prompt explicitly."""

@@ -217,11 +217,29 @@ def _record_validation(state: LoopState, metrics: dict[str, Any], patience: int 
     return False
 
 
+def _prompt_name(config: TrainConfig) -> str:
+    """The library name of a mode="source" run's prompt."""
+    return config.prompt_name or config.tasks[0]
+
+
+def _store_prompt(config: TrainConfig, prompt: SourcePrompt, overwrite: bool) -> None:
+    """Add the trained prompt to the library; the name was free when the run started, but another writer may
+    have taken it since: say how to store this run's prompt anyway."""
+    try:
+        PromptLibrary(config.library).add(prompt, overwrite=overwrite)
+    except FileExistsError as error:
+        raise FileExistsError(
+            f"{error} It was added while this run trained. To store this run's prompt instead, run the same "
+            f"command again with --overwrite: it resumes from {Path(config.output_dir) / CHECKPOINT_DIR} and only "
+            "evaluates and stores."
+        ) from None
+
+
 def _source_prompt(config: TrainConfig, state: LoopState, model: torch.nn.Module, output_dir: Path) -> SourcePrompt:
     """The trained prompt of a mode="source" run, with its training record, for the prompt library."""
     task = config.tasks[0]
     return SourcePrompt(
-        name=config.prompt_name or task, embeddings=model.mixture.target_prompts[0].detach().cpu(), task=task,
+        name=_prompt_name(config), embeddings=model.mixture.target_prompts[0].detach().cpu(), task=task,
         backbone=config.backbone,
         training={
             "steps": state.step, "best_step": state.best_step, "learning_rate": config.learning_rate,
@@ -254,6 +272,7 @@ def train(
     model: torch.nn.Module | None = None,
     tokenizer: Any = None,
     progress: bool = True,
+    overwrite_prompt: bool = False,
     _on_step: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Train, evaluate and save one run described by `config` (see `TrainConfig`).
@@ -263,6 +282,8 @@ def train(
         model: a backbone module to use instead of resolving ``config.backbone`` (needs `tokenizer`).
         tokenizer: the backbone's tokenizer.
         progress: show a tqdm progress bar (main process only).
+        overwrite_prompt: mode="source": replace a prompt of the same name already in the library (else the
+            run is refused before it trains).
         _on_step: test hook called as ``_on_step(step, model)`` after each optimizer step (after that step's
             evaluation and checkpoint); raising from it simulates a killed run.
 
@@ -273,12 +294,16 @@ def train(
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
         CheckpointMismatch: ``output_dir/checkpoint`` belongs to a run with another configuration.
         attempt.locking.FolderInUse: another live process is training in ``output_dir`` (its pid is named).
+        FileExistsError, ValueError, PermissionError: mode="source" whose prompt could not be stored (name taken
+            without `overwrite_prompt`, invalid name, library not writable); raised before training.
     """
     started = time.time()
     config = _resolved_config(config)
+    if config.mode == "source":  # a prompt that could not be stored must fail the run now, not after training
+        PromptLibrary(config.library).check_writable(_prompt_name(config), overwrite_prompt)
     accelerator = make_accelerator(config)
     with _locked_run_folder(Path(config.output_dir), accelerator):
-        return _train(config, accelerator, model, tokenizer, progress, _on_step, started)
+        return _train(config, accelerator, model, tokenizer, progress, overwrite_prompt, _on_step, started)
 
 
 @contextlib.contextmanager
@@ -304,7 +329,7 @@ def _locked_run_folder(output_dir: Path, accelerator: Any) -> Iterator[None]:
 
 def _train(
     config: TrainConfig, accelerator: Any, model: torch.nn.Module | None, tokenizer: Any, progress: bool,
-    _on_step: Callable[[int, torch.nn.Module], None] | None, started: float,
+    overwrite_prompt: bool, _on_step: Callable[[int, torch.nn.Module], None] | None, started: float,
 ) -> TrainResult:  # fmt: skip
     """`train` once the run folder is locked: steps 1 to 5 of the module docstring."""
     from accelerate.utils import gather_object, set_seed
@@ -423,7 +448,7 @@ def _train(
     log.close()
     if config.mode == "source" and is_main:
         prompt = _source_prompt(config, state, unwrapped, output_dir)
-        PromptLibrary(config.library).add(prompt, overwrite=True)
+        _store_prompt(config, prompt, overwrite_prompt)
     result = TrainResult(
         output_dir=output_dir, best_step=state.best_step, best_metrics=state.best_metrics, test_metrics=test_metrics,
         trainable_parameters=trainable, steps=state.step, wall_time_s=time.time() - started,

@@ -11,7 +11,9 @@ from attempt.cli.tables import metrics_table
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    parser.usage = "%(prog)s [--config RECIPE.yaml] [OPTION ...] [--set KEY=VALUE ...] [--print-config] [--quiet]"
+    parser.usage = (
+        "%(prog)s [--config RECIPE.yaml] [OPTION ...] [--set KEY=VALUE ...] [--print-config] [--quiet] [--overwrite]"
+    )
     parser.add_argument("--config", "-c", metavar="RECIPE.yaml", help="a YAML recipe (see configs/); options below override it")
     parser.add_argument(
         "--set", action="append", metavar="KEY=VALUE", default=[],
@@ -20,6 +22,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = 
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="mode=source: replace a prompt of the same name already in the library (default: refuse, before training)",
+    )
     add_config_arguments(parser, skip=skip)
 
 
@@ -34,7 +40,8 @@ def _train(args: argparse.Namespace, mode: str | None) -> int:
 
     print(f"Training mode={config.mode} on {', '.join(config.tasks)} with {config.backbone} → {config.output_dir}")
     try:
-        result = train(config, progress=not args.quiet)  # writes output_dir/train_config.json (resolved)
+        # writes output_dir/train_config.json (resolved)
+        result = train(config, progress=not args.quiet, overwrite_prompt=args.overwrite)
     except TrainingDiverged as error:
         print(f"attempt {args.command}: training diverged: {error}", file=sys.stderr)
         return 1
@@ -59,7 +66,8 @@ def run_train_source(args: argparse.Namespace) -> int:
     """Train a source prompt (prompt tuning on one source task) and add it to the prompt library.
 
     The same options as `attempt train` with mode fixed to "source"; the prompt is stored as
-    <library>/<prompt_name or task>.safetensors. Options override the recipe, --set overrides both.
+    <library>/<prompt_name or task>.safetensors; a prompt of that name already there is replaced only with
+    --overwrite (checked before training). Options override the recipe, --set overrides both.
     """
     return _train(args, mode="source")
 
