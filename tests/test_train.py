@@ -226,6 +226,27 @@ def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir):
         train(other, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
 
 
+def test_resume_refuses_source_prompts_changed_in_the_library(tmp_path, data_dir):
+    add_sources(tmp_path / "lib")
+    config = make_config(tmp_path, data_dir, mode="attempt", max_steps=4, eval_every=2)
+    library = PromptLibrary(tmp_path / "lib")
+    original = library.get("mnli")
+
+    def kill(step, model):
+        if step == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
+    library.add(SourcePrompt("mnli", original.embeddings + 1.0, task="mnli"), overwrite=True)  # retrained, same name
+    with pytest.raises(CheckpointMismatch, match=r"differ from those .*checkpoint was trained with \(mnli: checkpoint "
+                       r"sha256:.* vs library sha256:.*\)\. Put the original prompts back"):  # fmt: skip
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    library.add(original, overwrite=True)
+    (Path(config.output_dir) / "checkpoint" / checkpoint.MANIFEST).unlink()  # as written before hashes were kept
+    assert train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False).steps == 4
+
+
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, data_dir, monkeypatch):
     config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
     real_save = storage.save_file

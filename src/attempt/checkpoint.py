@@ -7,7 +7,9 @@
 - ``rng.pt``: the Python, NumPy, torch (and CUDA) generator states of every process;
 - ``state.json``: step, data position (epoch, batch index, sampler seed), best-so-far, patience counter,
   number of processes;
-- ``train_config.json``: the run's TrainConfig, to refuse resuming a different run.
+- ``train_config.json``: the run's TrainConfig, to refuse resuming a different run;
+- ``manifest.json``: the content hashes of the source prompts the model mixes, to refuse resuming with
+  other prompts under the same names (absent from checkpoints written before it existed).
 
 The folder is written to a temporary sibling and renamed into place (`attempt.storage.atomic_directory`),
 so an interrupted write leaves the previous checkpoint intact. Every file loads with
@@ -33,6 +35,7 @@ SCHEDULER = "scheduler.pt"
 RNG = "rng.pt"
 STATE = "state.json"
 CONFIG = "train_config.json"
+MANIFEST = "manifest.json"
 
 
 def rng_state() -> dict[str, Any]:
@@ -69,6 +72,7 @@ def save(
     rng: list[dict[str, Any]],
     state: dict[str, Any],
     config: dict[str, Any],
+    sources: dict[str, str] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically (call on the main process only).
 
@@ -79,6 +83,7 @@ def save(
         rng: one `rng_state()` per process, in process order.
         state: JSON-serialisable loop state (step, epoch, batch_index, best, patience, ...).
         config: the TrainConfig as a dict.
+        sources: ``{name: content hash}`` of the source prompts the model mixes.
     """
     directory = Path(directory)
     with storage.atomic_directory(directory) as tmp:
@@ -88,6 +93,7 @@ def save(
         torch.save(rng, tmp / RNG)
         storage.write_json(tmp / STATE, state)
         storage.write_json(tmp / CONFIG, config)
+        storage.write_json(tmp / MANIFEST, {"sources": dict(sources or {})})
     return directory
 
 
@@ -98,9 +104,12 @@ def exists(directory: str | Path) -> bool:
 
 
 def load(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint folder: ``{"weights", "optimizer", "scheduler", "rng", "state", "config"}``."""
+    """Read a checkpoint folder: ``{"weights", "optimizer", "scheduler", "rng", "state", "config", "manifest"}``
+    (``manifest`` is ``{}`` for a checkpoint written before manifests existed)."""
     directory = Path(directory)
+    manifest = directory / MANIFEST
     return {
+        "manifest": json.loads(manifest.read_text()) if manifest.is_file() else {},
         "weights": load_file(str(directory / WEIGHTS)),
         "optimizer": torch.load(directory / OPTIMIZER, map_location=map_location, weights_only=True),
         "scheduler": torch.load(directory / SCHEDULER, map_location="cpu", weights_only=True),

@@ -132,6 +132,28 @@ def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: P
         )
 
 
+def _source_hashes(model: torch.nn.Module) -> dict[str, str]:
+    """{name: content hash} of the source prompts `model` mixes (none for the other modes)."""
+    return {s["name"]: s["hash"] for s in getattr(model, "source_info", [])}
+
+
+def _check_same_sources(saved: dict[str, str] | None, current: dict[str, str], library: str, directory: Path) -> None:
+    """Refuse to resume with source prompts other than those the checkpoint was trained with: a prompt
+    retrained or replaced under the same name would silently change the rest of the run."""
+    if saved is None or saved == current:  # None: a checkpoint written before the hashes were recorded
+        return
+    short = lambda h: f"{h[:19]}…" if h else "absent"  # noqa: E731
+    detail = "; ".join(
+        f"{name}: checkpoint {short(saved.get(name))} vs library {short(current.get(name))}"
+        for name in sorted(set(saved) | set(current)) if saved.get(name) != current.get(name)
+    )  # fmt: skip
+    raise CheckpointMismatch(
+        f"The source prompts in library {library} differ from those {directory} was trained with ({detail}). "
+        f"Put the original prompts back in the library to resume, or delete {directory} to restart this run "
+        "with the current ones."
+    )
+
+
 # ------------------------------------------------------------------------------------------------- train
 def _setup(
     config: TrainConfig, model: torch.nn.Module | None, tokenizer: Any, accelerator: Any
@@ -194,6 +216,7 @@ def _resume(
         missing, unexpected = unwrapped.load_state_dict(saved["weights"], strict=False)
         if unexpected or set(saved["weights"]) - set(unwrapped.state_dict()):
             raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
+        _check_same_sources(saved["manifest"].get("sources"), _source_hashes(unwrapped), config.library, checkpoint_dir)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state = LoopState(**saved["state"])
@@ -379,6 +402,7 @@ def _train(
             checkpoint.save(
                 checkpoint_dir, weights=unwrapped.trainable_state_dict(), optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(), rng=rngs, state=dataclasses.asdict(state), config=config_dict,
+                sources=_source_hashes(unwrapped),
             )  # fmt: skip
         accelerator.wait_for_everyone()
 
