@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -273,6 +274,69 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, data_dir,
     armed["on"] = False
     result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     assert result.steps == 2
+
+
+def _killed_at_step_1(config: TrainConfig) -> Path:
+    """Train `config` until it is killed after step 1 (its checkpoint written); returns the run folder."""
+
+    def kill(step, model):
+        if step == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
+    return Path(config.output_dir)
+
+
+def _steps_trained(config: TrainConfig) -> list[int]:
+    """Run `config` to the end; the optimizer steps this call did."""
+    steps: list[int] = []
+    train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+          _on_step=lambda step, model: steps.append(step))  # fmt: skip
+    return steps
+
+
+def test_a_kill_inside_the_checkpoint_swap_resumes_from_the_previous_checkpoint(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
+    run = _killed_at_step_1(config)
+    # killed between the two renames of the swap: checkpoint/ moved aside, the new one not yet in place
+    os.replace(run / "checkpoint", run / ".checkpoint.old")
+    os.replace(run / "best", run / ".best.old")
+    (run / ".checkpoint.x1y2.tmp").mkdir()
+    (run / ".checkpoint.x1y2.tmp" / "optimizer.pt").write_bytes(b"half")
+    assert _steps_trained(config) == [2]  # resumed after step 1, not restarted
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    assert checkpoint.load(run / "checkpoint")["state"]["step"] == 2 and (run / "best").is_dir()
+
+
+def test_an_incomplete_checkpoint_is_an_error_not_a_restart(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
+    run = _killed_at_step_1(config)
+    (run / "checkpoint" / checkpoint.RNG).unlink()
+    log = (run / "metrics.jsonl").read_bytes()
+    with pytest.raises(checkpoint.IncompleteCheckpoint, match=r"checkpoint is incomplete: it has no rng\.pt\. Delete "
+                       r".*checkpoint to restart this run from step 0"):  # fmt: skip
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    assert (run / "metrics.jsonl").read_bytes() == log  # the history of the run is untouched
+    shutil.rmtree(run / "checkpoint")  # the way out the message gives: a restart, the earlier log kept aside
+    with pytest.warns(UserWarning, match="restarts from step 0.*metrics.previous-1.jsonl"):
+        assert _steps_trained(config) == [1, 2]
+    assert (run / "metrics.previous-1.jsonl").read_bytes() == log
+
+
+def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
+    run = _killed_at_step_1(config)
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 2, "type": "tr')  # killed while writing the line
+    with pytest.warns(UserWarning, match="dropped its torn last line"):
+        assert _steps_trained(config) == [2]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["type"]) for r in records if r.get("split") != "test"] == [
+        (1, "train"), (1, "eval"), (2, "train"), (2, "eval")]
+    (run / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')  # damage inside is not guessed at
+    with pytest.raises(ValueError, match=r"metrics.jsonl line 2 is not a JSON record.*Fix or delete that line"):
+        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, data_dir):

@@ -12,14 +12,18 @@
   other prompts under the same names (absent from checkpoints written before it existed).
 
 The folder is written to a temporary sibling and renamed into place (`attempt.storage.atomic_directory`),
-so an interrupted write leaves the previous checkpoint intact. Every file loads with
+so an interrupted write leaves the previous checkpoint intact; `recover` puts it back in place when the
+interruption fell between the two renames of that swap, and removes the unfinished temporary folders. A
+checkpoint folder that lacks a file is an error (`load`), never a silent restart from step 0. Every file loads with
 ``torch.load(weights_only=True)``: RNG states are stored as tensors and plain Python values.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,11 @@ RNG = "rng.pt"
 STATE = "state.json"
 CONFIG = "train_config.json"
 MANIFEST = "manifest.json"
+REQUIRED = (WEIGHTS, OPTIMIZER, SCHEDULER, RNG, STATE, CONFIG)
+
+
+class IncompleteCheckpoint(FileNotFoundError):
+    """A checkpoint folder lacks one of its files; the message says how to restart."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -100,13 +109,44 @@ def save(
 def exists(directory: str | Path) -> bool:
     """True when `directory` holds a complete checkpoint."""
     directory = Path(directory)
-    return all((directory / name).is_file() for name in (WEIGHTS, OPTIMIZER, SCHEDULER, RNG, STATE, CONFIG))
+    return all((directory / name).is_file() for name in REQUIRED)
+
+
+def recover(directory: str | Path) -> None:
+    """Undo what an interrupted `save` (or `attempt.storage.atomic_directory`) of `directory` left behind.
+
+    Call on the main process while holding the run folder's lock (no writer can be at work): a kill between
+    the two renames of the swap leaves only ``.<name>.old`` (the previous, complete folder), which is moved
+    back; a kill after them leaves both, and ``.<name>.old`` is deleted; unfinished ``.<name>.*.tmp`` folders
+    are deleted.
+    """
+    directory = Path(directory)
+    for tmp in directory.parent.glob(f".{directory.name}.*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    old = directory.with_name(f".{directory.name}.old")
+    if old.is_dir():
+        if directory.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, directory)
+
+
+def check_complete(directory: str | Path) -> None:
+    """Raise `IncompleteCheckpoint` naming the first file `directory` lacks."""
+    directory = Path(directory)
+    missing = [name for name in REQUIRED if not (directory / name).is_file()]
+    if missing:
+        raise IncompleteCheckpoint(
+            f"The checkpoint {directory} is incomplete: it has no {', '.join(missing)}. Delete {directory} to "
+            "restart this run from step 0 (or restore the missing file)."
+        )
 
 
 def load(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint folder: ``{"weights", "optimizer", "scheduler", "rng", "state", "config", "manifest"}``
     (``manifest`` is ``{}`` for a checkpoint written before manifests existed)."""
     directory = Path(directory)
+    check_complete(directory)
     manifest = directory / MANIFEST
     return {
         "manifest": json.loads(manifest.read_text()) if manifest.is_file() else {},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ class MetricsLog:
         if not enabled:
             return
         if resume_step is None:
+            _set_aside(self.path)
             self.path.write_text("")
         elif self.path.exists():  # drop lines logged after the checkpoint we resume from
-            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            kept = [line for line, record in read_records(self.path) if record.get("step", 0) <= resume_step]
             storage.write_text(self.path, "".join(line + "\n" for line in kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -49,6 +51,44 @@ class MetricsLog:
         if self.writer is not None:
             self.writer.close()
 
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Keep the log of an earlier start of a run that restarts from step 0 (it died before its first
+    checkpoint, or its checkpoint was deleted): move it to ``metrics.previous-<n>.jsonl`` rather than lose it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    number = 1
+    while (kept := path.with_name(f"{path.stem}.previous-{number}{path.suffix}")).exists():
+        number += 1
+    path.rename(kept)
+    warnings.warn(f"{path.parent} restarts from step 0; the log of its earlier start is kept in {kept}", stacklevel=3)
+    return kept
+
+
+def read_records(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) for each line of a metrics file. A torn last line (the process was killed while writing
+    it) is dropped with a warning; a bad line elsewhere is an error naming the file and the line.
+
+    Raises:
+        ValueError: a line before the last is not a JSON object.
+    """
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError:
+            if number == len(lines):
+                warnings.warn(f"{path}: dropped its torn last line {line[:60]!r}", stacklevel=3)
+                break
+            raise ValueError(
+                f"{path} line {number} is not a JSON record ({line[:60]!r}). Fix or delete that line, then resume."
+            ) from None
+        records.append((line, record))
+    return records
 
 
 def flatten_record(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -11,7 +11,8 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
 1. resolve the backbone, load the data (`attempt.batching.load_task_data`: `paper_splits`, few-shot, limits),
    build the model of the mode (`attempt.build`);
 2. AdamW over ``model.parameter_groups(...)`` with linear warm-up and decay; ``accelerator.prepare``;
-3. resume from ``output_dir/checkpoint`` when there is one (same config required);
+3. resume from ``output_dir/checkpoint`` when there is one (same config and same source prompts required; a
+   checkpoint interrupted inside its atomic swap is put back, an incomplete one is an error, never a restart);
 4. the loop: micro-batches with gradient accumulation, clipping, a NaN/inf guard, logging, evaluation every
    ``eval_every`` steps, best model kept in ``best/``, early stopping, an atomic checkpoint after every
    evaluation;
@@ -20,7 +21,8 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
 Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl`` (`attempt.metrics_log`),
 ``checkpoint/`` (see `attempt.checkpoint`), ``best/`` (``save_pretrained`` + ``train_config.json``),
 ``results.json``, ``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``tensorboard/`` (when
-installed).
+installed). The folder is locked for the whole run (``.attempt.lock``, `attempt.locking`): a second run on
+it fails at once.
 
 Batches (`attempt.batching.BatchStream`) are a pure function of (seed, epoch, number of processes), so a
 resumed run consumes exactly the batches the interrupted run would have. Evaluation is shared between the
@@ -204,7 +206,11 @@ def _resume(
     output_dir = Path(config.output_dir)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
-    resumed = checkpoint.exists(checkpoint_dir)
+    if accelerator.is_main_process:  # under the run lock: no other writer, so leftovers are from a killed one
+        for folder in (checkpoint_dir, output_dir / BEST_DIR):
+            checkpoint.recover(folder)
+    accelerator.wait_for_everyone()
+    resumed = checkpoint_dir.exists()  # an incomplete folder is an error (checkpoint.load), not a restart
     if resumed:
         saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
         _check_same_run(saved["config"], config_dict, checkpoint_dir)
