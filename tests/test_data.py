@@ -178,6 +178,16 @@ def test_few_shot_is_balanced_and_deterministic():
     assert len(few_shot(stsb, "stsb", k=16, seed=0)) == 32  # regression / QA: 2 * k random rows
 
 
+def test_few_shot_allow_fewer_takes_every_row_of_a_small_class():
+    rows = [r for r in _rte_rows(40) if r["label"] == 1] + [r for r in _rte_rows(40) if r["label"] == 0][:5]
+    sample = few_shot(rows, "rte", k=8, seed=3, allow_fewer=True)
+    assert Counter(row["label"] for row in sample) == {0: 5, 1: 8}
+    assert {r["idx"] for r in sample if r["label"] == 0} == {r["idx"] for r in rows if r["label"] == 0}
+    assert sample == few_shot(rows, "rte", k=8, seed=3, allow_fewer=True)
+    with pytest.raises(ValueError, match="fewer than k=8"):
+        few_shot(rows, "rte", k=8, seed=3)
+
+
 def test_mixing_rates_with_cap_and_temperature():
     assert mixing_rates([1000, 100, 10]).tolist() == pytest.approx([1000 / 1110, 100 / 1110, 10 / 1110])
     assert mixing_rates([1000, 100, 10], cap=100).tolist() == pytest.approx([100 / 210, 100 / 210, 10 / 210])

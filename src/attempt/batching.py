@@ -31,7 +31,7 @@ def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, An
         splits = paper_splits(task, config.data_dir, seed=config.seed if config.split_seed is None else config.split_seed)
         train_rows = list(splits["train"])
         if config.k_shot is not None:
-            train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed))
+            train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed, allow_fewer=config.k_shot_allow_fewer))
         if config.train_limit is not None:
             train_rows = train_rows[: config.train_limit]
         limits = {"validation": config.eval_limit, "test": config.eval_limit if config.test_limit is None else config.test_limit}

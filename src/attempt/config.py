@@ -260,6 +260,8 @@ class TrainConfig:
         early_stopping_patience: stop after N evaluations without improvement; None = never.
         eval_method: "rank" (score each label's verbalizer) or "generate" for seq2seq/causal backbones.
         k_shot: train on k examples per class (few-shot); None = the full training split.
+        k_shot_allow_fewer: a class with fewer than k_shot training rows contributes all of them (else the run
+            is refused before it starts).
         train_limit, eval_limit: cap the number of training / validation / test examples per task (CPU runs).
         test_limit: cap the test examples per task on its own (None = eval_limit): frequent validation on a few
             rows, one final test on many.
@@ -301,6 +303,7 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     eval_method: str = "rank"
     k_shot: int | None = None
+    k_shot_allow_fewer: bool = False
     train_limit: int | None = None
     eval_limit: int | None = None
     test_limit: int | None = None

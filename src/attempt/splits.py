@@ -95,7 +95,7 @@ def _halve(
 
 
 def few_shot(
-    rows: Sequence[Mapping[str, Any]], task: Task | str, k: int, seed: int = 42
+    rows: Sequence[Mapping[str, Any]], task: Task | str, k: int, seed: int = 42, allow_fewer: bool = False
 ) -> list[Mapping[str, Any]]:
     """Sample a k-shot training set.
 
@@ -107,6 +107,8 @@ def few_shot(
         task: the task (gives the labels).
         k: examples per class (the paper uses 4, 16, 32).
         seed: sampling seed; the same seed gives the same rows in the same order.
+        allow_fewer: a label with fewer than k rows in the pool gives all of them (e.g. CB's 16 "neutral"
+            training rows at k = 32) instead of failing.
 
     Returns:
         The sampled rows, shuffled.
@@ -127,12 +129,12 @@ def few_shot(
         by_label[task.label_of(row)].append(position)
     chosen: list[int] = []
     for label, positions in by_label.items():
-        if len(positions) < k:
+        if len(positions) < k and not allow_fewer:
             raise ValueError(
                 f"Task {task.name!r}: label {task.label_words[label]!r} (id {label}) has {len(positions)} "
                 f"rows, fewer than k={k}. Use a smaller k or a larger pool."
             )
-        chosen.extend(rng.choice(positions, size=k, replace=False).tolist())
+        chosen.extend(rng.choice(positions, size=min(k, len(positions)), replace=False).tolist())
     return [rows[i] for i in rng.permutation(chosen)]
 
 
