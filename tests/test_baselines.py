@@ -107,6 +107,34 @@ def test_load_rejects_other_keys(tmp_path):
         FineTuneModel.from_pretrained(other, tmp_path / "nothing")
 
 
+def test_load_checks_the_recorded_hash_and_finiteness_of_the_weights(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from attempt.baselines import CONFIG_FILE, WEIGHTS_FILE
+    from attempt.reading import HASH_KEY, CorruptFile
+
+    model = _build("causal", None, "lora")
+    model.save_pretrained(tmp_path / "m")
+    weights, config = tmp_path / "m" / WEIGHTS_FILE, tmp_path / "m" / CONFIG_FILE
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01  # one bit of one value: a valid file, finite values
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CorruptFile, match=f"{weights} has changed since it was written.*train it again"):
+        FineTuneModel.from_pretrained(build_backbone("causal"), tmp_path / "m")
+    meta = json.loads(config.read_text())
+    del meta[HASH_KEY]  # a folder saved before the hash was recorded still loads
+    config.write_text(json.dumps(meta))
+    FineTuneModel.from_pretrained(build_backbone("causal"), tmp_path / "m")
+    state = load_file(str(weights))
+    next(iter(state.values())).view(-1)[0] = float("inf")
+    save_file(state, str(weights))
+    with pytest.raises(CorruptFile, match="NaN or infinite"):
+        FineTuneModel.from_pretrained(build_backbone("causal"), tmp_path / "m")
+    config.write_text("{")
+    with pytest.raises(CorruptFile, match=f"{config} is damaged"):
+        FineTuneModel.from_pretrained(build_backbone("causal"), tmp_path / "m")
+
+
 def test_tied_embeddings_saved_once(tmp_path):
     import transformers as tf
 

@@ -12,13 +12,11 @@ mean-pooled classification/regression heads as `EncoderAttemptModel`. LoRA goes 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from attempt import storage
@@ -31,6 +29,7 @@ from attempt.modeling.scoring import (
     label_log_likelihood,
     seq2seq_candidate_log_likelihoods,
 )
+from attempt.reading import HASH_KEY, load_safetensors, read_json
 
 CONFIG_FILE = "finetune_config.json"
 WEIGHTS_FILE = "finetune_model.safetensors"
@@ -345,7 +344,9 @@ class FineTuneModel(nn.Module):
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory} has no {name}: it is not a saved FineTuneModel.")
-        meta = json.loads((directory / CONFIG_FILE).read_text())
+        fix = (f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train it "
+               "again.")
+        meta = read_json(directory / CONFIG_FILE, fix)
         hidden = backbone.get_input_embeddings().weight.shape[1]
         if hidden != meta["hidden_size"]:
             raise ValueError(
@@ -355,7 +356,7 @@ class FineTuneModel(nn.Module):
         model = cls(backbone, FineTuneConfig.from_dict(meta["finetune"]), backbone_name=meta["backbone"])
         if model.family != meta["family"]:
             raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {model.family}.")
-        state = load_file(str(directory / WEIGHTS_FILE))
+        state = load_safetensors(directory / WEIGHTS_FILE, fix, sha256=meta.get(HASH_KEY))  # older saves: no hash
         params = model.trainable_state_dict()
         if set(state) != set(params):
             missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))

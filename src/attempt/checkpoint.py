@@ -9,7 +9,8 @@
   number of processes;
 - ``train_config.json``: the run's TrainConfig, to refuse resuming a different run;
 - ``manifest.json``: the content hashes of the source prompts the model mixes, to refuse resuming with
-  other prompts under the same names (absent from checkpoints written before it existed).
+  other prompts under the same names, and the sha256 of every file above, to refuse a damaged one (absent
+  from checkpoints written before it existed, which load unchecked).
 
 The folder is written to a temporary sibling and renamed into place (`attempt.storage.atomic_directory`),
 so an interrupted write leaves the previous checkpoint intact; `recover` puts it back in place when the
@@ -20,7 +21,6 @@ checkpoint folder that lacks a file is an error (`load`), never a silent restart
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -29,9 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
-from attempt import storage
+from attempt import reading, storage
 
 WEIGHTS = "trainable.safetensors"
 OPTIMIZER = "optimizer.pt"
@@ -102,7 +101,8 @@ def save(
         torch.save(rng, tmp / RNG)
         storage.write_json(tmp / STATE, state)
         storage.write_json(tmp / CONFIG, config)
-        storage.write_json(tmp / MANIFEST, {"sources": dict(sources or {})})
+        hashes = {name: reading.file_sha256(tmp / name) for name in REQUIRED}
+        storage.write_json(tmp / MANIFEST, {"sources": dict(sources or {}), "sha256": hashes})
     return directory
 
 
@@ -147,13 +147,18 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> dic
     (``manifest`` is ``{}`` for a checkpoint written before manifests existed)."""
     directory = Path(directory)
     check_complete(directory)
-    manifest = directory / MANIFEST
+    fix = (f"The checkpoint {directory} is damaged: delete it to restart this run from step 0 (metrics.jsonl "
+           "is kept).")
+    manifest = reading.read_json(directory / MANIFEST, fix) if (directory / MANIFEST).is_file() else {}
+    hashes = manifest.get("sha256", {}) if isinstance(manifest, dict) else {}
+    for name in REQUIRED:
+        reading.check_sha256(directory / name, hashes.get(name), fix)
     return {
-        "manifest": json.loads(manifest.read_text()) if manifest.is_file() else {},
-        "weights": load_file(str(directory / WEIGHTS)),
-        "optimizer": torch.load(directory / OPTIMIZER, map_location=map_location, weights_only=True),
-        "scheduler": torch.load(directory / SCHEDULER, map_location="cpu", weights_only=True),
-        "rng": torch.load(directory / RNG, map_location="cpu", weights_only=True),
-        "state": json.loads((directory / STATE).read_text()),
-        "config": json.loads((directory / CONFIG).read_text()),
+        "manifest": manifest,
+        "weights": reading.load_safetensors(directory / WEIGHTS, fix),
+        "optimizer": reading.torch_load(directory / OPTIMIZER, fix, map_location=map_location),
+        "scheduler": reading.torch_load(directory / SCHEDULER, fix),
+        "rng": reading.torch_load(directory / RNG, fix),
+        "state": reading.read_json(directory / STATE, fix),
+        "config": reading.read_json(directory / CONFIG, fix),
     }

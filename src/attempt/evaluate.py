@@ -24,6 +24,7 @@ import torch
 
 from attempt import storage
 from attempt.collate import Collator, make_examples
+from attempt.reading import read_json, verify_model_directory
 from attempt.tasks import Task, get_task
 
 METHODS = ("rank", "generate")
@@ -409,6 +410,12 @@ def predict(
 
 
 # ------------------------------------------------------------------------------------------ reloading
+def damaged_model_fix(directory: str | Path) -> str:
+    """What to do about a damaged saved model in `directory`."""
+    return (f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train the run "
+            "again in a fresh output_dir.")
+
+
 def load_run(
     run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None
 ) -> tuple[Any, Any, Any]:
@@ -436,7 +443,8 @@ def load_run(
             f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
             "(written by attempt.train.train after its first evaluation)."
         )
-    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    fix = "Restore it: best/train_config.json is a copy of it." if config_path.parent == run_dir else damaged_model_fix(best)
+    config = TrainConfig.from_dict(read_json(config_path, fix))
     if backbone is None:
         from attempt.resolve import load_backbone
 
@@ -451,13 +459,16 @@ def load_run(
 
 
 def load_saved_model(config: Any, backbone: torch.nn.Module, directory: str | Path) -> Any:
-    """Load the model class of `config.mode` saved in `directory` onto `backbone`."""
+    """Load the model class of `config.mode` saved in `directory` onto `backbone`, after checking the folder
+    (`attempt.reading.verify_model_directory`: a damaged file is a one-line error, not a parser's traceback).
+    """
     if config.mode in ("finetune", "lora"):
         from attempt.baselines import FineTuneModel
 
-        return FineTuneModel.from_pretrained(backbone, directory)
+        return FineTuneModel.from_pretrained(backbone, directory)  # checks the folder itself
     from attempt.modeling import AttemptModel
+    from attempt.modeling.base import CONFIG_FILE, WEIGHTS_FILE
 
-    meta = json.loads((Path(directory) / "attempt_config.json").read_text())
+    meta = verify_model_directory(directory, CONFIG_FILE, WEIGHTS_FILE, damaged_model_fix(directory))
     sources = config.library if meta.get("source_prompts") else None
     return AttemptModel.from_pretrained(backbone, directory, source_prompts=sources)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from attempt import locking, storage
+from attempt import locking, reading, storage
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 PEFT_TASK_TYPES = ("CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION", "SEQ_CLS")
@@ -145,7 +145,12 @@ class PromptLibrary:
 
     def list(self) -> list[dict[str, Any]]:
         """Metadata of every prompt (name, task, backbone, d, m, training, score, hash)."""
-        return [json.loads(self._paths(n)[1].read_text()) for n in self.names()]
+        return [reading.read_json(self._paths(n)[1], self._damaged_fix(n)) for n in self.names()]
+
+    def _damaged_fix(self, name: str) -> str:
+        """What to do about a damaged prompt `name`."""
+        return (f"Remove it (`attempt prompts remove {name} --library {self.root}`) and add it again (`attempt "
+                "prompts add/import`, or retrain it with `attempt train-source --overwrite`).")
 
     def __contains__(self, name: str) -> bool:
         return self._paths(name)[0].exists()
@@ -155,25 +160,38 @@ class PromptLibrary:
 
         Raises:
             KeyError: when the library has no such prompt (the message lists the ones it has).
-            ValueError: when the file's content does not match its recorded hash.
+            attempt.reading.CorruptFile (a ValueError): when a file is damaged, its values are not finite, or
+                its content does not match its recorded hash; the message says how to replace it.
         """
         tensor_path, meta_path = self._paths(name)
         if not tensor_path.exists():
             have = ", ".join(self.names()) or "none"
             raise KeyError(f"No source prompt {name!r} in library {self.root}. It has: {have}.")
-        with safe_open(str(tensor_path), framework="pt") as f:
-            embeddings = f.get_tensor("prompt")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        prompt = SourcePrompt(
-            name=name,
-            embeddings=embeddings,
-            task=meta.get("task"),
-            backbone=meta.get("backbone"),
-            training=meta.get("training") or {},
-            score=meta.get("score"),
-        )
+        fix = self._damaged_fix(name)
+        try:
+            with safe_open(str(tensor_path), framework="pt") as f:
+                embeddings = f.get_tensor("prompt")
+        except Exception as error:  # noqa: BLE001 - SafetensorError (a damaged file) is no ValueError / OSError
+            detail = " ".join(str(error).split())
+            raise reading.CorruptFile(f"{tensor_path} is damaged or not a prompt file ({detail}). {fix}") from None
+        meta = reading.read_json(meta_path, fix) if meta_path.exists() else {}
+        if not isinstance(meta, dict):
+            raise reading.CorruptFile(f"{meta_path} should hold a JSON object. {fix}")
+        try:
+            prompt = SourcePrompt(
+                name=name,
+                embeddings=embeddings,
+                task=meta.get("task"),
+                backbone=meta.get("backbone"),
+                training=meta.get("training") or {},
+                score=meta.get("score"),
+            )
+        except ValueError as error:  # NaN / inf values, a tensor that is not (m, d)
+            raise reading.CorruptFile(f"{tensor_path}: {error} {fix}") from None
         if meta.get("hash") and meta["hash"] != prompt.hash:
-            raise ValueError(f"{tensor_path} does not match the hash recorded in {meta_path}: the file was changed.")
+            raise reading.CorruptFile(
+                f"{tensor_path} does not match the hash recorded in {meta_path}: the file was changed. {fix}"
+            )
         return prompt
 
     def load(self, names: list[str] | str | None = None, hidden_size: int | None = None) -> list[SourcePrompt]:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from attempt.reading import HASH_KEY, file_sha256
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -85,9 +87,13 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 def write_model_directory(
     directory: str | Path, config_name: str, meta: dict[str, Any], weights_name: str, state: dict[str, torch.Tensor]
 ) -> Path:
-    """Write a saved-model folder (a JSON config and a safetensors file) as one atomic replacement."""
+    """Write a saved-model folder (a JSON config and a safetensors file) as one atomic replacement.
+
+    The config also records the sha256 of the weights file (``weights_sha256``), so that a load can tell a
+    damaged or changed file from the one written here (`attempt.reading.verify_model_directory`).
+    """
     directory = Path(directory)
     with atomic_directory(directory) as tmp:
-        write_json(tmp / config_name, meta)
         write_safetensors(tmp / weights_name, state, metadata={"format": "pt"})
+        write_json(tmp / config_name, {**meta, HASH_KEY: file_sha256(tmp / weights_name)})
     return directory

@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from attempt import checkpoint, locking, storage
+from attempt import checkpoint, locking, reading, storage
 from attempt.batching import GROUP_FACTOR, BatchStream, load_task_data  # noqa: F401 - GROUP_FACTOR re-exported
 from attempt.build import (  # noqa: F401 - build_model, check_distributed_type re-exported
     build_model,
@@ -214,9 +214,10 @@ def _resume(
     if resumed:
         saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
         _check_same_run(saved["config"], config_dict, checkpoint_dir)
-        if saved["state"]["num_processes"] != accelerator.num_processes:
+        loaded = _loop_state(saved["state"], checkpoint_dir)
+        if loaded.num_processes != accelerator.num_processes:
             raise CheckpointMismatch(
-                f"{checkpoint_dir} was written by {saved['state']['num_processes']} process(es); this run has "
+                f"{checkpoint_dir} was written by {loaded.num_processes} process(es); this run has "
                 f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
             )
         missing, unexpected = unwrapped.load_state_dict(saved["weights"], strict=False)
@@ -225,12 +226,34 @@ def _resume(
         _check_same_sources(saved["manifest"].get("sources"), _source_hashes(unwrapped), config.library, checkpoint_dir)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state = LoopState(**saved["state"])
+        state = loaded
         checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
     elif accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         storage.write_json(output_dir / CONFIG_FILE, config_dict)
     return state, resumed
+
+
+def _loop_state(saved: Any, checkpoint_dir: Path) -> LoopState:
+    """The LoopState saved in ``state.json``; a file that parses but does not hold one is damaged too."""
+    try:
+        return LoopState(**saved)
+    except TypeError as error:
+        raise reading.CorruptFile(
+            f"{checkpoint_dir / checkpoint.STATE} does not hold a training loop state ({error}). Delete "
+            f"{checkpoint_dir} to restart this run from step 0."
+        ) from None
+
+
+def _check_best(config: TrainConfig, best_dir: Path) -> None:
+    """Check ``best/`` before the test evaluation reloads it (a damaged file: one line, not a traceback)."""
+    from attempt.evaluate import damaged_model_fix
+
+    if config.mode in ("finetune", "lora"):
+        from attempt import baselines as saved
+    else:
+        from attempt.modeling import base as saved
+    reading.verify_model_directory(best_dir, saved.CONFIG_FILE, saved.WEIGHTS_FILE, damaged_model_fix(best_dir))
 
 
 def _record_validation(state: LoopState, metrics: dict[str, Any], patience: int | None) -> bool:
@@ -472,6 +495,7 @@ def _train(
 
     # 5. test the best model ---------------------------------------------------------------------------
     accelerator.wait_for_everyone()
+    _check_best(config, best_dir)
     load_best_weights(config, unwrapped, best_dir)
     test_metrics, attention = evaluate_split("test", unwrapped, output_dir / PREDICTIONS_FILE, output_dir / ATTENTION_FILE)
     log.log({"step": state.step, "type": "eval", "split": "test", "metrics": test_metrics, "best_step": state.best_step})
