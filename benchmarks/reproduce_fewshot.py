@@ -1,0 +1,349 @@
+"""The paper's few-shot claim on SmolLM2-135M-Instruct with the shipped source prompts, seed by seed.
+
+    python benchmarks/reproduce_fewshot.py                 # the grid (hours on 2 CPU cores; resumable)
+    python benchmarks/reproduce_fewshot.py --report-only   # report the cells finished so far
+    python benchmarks/reproduce_fewshot.py --tiny --out /tmp/x   # the tests' tiny causal LM (seconds)
+
+ATTEMPT's strongest claim (Asai et al., EMNLP 2022, arXiv 2205.11961, few-shot table) is that the mixture of
+source prompts helps most when the target has few examples. The grid: targets cb, boolq, rte; k = 16 and 32
+examples per class; prompt tuning, SPoT (prompt tuning started from the single source prompt that scores best
+on the target's validation rows as it is, untrained) and ATTEMPT (temperature "auto") in every cell; at k = 16
+also ATTEMPT at the paper's T = d·e and LoRA. Each seed draws its own k-shot sample and initialisation
+(`TrainConfig.seed`); the split seed is fixed, so every method and seed is tested on the same test rows (at
+most TEST_LIMIT per task). Every method trains STEPS steps of BATCH examples and is evaluated once, at the end.
+
+The report gives test mean ± std over seeds per cell and the paired difference ATTEMPT − PT and ATTEMPT − SPoT
+per task and k (same seeds, so same k-shot samples), with a 95% t-interval over seeds; and the attention's
+peak weight and entropy per task at both temperatures.
+
+Data: the mirror's BoolQ training pool is FewGLUE's 32 + 32 rows of the official train (27 false, 37 true);
+CB's has 16 "neutral" rows. Cells whose k exceeds a class's pool take all of that class's rows
+(`k_shot_allow_fewer`), and the report says which.
+
+Every cell is its own folder under <out>/reproduce/fewshot-<backbone>/ (not committed): a finished cell is read
+back, an interrupted one resumes from its checkpoint; only results.json, attention and predictions are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # reproduce.py, beside this script
+from reproduce import data_overlay, slug  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
+DATA_DIR = REPO.parent / "shared" / "data"
+TARGETS = ("cb", "boolq", "rte")
+KS = (16, 32)
+METHODS = ("prompt_tuning", "spot", "attempt")
+K16_METHODS = ("attempt_paper", "lora")  # only at k = 16
+# BoolQ's training pool in the mirror: FewGLUE's two 32-row samples of the official train, together
+POOLS = {("aps/super_glue", "boolq"): ("train_fewglue32", "validation_fewglue32")}
+
+
+@dataclass(frozen=True)
+class Options:
+    """One few-shot grid: what runs and how big every cell is."""
+
+    backbone: str = BACKBONE
+    library: Path = LIBRARY
+    targets: tuple[str, ...] = TARGETS
+    ks: tuple[int, ...] = KS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    steps: int = 80
+    batch: int = 8
+    prompt_lr: float = 0.01  # the shipped sources' learning rate (benchmarks/source_prompts.py)
+    lora_lr: float = 1e-3
+    test_limit: int = 300
+    eval_limit: int = 100  # validation rows: the SPoT source choice and the end-of-run validation score
+    max_source_length: int = 128
+    split_seed: int = 0
+    tiny: bool = False
+    lr_overrides: dict[str, float] = field(default_factory=dict)
+
+
+def methods_at(k: int) -> tuple[str, ...]:
+    return METHODS + (K16_METHODS if k == 16 else ())
+
+
+def fewshot_data(source: Path, overlay: Path) -> Path:
+    """The mirror's links (reproduce.data_overlay) plus BoolQ's training pool written as its train split."""
+    data_overlay(source, overlay)
+    for (hub_id, config), parts in POOLS.items():
+        train = overlay / hub_id / config / "train.jsonl"
+        if not (source / hub_id / config / "train.jsonl").exists():
+            train.unlink(missing_ok=True)
+            lines = [line for part in parts for line in (source / hub_id / config / f"{part}.jsonl").read_text().splitlines()]
+            train.write_text("\n".join(lines) + "\n")
+    return overlay
+
+
+class FewShotGrid:
+    """Runs (or reads back) the cells of one few-shot grid; one backbone load, a fresh copy per cell."""
+
+    def __init__(self, options: Options, out: Path, data_dir: Path, log=print):
+        self.options, self.log = options, log
+        name = "tiny-llama" if options.tiny else slug(options.backbone)
+        self.root = out / "reproduce" / f"fewshot-{name}"
+        self.data_dir = fewshot_data(data_dir, self.root / "data")
+        self.computed = self.reused = self.missing = 0
+        if options.tiny:
+            sys.path.insert(0, str(REPO / "tests"))
+            from conftest import build_backbone, build_tokenizer
+
+            self._backbone, self.tokenizer, self.family = build_backbone("causal"), build_tokenizer("causal"), "causal"
+        else:
+            from attempt.resolve import load_backbone
+
+            self._backbone, self.tokenizer, self.family = load_backbone(options.backbone)
+        from attempt.prompts import PromptLibrary
+
+        self.sources = PromptLibrary(options.library).names()
+        if not self.sources:
+            raise ValueError(f"No source prompts in {options.library}: run benchmarks/source_prompts.py first.")
+        self.prompt_length = PromptLibrary(options.library).get(self.sources[0]).length
+
+    def config(self, method: str, task: str, k: int | None, seed: int, out: Path, sources: tuple[str, ...] = ()):
+        """The TrainConfig of one cell (method: a grid method name; attempt_paper = ATTEMPT at T = d·e)."""
+        from attempt.config import TrainConfig
+
+        o = self.options
+        mode = {"attempt_paper": "attempt"}.get(method, method)
+        attempt = {"prompt_length": self.prompt_length, **({"temperature": "paper"} if method == "attempt_paper" else {})}
+        lr = o.lr_overrides.get(method, o.lora_lr if method == "lora" else o.prompt_lr)
+        return TrainConfig(
+            mode=mode, backbone="tiny-llama" if o.tiny else o.backbone, tasks=(task,), source_prompts=sources,
+            library=str(o.library), output_dir=str(out), data_dir=str(self.data_dir), attempt=attempt,
+            max_steps=o.steps, batch_size=o.batch, eval_batch_size=32, learning_rate=lr, warmup_steps=o.steps // 10,
+            seed=seed, split_seed=o.split_seed, max_source_length=o.max_source_length, eval_every=0, k_shot=k,
+            k_shot_allow_fewer=True, eval_limit=o.eval_limit, test_limit=o.test_limit, eval_method="rank",
+        )  # fmt: skip
+
+    def cell_sources(self, method: str, task: str, spot: dict[str, Any]) -> tuple[str, ...]:
+        if method in ("attempt", "attempt_paper"):
+            return tuple(self.sources)
+        return (spot[task]["chosen"],) if method == "spot" else ()
+
+    def run_cell(self, key: dict[str, Any], config, compute: bool) -> dict[str, Any]:
+        """Train one cell, or read back its results.json; returns the cell record (key + results)."""
+        from attempt.train import train
+
+        out = Path(config.output_dir)
+        record = {**key, "output_dir": str(out.relative_to(self.root))}
+        if (out / "results.json").is_file():
+            self.reused += 1
+            return {**record, **read_cell(out), "reused": True}
+        if not compute:
+            self.missing += 1
+            return {**record, "missing": True}
+        self.log(f"run  {json.dumps(key)}")
+        started = time.time()
+        train(config, model=copy.deepcopy(self._backbone), tokenizer=self.tokenizer, progress=False)
+        for name in ("checkpoint", "best"):  # the weights: the cell's numbers are what is kept
+            shutil.rmtree(out / name, ignore_errors=True)
+        self.computed += 1
+        result = read_cell(out)
+        self.log(f"     test {result['test']:.2f} ({time.time() - started:.0f} s)")
+        return {**record, **result, "reused": False}
+
+    def spot_sources(self, compute: bool) -> dict[str, dict[str, Any]]:
+        """Per target, every source prompt's validation score as it is (untrained), and the best one: SPoT's
+        source. Cached in spot_sources.json (a few minutes of evaluation)."""
+        from attempt.batching import load_task_data
+        from attempt.build import build_model
+        from attempt.evaluate import evaluate
+
+        path = self.root / "spot_sources.json"
+        chosen = json.loads(path.read_text()) if path.is_file() else {}
+        for task in self.options.targets:
+            if task in chosen or not compute:
+                continue
+            scores = {}
+            for name in self.sources:
+                config = self.config("spot", task, None, 0, self.root / "spot", (name,))
+                rows = {task: load_task_data(config)[task]["validation"]}
+                model = build_model(config, self._backbone, self.tokenizer, self.family)
+                scores[name] = evaluate(model, self.tokenizer, rows, batch_size=32, max_source_length=config.max_source_length)["average"]
+            chosen[task] = {"chosen": max(scores, key=scores.get), "validation_untrained": scores}
+            self.log(f"spot source for {task}: {chosen[task]}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(chosen, indent=2) + "\n")
+        return chosen
+
+    def run_all(self, compute: bool = True) -> dict[str, Any]:
+        spot = self.spot_sources(compute)
+        cells = []
+        for k in self.options.ks:  # k = 16 first: the cells every comparison needs
+            for task in self.options.targets:
+                for seed in self.options.seeds:
+                    for method in methods_at(k):
+                        if method == "spot" and task not in spot:
+                            continue
+                        key = {"method": method, "task": task, "k": k, "seed": seed}
+                        out = self.root / "cells" / method / task / f"k{k}_s{seed}"
+                        config = self.config(method, task, k, seed, out, self.cell_sources(method, task, spot))
+                        cells.append(self.run_cell(key, config, compute))
+        return {"cells": cells, "spot_sources": spot}
+
+
+def read_cell(out: Path) -> dict[str, Any]:
+    """A finished cell's numbers: test / validation averages, and its attention statistics over test rows."""
+    results = json.loads((out / "results.json").read_text())
+    record = {"test": results["test"]["average"], "validation": results["validation"]["average"],
+              "test_metrics": results["test"], "wall_time_s": results["wall_time_s"]}  # fmt: skip
+    weights = []
+    predictions = out / "test_predictions.jsonl"
+    if predictions.is_file():
+        for line in predictions.read_text().splitlines():
+            row = json.loads(line).get("attention_weights")
+            if row:
+                weights.append(row)
+    if weights:
+        record["attention"] = attention_stats(weights)
+    return record
+
+
+def attention_stats(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """Peak weight and entropy of the attention, averaged over examples; the spread over examples of each
+    prompt's weight (0 when the attention ignores the input); the mean weight per prompt."""
+    names = list(rows[0])
+    peaks = [max(r.values()) for r in rows]
+    entropies = [-sum(w * math.log(w) for w in r.values() if w > 0) for r in rows]
+    means = {n: sum(r[n] for r in rows) / len(rows) for n in names}
+    spread = {n: math.sqrt(sum((r[n] - means[n]) ** 2 for r in rows) / len(rows)) for n in names}
+    return {"peak": sum(peaks) / len(peaks), "max_peak": max(peaks), "entropy": sum(entropies) / len(entropies),
+            "uniform_entropy": math.log(len(names)), "input_spread": sum(spread.values()) / len(spread),
+            "mean_weights": means}  # fmt: skip
+
+
+def paired(cells: list[dict[str, Any]], a: str, b: str, task: str, k: int) -> dict[str, Any] | None:
+    """Method a − method b on the seeds both finished (same k-shot sample per seed): mean and 95% t-interval."""
+    from scipy import stats
+
+    score = {(c["method"], c["seed"]): c["test"] for c in cells if c["task"] == task and c["k"] == k and "test" in c}
+    seeds = sorted(s for (m, s) in score if m == a and (b, s) in score)
+    if len(seeds) < 2:
+        return None
+    diffs = [score[(a, s)] - score[(b, s)] for s in seeds]
+    mean = sum(diffs) / len(diffs)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    half = stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    verdict = "a > b" if mean - half > 0 else ("a < b" if mean + half < 0 else "no difference at 95%")
+    return {"a": a, "b": b, "task": task, "k": k, "seeds": seeds, "diffs": diffs, "mean": mean,
+            "ci95": [mean - half, mean + half], "verdict": verdict}  # fmt: skip
+
+
+def summarise(cells: list[dict[str, Any]], options: Options) -> dict[str, Any]:
+    """Mean ± std per (task, k, method), the paired differences, and the attention per (task, method)."""
+    table: dict[str, Any] = {}
+    for c in cells:
+        if "test" in c:
+            table.setdefault(f"{c['task']} k={c['k']}", {}).setdefault(c["method"], []).append(c["test"])
+    table = {row: {m: {"mean": sum(v) / len(v), "std": _std(v), "n": len(v)} for m, v in methods.items()}
+             for row, methods in table.items()}  # fmt: skip
+    pairs = [paired(cells, "attempt", b, t, k) for k in options.ks for t in options.targets for b in ("prompt_tuning", "spot")]
+    attention: dict[str, Any] = {}
+    for method in ("attempt", "attempt_paper"):
+        for task in options.targets:
+            stats = [c["attention"] for c in cells if c["method"] == method and c["task"] == task and "attention" in c]
+            if stats:
+                attention[f"{task} {method}"] = {key: sum(s[key] for s in stats) / len(stats)
+                                                 for key in ("peak", "max_peak", "entropy", "uniform_entropy", "input_spread")}
+    return {"table": table, "paired": [p for p in pairs if p], "attention": attention}
+
+
+def _std(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+LABELS = {"prompt_tuning": "PT", "spot": "SPoT", "attempt": "ATTEMPT (T auto)", "attempt_paper": "ATTEMPT (T = d·e)",
+          "lora": "LoRA"}  # fmt: skip
+
+
+def report(results: dict[str, Any]) -> str:
+    """The Markdown report: protocol, the score table, the paired differences, the attention."""
+    o, summary = results["options"], results["summary"]
+    status = "complete" if not results["cells_missing"] else f"PARTIAL: {results['cells_missing']} cells not run yet"
+    lines = [f"# Few-shot ATTEMPT on {o['backbone']} ({status})", "",
+             f"{o['steps']} steps of {o['batch']} examples per cell, prompt lr {o['prompt_lr']} (LoRA {o['lora_lr']}), "
+             f"seeds {o['seeds']} (each its own k-shot sample and initialisation), the same test rows for every "
+             f"method and seed (at most {o['test_limit']} per task: {results['test_rows']}). Sources: "
+             f"{', '.join(results['sources'])}. SPoT's source per target (best untrained validation score): "
+             + ", ".join(f"{t} → {v['chosen']}" for t, v in results["spot_sources"].items()) + ".", "",
+             "Test score, mean ± std over seeds (n):", "",
+             "| task | " + " | ".join(LABELS[m] for m in LABELS) + " |", "|---|" + "---:|" * len(LABELS)]  # fmt: skip
+    for row, methods in summary["table"].items():
+        cells = [f"{methods[m]['mean']:.1f} ± {methods[m]['std']:.1f} ({methods[m]['n']})" if m in methods else "–" for m in LABELS]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired difference ATTEMPT − baseline over the same seeds, 95% t-interval:", "",
+              "| task | k | baseline | mean | 95% CI | seeds | verdict |", "|---|---:|---|---:|---|---:|---|"]
+    for p in summary["paired"]:
+        lines.append(f"| {p['task']} | {p['k']} | {LABELS[p['b']]} | {p['mean']:+.1f} | "
+                     f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] | {len(p['seeds'])} | {p['verdict'].replace('a', 'ATTEMPT', 1).replace(' b', ' ' + LABELS[p['b']])} |")
+    lines += ["", "Attention over the test rows (mean over seeds): peak = mean of each example's largest weight; "
+              "entropy against the uniform one; input spread = mean std over examples of a prompt's weight "
+              "(0: the same weights for every input).", "",
+              "| task, method | peak | largest | entropy (uniform) | input spread |", "|---|---:|---:|---:|---:|"]
+    for row, a in summary["attention"].items():
+        lines.append(f"| {row} | {a['peak']:.3f} | {a['max_peak']:.3f} | {a['entropy']:.3f} ({a['uniform_entropy']:.3f}) | "
+                     f"{a['input_spread']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = True, threads: int | None = None,
+        log=print) -> dict[str, Any]:
+    """Run (or read back) the grid and write reproduce-fewshot-<backbone>.{json,md} under `out`."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    grid = FewShotGrid(options, out, data_dir, log)
+    ran = grid.run_all(compute)
+    from attempt.batching import load_task_data
+
+    test_rows = {t: len(load_task_data(grid.config("prompt_tuning", t, 16, 0, out))[t]["test"]) for t in options.targets}
+    results = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()},
+               "sources": grid.sources, "spot_sources": ran["spot_sources"], "cells": ran["cells"],
+               "cells_computed": grid.computed, "cells_reused": grid.reused, "cells_missing": grid.missing,
+               "test_rows": test_rows, "summary": summarise(ran["cells"], options)}  # fmt: skip
+    stem = out / f"reproduce-fewshot-{'tiny' if options.tiny else slug(options.backbone)}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(report(results))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    parser.add_argument("--ks", nargs="+", type=int, default=list(KS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM and a random library")
+    parser.add_argument("--library", type=Path, default=LIBRARY)
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished cells")
+    args = parser.parse_args(argv)
+    options = Options(library=args.library, targets=tuple(args.targets), ks=tuple(args.ks),
+                      seeds=tuple(range(args.seeds)), tiny=args.tiny)
+    results = run(options, args.out, args.data_dir, compute=not args.report_only, threads=args.threads)
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
