@@ -211,3 +211,19 @@ def test_lower_temperature_and_larger_gain_raise_the_bound():
     assert paper.max_attention_weight() > before
     with pytest.raises(ValueError, match="learned attention"):
         make(AttemptConfig(prompt_length=M, uniform_weights=True))[0].logit_bounds()
+
+
+def test_original_preset_matches_the_original_code():
+    config = AttemptConfig.original(prompt_length=M)
+    assert (config.pooling, config.train_layer_norm, config.temperature) == ("max_unmasked", False, "paper")
+    torch.manual_seed(0)
+    mixture = AttentionalMixture(config, 256, torch.randn(T, M, 256), torch.randn(M, 256))
+    assert mixture.temperature == pytest.approx(256 * math.e)
+    for weight in (mixture.attention.down.weight, mixture.attention.up.weight):
+        assert float(weight.std()) == pytest.approx(0.01, rel=0.1) and abs(float(weight.mean())) < 2e-3
+    assert not any(p.requires_grad for p in mixture.attention.norm.parameters())
+    default = AttentionalMixture(AttemptConfig(prompt_length=M), 256, torch.randn(T, M, 256), torch.randn(M, 256))
+    assert float(default.attention.down.weight.std()) > 0.03  # nn.Linear's kaiming-uniform: 1/sqrt(3·256)
+    assert AttemptConfig.original(temperature=5.0).temperature == 5.0
+    with pytest.raises(ValueError, match="attention_init"):
+        AttemptConfig(attention_init="xavier")

@@ -18,6 +18,7 @@ METHODS = ("attempt", "prompt_tuning")
 TARGET_INITS = ("source", "vocab", "text")
 HEAD_POOLINGS = ("mean", "cls")
 TEMPERATURES = ("auto", "paper", "sqrt_d")
+ATTENTION_INITS = ("default", "normal")
 # temperature="auto": the largest logit an input can reach when the LayerNorm is at identity. A LayerNorm
 # output n has zero mean and norm √d, so n · p̂ ≤ √d |p̂ − mean(p̂)|; with T = √d max_j |p̂_j − mean(p̂_j)| / 5 the
 # best-placed prompt can reach logit 5 (e^5 / (e^5 + 6 e^-5) > 0.99 of the weight among 7 prompts), while a
@@ -119,6 +120,8 @@ class AttemptConfig:
             on small-embedding backbones it keeps the attention near uniform (see
             `AttentionalMixture.max_attention_weight`); "sqrt_d" = √d, scaled dot-product attention.
         bottleneck_size: width r of the attention projection W_down: d→r, W_up: r→d.
+        attention_init: "default" (PyTorch's nn.Linear initialisation) or "normal": W_down and W_up drawn from
+            N(0, 0.01²), as the original code does.
         train_layer_norm: train the LayerNorm's affine parameters (the original code never updates them;
             False keeps them at identity for exact reproduction).
         target_in_attention: the target prompt is one of the t+1 prompts attended over.
@@ -141,6 +144,7 @@ class AttemptConfig:
     pooling: str = "max"
     temperature: float | str | None = "auto"
     bottleneck_size: int = 100
+    attention_init: str = "default"
     train_layer_norm: bool = True
     target_in_attention: bool = True
     target_residual: bool = True
@@ -158,6 +162,7 @@ class AttemptConfig:
         if self.target_init is not None:
             _choice("target_init", self.target_init, TARGET_INITS)
         _choice("head_pooling", self.head_pooling, HEAD_POOLINGS)
+        _choice("attention_init", self.attention_init, ATTENTION_INITS)
         if isinstance(self.tasks, str):
             self.tasks = (self.tasks,)
         self.tasks = tuple(self.tasks)
@@ -178,6 +183,17 @@ class AttemptConfig:
         if self.target_init == "text" and not self.target_init_text:
             raise ValueError("target_init='text' needs target_init_text, e.g. target_init_text='Classify:'.")
         labels_per_task(self.num_labels, self.tasks)  # validates
+
+    @classmethod
+    def original(cls, **fields: Any) -> AttemptConfig:
+        """The original code's choices (github.com/AkariAsai/ATTEMPT), for exact reproduction: max-pooling over
+        padding too, the LayerNorm never trained, T = d·e, W_down/W_up from N(0, 0.01²). `fields` override.
+
+        The training side of the original is set on TrainConfig: no weight decay on the attention
+        (weight_decay=0) and padding to max_source_length (pad_to=max_source_length, without which
+        "max_unmasked" pools over a batch-dependent amount of padding)."""
+        preset = {"pooling": "max_unmasked", "train_layer_norm": False, "temperature": "paper", "attention_init": "normal"}
+        return cls(**{**preset, **fields})
 
     def labels_per_task(self) -> dict[str, int]:
         """{task: number of head outputs} for encoder-only backbones (empty when num_labels is None)."""

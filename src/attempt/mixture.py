@@ -66,10 +66,13 @@ class AttentionModule(nn.Module):
     after training without changing it.
     """
 
-    def __init__(self, hidden_size: int, bottleneck_size: int = 100, train_layer_norm: bool = True):
+    def __init__(self, hidden_size: int, bottleneck_size: int = 100, train_layer_norm: bool = True, init: str = "default"):
         super().__init__()
         self.down = nn.Linear(hidden_size, bottleneck_size, bias=False)
         self.up = nn.Linear(bottleneck_size, hidden_size, bias=False)
+        if init == "normal":  # the original code's N(0, 0.01²)
+            nn.init.normal_(self.down.weight, std=0.01)
+            nn.init.normal_(self.up.weight, std=0.01)
         self.norm = nn.LayerNorm(hidden_size)
         self.norm.requires_grad_(train_layer_norm)
 
@@ -122,7 +125,9 @@ class AttentionalMixture(nn.Module):
         self.target_prompts = nn.Parameter(target_init.detach().float().repeat(len(config.tasks), 1, 1))
         self.temperature = config.resolved_temperature(d, centred_key_norm(self.source_prompts))
         self.attention = (
-            AttentionModule(d, config.bottleneck_size, config.train_layer_norm) if self.uses_attention else None
+            AttentionModule(d, config.bottleneck_size, config.train_layer_norm, config.attention_init)
+            if self.uses_attention
+            else None
         )
 
     @property
