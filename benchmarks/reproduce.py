@@ -213,7 +213,7 @@ class Runner:
 
     def config(self, mode: str, tasks: tuple[str, ...], lr: float, seed: int, output_dir: Path, *,
                k: int | None = None, steps: int | None = None, source_prompts: tuple[str, ...] = (),
-               temperature: float | None = None):
+               temperature: float | str | None = None):
         from attempt.config import TrainConfig
 
         s = self.sizes
@@ -307,8 +307,9 @@ class Runner:
 
     def method_config(self, method: str, tasks: tuple[str, ...], lr: float, seed: int, out: Path,
                       k: int | None = None, steps: int | None = None):
-        if method in ("attempt", "attempt_m"):
-            return self.config("attempt", tasks, lr, seed, out, k=k, steps=steps, source_prompts=self.sources)
+        if method in ("attempt", "attempt_m"):  # this grid measures the paper's temperature, T = d·e
+            return self.config("attempt", tasks, lr, seed, out, k=k, steps=steps, source_prompts=self.sources,
+                               temperature="paper")
         if method == "attempt_sqrt_d":
             return self.config("attempt", tasks, lr, seed, out, k=k, steps=steps, source_prompts=self.sources,
                                temperature=math.sqrt(self.hidden_size))
