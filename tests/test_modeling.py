@@ -308,3 +308,22 @@ def test_auto_temperature_is_saved_as_a_number_and_reloads_the_same(tmp_path):
     assert saved["attempt"]["temperature"] == model.mixture.temperature
     again = AttemptModel.from_pretrained(backbone, tmp_path / "m", source_prompts=sources)
     assert again.mixture.temperature == model.mixture.temperature
+
+
+def test_causal_attention_reads_the_input_not_the_label_words():
+    """A decoder-only training row is input + label words; the attention must pool the input only, so that
+    training sees the same weights as inference (which has no label words)."""
+    from attempt.collate import Collator
+
+    torch.manual_seed(0)
+    sources = [SourcePrompt(n, torch.randn(4, 32) * 3, task=n) for n in ("mnli", "sst2")]
+    model = AttemptModel.from_backbone(build_backbone("causal"), sources, AttemptConfig(prompt_length=4, tasks=("rte",)))
+    collator = Collator(build_tokenizer("causal"), "causal", ["rte"], 64, 8)
+    rows = [{"sentence1": "the cat is happy", "sentence2": "a cat", "label": 0, "idx": 0},
+            {"sentence1": "a dog", "sentence2": "the dog is not sad", "label": 1, "idx": 1}]
+    examples = [{"task": "rte", "row": row, "index": i} for i, row in enumerate(rows)]
+    training, inference = collator(examples), collator(examples, for_generation=True)
+    trained = model(**training).attention_weights
+    _, _, inferred = model.prompted_inputs(inference["input_ids"], inference["attention_mask"], inference["task_ids"])
+    torch.testing.assert_close(trained, inferred)
+    assert float((trained - trained.mean(0)).abs().max()) > 1e-4  # the weights do depend on the input

@@ -176,8 +176,14 @@ class AttemptModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         task_ids: torch.Tensor | None = None,
+        read_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Embed the input and prepend each instance's prompt.
+
+        Args:
+            read_mask: (B, L) the tokens the attention pools over (default: attention_mask). A decoder-only
+                training row holds its label words after the input; the attention must not read them, or it
+                would see the answer in training and not at inference.
 
         Returns:
             inputs_embeds: (B, m+L, d); attention_mask: (B, m+L); weights: (B, t+1) or None.
@@ -187,7 +193,8 @@ class AttemptModel(nn.Module):
         if task_ids is not None and task_ids.numel() and int(task_ids.max()) >= len(self.tasks):
             raise ValueError(f"task_ids go up to {int(task_ids.max())} but this model has {len(self.tasks)} task(s).")
         embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, d)
-        prompt, weights = self.mixture(embeds, attention_mask, task_ids)  # (B, m, d), (B, t+1)
+        read = attention_mask if read_mask is None else read_mask
+        prompt, weights = self.mixture(embeds, read, task_ids)  # (B, m, d), (B, t+1)
         self._check_length(input_ids.shape[1])
         inputs_embeds = torch.cat([prompt.to(embeds.dtype), embeds], dim=1)  # (B, m+L, d)
         prompt_mask = attention_mask.new_ones(input_ids.shape[0], self.prompt_length)

@@ -26,6 +26,14 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (B, m+L)
 
 
+def _input_only(mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
+    """(B, L) 1 on the input tokens of a training row: real tokens that are not label tokens. A row that is
+    all labels (plain language modelling) has no separate input: the attention reads all of it."""
+    real = torch.ones_like(labels) if mask is None else mask
+    read = real * (labels == -100).to(real.dtype)  # (B, L)
+    return torch.where((read.sum(-1, keepdim=True) > 0), read, real)  # (B, L)
+
+
 class CausalAttemptModel(AttemptModel):
     family = "causal"
 
@@ -35,7 +43,9 @@ class CausalAttemptModel(AttemptModel):
         Returns logits (B, L, V) aligned with input_ids (the prompt positions are dropped); the loss is the
         backbone's shifted next-token loss with -100 over the prompt.
         """
-        inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids)
+        # the attention reads the input only: the label words (labels != -100) come after it in the row
+        read_mask = None if labels is None else _input_only(attention_mask, labels)
+        inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids, read_mask)
         # The LM head runs on the last prompt position and the input positions only (L+1 of m+L): the
         # prompt's own next-token logits are never used, and skipping them saves time and memory.
         keep = input_ids.shape[1] + 1
@@ -67,7 +77,7 @@ class CausalAttemptModel(AttemptModel):
 
     def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
         """(B,) sum of log p(tokens where labels != -100 | the tokens before them)."""
-        logits = self(input_ids, attention_mask, task_ids=task_ids).logits  # (B, L, V)
+        logits = self(input_ids, attention_mask, labels=labels, task_ids=task_ids).logits  # (B, L, V)
         return label_log_likelihood(logits[:, :-1], labels[:, 1:])
 
     @torch.no_grad()
