@@ -327,3 +327,18 @@ def test_causal_attention_reads_the_input_not_the_label_words():
     _, _, inferred = model.prompted_inputs(inference["input_ids"], inference["attention_mask"], inference["task_ids"])
     torch.testing.assert_close(trained, inferred)
     assert float((trained - trained.mean(0)).abs().max()) > 1e-4  # the weights do depend on the input
+
+
+def test_from_pretrained_refuses_damaged_weights_naming_the_file(tmp_path):
+    from attempt.reading import CorruptFile
+
+    torch.manual_seed(0)
+    sources = [SourcePrompt("mnli", torch.randn(4, 32), task="mnli")]
+    backbone = build_backbone("causal")
+    AttemptModel.from_backbone(backbone, sources, AttemptConfig(prompt_length=4, tasks=("rte",))).save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "attempt_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-64:] = b"\x7f" * 64  # inside the tensor bytes: still loads, different values
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CorruptFile, match="attempt_model.safetensors"):
+        AttemptModel.from_pretrained(backbone, tmp_path / "m", source_prompts=sources)

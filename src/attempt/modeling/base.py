@@ -7,16 +7,14 @@ the backbone; everything else — building the mixture, freezing, parameter grou
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from attempt import storage
+from attempt import reading, storage
 from attempt.config import AttemptConfig
 from attempt.mixture import AttentionalMixture
 from attempt.prompts import PromptLibrary, SourcePrompt, check_compatible, random_vocab_prompt
@@ -330,7 +328,8 @@ class AttemptModel(nn.Module):
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory} has no {name}: it is not a saved AttemptModel.")
-        meta = json.loads((directory / CONFIG_FILE).read_text())
+        fix = f"The saved model in {directory} is damaged: save or train it again."
+        meta = reading.read_json(directory / CONFIG_FILE, fix)
         config = AttemptConfig.from_dict(meta["attempt"])
         hidden = backbone.get_input_embeddings().weight.shape[1]
         if hidden != meta["hidden_size"]:
@@ -345,7 +344,7 @@ class AttemptModel(nn.Module):
         if wrapper.family != meta["family"]:
             raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {wrapper.family}.")
         model = wrapper(backbone, config, prompts, backbone_name=meta["backbone"], initialise=False)
-        state = load_file(str(directory / WEIGHTS_FILE))
+        state = reading.load_safetensors(directory / WEIGHTS_FILE, fix, sha256=meta.get(reading.HASH_KEY))
         expected = set(model.trainable_state_dict())
         if set(state) != expected:
             raise ValueError(
