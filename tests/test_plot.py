@@ -111,3 +111,14 @@ def test_training_curves_read_the_nested_metrics_train_writes(tmp_path):
     train, valid = curve_series(read_records(path))
     assert train == {"loss": [(1.0, 0.7)], "lr/prompt": [(1.0, 0.3)]}
     assert valid == {"rte/accuracy": [(5.0, 60.0)], "average": [(5.0, 60.0)]}
+
+
+def test_example_attention_heatmap_one_row_per_example(tmp_path):
+    from attempt.plot import example_attention_heatmap
+
+    records = [{"index": i, "reference": "yes" if i % 2 else "no",
+                "attention_weights": {"mnli": 0.1 * i, "sst2": 1 - 0.1 * i, "target": 0.0}} for i in range(5)]
+    path = example_attention_heatmap(records, tmp_path / "each.png", title="t")
+    assert path.stat().st_size > 1000
+    with pytest.raises(ValueError, match="No record has attention_weights"):
+        example_attention_heatmap([{"index": 0}], tmp_path / "none.png")

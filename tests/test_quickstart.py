@@ -34,3 +34,35 @@ def test_quickstart_writes_table_heatmap_and_reuses_sources(tmp_path, data_dir, 
     assert main(argv) == 0  # a second run reuses the source prompts
     printed = capsys.readouterr().out
     assert "reusing source prompt 'sst2'" in printed and "training source prompt" not in printed
+
+
+def test_quickstart_uses_shipped_prompts_and_draws_each_example(tmp_path, data_dir, capsys, monkeypatch):
+    import torch
+
+    import attempt.shipped
+    from attempt.prompts import PromptLibrary, SourcePrompt
+
+    backbone_dir = tmp_path / "tiny-bert"
+    build_backbone("encoder").save_pretrained(backbone_dir)
+    build_tokenizer("encoder").save_pretrained(backbone_dir)
+    shipped = PromptLibrary(tmp_path / "shipped" / "tiny-bert")
+    for i, name in enumerate(("sst2", "qnli")):
+        shipped.add(SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name))
+    monkeypatch.setattr(attempt.shipped, "SHIPPED_ROOT", tmp_path / "shipped")
+    out = tmp_path / "qs"
+    argv = [
+        "quickstart", "--out", str(out), "--backbone", str(backbone_dir), "--data-dir", str(data_dir),
+        "--sources", "sst2", "qnli", "--target", "rte", "--prompt-length", "4", "--target-steps", "2",
+        "--batch-size", "4", "--train-limit", "16", "--eval-limit", "8", "--quiet",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "using the shipped source prompts sst2, qnli" in printed and "training source prompt" not in printed
+    assert not (out / "prompts").exists()
+    assert (out / "attention_examples.png").stat().st_size > 1000
+    saved = json.loads((out / "runs" / "attempt-rte" / "train_config.json").read_text())
+    assert saved["library"] == str(tmp_path / "shipped" / "tiny-bert")
+
+    other = [*argv, "--out", str(tmp_path / "qs6"), "--prompt-length", "6", "--source-steps", "1"]
+    assert main(other) == 0  # the shipped ones have m = 4: trained here instead
+    assert "training source prompt 'sst2'" in capsys.readouterr().out

@@ -212,3 +212,49 @@ def training_curves(
 
 
 __all__ = ["attention_heatmap", "attention_matrix", "curve_series", "read_records", "training_curves"]
+
+
+def example_attention_heatmap(
+    records: str | Path | Iterable[Mapping[str, Any]],
+    path: str | Path,
+    title: str | None = None,
+    max_rows: int = 40,
+    dpi: int = 100,
+) -> Path:
+    """Plot the attention of single examples: one row per example (grouped by gold label), one column per
+    prompt. Where `attention_heatmap` shows a task's mean, this shows whether the weights depend on the input.
+
+    Args:
+        records: test_predictions.jsonl of an ATTEMPT run (or its records), each with ``attention_weights``.
+        path: where to write the PNG.
+        title: figure title.
+        max_rows: at most this many examples (the first ones of each label, labels in turn).
+
+    Raises:
+        ValueError: when no record has attention weights.
+    """
+    rows = [r for r in read_records(records) if r.get("attention_weights")]
+    if not rows:
+        raise ValueError("No record has attention_weights: pass the test_predictions.jsonl of an ATTEMPT run.")
+    rows.sort(key=lambda r: str(r.get("reference")))
+    rows = rows[:max_rows]
+    columns = list(rows[0]["attention_weights"])
+    plt = _pyplot()
+    import numpy as np
+
+    data = np.array([[r["attention_weights"][c] for c in columns] for r in rows], dtype=float)
+    fig, ax = plt.subplots(figsize=(0.9 * len(columns) + 3.0, 0.22 * len(rows) + 1.6))
+    try:
+        image = ax.imshow(data, cmap="Blues", vmin=0.0, vmax=max(float(data.max()), 1e-9), aspect="auto")
+        ax.set_xticks(range(len(columns)), labels=columns, rotation=45, ha="right")
+        ax.set_yticks(range(len(rows)), labels=[f"{r.get('index', i)} ({r.get('reference')})" for i, r in enumerate(rows)],
+                      fontsize=6)
+        ax.set_xlabel("prompt")
+        ax.set_ylabel("test example (gold label)")
+        fig.colorbar(image, ax=ax, label="attention weight")
+        if title:
+            ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        return _save(fig, path, dpi)
+    finally:
+        plt.close(fig)

@@ -1,11 +1,12 @@
 """`attempt quickstart`: the whole method, small, on real weights and real data, in a few CPU minutes.
 
-1. train small source prompts (default mnli, qnli, sst2) by prompt tuning, into a prompt library;
+1. the source prompts (default mnli, qnli, sst2): the ones this repository ships for the backbone
+   (`attempt.shipped`, prompts/<backbone>/) when it has them all, else small ones trained here by prompt tuning;
 2. train ATTEMPT and plain prompt tuning on a small target task (default cb) under the same budget;
-3. evaluate both on the target's test split, print a table, draw the attention heatmap.
+3. evaluate both on the target's test split, print a table, draw the attention heatmaps (the task's mean, and
+   every test example's: the weights depend on the input).
 
-Source prompts already in the library (same backbone, same settings) are reused, so a second run only
-trains the targets.
+Source prompts trained here (same backbone, same settings) are reused, so a second run only trains the targets.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ class QuickstartConfig:
         out: folder for everything the quickstart writes.
         backbone: Hub id, alias or local folder of the frozen backbone.
         data_dir: local mirror of the Hub datasets (else ATTEMPT_DATA_DIR, else the Hub).
-        sources: source tasks whose prompts are trained first (ATTEMPT's target prompt starts as a copy of
-            the first, as in the original code).
+        sources: source tasks whose prompts ATTEMPT mixes (its target prompt starts as a copy of the first, as
+            in the original code).
+        sources_from: "shipped": the repository's prompts for this backbone (prompts/<backbone>/) when they
+            hold every source at prompt_length, else trained here; "train": always trained here.
         target: the target task ATTEMPT and prompt tuning are compared on.
         prompt_length: m (the paper uses 100; shorter here for CPU speed).
         source_steps: optimizer steps per source prompt.
@@ -48,6 +51,7 @@ class QuickstartConfig:
     backbone: str = "sentence-transformers/all-MiniLM-L6-v2"
     data_dir: str | None = None
     sources: tuple[str, ...] = ("mnli", "qnli", "sst2")
+    sources_from: str = "shipped"
     target: str = "cb"
     prompt_length: int = 20
     source_steps: int = 80
@@ -64,6 +68,8 @@ class QuickstartConfig:
         self.sources = tuple(self.sources) if not isinstance(self.sources, str) else (self.sources,)
         if not self.sources:
             raise ValueError("quickstart needs at least one source task, e.g. sources=('sst2',).")
+        if self.sources_from not in ("shipped", "train"):
+            raise ValueError(f"sources_from={self.sources_from!r} is not valid. Choose one of: shipped, train.")
         if self.target in self.sources:
             raise ValueError(f"target {self.target!r} is also a source task; pick a target outside {self.sources}.")
 
@@ -72,12 +78,13 @@ class QuickstartConfig:
         return config_from_dict(cls, data)
 
 
-def _run_config(qs: QuickstartConfig, mode: str, tasks: tuple[str, ...], steps: int, output_dir: Path, **extra):
+def _run_config(qs: QuickstartConfig, mode: str, tasks: tuple[str, ...], steps: int, output_dir: Path, library: Path,
+                **extra):  # fmt: skip
     fields = dict(
         mode=mode,
         backbone=qs.backbone,
         tasks=tasks,
-        library=str(Path(qs.out) / "prompts"),
+        library=str(library),
         output_dir=str(output_dir),
         data_dir=qs.data_dir,
         attempt={"prompt_length": qs.prompt_length},
@@ -106,6 +113,38 @@ def _source_is_current(library: PromptLibrary, name: str, config: TrainConfig) -
     return prompt.backbone == config.backbone and all(recorded.get(k) == config.to_dict()[k] for k in keys)
 
 
+def _shipped(qs: QuickstartConfig) -> PromptLibrary | None:
+    """The repository's library for this backbone, when it holds every source at the quickstart's length."""
+    from attempt.shipped import shipped_library
+
+    folder = shipped_library(qs.backbone) if qs.sources_from == "shipped" else None
+    if folder is None:
+        return None
+    library = PromptLibrary(folder)
+    usable = all(name in library and library.get(name).length == qs.prompt_length for name in qs.sources)
+    return library if usable else None
+
+
+def _source_library(qs: QuickstartConfig, progress: bool) -> PromptLibrary:
+    """Step 1: the shipped source prompts, or prompts trained (or reused) under OUT/prompts."""
+    from attempt.train import train
+
+    shipped = _shipped(qs)
+    if shipped is not None:
+        print(f"[quickstart] using the shipped source prompts {', '.join(qs.sources)} from {shipped.root}")
+        return shipped
+    out = Path(qs.out)
+    library = PromptLibrary(out / "prompts")
+    for task in qs.sources:
+        config = _run_config(qs, "source", (task,), qs.source_steps, out / "runs" / f"source-{task}", library.root)
+        if _source_is_current(library, task, config):
+            print(f"[quickstart] reusing source prompt {task!r} from {library.root}")
+            continue
+        print(f"[quickstart] training source prompt {task!r} ({qs.source_steps} steps)")
+        train(config, progress=progress, overwrite_prompt=True)  # an outdated prompt of this folder's own
+    return library
+
+
 def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str, Any]]:
     """Run the quickstart; returns the result table's rows and writes everything under `qs.out`.
 
@@ -115,19 +154,11 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
     from attempt.train import train
 
     out = Path(qs.out)
-    library = PromptLibrary(out / "prompts")
+    library = _source_library(qs, progress)
     rows: list[dict[str, Any]] = []
-    for task in qs.sources:
-        config = _run_config(qs, "source", (task,), qs.source_steps, out / "runs" / f"source-{task}")
-        if _source_is_current(library, task, config):
-            print(f"[quickstart] reusing source prompt {task!r} from {library.root}")
-            continue
-        print(f"[quickstart] training source prompt {task!r} ({qs.source_steps} steps)")
-        train(config, progress=progress)
-
     for method, mode in (("ATTEMPT", "attempt"), ("prompt tuning", "prompt_tuning")):
         run_dir = out / "runs" / f"{mode}-{qs.target}"
-        config = _run_config(qs, mode, (qs.target,), qs.target_steps, run_dir, source_prompts=qs.sources)
+        config = _run_config(qs, mode, (qs.target,), qs.target_steps, run_dir, library.root, source_prompts=qs.sources)
         print(f"[quickstart] training {method} on {qs.target!r} ({qs.target_steps} steps)")
         start = time.perf_counter()
         result = train(config, progress=progress)
@@ -141,28 +172,32 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
                 "metric": name, "value": round(float(value), 2), "wall_time_s": round(wall, 1),
             })
 
-    heatmap = _heatmap(out, qs.target)
+    heatmaps = _heatmaps(out, qs.target)
     table = format_table(rows)
     print("\n" + table)
     storage.write_json(out / "results.json", {"config": dataclasses.asdict(qs), "rows": rows})
     storage.write_text(out / "results.md", table + "\n")
     print(f"\n[quickstart] results: {out / 'results.md'}  (JSON: {out / 'results.json'})")
     print(f"[quickstart] source prompts: {library.root}  trained models: {out / 'runs'}")
-    if heatmap:
+    for heatmap in heatmaps:
         print(f"[quickstart] attention heatmap: {heatmap}")
     return rows
 
 
-def _heatmap(out: Path, target: str) -> Path | None:
+def _heatmaps(out: Path, target: str) -> list[Path]:
+    """The mean attention of the target's test examples, and each example's (attention_examples.png)."""
     import json
 
-    attention_file = out / "runs" / f"attempt-{target}" / "attention.json"
-    if not attention_file.exists():
-        return None
-    from attempt.plot import attention_heatmap
+    run = out / "runs" / f"attempt-{target}"
+    if not (run / "attention.json").exists():
+        return []
+    from attempt.plot import attention_heatmap, example_attention_heatmap
 
-    attention = json.loads(attention_file.read_text())
-    return attention_heatmap(attention, out / "attention_heatmap.png", title=f"ATTEMPT attention on {target} (test)")
+    attention = json.loads((run / "attention.json").read_text())
+    mean = attention_heatmap(attention, out / "attention_heatmap.png", title=f"ATTEMPT attention on {target} (test)")
+    each = example_attention_heatmap(run / "test_predictions.jsonl", out / "attention_examples.png",
+                                     title=f"ATTEMPT attention per {target} test example")  # fmt: skip
+    return [mean, each]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
