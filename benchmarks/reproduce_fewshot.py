@@ -58,6 +58,7 @@ class Options:
 
     backbone: str = BACKBONE
     library: Path = LIBRARY
+    sources: tuple[str, ...] = ("mnli", "qnli", "sst2")  # fixed, so a prompt added to the library later changes no cell
     targets: tuple[str, ...] = TARGETS
     ks: tuple[int, ...] = KS
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -109,10 +110,12 @@ class FewShotGrid:
             self._backbone, self.tokenizer, self.family = load_backbone(options.backbone)
         from attempt.prompts import PromptLibrary
 
-        self.sources = PromptLibrary(options.library).names()
-        if not self.sources:
-            raise ValueError(f"No source prompts in {options.library}: run benchmarks/source_prompts.py first.")
-        self.prompt_length = PromptLibrary(options.library).get(self.sources[0]).length
+        library = PromptLibrary(options.library)
+        missing = [name for name in options.sources if name not in library]
+        if missing:
+            raise ValueError(f"{options.library} lacks the source prompt(s) {missing}: run benchmarks/source_prompts.py first.")
+        self.sources = list(options.sources)
+        self.prompt_length = library.get(self.sources[0]).length
 
     def config(self, method: str, task: str, k: int | None, seed: int, out: Path, sources: tuple[str, ...] = ()):
         """The TrainConfig of one cell (method: a grid method name; attempt_paper = ATTEMPT at T = d·e)."""
@@ -195,6 +198,33 @@ class FewShotGrid:
                         config = self.config(method, task, k, seed, out, self.cell_sources(method, task, spot))
                         cells.append(self.run_cell(key, config, compute))
         return {"cells": cells, "spot_sources": spot}
+
+
+def attention_reach(library: Path, names: list[str]) -> dict[str, Any]:
+    """How far the attention can move at the start of a run (target = a copy of the first source, LayerNorm
+    at identity), at each named temperature: T, and the most weight any input can give one prompt
+    (`AttentionalMixture.max_attention_weight`). The original release's T5-base ReCoRD prompt beside it, when
+    ../shared/original-prompts has it: the paper's own scale of keys."""
+    import torch
+
+    from attempt.config import AttemptConfig
+    from attempt.mixture import AttentionalMixture
+    from attempt.prompts import PromptLibrary, read_original_prompt
+
+    def reach(prompts: torch.Tensor) -> dict[str, Any]:  # prompts: (t, m, d)
+        out = {}
+        for temperature in ("paper", "sqrt_d", "auto"):
+            config = AttemptConfig(prompt_length=prompts.shape[1], temperature=temperature)
+            mixture = AttentionalMixture(config, prompts.shape[-1], prompts, prompts[0])
+            out[temperature] = {"T": mixture.temperature, "max_weight": mixture.max_attention_weight()}
+        return {**out, "uniform": 1 / (prompts.shape[0] + 1)}
+
+    prompts = torch.stack([p.embeddings for p in PromptLibrary(library).load(names)])
+    result = {"this backbone": reach(prompts)}
+    original = REPO.parent / "shared" / "original-prompts" / "record_prefix_embeddings.t5-base.pt"
+    if original.is_file():
+        result["T5-base ReCoRD (original release)"] = reach(read_original_prompt(original)[None])
+    return result
 
 
 def read_cell(out: Path) -> dict[str, Any]:
@@ -301,6 +331,12 @@ def report(results: dict[str, Any]) -> str:
     for row, a in summary["attention"].items():
         lines.append(f"| {row} | {a['peak']:.3f} | {a['max_peak']:.3f} | {a['entropy']:.3f} ({a['uniform_entropy']:.3f}) | "
                      f"{a['input_spread']:.4f} |")
+    lines += ["", "How far the attention can move at the start (`max_attention_weight`: the most weight any input "
+              "can give one prompt, LayerNorm at identity):", "",
+              "| prompts | uniform | T = d·e | T = √d | T auto |", "|---|---:|---:|---:|---:|"]
+    for name, r in results["attention_reach"].items():
+        lines.append(f"| {name} | {r['uniform']:.3f} | " + " | ".join(
+            f"{r[t]['max_weight']:.3f} (T = {r[t]['T']:.3g})" for t in ("paper", "sqrt_d", "auto")) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -319,7 +355,8 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = 
     results = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()},
                "sources": grid.sources, "spot_sources": ran["spot_sources"], "cells": ran["cells"],
                "cells_computed": grid.computed, "cells_reused": grid.reused, "cells_missing": grid.missing,
-               "test_rows": test_rows, "summary": summarise(ran["cells"], options)}  # fmt: skip
+               "test_rows": test_rows, "summary": summarise(ran["cells"], options),
+               "attention_reach": attention_reach(options.library, grid.sources)}  # fmt: skip
     stem = out / f"reproduce-fewshot-{'tiny' if options.tiny else slug(options.backbone)}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     stem.with_suffix(".md").write_text(report(results))

@@ -40,7 +40,7 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     library = PromptLibrary(tmp_path / "lib")
     for i, name in enumerate(("mnli", "sst2")):
         library.add(SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name))
-    options = fewshot.Options(library=tmp_path / "lib", targets=("cb", "rte"), ks=(16,), seeds=(0, 1), steps=2,
+    options = fewshot.Options(library=tmp_path / "lib", sources=("mnli", "sst2"), targets=("cb", "rte"), ks=(16,), seeds=(0, 1), steps=2,
                               batch=4, test_limit=6, eval_limit=6, tiny=True)  # fmt: skip
     first = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert first["cells_computed"] == 2 * 2 * 5 and first["cells_missing"] == 0
@@ -49,6 +49,8 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     attention = first["summary"]["attention"]
     assert {"cb attempt", "cb attempt_paper", "rte attempt", "rte attempt_paper"} == set(attention)
     assert first["test_rows"] == {"cb": 6, "rte": 6}
+    reach = first["attention_reach"]["this backbone"]
+    assert reach["auto"]["max_weight"] > 0.9 > reach["paper"]["max_weight"] >= reach["uniform"] == 1 / 3
     written = (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
     assert "ATTEMPT − baseline" in written and "PARTIAL" not in written
     again = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
