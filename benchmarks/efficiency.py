@@ -115,8 +115,7 @@ def paper_param_counts(d: int = 768, m: int = 100, bottleneck: int = 100, shared
 def load(name: str, tiny: bool, dtype: torch.dtype | None = None):
     """(model, tokenizer, family) for a backbone name, or the tests' tiny ones ("tiny-encoder"/"tiny-causal")."""
     if tiny:
-        sys.path.insert(0, str(REPO / "tests"))
-        from conftest import build_backbone, build_tokenizer
+        from attempt.testing import build_backbone, build_tokenizer
 
         family = name.removeprefix("tiny-")
         backbone = build_backbone(family, hidden_size=32)

@@ -190,8 +190,7 @@ class Runner:
 
     def _load(self) -> None:
         if self.tiny:
-            sys.path.insert(0, str(REPO / "tests"))
-            from conftest import build_tokenizer
+            from attempt.testing import build_tokenizer
 
             self._tokenizer, self.family = build_tokenizer("encoder"), "encoder"
             return
@@ -202,7 +201,7 @@ class Runner:
     def backbone(self):
         """A fresh copy of the backbone for one cell (fine-tuning and LoRA change it in place)."""
         if self.tiny:
-            from conftest import build_backbone
+            from attempt.testing import build_backbone
 
             return build_backbone("encoder")
         return copy.deepcopy(self._backbone)
@@ -472,7 +471,7 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
     cells, targets = ran["cells"], ran["targets"]
     agg = aggregate(cells, targets)
     results: dict[str, Any] = {
-        "mode": mode, "tiny": tiny, "backbone": "tiny random BERT (tests/conftest.py)" if tiny else backbone,
+        "mode": mode, "tiny": tiny, "backbone": "tiny random BERT (attempt.testing)" if tiny else backbone,
         "family": runner.family, "paper_backbone": "t5-base", "sizes": runner.sizes, "targets": targets,
         "methods": list(runner.wanted(METHODS + ABLATION_METHODS)),
         "sources": list(runner.sources), "spot_source": {t: SPOT_SOURCE.get(t, "mnli") for t in targets},

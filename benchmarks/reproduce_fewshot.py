@@ -100,8 +100,7 @@ class FewShotGrid:
         self.data_dir = fewshot_data(data_dir, self.root / "data")
         self.computed = self.reused = self.missing = 0
         if options.tiny:
-            sys.path.insert(0, str(REPO / "tests"))
-            from conftest import build_backbone, build_tokenizer
+            from attempt.testing import build_backbone, build_tokenizer
 
             self._backbone, self.tokenizer, self.family = build_backbone("causal"), build_tokenizer("causal"), "causal"
         else:

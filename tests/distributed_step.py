@@ -18,14 +18,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import attempt.evaluate  # noqa: E402
-from attempt.config import TrainConfig  # noqa: E402
-from attempt.prompts import PromptLibrary, SourcePrompt  # noqa: E402
-from attempt.storage import write_safetensors  # noqa: E402
-from attempt.train import build_model, train  # noqa: E402
-from conftest import build_backbone, build_tokenizer  # noqa: E402
+import attempt.evaluate
+from attempt.build import build_model
+from attempt.config import TrainConfig
+from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.storage import write_safetensors
+from attempt.testing import build_backbone, build_tokenizer
+from attempt.train import train
 
 
 def spy_on_predictions(out: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from attempt.baselines import FineTuneConfig, FineTuneModel, default_target_modules
 from attempt.modeling import CausalAttemptModel
 from attempt.modeling.base import AttemptOutput
-from conftest import build_backbone
+from attempt.testing import build_backbone
 
 FAMILIES = [("seq2seq", None), ("causal", None), ("causal", "gpt2"), ("encoder", None)]
 

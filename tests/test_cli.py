@@ -17,7 +17,8 @@ from attempt import cli
 from attempt.config import AttemptConfig, TrainConfig
 from attempt.prompts import PromptLibrary
 from attempt.tasks import get_task, list_tasks
-from conftest import REPO, build_backbone, build_tokenizer
+from attempt.testing import build_backbone, build_tokenizer
+from conftest import REPO
 
 RECIPES = sorted((REPO / "configs").rglob("*.yaml"))
 

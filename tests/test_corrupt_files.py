@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from attempt import cli, reading
+from attempt.testing import build_backbone, build_tokenizer
 from attempt.train import train
-from conftest import build_backbone, build_tokenizer
 from test_train import add_sources, make_config
 
 WEIGHTS = Path("best") / "attempt_model.safetensors"

@@ -302,7 +302,7 @@ def test_encoder_batch_pairs_token_types_and_labels():
 
 def test_encoder_batch_mixing_classification_and_regression_keeps_scores():
     from attempt.data import Collator, make_examples
-    from conftest import build_tokenizer
+    from attempt.testing import build_tokenizer
 
     tokenizer = build_tokenizer("encoder")
     collator = Collator(tokenizer, "encoder", ["rte", "stsb"])

@@ -13,7 +13,7 @@ from attempt.evaluate import PREDICTION_KEYS, evaluate, evaluate_with_attention,
 from attempt.modeling import AttemptModel
 from attempt.prompts import SourcePrompt
 from attempt.tasks import get_task
-from conftest import build_backbone, build_tokenizer
+from attempt.testing import build_backbone, build_tokenizer
 
 
 def sources(d: int = 32, m: int = 4) -> list[SourcePrompt]:

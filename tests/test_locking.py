@@ -15,8 +15,9 @@ import torch
 
 from attempt import cli, locking
 from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.testing import build_backbone, build_tokenizer
 from attempt.train import train
-from conftest import REPO, build_backbone, build_tokenizer
+from conftest import REPO
 from test_train import make_config
 
 HOLD = "import sys, time; from attempt import locking; held = locking.locked(sys.argv[1], 'test'); held.__enter__(); print('held', flush=True); time.sleep(120)"

@@ -9,7 +9,7 @@ import torch
 
 from attempt import AttemptConfig, AttemptModel, PromptLibrary, SourcePrompt
 from attempt.modeling import CausalAttemptModel, EncoderAttemptModel, Seq2SeqAttemptModel
-from conftest import build_backbone, build_tokenizer
+from attempt.testing import build_backbone, build_tokenizer
 
 M = 4
 FAMILIES = [

@@ -9,7 +9,7 @@ import torch
 
 from attempt import PromptLibrary, SourcePrompt, read_original_prompt, read_peft_prompt, write_peft_adapter
 from attempt.prompts import content_hash
-from conftest import build_backbone
+from attempt.testing import build_backbone
 
 
 def prompt(name="mnli", m=4, d=8, seed=0) -> SourcePrompt:

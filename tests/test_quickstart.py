@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from attempt.cli import main
-from conftest import build_backbone, build_tokenizer
+from attempt.testing import build_backbone, build_tokenizer
 
 
 def test_quickstart_writes_table_heatmap_and_reuses_sources(tmp_path, data_dir, capsys):

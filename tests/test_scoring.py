@@ -10,7 +10,7 @@ from attempt.baselines import FineTuneModel
 from attempt.collate import Collator, make_examples
 from attempt.evaluate import predict
 from attempt.tasks import get_task
-from conftest import build_backbone, build_tokenizer
+from attempt.testing import build_backbone, build_tokenizer
 from test_modeling import build
 
 LMS = [("seq2seq", None), ("seq2seq", "bart"), ("causal", None), ("causal", "gpt2"), ("causal", "qwen2")]

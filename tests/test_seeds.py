@@ -7,7 +7,7 @@ import torch
 from attempt.build import build_model
 from attempt.config import TrainConfig
 from attempt.prompts import PromptLibrary, SourcePrompt
-from conftest import build_backbone, build_tokenizer
+from attempt.testing import build_backbone, build_tokenizer
 
 
 def _library(path, d=32, m=4):

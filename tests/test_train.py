@@ -18,8 +18,9 @@ from attempt import checkpoint, storage
 from attempt.config import TrainConfig
 from attempt.evaluate import evaluate, load_run
 from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.testing import build_backbone, build_tokenizer
 from attempt.train import CheckpointMismatch, TrainingDiverged, load_task_data, train
-from conftest import REPO, build_backbone, build_tokenizer
+from conftest import REPO
 
 BACKBONE_OF = {"seq2seq": "tiny-t5", "encoder": "tiny-bert", "causal": "tiny-llama"}
 

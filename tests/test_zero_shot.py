@@ -7,8 +7,8 @@ import torch
 
 from attempt.collate import Collator
 from attempt.evaluate import evaluate
+from attempt.testing import build_backbone, build_tokenizer
 from attempt.zero_shot import ZeroShotModel
-from conftest import build_backbone, build_tokenizer
 
 ROWS = [
     {"sentence1": "the cat is on the house", "sentence2": "a cat is in the house", "label": 0, "idx": 0},
