@@ -235,7 +235,8 @@ class Runner:
 
     def run_cell(self, key: dict[str, Any], config) -> dict[str, Any]:
         """Train one cell, or read back its results.json. Returns the cell record (key + results)."""
-        from attempt.train import load_task_data, train
+        from attempt.splits import load_task_data
+        from attempt.train import train
 
         out = Path(config.output_dir)
         results_path = out / "results.json"

@@ -162,9 +162,9 @@ class FewShotGrid:
     def spot_sources(self, compute: bool) -> dict[str, dict[str, Any]]:
         """Per target, every source prompt's validation score as it is (untrained), and the best one: SPoT's
         source. Cached in spot_sources.json (a few minutes of evaluation)."""
-        from attempt.batching import load_task_data
         from attempt.build import build_model
         from attempt.evaluate import evaluate
+        from attempt.splits import load_task_data
 
         path = self.root / "spot_sources.json"
         chosen = json.loads(path.read_text()) if path.is_file() else {}
@@ -348,7 +348,7 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = 
         torch.set_num_threads(threads)
     grid = FewShotGrid(options, out, data_dir, log)
     ran = grid.run_all(compute)
-    from attempt.batching import load_task_data
+    from attempt.splits import load_task_data
 
     test_rows = {t: len(load_task_data(grid.config("prompt_tuning", t, 16, 0, out))[t]["test"]) for t in options.targets}
     results = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()},

@@ -87,10 +87,10 @@ def validation_curve(run: Path) -> list[tuple[int, float]]:
 
 def test_scores(config: Any, snapshot: Path) -> dict[str, dict[str, Any]]:
     """Zero-shot and step-300 test metrics on the run's test rows (the shipped prompt's come from the run)."""
-    from attempt.batching import load_task_data
     from attempt.evaluate import evaluate
     from attempt.modeling import AttemptModel
     from attempt.resolve import load_backbone
+    from attempt.splits import load_task_data
     from attempt.zero_shot import ZeroShotModel
 
     backbone, tokenizer, family = load_backbone(config.backbone)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attempt import AttemptConfig, AttemptModel, SourcePrompt
-from attempt.data import Collator, make_examples
+from attempt.collate import Collator, make_examples
 from attempt.prompts import random_vocab_prompt
 from attempt.resolve import load_backbone
 from attempt.splits import paper_splits

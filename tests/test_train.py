@@ -18,8 +18,9 @@ from attempt import checkpoint, storage
 from attempt.config import TrainConfig
 from attempt.evaluate import evaluate, load_run
 from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.splits import load_task_data
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import CheckpointMismatch, TrainingDiverged, load_task_data, train
+from attempt.train import CheckpointMismatch, TrainingDiverged, train
 from conftest import REPO
 
 BACKBONE_OF = {"seq2seq": "tiny-t5", "encoder": "tiny-bert", "causal": "tiny-llama"}
@@ -439,7 +440,7 @@ def assert_close_nested(actual, expected, tol: float = 1e-4) -> None:
 def test_sharding_backends_are_refused_with_the_supported_alternative():
     from accelerate.utils import DistributedType
 
-    from attempt.train import check_distributed_type
+    from attempt.build import check_distributed_type
 
     for sharded in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
         with pytest.raises(NotImplementedError, match=rf"does not support {sharded.name}.*--multi_gpu"):

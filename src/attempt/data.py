@@ -8,10 +8,8 @@ One loading path, `load_split(task, split, data_dir=None)`:
 - otherwise the Hugging Face Hub through ``datasets.load_dataset`` (``pip install attempt-tuning[data]``).
 
 `load_user_file` reads your own CSV / TSV / JSONL file with a column mapping. Every row is validated
-(fields present, label inside the label set) and errors name the file, row and field.
-
-Collating rows into batches (`Collator`, `Batch`, `make_examples`) lives in `attempt.collate`; the names are
-re-exported here, so ``from attempt.data import Collator`` keeps working.
+(fields present, label inside the label set) and errors name the file, row and field. The paper's splits of
+these rows are `attempt.splits`; collating rows into batches is `attempt.collate`.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from attempt.collate import FAMILIES, IGNORE_INDEX, Batch, Collator, make_examples  # noqa: F401 - re-exported
 from attempt.tasks import Task, get_task
 
 DATA_DIR_ENV = "ATTEMPT_DATA_DIR"

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from attempt import storage
+from attempt.batching import longest_first
 from attempt.collate import Collator, make_examples
 from attempt.reading import read_json, verify_model_directory
 from attempt.tasks import Task, get_task
@@ -147,7 +148,7 @@ def _predict_task(
     # shows on the first batch); the records are put back in the order of `examples`
     order = list(range(len(examples)))
     if sort_by_length and pad_to is None:
-        order.sort(key=lambda i: -collator.source_length(examples[i]))
+        order = longest_first(order, [collator.source_length(e) for e in examples])
     records: list[dict[str, Any]] = [{} for _ in examples]
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]

@@ -1,6 +1,7 @@
-"""The paper's split protocol, few-shot sampling, multi-task mixing and length-grouped batching.
+"""The rows a run trains and evaluates on: the paper's split protocol, few-shot sampling and the run's limits.
 
-Everything here is deterministic given a seed (NumPy ``default_rng``).
+`load_task_data` applies all three to the tasks of a `TrainConfig`. Everything here is deterministic given a
+seed (NumPy ``default_rng``); turning the training rows into batches is `attempt.batching`.
 
 Split protocol (`paper_splits`), decided by `Task.is_small` (from the official train size, not the size of a
 subsampled mirror):
@@ -17,13 +18,13 @@ subsampled mirror):
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from attempt.config import TrainConfig
 from attempt.data import DataError, load_split
 from attempt.tasks import Task, get_task
 
@@ -138,127 +139,18 @@ def few_shot(
     return [rows[i] for i in rng.permutation(chosen)]
 
 
-def mixing_rates(sizes: Sequence[int], cap: int | None = None, temperature: float = 1.0) -> np.ndarray:
-    """Multi-task sampling rates: ``r_i ∝ min(n_i, cap) ** (1 / temperature)``.
-
-    Args:
-        sizes: examples per task.
-        cap: per-task cap (None = no cap): examples-proportional mixing with an artificial limit (T5).
-        temperature: 1 = examples-proportional; larger values flatten towards uniform.
-
-    Returns:
-        (num_tasks,) rates summing to 1.
-
-    Raises:
-        ValueError: no tasks, an empty task, a non-positive cap or temperature.
-    """
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"Every task needs at least one example; sizes = {list(sizes)}.")
-    if (cap is not None and cap < 1) or temperature <= 0:
-        raise ValueError(f"cap must be >= 1 and temperature > 0; got cap={cap}, temperature={temperature}.")
-    capped = np.array([min(n, cap) if cap is not None else n for n in sizes], dtype=float)
-    weights = capped ** (1.0 / temperature)
-    return weights / weights.sum()
-
-
-class MixtureSampler:
-    """Yield ``(task_index, example_index)`` pairs for multi-task training, deterministically from a seed.
-
-    At each step a task is drawn with `mixing_rates`; its examples are visited in a fresh random order per
-    pass, so every example of a task is seen before any repeats. Group consecutive pairs into batches to get
-    mixed-task batches.
-
-    Args:
-        sizes: examples per task, in the model's task order.
-        num_samples: pairs per iteration; None means ``sum(min(n_i, cap))`` (one capped "epoch").
-        cap: per-task cap of examples-proportional mixing (None = no cap).
-        temperature: temperature of the mixing (1 = examples-proportional).
-        seed: seed; call `set_epoch` to get a different but reproducible order per epoch.
-    """
-
-    def __init__(
-        self,
-        sizes: Sequence[int],
-        num_samples: int | None = None,
-        cap: int | None = None,
-        temperature: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        self.sizes = list(sizes)
-        self.rates = mixing_rates(self.sizes, cap, temperature)
-        self.num_samples = num_samples or sum(min(n, cap) if cap else n for n in self.sizes)
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch, which changes (reproducibly) the order of the next iteration."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        tasks = rng.choice(len(self.sizes), size=self.num_samples, p=self.rates)
-        orders = [rng.permutation(n) for n in self.sizes]
-        cursors = [0] * len(self.sizes)
-        for task_index in tasks.tolist():
-            if cursors[task_index] == self.sizes[task_index]:
-                orders[task_index] = rng.permutation(self.sizes[task_index])
-                cursors[task_index] = 0
-            yield task_index, int(orders[task_index][cursors[task_index]])
-            cursors[task_index] += 1
-
-
-class LengthGroupedBatchSampler:
-    """Batches of indices of similar length, in a shuffled, seed-determined order.
-
-    Indices are shuffled, cut into mega-batches of ``batch_size * group_factor``, sorted by length (longest
-    first) inside each, cut into batches, and the batches shuffled. Usable as ``DataLoader(batch_sampler=)``.
-
-    Args:
-        lengths: length of every example (e.g. `Collator.source_length`).
-        batch_size: examples per batch.
-        seed: shuffling seed; `set_epoch` varies it reproducibly.
-        group_factor: mega-batch size in batches (larger = tighter length grouping, less randomness).
-        drop_last: drop a last incomplete batch.
-    """
-
-    def __init__(
-        self,
-        lengths: Sequence[int],
-        batch_size: int,
-        seed: int = 0,
-        group_factor: int = 50,
-        drop_last: bool = False,
-    ) -> None:
-        if batch_size < 1 or group_factor < 1:
-            raise ValueError(f"batch_size and group_factor must be >= 1; got {batch_size}, {group_factor}.")
-        self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.group_factor = group_factor
-        self.drop_last = drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch, which changes (reproducibly) the order of the next iteration."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        count = len(self.lengths) / self.batch_size
-        return math.floor(count) if self.drop_last else math.ceil(count)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.lengths))
-        mega = self.batch_size * self.group_factor
-        batches: list[list[int]] = []
-        for start in range(0, len(order), mega):
-            group = order[start : start + mega]
-            group = group[np.argsort(-self.lengths[group], kind="stable")]
-            batches.extend(group[i : i + self.batch_size].tolist() for i in range(0, len(group), self.batch_size))
-        if self.drop_last:
-            batches = [batch for batch in batches if len(batch) == self.batch_size]
-        for position in rng.permutation(len(batches)):
-            yield batches[position]
+def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``{task: {"train", "validation", "test": rows}}`` with the paper's splits, k-shot and limits applied."""
+    data = {}
+    for name in config.tasks:
+        task = get_task(name)
+        splits = paper_splits(task, config.data_dir, seed=config.seed if config.split_seed is None else config.split_seed)
+        train_rows = list(splits["train"])
+        if config.k_shot is not None:
+            train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed, allow_fewer=config.k_shot_allow_fewer))
+        if config.train_limit is not None:
+            train_rows = train_rows[: config.train_limit]
+        limits = {"validation": config.eval_limit, "test": config.eval_limit if config.test_limit is None else config.test_limit}
+        evaluation = {s: list(splits[s])[: limits[s]] if limits[s] else list(splits[s]) for s in limits}
+        data[task.name] = {"train": train_rows, **evaluation}
+    return data

@@ -8,7 +8,7 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
 ``torchrun`` (DDP; FSDP and DeepSpeed are refused, see `attempt.build.check_distributed_type`). Reading order of
 `train`:
 
-1. resolve the backbone, load the data (`attempt.batching.load_task_data`: `paper_splits`, few-shot, limits),
+1. resolve the backbone, load the data (`attempt.splits.load_task_data`: `paper_splits`, few-shot, limits),
    build the model of the mode (`attempt.build`);
 2. AdamW over ``model.parameter_groups(...)`` with linear warm-up and decay; ``accelerator.prepare``;
 3. resume from ``output_dir/checkpoint`` when there is one (same config and same source prompts required; a
@@ -46,19 +46,14 @@ from typing import Any
 import torch
 
 from attempt import checkpoint, locking, reading, storage
-from attempt.batching import GROUP_FACTOR, BatchStream, load_task_data  # noqa: F401 - GROUP_FACTOR re-exported
-from attempt.build import (  # noqa: F401 - build_model, check_distributed_type re-exported
-    build_model,
-    check_distributed_type,
-    linear_schedule,
-    load_best_weights,
-    make_accelerator,
-)
+from attempt.batching import BatchStream
+from attempt.build import build_model, linear_schedule, load_best_weights, make_accelerator
 from attempt.collate import Collator, make_examples
 from attempt.config import TrainConfig
 from attempt.evaluate import evaluate_with_attention
-from attempt.metrics_log import METRICS_FILE, TENSORBOARD_DIR, MetricsLog  # noqa: F401 - file names re-exported
+from attempt.metrics_log import MetricsLog
 from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.splits import load_task_data
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
@@ -442,7 +437,7 @@ def _train(
     while state.step < config.max_steps and not state.stopped_early:
         wrapped.train()
         for _ in range(config.gradient_accumulation_steps):
-            local = stream.next_local(state)
+            local, state.epoch, state.batch_index = stream.next_local(state.epoch, state.batch_index)
             batch = {k: v.to(device) for k, v in collator(local).items()}
             with accelerator.accumulate(wrapped):
                 loss = wrapped(**batch).loss
@@ -521,13 +516,4 @@ def _train(
     return result
 
 
-__all__ = [
-    "BatchStream",
-    "CheckpointMismatch",
-    "LoopState",
-    "TrainResult",
-    "TrainingDiverged",
-    "build_model",
-    "load_task_data",
-    "train",
-]
+__all__ = ["CheckpointMismatch", "LoopState", "TrainResult", "TrainingDiverged", "train"]

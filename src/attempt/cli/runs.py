@@ -61,8 +61,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     is RUN_DIR unless --out is given.
     """
     from attempt.evaluate import evaluate
+    from attempt.splits import load_task_data
     from attempt.tasks import get_task
-    from attempt.train import load_task_data
 
     model, tokenizer, config = _load(args)
     tasks = [get_task(t).name for t in (args.tasks or config.tasks)]
