@@ -7,6 +7,7 @@
     attempt tasks --task rte
     attempt prompts --library prompts list
     attempt plot runs/attempt_rte
+    attempt serve runs/attempt_rte runs/attempt_glue --port 8000
 
 The training options are generated from `TrainConfig`'s fields (types, defaults and help text from its
 docstring), so the command line cannot drift from the YAML recipes. Each subcommand is a pair of functions
@@ -14,7 +15,8 @@ registered in `COMMANDS`: `add_arguments(parser)` and `run(args) -> exit code`.
 
 Layout: `options` (the generated options, `--set`, YAML recipes, `UsageError`), `training` (train-source,
 train, quickstart), `runs` (evaluate, predict, plot: the commands that read a run's output_dir), `library`
-(tasks, prompts) and `tables` (the printed tables); this module holds the registry, the parser and `main`.
+(tasks, prompts), `serving` (serve: the HTTP server) and `tables` (the printed tables); this module holds
+the registry, the parser and `main`.
 
 User mistakes (a missing file, an unknown task or config key, an invalid value) print one line on stderr and
 exit with code 2; set ATTEMPT_DEBUG=1 (or pass --traceback) to see the traceback instead.
@@ -47,6 +49,7 @@ from attempt.cli.runs import (
     run_plot,
     run_predict,
 )
+from attempt.cli.serving import add_serve_arguments, run_serve
 from attempt.cli.training import (
     add_quickstart_arguments,
     add_train_arguments,
@@ -70,6 +73,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "prompts": (add_prompts_arguments, run_prompts),
     "plot": (add_plot_arguments, run_plot),
     "quickstart": (add_quickstart_arguments, run_quickstart),
+    "serve": (add_serve_arguments, run_serve),
 }
 
 

@@ -1,0 +1,159 @@
+"""Loading the run folders a server answers for: one frozen backbone, one trained mixture per run folder.
+
+Every run folder keeps its own AttemptModel (target prompts, attention, heads) over the SAME backbone module:
+the backbone is loaded once and handed to `attempt.evaluate.load_run` for each folder, so N run folders cost
+one backbone in memory, not N. Before anything heavy is loaded the recorded configs are checked: the same
+backbone (and dtype) for every folder, prompt-based runs only, and each task answered by one folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from attempt.collate import Collator
+from attempt.tasks import Task, get_task
+
+# finetune / LoRA runs change the backbone itself, so they cannot share one frozen backbone with other runs
+SERVABLE_MODES = ("attempt", "prompt_tuning", "spot")
+
+
+@dataclasses.dataclass
+class ServedRun:
+    """One run folder, loaded: its model (over the shared backbone), config and collator.
+
+    Attributes:
+        name: the folder's name, as shown by the API.
+        run_dir: the folder.
+        model: its AttemptModel, in eval mode.
+        config: its TrainConfig.
+        collator: a Collator over the shared tokenizer, without the text cache (a server sees unbounded
+            distinct texts; the cache would grow forever).
+        method: "rank" or "generate" for classification on LM backbones.
+    """
+
+    name: str
+    run_dir: Path
+    model: Any
+    config: Any
+    collator: Collator
+    method: str
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.model.tasks)
+
+    def uses_rank(self, task: Task) -> bool:
+        """Whether `task` is answered by rank classification (else generation, or the encoder's head)."""
+        return self.method == "rank" and task.is_classification and self.model.family != "encoder"
+
+    def attention_names(self) -> list[str] | None:
+        """The columns of the mixture's attention weights ([sources..., "target"]), None without attention."""
+        mixture = self.model.mixture
+        if not mixture.uses_attention:
+            return None
+        return list(mixture.source_names) + (["target"] if mixture.config.target_in_attention else [])
+
+
+@dataclasses.dataclass
+class ServedRuns:
+    """Every loaded run folder over one backbone, and which one answers each task."""
+
+    runs: list[ServedRun]
+    tokenizer: Any
+    backbone_name: str
+    family: str
+
+    def run_of(self, task_name: str) -> ServedRun | None:
+        """The run that answers `task_name` (any spelling `get_task` accepts), None when none does."""
+        try:
+            name = get_task(task_name).name
+        except KeyError:
+            return None
+        return next((run for run in self.runs if name in run.tasks), None)
+
+    @property
+    def tasks(self) -> list[str]:
+        return [task for run in self.runs for task in run.tasks]
+
+
+def read_run_config(run_dir: Path) -> Any:
+    """The TrainConfig recorded in a run folder (train_config.json, or its copy in best/)."""
+    from attempt.config import TrainConfig
+    from attempt.reading import read_json
+
+    path = next((p for p in (run_dir / "train_config.json", run_dir / "best" / "train_config.json") if p.is_file()), None)
+    if not run_dir.is_dir() or path is None:
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished training run (no train_config.json): pass the output_dir of "
+            "`attempt train`."
+        )
+    return TrainConfig.from_dict(read_json(path, f"Restore {path} or train the run again."))
+
+
+def _same_backbone_key(config: Any) -> tuple[str, str | None]:
+    recorded = Path(config.backbone).expanduser()
+    name = str(recorded.resolve()) if recorded.exists() else config.backbone  # paths compare by location
+    return name, config.backbone_dtype
+
+
+def check_runs(run_dirs: Sequence[Path], configs: Sequence[Any]) -> None:
+    """Refuse, before loading anything, what one server over one backbone cannot answer."""
+    for run_dir, config in zip(run_dirs, configs, strict=True):
+        if config.mode not in SERVABLE_MODES:
+            raise ValueError(
+                f"{run_dir} is a mode={config.mode!r} run: it changed the backbone, so it cannot share one frozen "
+                f"backbone. `attempt serve` serves {', '.join(SERVABLE_MODES)} runs; use `attempt predict` for it."
+            )
+    keys = {_same_backbone_key(config) for config in configs}
+    if len(keys) > 1:
+        listed = "; ".join(f"{d} → {c.backbone} (dtype {c.backbone_dtype or 'default'})" for d, c in zip(run_dirs, configs, strict=True))
+        raise ValueError(
+            f"These runs were trained on different backbones ({listed}). One server shares one frozen backbone: "
+            "start one `attempt serve` per backbone."
+        )
+    owner: dict[str, Path] = {}
+    for run_dir, config in zip(run_dirs, configs, strict=True):
+        for task in (get_task(t).name for t in config.tasks):
+            if task in owner:
+                raise ValueError(
+                    f"Task {task!r} is trained in both {owner[task]} and {run_dir}; a request names only its task, "
+                    "so serve one of them (or each from its own server)."
+                )
+            owner[task] = run_dir
+
+
+def load_runs(
+    run_dirs: Sequence[str | Path], *, backbone: str | None = None, method: str | None = None
+) -> ServedRuns:
+    """Load the backbone once and every run folder's trained part onto it.
+
+    Args:
+        run_dirs: output_dirs of `attempt train` (a multi-task run brings all of its tasks).
+        backbone: load the backbone from here instead of the path recorded in the runs (moved folders).
+        method: "rank" or "generate" for every run (default: each run's eval_method).
+
+    Raises:
+        FileNotFoundError: a folder is not a finished run. ValueError: different backbones, a finetune/LoRA
+        run, or a task trained in two folders.
+    """
+    from attempt.evaluate import load_run
+    from attempt.resolve import load_backbone
+
+    if not run_dirs:
+        raise ValueError("Name at least one run folder: attempt serve RUN_DIR [RUN_DIR ...].")
+    dirs = [Path(d) for d in run_dirs]
+    configs = [read_run_config(d) for d in dirs]
+    check_runs(dirs, configs)
+    first = configs[0]
+    shared, tokenizer, family = load_backbone(backbone or first.backbone, dtype=first.backbone_dtype)
+    runs = []
+    for run_dir, recorded in zip(dirs, configs, strict=True):
+        model, _, config = load_run(run_dir, backbone=shared, tokenizer=tokenizer)
+        collator = Collator(
+            tokenizer, model.family, model.tasks, config.max_source_length, config.max_target_length, cache=False
+        )
+        runs.append(ServedRun(run_dir.name, run_dir, model, config, collator, method or recorded.eval_method))
+    return ServedRuns(runs, tokenizer, first.backbone, family)
