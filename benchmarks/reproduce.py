@@ -261,7 +261,7 @@ class Runner:
             return {**record, "missing": True}
         self.log(f"run  {json.dumps(key)}")
         started = time.time()
-        train(config, model=self.backbone(), tokenizer=self._tokenizer, progress=False)
+        train(config, backbone=self.backbone(), tokenizer=self._tokenizer, progress=False)
         self.computed += 1
         self._prune(out)
         result = self._read(results_path)

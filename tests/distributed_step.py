@@ -64,7 +64,7 @@ def main() -> None:
         initial = build_model(config, build_backbone("seq2seq"), tokenizer, "seq2seq").trainable_state_dict()
         out.mkdir(parents=True, exist_ok=True)
         write_safetensors(out / "initial.safetensors", initial)
-    train(config, model=backbone, tokenizer=tokenizer, progress=False)
+    train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
 
 
 if __name__ == "__main__":

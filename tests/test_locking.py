@@ -64,7 +64,7 @@ def test_a_second_training_run_on_the_same_folder_fails_at_once(tmp_path, data_d
     process = holder(Path(config.output_dir))
     started = time.time()
     with pytest.raises(locking.FolderInUse, match=rf"run folder .*run is in use by process {process.pid}.*another output_dir"):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     assert time.time() - started < 10
     assert sorted(p.name for p in Path(config.output_dir).iterdir()) == [locking.LOCK_FILE]  # nothing written
 
@@ -81,7 +81,7 @@ def test_the_cli_reports_a_locked_run_folder_in_one_line(tmp_path, holder, capsy
 def test_a_failed_run_leaves_no_empty_folder_behind(tmp_path, data_dir):
     config = make_config(tmp_path, data_dir, tasks=("rte",), source_prompts=("missing",), mode="spot")
     with pytest.raises(KeyError):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     assert not Path(config.output_dir).exists()
 
 

@@ -88,7 +88,7 @@ def test_every_mode_trains_saves_and_reloads(tmp_path, data_dir, mode, family, o
     add_sources(tmp_path / "lib")
     config = make_config(tmp_path, data_dir, mode=mode, backbone=BACKBONE_OF[family], **overrides)
     backbone, tokenizer = tiny(family)
-    result = train(config, model=backbone, tokenizer=tokenizer, progress=False)
+    result = train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
     out = Path(config.output_dir)
 
     assert result.steps == 2 and result.best_step == 2 and result.trainable_parameters > 0
@@ -131,7 +131,7 @@ def test_source_mode_adds_the_best_prompt_to_the_library(tmp_path, data_dir):
         nonlocal initial
         initial = initial if initial is not None else model.mixture.target_prompts.detach().clone()
 
-    result = train(config, model=backbone, tokenizer=tokenizer, progress=False, _on_step=remember)
+    result = train(config, backbone=backbone, tokenizer=tokenizer, progress=False, _on_step=remember)
     prompt = PromptLibrary(config.library).get("rte.tiny")
     best = load_file(str(Path(config.output_dir) / "best" / "attempt_model.safetensors"))
     assert torch.equal(prompt.embeddings, best["mixture.target_prompts"][0])
@@ -151,11 +151,11 @@ def test_source_run_refuses_to_replace_a_library_prompt_before_training(tmp_path
     before = PromptLibrary(tmp_path / "lib").get("rte.tiny").embeddings
     config = make_config(tmp_path, data_dir, mode="source", prompt_name="rte.tiny")
     with pytest.raises(FileExistsError, match="already has a prompt named 'rte.tiny'.*--overwrite"):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
               _on_step=_never_steps)  # fmt: skip
     assert not Path(config.output_dir).exists()
     assert torch.equal(PromptLibrary(tmp_path / "lib").get("rte.tiny").embeddings, before)
-    train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+    train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
           overwrite_prompt=True)  # fmt: skip
     assert not torch.equal(PromptLibrary(tmp_path / "lib").get("rte.tiny").embeddings, before)
 
@@ -163,19 +163,19 @@ def test_source_run_refuses_to_replace_a_library_prompt_before_training(tmp_path
 def test_source_run_checks_the_prompt_name_and_the_library_before_training(tmp_path, data_dir):
     config = make_config(tmp_path, data_dir, mode="source", prompt_name="../../x")
     with pytest.raises(ValueError, match="Invalid prompt name '../../x'"):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
               _on_step=_never_steps)  # fmt: skip
     (tmp_path / "not-a-folder").write_text("")
     config = make_config(tmp_path, data_dir, mode="source", library=str(tmp_path / "not-a-folder"))
     with pytest.raises(PermissionError, match="Cannot write to the prompt library .*not-a-folder.*--library"):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
               _on_step=_never_steps)  # fmt: skip
     assert not Path(config.output_dir).exists()
 
 
 def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path, data_dir):
     config = make_config(tmp_path, data_dir, max_steps=10, eval_every=1, early_stopping_patience=2, learning_rate=0.0)
-    result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    result = train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     assert result.steps == 3 and result.best_step == 1  # lr 0: nothing improves after the first evaluation
     assert json.loads((Path(config.output_dir) / "results.json").read_text())["stopped_early"] is True
 
@@ -185,7 +185,7 @@ def test_fp16_without_cuda_is_a_clear_error(tmp_path, data_dir):
         pytest.skip("has CUDA")
     backbone, tokenizer = tiny("seq2seq")
     with pytest.raises(ValueError, match="fp16.*CUDA"):
-        train(make_config(tmp_path, data_dir, mixed_precision="fp16"), model=backbone, tokenizer=tokenizer, progress=False)
+        train(make_config(tmp_path, data_dir, mixed_precision="fp16"), backbone=backbone, tokenizer=tokenizer, progress=False)
 
 
 # -------------------------------------------------------------------------------------------- resume
@@ -201,7 +201,7 @@ def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir):
     )  # fmt: skip
     add_sources(tmp_path / "lib")
     full = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "full"), **common)
-    train(full, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
+    train(full, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
 
     cut = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "cut"), **common)
 
@@ -210,9 +210,9 @@ def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir):
             raise Killed
 
     with pytest.raises(Killed):
-        train(cut, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False, _on_step=kill)
+        train(cut, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False, _on_step=kill)
     assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["step"] == 3
-    result = train(cut, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
+    result = train(cut, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
     assert result.steps == 6
 
     a = load_file(str(tmp_path / "full" / "checkpoint" / checkpoint.WEIGHTS))
@@ -226,7 +226,7 @@ def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir):
     # a checkpoint of another configuration is refused with a clear message
     other = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "cut"), **{**common, "learning_rate": 0.1})
     with pytest.raises(CheckpointMismatch, match="learning_rate.*another output_dir"):
-        train(other, model=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
+        train(other, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
 
 
 def test_resume_refuses_source_prompts_changed_in_the_library(tmp_path, data_dir):
@@ -240,14 +240,14 @@ def test_resume_refuses_source_prompts_changed_in_the_library(tmp_path, data_dir
             raise Killed
 
     with pytest.raises(Killed):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
     library.add(SourcePrompt("mnli", original.embeddings + 1.0, task="mnli"), overwrite=True)  # retrained, same name
     with pytest.raises(CheckpointMismatch, match=r"differ from those .*checkpoint was trained with \(mnli: checkpoint "
                        r"sha256:.* vs library sha256:.*\)\. Put the original prompts back"):  # fmt: skip
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     library.add(original, overwrite=True)
     (Path(config.output_dir) / "checkpoint" / checkpoint.MANIFEST).unlink()  # as written before hashes were kept
-    assert train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False).steps == 4
+    assert train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False).steps == 4
 
 
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, data_dir, monkeypatch):
@@ -267,14 +267,14 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, data_dir,
         armed["on"] = step == 1
 
     with pytest.raises(OSError, match="disk full"):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=arm)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=arm)
     ckpt = Path(config.output_dir) / "checkpoint"
     saved = checkpoint.load(ckpt)
     assert saved["state"]["step"] == 1
     assert [p.name for p in ckpt.parent.iterdir() if p.name.startswith(".checkpoint")] == []
     # and the run resumes from it
     armed["on"] = False
-    result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    result = train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     assert result.steps == 2
 
 
@@ -286,14 +286,14 @@ def _killed_at_step_1(config: TrainConfig) -> Path:
             raise Killed
 
     with pytest.raises(Killed):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
     return Path(config.output_dir)
 
 
 def _steps_trained(config: TrainConfig) -> list[int]:
     """Run `config` to the end; the optimizer steps this call did."""
     steps: list[int] = []
-    train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
+    train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False,
           _on_step=lambda step, model: steps.append(step))  # fmt: skip
     return steps
 
@@ -318,7 +318,7 @@ def test_an_incomplete_checkpoint_is_an_error_not_a_restart(tmp_path, data_dir):
     log = (run / "metrics.jsonl").read_bytes()
     with pytest.raises(checkpoint.IncompleteCheckpoint, match=r"checkpoint is incomplete: it has no rng\.pt\. Delete "
                        r".*checkpoint to restart this run from step 0"):  # fmt: skip
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     assert (run / "metrics.jsonl").read_bytes() == log  # the history of the run is untouched
     shutil.rmtree(run / "checkpoint")  # the way out the message gives: a restart, the earlier log kept aside
     with pytest.warns(UserWarning, match="restarts from step 0.*metrics.previous-1.jsonl"):
@@ -338,7 +338,7 @@ def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, data_dir):
         (1, "train"), (1, "eval"), (2, "train"), (2, "eval")]
     (run / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')  # damage inside is not guessed at
     with pytest.raises(ValueError, match=r"metrics.jsonl line 2 is not a JSON record.*Fix or delete that line"):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, data_dir):
@@ -350,12 +350,21 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
                 model.mixture.target_prompts.fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*last good checkpoint"):
-        train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=poison)
+        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=poison)
     saved = checkpoint.load(Path(config.output_dir) / "checkpoint")
     assert saved["state"]["step"] == 2
     assert all(torch.isfinite(t).all() for t in saved["weights"].values())
     last = json.loads((Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["type"] == "diverged" and last["step"] == 3
+
+
+def test_backbone_keyword_and_its_former_name_model(tmp_path, data_dir):
+    """train(config, backbone=...) names what it takes; model= (its former name) still works, not both."""
+    config = make_config(tmp_path, data_dir, max_steps=1)
+    result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    assert result.steps == 1
+    with pytest.raises(TypeError, match="both backbone= and model="):
+        train(config, backbone=build_backbone("seq2seq"), model=build_backbone("seq2seq"), progress=False)
 
 
 # --------------------------------------------------------------------------------------- distributed
@@ -458,7 +467,7 @@ def test_extractive_qa_source_prompt_trains_and_answers_by_generation(tmp_path, 
         max_target_length=6, eval_method="generate", eval_limit=4, train_limit=8,
     )
     backbone, tokenizer = tiny(family)
-    result = train(config, model=backbone, tokenizer=tokenizer, progress=False)
+    result = train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
     assert set(result.test_metrics["squad"]) == {"squad_exact_match", "squad_f1", "average"}
     assert all(0.0 <= v <= 100.0 for v in result.test_metrics["squad"].values())
     predictions = [json.loads(line) for line in (Path(config.output_dir) / "test_predictions.jsonl").read_text().splitlines()]

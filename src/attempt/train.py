@@ -153,12 +153,12 @@ def _check_same_sources(saved: dict[str, str] | None, current: dict[str, str], l
 
 # ------------------------------------------------------------------------------------------------- train
 def _setup(
-    config: TrainConfig, model: torch.nn.Module | None, tokenizer: Any, accelerator: Any
+    config: TrainConfig, backbone: torch.nn.Module | None, tokenizer: Any, accelerator: Any
 ) -> tuple[Any, dict[str, dict[str, list[dict[str, Any]]]], torch.nn.Module, Collator, BatchStream]:
-    """Step 1 of `train`: the backbone (resolved from ``config.backbone``, or `model`), the data, the mode's
+    """Step 1 of `train`: the backbone (resolved from ``config.backbone`` unless given), the data, the mode's
     model over the backbone, the collator and the batch stream; returns (tokenizer, data, model, collator,
     stream)."""
-    if model is None:
+    if backbone is None:
         from attempt.resolve import load_backbone
 
         backbone, loaded_tokenizer, family = load_backbone(config.backbone, dtype=config.backbone_dtype)
@@ -167,12 +167,12 @@ def _setup(
         from attempt.resolve import family_of
 
         if tokenizer is None:
-            raise ValueError("train(config, model=backbone) also needs the backbone's tokenizer=.")
-        backbone, family = model, family_of(model.config)
+            raise ValueError("train(config, backbone=...) also needs the backbone's tokenizer=.")
+        family = family_of(backbone.config)
         if config.backbone_dtype is not None:
             backbone = backbone.to(getattr(torch, config.backbone_dtype))
     data = load_task_data(config)
-    net = build_model(config, backbone, tokenizer, family)
+    model = build_model(config, backbone, tokenizer, family)
     if config.gradient_checkpointing:
         if not getattr(backbone, "supports_gradient_checkpointing", False):
             raise ValueError(f"{type(backbone).__name__} does not support gradient checkpointing.")
@@ -188,16 +188,17 @@ def _setup(
         {t: make_examples(t, data[t]["train"]) for t in config.tasks}, collator, config,
         accelerator.process_index, accelerator.num_processes,
     )  # fmt: skip
-    return tokenizer, data, net, collator, stream
+    return tokenizer, data, model, collator, stream
 
 
 def _resume(
-    config: TrainConfig, config_dict: dict[str, Any], accelerator: Any, unwrapped: torch.nn.Module,
-    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+    config: TrainConfig, accelerator: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
 ) -> tuple[LoopState, bool]:  # fmt: skip
     """Step 3 of `train`: restore weights, optimizer, schedule and random generators in place from
     ``output_dir/checkpoint`` when there is one (same run required), else start the run folder; returns
     (loop state, resumed)."""
+    config_dict = config.to_dict()
     output_dir = Path(config.output_dir)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
@@ -215,10 +216,10 @@ def _resume(
                 f"{checkpoint_dir} was written by {loaded.num_processes} process(es); this run has "
                 f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
             )
-        missing, unexpected = unwrapped.load_state_dict(saved["weights"], strict=False)
-        if unexpected or set(saved["weights"]) - set(unwrapped.state_dict()):
+        missing, unexpected = model.load_state_dict(saved["weights"], strict=False)
+        if unexpected or set(saved["weights"]) - set(model.state_dict()):
             raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
-        _check_same_sources(saved["manifest"].get("sources"), _source_hashes(unwrapped), config.library, checkpoint_dir)
+        _check_same_sources(saved["manifest"].get("sources"), _source_hashes(model), config.library, checkpoint_dir)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state = loaded
@@ -316,23 +317,25 @@ def attention_reach_note(mixture: Any) -> str | None:
 def train(
     config: TrainConfig,
     *,
-    model: torch.nn.Module | None = None,
+    backbone: torch.nn.Module | None = None,
     tokenizer: Any = None,
     progress: bool = True,
     overwrite_prompt: bool = False,
     _on_step: Callable[[int, torch.nn.Module], None] | None = None,
+    model: torch.nn.Module | None = None,
 ) -> TrainResult:
     """Train, evaluate and save one run described by `config` (see `TrainConfig`).
 
     Args:
         config: the run.
-        model: a backbone module to use instead of resolving ``config.backbone`` (needs `tokenizer`).
+        backbone: a backbone module to use instead of resolving ``config.backbone`` (needs `tokenizer`).
         tokenizer: the backbone's tokenizer.
         progress: show a tqdm progress bar (main process only).
         overwrite_prompt: mode="source": replace a prompt of the same name already in the library (else the
             run is refused before it trains).
         _on_step: test hook called as ``_on_step(step, model)`` after each optimizer step (after that step's
             evaluation and checkpoint); raising from it simulates a killed run.
+        model: the former name of `backbone`, still accepted.
 
     Returns:
         A `TrainResult`. Resumes automatically from ``output_dir/checkpoint`` when present.
@@ -344,13 +347,17 @@ def train(
         FileExistsError, ValueError, PermissionError: mode="source" whose prompt could not be stored (name taken
             without `overwrite_prompt`, invalid name, library not writable); raised before training.
     """
+    if model is not None:
+        if backbone is not None:
+            raise TypeError("train() got both backbone= and model= (its former name); pass backbone= only.")
+        backbone = model
     started = time.time()
     config = _resolved_config(config)
     if config.mode == "source":  # a prompt that could not be stored must fail the run now, not after training
         PromptLibrary(config.library).check_writable(_prompt_name(config), overwrite_prompt)
     accelerator = make_accelerator(config)
     with _locked_run_folder(Path(config.output_dir), accelerator):
-        return _train(config, accelerator, model, tokenizer, progress, overwrite_prompt, _on_step, started)
+        return _train(config, accelerator, backbone, tokenizer, progress, overwrite_prompt, _on_step, started)
 
 
 @contextlib.contextmanager
@@ -375,134 +382,218 @@ def _locked_run_folder(output_dir: Path, accelerator: Any) -> Iterator[None]:
 
 
 def _train(
-    config: TrainConfig, accelerator: Any, model: torch.nn.Module | None, tokenizer: Any, progress: bool,
+    config: TrainConfig, accelerator: Any, backbone: torch.nn.Module | None, tokenizer: Any, progress: bool,
     overwrite_prompt: bool, _on_step: Callable[[int, torch.nn.Module], None] | None, started: float,
 ) -> TrainResult:  # fmt: skip
     """`train` once the run folder is locked: steps 1 to 5 of the module docstring."""
-    from accelerate.utils import gather_object, set_seed
+    from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    config_dict = config.to_dict()
-    output_dir = Path(config.output_dir)
-    checkpoint_dir, best_dir = output_dir / CHECKPOINT_DIR, output_dir / BEST_DIR
-    is_main = accelerator.is_main_process
     set_seed(config.seed)
 
     # 1. backbone, data, model ------------------------------------------------------------------------
-    tokenizer, data, net, collator, stream = _setup(config, model, tokenizer, accelerator)
+    tokenizer, data, model, collator, stream = _setup(config, backbone, tokenizer, accelerator)
 
     # 2. optimizer, schedule, accelerate ---------------------------------------------------------------
-    groups = net.parameter_groups(
+    groups = model.parameter_groups(
         config.learning_rate, config.attention_learning_rate, config.head_learning_rate, config.weight_decay
     )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     scheduler = linear_schedule(optimizer, config.warmup_steps, config.max_steps)  # stepped by hand, once per step
-    wrapped, optimizer = accelerator.prepare(net, optimizer)
-    unwrapped = accelerator.unwrap_model(wrapped)
-    trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
+    # forward and backward go through `parallel_model`, the model as accelerator.prepare wraps it (DDP over
+    # several processes, so gradients are averaged); saving and evaluation use the model itself
+    parallel_model, optimizer = accelerator.prepare(model, optimizer)
+    model = accelerator.unwrap_model(parallel_model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     # 3. resume ---------------------------------------------------------------------------------------
-    state, resumed = _resume(config, config_dict, accelerator, unwrapped, optimizer, scheduler)
-    log = MetricsLog(output_dir, is_main, state.step if resumed else None)
-    if is_main and progress and not resumed:
-        print(f"[attempt] {config.mode} on {', '.join(config.tasks)}: {trainable:,} trainable parameters")
-        note = attention_reach_note(getattr(unwrapped, "mixture", None))
-        if note:
-            print(note)
-
-    def evaluate_split(split: str, model_: Any, predictions: Path | None = None, attention: Path | None = None):
-        return evaluate_with_attention(
-            model_, tokenizer, {t: data[t][split] for t in config.tasks}, method=config.eval_method,
-            batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
-            max_target_length=config.max_target_length, pad_to=config.pad_to,
-            predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
-            autocast=accelerator.autocast, gather=gather_object,
-            shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
-        )  # fmt: skip
-
-    def save_checkpoint() -> None:
-        rngs = gather_object([checkpoint.rng_state()])  # every process's generators, in process order
-        if is_main:
-            checkpoint.save(
-                checkpoint_dir, weights=unwrapped.trainable_state_dict(), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), rng=rngs, state=dataclasses.asdict(state), config=config_dict,
-                sources=_source_hashes(unwrapped),
-            )  # fmt: skip
-        accelerator.wait_for_everyone()
+    state, resumed = _resume(config, accelerator, model, optimizer, scheduler)
+    log = MetricsLog(Path(config.output_dir), accelerator.is_main_process, state.step if resumed else None)
+    if accelerator.is_main_process and progress and not resumed:
+        _print_start(config, model, trainable)
 
     # 4. the loop ---------------------------------------------------------------------------------------
-    bar = tqdm(total=config.max_steps, initial=state.step, disable=not (progress and is_main), desc=f"train {config.mode}")
-    running_loss, running_batches, seen, window_start = 0.0, 0, 0, time.time()
-    device = accelerator.device
-    while state.step < config.max_steps and not state.stopped_early:
-        wrapped.train()
-        for _ in range(config.gradient_accumulation_steps):
-            local, state.epoch, state.batch_index = stream.next_local(state.epoch, state.batch_index)
-            batch = {k: v.to(device) for k, v in collator(local).items()}
-            with accelerator.accumulate(wrapped):
-                loss = wrapped(**batch).loss
-                bad = accelerator.reduce(torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=device), "sum")
-                if bad.item() > 0:
-                    log.log({"step": state.step + 1, "type": "diverged", "loss": float(loss.item())})
-                    log.close()
-                    bar.close()
-                    kept = f"the last good checkpoint ({checkpoint_dir}) is kept" if checkpoint.exists(checkpoint_dir) else "no checkpoint had been written yet"
-                    raise TrainingDiverged(
-                        f"The training loss became {float(loss.item())} at step {state.step + 1} "
-                        f"(mode={config.mode}, tasks={list(config.tasks)}, learning_rate={config.learning_rate}); "
-                        f"training stopped and {kept}. Lower the learning rate or set max_grad_norm, and train "
-                        "again in a fresh output_dir."
-                    )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if config.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-            running_loss += float(loss.detach().float().item())
-            running_batches += 1
-            seen += len(local) * accelerator.num_processes
-        state.step += 1
-        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
-        throughput = seen / max(time.time() - window_start, 1e-9)
-        bar.update(1)
-        bar.set_postfix(loss=f"{running_loss / running_batches:.4f}", lr=f"{next(iter(lrs.values())):.2e}", ex_s=f"{throughput:.1f}")
-        if state.step % LOG_EVERY == 0 or state.step == config.max_steps or state.step == 1:
-            mean_loss = accelerator.reduce(torch.tensor([running_loss / running_batches], device=device), "mean").item()
-            log.log({"step": state.step, "type": "train", "loss": mean_loss, "lr": lrs, "examples_per_s": throughput, "epoch": state.epoch})
-            running_loss, running_batches, seen, window_start = 0.0, 0, 0, time.time()
-
-        if (config.eval_every and state.step % config.eval_every == 0) or state.step == config.max_steps:
-            metrics, _ = evaluate_split("validation", unwrapped)
-            if _record_validation(state, metrics, config.early_stopping_patience):  # the best so far: keep it
-                if is_main:
-                    unwrapped.save_pretrained(best_dir)
-                    storage.write_json(best_dir / CONFIG_FILE, config_dict)
-                accelerator.wait_for_everyone()
-            log.log({"step": state.step, "type": "eval", "split": "validation", "metrics": metrics, "best_step": state.best_step})
-            if is_main and progress:
-                bar.write(f"step {state.step}: validation {metrics['average']:.2f} (best {state.best_score:.2f} at step {state.best_step})")
-            save_checkpoint()
-        if _on_step is not None:
-            _on_step(state.step, unwrapped)
-    bar.close()
+    show = progress and accelerator.is_main_process
+    window = _LossWindow()
+    with tqdm(total=config.max_steps, initial=state.step, disable=not show, desc=f"train {config.mode}") as bar:
+        while state.step < config.max_steps and not state.stopped_early:
+            _optimizer_step(config, accelerator, parallel_model, optimizer, scheduler, stream, collator, state, window, log)
+            state.step += 1
+            _log_train(config, accelerator, optimizer, state, window, log, bar)
+            if (config.eval_every and state.step % config.eval_every == 0) or state.step == config.max_steps:
+                _validate(config, accelerator, model, tokenizer, data, state, log, bar if show else None)
+                _save_checkpoint(config, accelerator, model, optimizer, scheduler, state)
+            if _on_step is not None:
+                _on_step(state.step, model)
 
     # 5. test the best model ---------------------------------------------------------------------------
+    test_metrics, attention = _test_best(config, accelerator, model, tokenizer, data, state, log)
+    return _report(config, accelerator, model, state, test_metrics, attention, trainable, overwrite_prompt, started)
+
+
+def _print_start(config: TrainConfig, model: torch.nn.Module, trainable: int) -> None:
+    print(f"[attempt] {config.mode} on {', '.join(config.tasks)}: {trainable:,} trainable parameters")
+    note = attention_reach_note(getattr(model, "mixture", None))
+    if note:
+        print(note)
+
+
+@dataclass
+class _LossWindow:
+    """The training loss and throughput since the last train-loss log line."""
+
+    loss: float = 0.0  # summed over micro-batches
+    batches: int = 0  # micro-batches
+    examples: int = 0  # over all processes
+    start: float = field(default_factory=time.time)
+
+
+def _optimizer_step(
+    config: TrainConfig, accelerator: Any, parallel_model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR, stream: BatchStream, collator: Collator, state: LoopState,
+    window: _LossWindow, log: MetricsLog,
+) -> None:  # fmt: skip
+    """One optimizer step: ``gradient_accumulation_steps`` micro-batches (the next ones of `stream`, whose
+    position is kept in `state`), each NaN/inf-guarded, then clipping and the update. Losses go to `window`."""
+    parallel_model.train()
+    device = accelerator.device
+    for _ in range(config.gradient_accumulation_steps):
+        local, state.epoch, state.batch_index = stream.next_local(state.epoch, state.batch_index)
+        batch = {k: v.to(device) for k, v in collator(local).items()}
+        with accelerator.accumulate(parallel_model):
+            loss = parallel_model(**batch).loss
+            _check_finite(config, accelerator, state, loss, log)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                if config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(parallel_model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+        window.loss += float(loss.detach().float().item())
+        window.batches += 1
+        window.examples += len(local) * accelerator.num_processes
+
+
+def _check_finite(config: TrainConfig, accelerator: Any, state: LoopState, loss: torch.Tensor, log: MetricsLog) -> None:
+    """The NaN/inf guard. Every process learns whether any process's loss is not finite, so all stop together
+    (one stopping alone would leave the others waiting in the next collective); the last checkpoint is kept."""
+    bad = accelerator.reduce(torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=accelerator.device), "sum")
+    if bad.item() == 0:
+        return
+    log.log({"step": state.step + 1, "type": "diverged", "loss": float(loss.item())})
+    log.close()
+    checkpoint_dir = Path(config.output_dir) / CHECKPOINT_DIR
+    kept = f"the last good checkpoint ({checkpoint_dir}) is kept" if checkpoint.exists(checkpoint_dir) else "no checkpoint had been written yet"
+    raise TrainingDiverged(
+        f"The training loss became {float(loss.item())} at step {state.step + 1} "
+        f"(mode={config.mode}, tasks={list(config.tasks)}, learning_rate={config.learning_rate}); "
+        f"training stopped and {kept}. Lower the learning rate or set max_grad_norm, and train "
+        "again in a fresh output_dir."
+    )
+
+
+def _log_train(
+    config: TrainConfig, accelerator: Any, optimizer: torch.optim.Optimizer, state: LoopState, window: _LossWindow,
+    log: MetricsLog, bar: Any,
+) -> None:  # fmt: skip
+    """After a step: the progress bar, and every LOG_EVERY steps (and the first and last) the mean training
+    loss over all processes, the learning rates and the throughput; then a new window starts."""
+    lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+    throughput = window.examples / max(time.time() - window.start, 1e-9)
+    bar.update(1)
+    bar.set_postfix(loss=f"{window.loss / window.batches:.4f}", lr=f"{next(iter(lrs.values())):.2e}", ex_s=f"{throughput:.1f}")
+    if state.step % LOG_EVERY == 0 or state.step == config.max_steps or state.step == 1:
+        mean_loss = accelerator.reduce(torch.tensor([window.loss / window.batches], device=accelerator.device), "mean").item()
+        log.log({"step": state.step, "type": "train", "loss": mean_loss, "lr": lrs, "examples_per_s": throughput, "epoch": state.epoch})
+        window.loss, window.batches, window.examples, window.start = 0.0, 0, 0, time.time()
+
+
+def _evaluate_split(
+    config: TrainConfig, accelerator: Any, model: torch.nn.Module, tokenizer: Any, data: dict[str, Any], split: str,
+    predictions: Path | None = None, attention: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:  # fmt: skip
+    """(metrics, mean attention) of `model` on one split of every task, shared between the processes; only
+    the main process writes the files."""
+    from accelerate.utils import gather_object
+
+    is_main = accelerator.is_main_process
+    return evaluate_with_attention(
+        model, tokenizer, {t: data[t][split] for t in config.tasks}, method=config.eval_method,
+        batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
+        max_target_length=config.max_target_length, pad_to=config.pad_to,
+        predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
+        autocast=accelerator.autocast, gather=gather_object,
+        shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
+    )  # fmt: skip
+
+
+def _validate(
+    config: TrainConfig, accelerator: Any, model: torch.nn.Module, tokenizer: Any, data: dict[str, Any],
+    state: LoopState, log: MetricsLog, bar: Any | None,
+) -> None:  # fmt: skip
+    """Evaluate on the validation split, keep the model in ``best/`` when it is the best so far, log the
+    result (and write it under the progress `bar`, when one is shown)."""
+    metrics, _ = _evaluate_split(config, accelerator, model, tokenizer, data, "validation")
+    if _record_validation(state, metrics, config.early_stopping_patience):  # the best so far: keep it
+        if accelerator.is_main_process:
+            best_dir = Path(config.output_dir) / BEST_DIR
+            model.save_pretrained(best_dir)
+            storage.write_json(best_dir / CONFIG_FILE, config.to_dict())
+        accelerator.wait_for_everyone()
+    log.log({"step": state.step, "type": "eval", "split": "validation", "metrics": metrics, "best_step": state.best_step})
+    if bar is not None:
+        bar.write(f"step {state.step}: validation {metrics['average']:.2f} (best {state.best_score:.2f} at step {state.best_step})")
+
+
+def _save_checkpoint(
+    config: TrainConfig, accelerator: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR, state: LoopState,
+) -> None:  # fmt: skip
+    """Write ``output_dir/checkpoint`` atomically (main process), with every process's random generators."""
+    from accelerate.utils import gather_object
+
+    rngs = gather_object([checkpoint.rng_state()])  # every process's generators, in process order
+    if accelerator.is_main_process:
+        checkpoint.save(
+            Path(config.output_dir) / CHECKPOINT_DIR, weights=model.trainable_state_dict(),
+            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rngs,
+            state=dataclasses.asdict(state), config=config.to_dict(), sources=_source_hashes(model),
+        )  # fmt: skip
     accelerator.wait_for_everyone()
-    _check_best(config, best_dir)
-    load_best_weights(config, unwrapped, best_dir)
-    test_metrics, attention = evaluate_split("test", unwrapped, output_dir / PREDICTIONS_FILE, output_dir / ATTENTION_FILE)
+
+
+def _test_best(
+    config: TrainConfig, accelerator: Any, model: torch.nn.Module, tokenizer: Any, data: dict[str, Any],
+    state: LoopState, log: MetricsLog,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:  # fmt: skip
+    """Step 5 of `train`: reload ``best/`` into `model` and evaluate it on the test split, writing the
+    predictions and the mean attention; returns (test metrics, attention)."""
+    output_dir = Path(config.output_dir)
+    accelerator.wait_for_everyone()
+    _check_best(config, output_dir / BEST_DIR)
+    load_best_weights(config, model, output_dir / BEST_DIR)
+    test_metrics, attention = _evaluate_split(
+        config, accelerator, model, tokenizer, data, "test", output_dir / PREDICTIONS_FILE, output_dir / ATTENTION_FILE
+    )
     log.log({"step": state.step, "type": "eval", "split": "test", "metrics": test_metrics, "best_step": state.best_step})
     log.close()
-    if config.mode == "source" and is_main:
-        prompt = _source_prompt(config, state, unwrapped, output_dir)
-        _store_prompt(config, prompt, overwrite_prompt)
+    return test_metrics, attention
+
+
+def _report(
+    config: TrainConfig, accelerator: Any, model: torch.nn.Module, state: LoopState, test_metrics: dict[str, Any],
+    attention: dict[str, dict[str, float]], trainable: int, overwrite_prompt: bool, started: float,
+) -> TrainResult:  # fmt: skip
+    """The end of a run: mode="source" stores its prompt in the library; ``results.json`` is written."""
+    output_dir = Path(config.output_dir)
+    if config.mode == "source" and accelerator.is_main_process:
+        _store_prompt(config, _source_prompt(config, state, model, output_dir), overwrite_prompt)
     result = TrainResult(
         output_dir=output_dir, best_step=state.best_step, best_metrics=state.best_metrics, test_metrics=test_metrics,
         trainable_parameters=trainable, steps=state.step, wall_time_s=time.time() - started,
     )  # fmt: skip
-    if is_main:
+    if accelerator.is_main_process:
         storage.write_json(
             output_dir / RESULTS_FILE,
             {
