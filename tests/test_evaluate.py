@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
+from attempt.build import load_run
 from attempt.config import AttemptConfig
 from attempt.data import load_split
-from attempt.evaluate import PREDICTION_KEYS, evaluate, evaluate_with_attention, load_run, predict
+from attempt.evaluate import PREDICTION_KEYS, evaluate, evaluate_with_attention, predict
 from attempt.modeling import AttemptModel
 from attempt.prompts import SourcePrompt
 from attempt.tasks import get_task

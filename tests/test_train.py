@@ -15,8 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 from attempt import checkpoint, storage
+from attempt.build import load_run
 from attempt.config import TrainConfig
-from attempt.evaluate import evaluate, load_run
+from attempt.evaluate import evaluate
 from attempt.prompts import PromptLibrary, SourcePrompt
 from attempt.splits import load_task_data
 from attempt.testing import build_backbone, build_tokenizer
@@ -449,7 +450,7 @@ def assert_close_nested(actual, expected, tol: float = 1e-4) -> None:
 def test_sharding_backends_are_refused_with_the_supported_alternative():
     from accelerate.utils import DistributedType
 
-    from attempt.build import check_distributed_type
+    from attempt.devices import check_distributed_type
 
     for sharded in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
         with pytest.raises(NotImplementedError, match=rf"does not support {sharded.name}.*--multi_gpu"):

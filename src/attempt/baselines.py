@@ -5,7 +5,8 @@
     out = model(input_ids, attention_mask, labels=labels)                      # AttemptOutput(loss, logits, None)
 
 Seq2seq and causal backbones are trained with their own LM loss; encoder-only backbones get the same
-mean-pooled classification/regression heads as `EncoderAttemptModel`. LoRA goes through PEFT
+mean-pooled classification/regression heads as `EncoderAttemptModel` (`attempt.modeling.heads`). As for
+AttemptModel, one small subclass per backbone family holds what differs between families. LoRA goes through PEFT
 (`get_peft_model` with a `LoraConfig`); only the LoRA matrices (and the head) are trained and saved.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -22,8 +23,9 @@ from torch import nn
 from attempt import storage
 from attempt.config import HEAD_POOLINGS, config_from_dict, labels_per_task
 from attempt.modeling.base import AttemptModel, AttemptOutput
-from attempt.modeling.causal import _positions, pad_token_id
-from attempt.modeling.encoder import ClassificationHeads, EncoderAttemptModel
+from attempt.modeling.causal import pad_token_id
+from attempt.modeling.heads import ClassificationHeads, per_task_loss, pool
+from attempt.modeling.padding import check_left_padded, positions
 from attempt.modeling.scoring import (
     causal_candidate_log_likelihoods,
     label_log_likelihood,
@@ -121,18 +123,30 @@ def default_target_modules(backbone_config: Any) -> list[str]:
 class FineTuneModel(nn.Module):
     """Full fine-tuning or LoRA over a Hugging Face backbone, with AttemptModel's interface.
 
-    Build one with `FineTuneModel.from_backbone(...)`. `forward` returns an `AttemptOutput` whose
-    `attention_weights` is None.
+    Build one with `FineTuneModel.from_backbone(...)`, which picks the subclass of the backbone's family
+    (`Seq2SeqFineTuneModel`, `CausalFineTuneModel`, `EncoderFineTuneModel`), as `AttemptModel.from_backbone`
+    does. `forward` returns an `AttemptOutput` whose `attention_weights` is None.
     """
 
-    family: str  # "seq2seq", "causal" or "encoder", from the backbone config
+    family: ClassVar[str] = ""  # "seq2seq", "causal" or "encoder": set by each subclass
+    config_file: ClassVar[str] = CONFIG_FILE
+    weights_file: ClassVar[str] = WEIGHTS_FILE
+    _subclasses: ClassVar[dict[str, type[FineTuneModel]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            FineTuneModel._subclasses[cls.family] = cls
 
     def __init__(self, backbone: nn.Module, config: FineTuneConfig, backbone_name: str | None = None):
         super().__init__()
-        from attempt.resolve import family_of
-
+        family = _family_of(backbone)
+        if family != self.family:
+            raise TypeError(
+                f"{type(self).__name__} wraps {self.family or 'no'} backbones; this one is {family}. Build it with "
+                "FineTuneModel.from_backbone(backbone, ...), which picks the class of the backbone's family."
+            )
         self.config = config
-        self.family = family_of(backbone.config)
         self.backbone_name = backbone_name or getattr(backbone.config, "_name_or_path", None) or type(backbone).__name__
         self.hidden_size = backbone.get_input_embeddings().weight.shape[1]
         with torch.random.fork_rng():
@@ -157,15 +171,12 @@ class FineTuneModel(nn.Module):
         return get_peft_model(backbone, lora)  # freezes everything but the adapters
 
     def _build_head(self) -> nn.Module | None:
-        if self.family != "encoder":
-            return None
-        labels = self.config.labels_per_task()
-        if not labels:
-            raise ValueError(
-                "Encoder-only backbones need a head: pass num_labels, e.g. num_labels=2 (1 for regression), "
-                "or {'rte': 2, 'stsb': 1} for several tasks."
-            )
-        return ClassificationHeads(self.hidden_size, labels)
+        return None
+
+    @staticmethod
+    def class_for(backbone: nn.Module) -> type[FineTuneModel]:
+        """The FineTuneModel subclass of a backbone's family."""
+        return FineTuneModel._subclasses[_family_of(backbone)]
 
     @classmethod
     def from_backbone(
@@ -191,7 +202,8 @@ class FineTuneModel(nn.Module):
             mode=mode, tasks=tuple(tasks), num_labels=num_labels, lora_rank=lora_rank, lora_alpha=lora_alpha,
             lora_dropout=lora_dropout, target_modules=target_modules, **config_fields,
         )
-        return cls(backbone, config, backbone_name=backbone_name)
+        subclass = FineTuneModel.class_for(backbone) if cls is FineTuneModel else cls
+        return subclass(backbone, config, backbone_name=backbone_name)
 
     # -- the shared interface -----------------------------------------------------------------------
     @property
@@ -209,77 +221,32 @@ class FineTuneModel(nn.Module):
         get_base = getattr(self.backbone, "get_base_model", None)
         return get_base() if callable(get_base) else self.backbone
 
-    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs):
-        """Args: input_ids/attention_mask (B, L); labels (B, T) token ids with -100 where no loss (LMs) or
-        (B,) class ids / scores (encoder-only); task_ids (B,) (encoder-only: picks the head).
+    def forward(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs
+    ) -> AttemptOutput:
+        """Args: input_ids/attention_mask (B, L); labels (B, T) token ids with -100 where no loss; task_ids and
+        token_type_ids are accepted for the shared interface (one LM serves every task, without segments).
 
-        Returns: AttemptOutput(loss, logits, None); logits (B, T, V) for seq2seq, (B, L, V) aligned with
-        input_ids for causal LMs (the loss is the backbone's shifted next-token loss), (B, C) for heads.
+        Returns: AttemptOutput(loss, logits, None), logits as the backbone gives them.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if self.family == "encoder":
-            return self._classify(input_ids, attention_mask, labels, task_ids, token_type_ids)
-        if self.family == "causal":
-            kwargs["position_ids"] = _positions(attention_mask)  # left padding gives the same positions
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
         return AttemptOutput(loss=out.loss, logits=out.logits)
 
-    def _classify(self, input_ids, attention_mask, labels, task_ids, token_type_ids) -> AttemptOutput:
-        if task_ids is None:
-            task_ids = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        # the bare encoder (skipping a *ForSequenceClassification head); LoRA layers are injected in place
-        encoder = getattr(self._inner(), "base_model", self._inner())
-        hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
-        hidden = getattr(hidden, "last_hidden_state", None)
-        if hidden is None:
-            raise ValueError("The encoder backbone must return last_hidden_state: pass the bare encoder (AutoModel).")
-        if self.config.head_pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            real = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-            pooled = (hidden * real).sum(1) / real.sum(1).clamp(min=1)  # (B, d)
-        logits = self.head(pooled.float(), task_ids, self.tasks)  # (B, C)
-        # the per-task CE / MSE of EncoderAttemptModel; it reads only .head and .tasks
-        loss = EncoderAttemptModel._loss(self, logits, labels, task_ids) if labels is not None else None
-        return AttemptOutput(loss=loss, logits=logits)
-
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
-        """Generate (seq2seq: decoder ids; causal: only the new ids, inputs LEFT-padded)."""
-        if self.family == "encoder":
-            raise NotImplementedError("FineTuneModel on an encoder-only backbone does not generate text.")
-        if self.family == "causal":
-            if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
-                raise ValueError("Decoder-only generation needs left padding: set tokenizer.padding_side = 'left'.")
-            generate_kwargs.setdefault("pad_token_id", pad_token_id(self._inner()))
-        out = self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
-        return out[:, input_ids.shape[1] :] if self.family == "causal" else out
+        """Generated ids (seq2seq: decoder ids; causal: only the new ids, inputs LEFT-padded)."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.family} backbone) does not generate text.")
 
     def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
         """(B,) sum of log p(label tokens | input), as AttemptModel's (for rank classification)."""
-        if self.family == "encoder":
-            raise NotImplementedError("Encoder-only backbones classify with their head, not by likelihood.")
-        if self.family == "seq2seq":
-            logits = self(input_ids, attention_mask, labels=labels).logits  # (B, T, V)
-            return label_log_likelihood(logits, labels)
-        logits = self(input_ids, attention_mask).logits  # (B, L, V)
-        return label_log_likelihood(logits[:, :-1], labels[:, 1:])
+        raise NotImplementedError(f"{type(self).__name__} ({self.family} backbone) classifies with its head.")
 
     @torch.no_grad()
     def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
-        """(B, C) log p(candidate | input), the input read once (see `attempt.modeling.scoring`);
-        causal inputs LEFT-padded."""
-        if self.family == "encoder":
-            raise NotImplementedError("Encoder-only backbones classify with their head, not by likelihood.")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        inner = self._inner()  # LoRA layers are injected in place: the inner model runs with them
-        embeds = inner.get_input_embeddings()(input_ids)  # (B, L, d)
-        if self.family == "seq2seq":
-            return seq2seq_candidate_log_likelihoods(inner, embeds, attention_mask, candidates)
-        return causal_candidate_log_likelihoods(inner, embeds, attention_mask, candidates, pad_token_id(inner) or 0)
+        """(B, C) log p(candidate | input), the input read once (see `attempt.modeling.scoring`)."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.family} backbone) classifies with its head.")
 
     # -- trainable parameters ---------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
@@ -353,9 +320,10 @@ class FineTuneModel(nn.Module):
                 f"{directory} was trained on a backbone with d={meta['hidden_size']} ({meta['backbone']}); "
                 f"this backbone has d={hidden}."
             )
-        model = cls(backbone, FineTuneConfig.from_dict(meta["finetune"]), backbone_name=meta["backbone"])
-        if model.family != meta["family"]:
-            raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {model.family}.")
+        subclass = FineTuneModel.class_for(backbone) if cls is FineTuneModel else cls
+        if subclass.family != meta["family"]:
+            raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {subclass.family}.")
+        model = subclass(backbone, FineTuneConfig.from_dict(meta["finetune"]), backbone_name=meta["backbone"])
         state = load_safetensors(directory / WEIGHTS_FILE, fix, sha256=meta.get(HASH_KEY))  # older saves: no hash
         params = model.trainable_state_dict()
         if set(state) != set(params):
@@ -372,4 +340,111 @@ class FineTuneModel(nn.Module):
         return model
 
 
-__all__ = ["DEFAULT_TARGET_MODULES", "FineTuneConfig", "FineTuneModel", "default_target_modules"]
+def _family_of(backbone: nn.Module) -> str:
+    from attempt.resolve import family_of
+
+    return family_of(backbone.config)
+
+
+# -- one subclass per backbone family ------------------------------------------------------------------
+class Seq2SeqFineTuneModel(FineTuneModel):
+    """Encoder-decoder backbones (T5, BART), trained with their own LM loss."""
+
+    family = "seq2seq"
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
+        """Decoder ids generated for each input."""
+        return self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
+
+    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+        logits = self(input_ids, attention_mask, labels=labels).logits  # (B, T, V)
+        return label_log_likelihood(logits, labels)
+
+    @torch.no_grad()
+    def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inner = self._inner()  # LoRA layers are injected in place: the inner model runs with them
+        embeds = inner.get_input_embeddings()(input_ids)  # (B, L, d)
+        return seq2seq_candidate_log_likelihoods(inner, embeds, attention_mask, candidates)
+
+
+class CausalFineTuneModel(FineTuneModel):
+    """Decoder-only backbones, trained with their shifted next-token loss; positions are counted from the
+    attention mask, so LEFT-padded inputs (generation, scoring) get the positions of unpadded ones."""
+
+    family = "causal"
+
+    def forward(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs
+    ) -> AttemptOutput:
+        """logits (B, L, V) aligned with input_ids; the loss is the backbone's shifted next-token loss."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        kwargs["position_ids"] = positions(attention_mask)  # left padding gives the same positions
+        return super().forward(input_ids, attention_mask, labels, task_ids, token_type_ids, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
+        """Only the new ids of each LEFT-padded input."""
+        check_left_padded(attention_mask, "generation")
+        generate_kwargs.setdefault("pad_token_id", pad_token_id(self._inner()))
+        out = self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
+        return out[:, input_ids.shape[1] :]
+
+    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+        logits = self(input_ids, attention_mask).logits  # (B, L, V)
+        return label_log_likelihood(logits[:, :-1], labels[:, 1:])
+
+    @torch.no_grad()
+    def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inner = self._inner()  # LoRA layers are injected in place: the inner model runs with them
+        embeds = inner.get_input_embeddings()(input_ids)  # (B, L, d)
+        return causal_candidate_log_likelihoods(inner, embeds, attention_mask, candidates, pad_token_id(inner) or 0)
+
+
+class EncoderFineTuneModel(FineTuneModel):
+    """Encoder-only backbones with the pooled per-task heads of `EncoderAttemptModel` (`attempt.modeling.heads`)."""
+
+    family = "encoder"
+
+    def _build_head(self) -> nn.Module:
+        labels = self.config.labels_per_task()
+        if not labels:
+            raise ValueError(
+                "Encoder-only backbones need a head: pass num_labels, e.g. num_labels=2 (1 for regression), "
+                "or {'rte': 2, 'stsb': 1} for several tasks."
+            )
+        return ClassificationHeads(self.hidden_size, labels)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs) -> AttemptOutput:
+        """labels (B,) class ids or scores; task_ids (B,) picks the head. logits (B, C)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if task_ids is None:
+            task_ids = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        # the bare encoder (skipping a *ForSequenceClassification head); LoRA layers are injected in place
+        encoder = getattr(self._inner(), "base_model", self._inner())
+        hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        hidden = getattr(hidden, "last_hidden_state", None)
+        if hidden is None:
+            raise ValueError("The encoder backbone must return last_hidden_state: pass the bare encoder (AutoModel).")
+        pooled = pool(hidden, attention_mask, self.config.head_pooling)  # (B, d)
+        logits = self.head(pooled.float(), task_ids, self.tasks)  # (B, C)
+        loss = per_task_loss(logits, labels, task_ids, self.head, self.tasks) if labels is not None else None
+        return AttemptOutput(loss=loss, logits=logits)
+
+
+__all__ = [
+    "DEFAULT_TARGET_MODULES",
+    "CausalFineTuneModel",
+    "EncoderFineTuneModel",
+    "FineTuneConfig",
+    "FineTuneModel",
+    "Seq2SeqFineTuneModel",
+    "default_target_modules",
+]

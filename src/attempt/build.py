@@ -1,22 +1,33 @@
-"""What a training run is assembled from, given its `TrainConfig`: the model (ATTEMPT, prompt tuning, SPoT, or a
-fine-tuning / LoRA baseline), the Accelerator it runs on, and the learning-rate schedule.
+"""The model of a run: built from its `TrainConfig` (ATTEMPT, prompt tuning, SPoT, or a fine-tuning / LoRA
+baseline), or reloaded from the folder a run wrote.
 
-`attempt.train.train` calls these; `build_model` is also the way to get an untrained model of a config.
+`model_class(mode)` names the class of a mode; `build_model` makes an untrained model of a config over a
+backbone; `load_best_weights` puts ``best/`` back into a trained one; `load_run` / `load_saved_model` rebuild
+a finished run's best model, checking every file first.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 
+from attempt.baselines import MODES as FINETUNE_MODES
+from attempt.baselines import FineTuneModel
 from attempt.config import TrainConfig
+from attempt.modeling import AttemptModel
 from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.reading import read_json, verify_model_directory
 from attempt.tasks import get_task
+
+
+def model_class(mode: str) -> type[AttemptModel] | type[FineTuneModel]:
+    """The model class of a run's mode: FineTuneModel for "finetune" and "lora", else AttemptModel (which
+    also does source prompts, prompt tuning and SPoT)."""
+    return FineTuneModel if mode in FINETUNE_MODES else AttemptModel
 
 
 def _sources(config: TrainConfig, hidden_size: int) -> list[SourcePrompt]:
@@ -33,22 +44,18 @@ def _sources(config: TrainConfig, hidden_size: int) -> list[SourcePrompt]:
     return prompts
 
 
-def build_model(config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, family: str) -> torch.nn.Module:
+def build_model(config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, family: str) -> AttemptModel | FineTuneModel:
     """The model of `config.mode` over `backbone` (AttemptModel, or FineTuneModel for finetune/lora)."""
     labels = {t: get_task(t).num_labels for t in config.tasks}
     if family == "encoder":
         no_head = [t for t, n in labels.items() if n == 0]
         if no_head:
             raise ValueError(f"Task(s) {no_head} are extractive QA; an encoder backbone with a head cannot learn them.")
-    if config.mode in ("finetune", "lora"):
-        from attempt.baselines import FineTuneModel
-
+    if model_class(config.mode) is FineTuneModel:
         return FineTuneModel.from_backbone(
             backbone, mode=config.mode, tasks=list(config.tasks), num_labels=labels if family == "encoder" else None,
             lora_rank=config.lora_rank, lora_alpha=config.lora_alpha, backbone_name=config.backbone, seed=config.seed,
         )  # fmt: skip
-    from attempt.modeling import AttemptModel
-
     attempt_config = config.attempt_config()
     if family == "encoder" and attempt_config.num_labels is None:
         attempt_config = dataclasses.replace(attempt_config, num_labels=labels)
@@ -61,66 +68,72 @@ def build_model(config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, 
 
 def load_best_weights(config: TrainConfig, model: torch.nn.Module, best_dir: Path) -> None:
     """Put the weights saved in ``best/`` back into the trained model (in place, before the test evaluation)."""
-    if config.mode in ("finetune", "lora"):
-        from attempt.baselines import WEIGHTS_FILE
-    else:
-        from attempt.modeling.base import WEIGHTS_FILE
-    state = load_file(str(best_dir / WEIGHTS_FILE), device=str(next(model.parameters()).device))
+    weights = best_dir / model_class(config.mode).weights_file
+    state = load_file(str(weights), device=str(next(model.parameters()).device))
     _, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ValueError(f"{best_dir} holds weights this model lacks: {unexpected}.")
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def damaged_model_fix(directory: str | Path) -> str:
+    """What to do about a damaged saved model in `directory`."""
+    return (f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train the run "
+            "again in a fresh output_dir.")
 
 
-def make_accelerator(config: TrainConfig):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError("mixed_precision='fp16' needs a CUDA GPU. On a CPU use mixed_precision='bf16' or 'no'.")
-    if config.mixed_precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        raise ValueError("This GPU does not support bf16; use mixed_precision='fp16' or 'no'.")
-    # Accelerate keeps one global state per process; a single-process caller (tests, notebooks) may train
-    # again with another precision, so forget the previous one there.
-    previous = AcceleratorState._shared_state.get("_mixed_precision")
-    if previous is not None and previous != config.mixed_precision and PartialState._shared_state.get("num_processes", 1) == 1:
-        AcceleratorState._reset_state()
-    # several processes without a GPU (torchrun on CPUs): Accelerate only uses gloo when told cpu=True
-    cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=cpu,
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # multi-task heads
-    )
-    check_distributed_type(accelerator.distributed_type)
-    return accelerator
+def verify_saved_model(config: TrainConfig, directory: Path) -> dict[str, Any]:
+    """Check the model folder of `config.mode` in `directory` (`attempt.reading.verify_model_directory`: a
+    damaged file is a one-line error, not a parser's traceback); returns its config file's contents."""
+    cls = model_class(config.mode)
+    return verify_model_directory(directory, cls.config_file, cls.weights_file, damaged_model_fix(directory))
 
 
-SHARDED_TYPES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
+def load_run(
+    run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None
+) -> tuple[Any, Any, Any]:
+    """Reload the best model of a run written by `attempt.train.train`.
 
+    Args:
+        run_dir: the run's output_dir (holding ``best/`` and ``train_config.json``).
+        backbone: the backbone to load onto; None resolves ``config.backbone`` with `load_backbone`.
+        tokenizer: its tokenizer (required when `backbone` is given).
 
-def check_distributed_type(distributed_type: Any) -> None:
-    """Refuse the sharding back-ends this loop does not handle yet, before anything is written.
+    Returns:
+        ``(model, tokenizer, TrainConfig)``; the model is an AttemptModel (with its source prompts from the
+        recorded library) or, for finetune/lora runs, a FineTuneModel, in eval mode.
 
-    Checkpoints, `best/` and evaluation read the full trainable weights and optimizer state of the unwrapped
-    model on each process; FSDP / DeepSpeed ZeRO shard them, so a run would save partial weights. One device
-    and DDP (several processes, each with the whole model) are supported.
+    Raises:
+        FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
     """
-    name = getattr(distributed_type, "name", str(distributed_type))
-    if name in SHARDED_TYPES:
-        raise NotImplementedError(
-            f"attempt.train does not support {name} yet: its checkpoints and evaluation need the whole trainable "
-            "weights on every process, which sharding splits. The trained part is small (the prompts and the "
-            "attention module), so run plain data parallel instead: `accelerate launch --multi_gpu ...` or "
-            "`torchrun --nproc_per_node N ...`, without --use_fsdp / --use_deepspeed."
+    run_dir = Path(run_dir)
+    best = run_dir / "best"
+    config_path = next((p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None)
+    if config_path is None or not best.is_dir():
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
+            "(written by attempt.train.train after its first evaluation)."
         )
+    fix = "Restore it: best/train_config.json is a copy of it." if config_path.parent == run_dir else damaged_model_fix(best)
+    config = TrainConfig.from_dict(read_json(config_path, fix))
+    if backbone is None:
+        from attempt.resolve import load_backbone
+
+        backbone, loaded_tokenizer, _ = load_backbone(config.backbone, dtype=config.backbone_dtype)
+        tokenizer = tokenizer or loaded_tokenizer
+    elif tokenizer is None:
+        raise ValueError("load_run(run_dir, backbone=...) also needs the backbone's tokenizer=.")
+    elif config.backbone_dtype is not None:
+        backbone = backbone.to(getattr(torch, config.backbone_dtype))  # as it was trained
+    model = load_saved_model(config, backbone, best)
+    return model.eval(), tokenizer, config
+
+
+def load_saved_model(config: TrainConfig, backbone: torch.nn.Module, directory: str | Path) -> AttemptModel | FineTuneModel:
+    """Load the model class of `config.mode` saved in `directory` onto `backbone`, after checking the folder
+    (`verify_saved_model`; an ATTEMPT model gets its source prompts from the recorded library)."""
+    directory = Path(directory)
+    if model_class(config.mode) is FineTuneModel:
+        return FineTuneModel.from_pretrained(backbone, directory)  # checks the folder itself
+    meta = verify_saved_model(config, directory)
+    sources = config.library if meta.get("source_prompts") else None
+    return AttemptModel.from_pretrained(backbone, directory, source_prompts=sources)

@@ -8,8 +8,8 @@ How a prediction is made depends on the backbone family and the task kind:
   greedy decoding, mapped back with ``Task.parse_prediction``;
 - seq2seq and causal LMs, regression and extractive QA: always generation (the number / answer string).
 
-`evaluate` scores validation/test rows per task; `predict` labels arbitrary inputs (mixed tasks allowed);
-`load_run` reloads a finished run written by `attempt.train.train`.
+`evaluate` scores validation/test rows per task; `predict` labels arbitrary inputs (mixed tasks allowed).
+Reloading a finished run to evaluate is `attempt.build.load_run`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from attempt import storage
 from attempt.batching import longest_first
 from attempt.collate import Collator, make_examples
-from attempt.reading import read_json, verify_model_directory
+from attempt.protocols import Predictor
 from attempt.tasks import Task, get_task
 
 METHODS = ("rank", "generate")
@@ -33,11 +33,11 @@ PREDICTION_KEYS = ("task", "index", "idx", "source", "prediction", "reference")
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def _device(model: torch.nn.Module) -> torch.device:
+def _device(model: Predictor) -> torch.device:
     return next(model.parameters()).device
 
 
-def _attention_names(model: Any) -> list[str] | None:
+def _attention_names(model: Predictor) -> list[str] | None:
     """Names of the columns of the model's attention weights ([sources..., "target"]), None without."""
     mixture = getattr(model, "mixture", None)
     if mixture is None or not getattr(mixture, "uses_attention", False):
@@ -73,12 +73,12 @@ def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[
     return {name: tensor.to(device) for name, tensor in batch.items()}
 
 
-def _uses_rank(model: Any, task: Task, method: str) -> bool:
+def _uses_rank(model: Predictor, task: Task, method: str) -> bool:
     return method == "rank" and task.is_classification and model.family != "encoder"
 
 
 # ---------------------------------------------------------------------------------- per-batch scoring
-def _head_predictions(model: Any, task: Task, batch: dict[str, torch.Tensor]) -> list[Any]:
+def _head_predictions(model: Predictor, task: Task, batch: dict[str, torch.Tensor]) -> list[Any]:
     """Encoder backbones: label ids (argmax over the task's classes) or regression values."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logits = model(**inputs).logits.float()  # (B, C)
@@ -88,7 +88,7 @@ def _head_predictions(model: Any, task: Task, batch: dict[str, torch.Tensor]) ->
 
 
 def _rank_predictions(
-    model: Any, task: Task, collator: Collator, batch: Mapping[str, torch.Tensor]
+    model: Predictor, task: Task, collator: Collator, batch: Mapping[str, torch.Tensor]
 ) -> list[int]:
     """Rank classification: the label id whose verbalizer has the highest log-likelihood after the input.
 
@@ -101,7 +101,7 @@ def _rank_predictions(
 
 
 def _generated_texts(
-    model: Any, tokenizer: Any, batch: dict[str, torch.Tensor], max_new_tokens: int
+    model: Predictor, tokenizer: Any, batch: dict[str, torch.Tensor], max_new_tokens: int
 ) -> list[str]:
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1}
     if model.family == "causal" and tokenizer.eos_token_id is not None:
@@ -110,7 +110,7 @@ def _generated_texts(
     return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
-def _attention_of(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+def _attention_of(model: Predictor, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
     """(B, t+1) mixture weights of a batch, or None for models without attention."""
     if _attention_names(model) is None:
         return None
@@ -120,7 +120,7 @@ def _attention_of(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor | 
 
 # ------------------------------------------------------------------------------------- the core loop
 def _predict_task(
-    model: Any,
+    model: Predictor,
     tokenizer: Any,
     task: Task,
     examples: list[dict[str, Any]],
@@ -205,7 +205,7 @@ def _write_records(path: str | Path, records: Sequence[Mapping[str, Any]]) -> No
     storage.write_text(path, "".join(line + "\n" for line in lines))
 
 
-def _eval_mode(model: torch.nn.Module):
+def _eval_mode(model: Predictor):
     """Context: eval mode and no gradients, restoring the previous training flag afterwards."""
 
     @contextlib.contextmanager
@@ -250,7 +250,7 @@ def _merged_records(
 
 
 def evaluate_with_attention(
-    model: Any,
+    model: Predictor,
     tokenizer: Any,
     task_rows: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
@@ -308,7 +308,7 @@ def evaluate_with_attention(
 
 
 def evaluate(
-    model: Any,
+    model: Predictor,
     tokenizer: Any,
     task_rows: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
@@ -364,7 +364,7 @@ def evaluate(
 
 
 def predict(
-    model: Any,
+    model: Predictor,
     tokenizer: Any,
     inputs: Sequence[Mapping[str, Any]],
     *,
@@ -408,68 +408,3 @@ def predict(
                 record.pop("label")
                 results[record["index"]] = record
     return [r for r in results if r is not None]
-
-
-# ------------------------------------------------------------------------------------------ reloading
-def damaged_model_fix(directory: str | Path) -> str:
-    """What to do about a damaged saved model in `directory`."""
-    return (f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train the run "
-            "again in a fresh output_dir.")
-
-
-def load_run(
-    run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None
-) -> tuple[Any, Any, Any]:
-    """Reload the best model of a run written by `attempt.train.train`.
-
-    Args:
-        run_dir: the run's output_dir (holding ``best/`` and ``train_config.json``).
-        backbone: the backbone to load onto; None resolves ``config.backbone`` with `load_backbone`.
-        tokenizer: its tokenizer (required when `backbone` is given).
-
-    Returns:
-        ``(model, tokenizer, TrainConfig)``; the model is an AttemptModel (with its source prompts from the
-        recorded library) or, for finetune/lora runs, a FineTuneModel, in eval mode.
-
-    Raises:
-        FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
-    """
-    from attempt.config import TrainConfig
-
-    run_dir = Path(run_dir)
-    best = run_dir / "best"
-    config_path = next((p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None)
-    if config_path is None or not best.is_dir():
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
-            "(written by attempt.train.train after its first evaluation)."
-        )
-    fix = "Restore it: best/train_config.json is a copy of it." if config_path.parent == run_dir else damaged_model_fix(best)
-    config = TrainConfig.from_dict(read_json(config_path, fix))
-    if backbone is None:
-        from attempt.resolve import load_backbone
-
-        backbone, loaded_tokenizer, _ = load_backbone(config.backbone, dtype=config.backbone_dtype)
-        tokenizer = tokenizer or loaded_tokenizer
-    elif tokenizer is None:
-        raise ValueError("load_run(run_dir, backbone=...) also needs the backbone's tokenizer=.")
-    elif config.backbone_dtype is not None:
-        backbone = backbone.to(getattr(torch, config.backbone_dtype))  # as it was trained
-    model = load_saved_model(config, backbone, best)
-    return model.eval(), tokenizer, config
-
-
-def load_saved_model(config: Any, backbone: torch.nn.Module, directory: str | Path) -> Any:
-    """Load the model class of `config.mode` saved in `directory` onto `backbone`, after checking the folder
-    (`attempt.reading.verify_model_directory`: a damaged file is a one-line error, not a parser's traceback).
-    """
-    if config.mode in ("finetune", "lora"):
-        from attempt.baselines import FineTuneModel
-
-        return FineTuneModel.from_pretrained(backbone, directory)  # checks the folder itself
-    from attempt.modeling import AttemptModel
-    from attempt.modeling.base import CONFIG_FILE, WEIGHTS_FILE
-
-    meta = verify_model_directory(directory, CONFIG_FILE, WEIGHTS_FILE, damaged_model_fix(directory))
-    sources = config.library if meta.get("source_prompts") else None
-    return AttemptModel.from_pretrained(backbone, directory, source_prompts=sources)

@@ -1,11 +1,12 @@
 """One explicit training loop for every mode, on Hugging Face Accelerate.
 
     from attempt.config import TrainConfig
+from attempt.devices import make_accelerator
     from attempt.train import train
     result = train(TrainConfig(mode="attempt", backbone="t5-base", tasks=("rte",), source_prompts=("mnli",)))
 
 The same code runs on a CPU, one GPU, or several processes started with ``accelerate launch`` /
-``torchrun`` (DDP; FSDP and DeepSpeed are refused, see `attempt.build.check_distributed_type`). Reading order of
+``torchrun`` (DDP; FSDP and DeepSpeed are refused, see `attempt.devices.check_distributed_type`). Reading order of
 `train`:
 
 1. resolve the backbone, load the data (`attempt.splits.load_task_data`: `paper_splits`, few-shot, limits),
@@ -47,12 +48,14 @@ import torch
 
 from attempt import checkpoint, locking, reading, storage
 from attempt.batching import BatchStream
-from attempt.build import build_model, linear_schedule, load_best_weights, make_accelerator
+from attempt.build import build_model, load_best_weights, verify_saved_model
 from attempt.collate import Collator, make_examples
 from attempt.config import TrainConfig
+from attempt.devices import make_accelerator
 from attempt.evaluate import evaluate_with_attention
 from attempt.metrics_log import MetricsLog
 from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.protocols import TrainableModel
 from attempt.splits import load_task_data
 
 CHECKPOINT_DIR = "checkpoint"
@@ -129,7 +132,7 @@ def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: P
         )
 
 
-def _source_hashes(model: torch.nn.Module) -> dict[str, str]:
+def _source_hashes(model: TrainableModel) -> dict[str, str]:
     """{name: content hash} of the source prompts `model` mixes (none for the other modes)."""
     return {s["name"]: s["hash"] for s in getattr(model, "source_info", [])}
 
@@ -154,7 +157,7 @@ def _check_same_sources(saved: dict[str, str] | None, current: dict[str, str], l
 # ------------------------------------------------------------------------------------------------- train
 def _setup(
     config: TrainConfig, backbone: torch.nn.Module | None, tokenizer: Any, accelerator: Any
-) -> tuple[Any, dict[str, dict[str, list[dict[str, Any]]]], torch.nn.Module, Collator, BatchStream]:
+) -> tuple[Any, dict[str, dict[str, list[dict[str, Any]]]], TrainableModel, Collator, BatchStream]:
     """Step 1 of `train`: the backbone (resolved from ``config.backbone`` unless given), the data, the mode's
     model over the backbone, the collator and the batch stream; returns (tokenizer, data, model, collator,
     stream)."""
@@ -191,8 +194,19 @@ def _setup(
     return tokenizer, data, model, collator, stream
 
 
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup` steps to the groups' learning rates, then linear decay to 0 at `total`."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+
 def _resume(
-    config: TrainConfig, accelerator: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    config: TrainConfig, accelerator: Any, model: TrainableModel, optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
 ) -> tuple[LoopState, bool]:  # fmt: skip
     """Step 3 of `train`: restore weights, optimizer, schedule and random generators in place from
@@ -241,17 +255,6 @@ def _loop_state(saved: Any, checkpoint_dir: Path) -> LoopState:
         ) from None
 
 
-def _check_best(config: TrainConfig, best_dir: Path) -> None:
-    """Check ``best/`` before the test evaluation reloads it (a damaged file: one line, not a traceback)."""
-    from attempt.evaluate import damaged_model_fix
-
-    if config.mode in ("finetune", "lora"):
-        from attempt import baselines as saved
-    else:
-        from attempt.modeling import base as saved
-    reading.verify_model_directory(best_dir, saved.CONFIG_FILE, saved.WEIGHTS_FILE, damaged_model_fix(best_dir))
-
-
 def _record_validation(state: LoopState, metrics: dict[str, Any], patience: int | None) -> bool:
     """Note a validation result in `state`: the new best (True), or one more evaluation without improvement,
     which stops training once there have been `patience` of them in a row (False)."""
@@ -283,7 +286,7 @@ def _store_prompt(config: TrainConfig, prompt: SourcePrompt, overwrite: bool) ->
         ) from None
 
 
-def _source_prompt(config: TrainConfig, state: LoopState, model: torch.nn.Module, output_dir: Path) -> SourcePrompt:
+def _source_prompt(config: TrainConfig, state: LoopState, model: TrainableModel, output_dir: Path) -> SourcePrompt:
     """The trained prompt of a mode="source" run, with its training record, for the prompt library."""
     task = config.tasks[0]
     return SourcePrompt(
@@ -321,7 +324,7 @@ def train(
     tokenizer: Any = None,
     progress: bool = True,
     overwrite_prompt: bool = False,
-    _on_step: Callable[[int, torch.nn.Module], None] | None = None,
+    _on_step: Callable[[int, TrainableModel], None] | None = None,
     model: torch.nn.Module | None = None,
 ) -> TrainResult:
     """Train, evaluate and save one run described by `config` (see `TrainConfig`).
@@ -383,7 +386,7 @@ def _locked_run_folder(output_dir: Path, accelerator: Any) -> Iterator[None]:
 
 def _train(
     config: TrainConfig, accelerator: Any, backbone: torch.nn.Module | None, tokenizer: Any, progress: bool,
-    overwrite_prompt: bool, _on_step: Callable[[int, torch.nn.Module], None] | None, started: float,
+    overwrite_prompt: bool, _on_step: Callable[[int, TrainableModel], None] | None, started: float,
 ) -> TrainResult:  # fmt: skip
     """`train` once the run folder is locked: steps 1 to 5 of the module docstring."""
     from accelerate.utils import set_seed
@@ -431,7 +434,7 @@ def _train(
     return _report(config, accelerator, model, state, test_metrics, attention, trainable, overwrite_prompt, started)
 
 
-def _print_start(config: TrainConfig, model: torch.nn.Module, trainable: int) -> None:
+def _print_start(config: TrainConfig, model: TrainableModel, trainable: int) -> None:
     print(f"[attempt] {config.mode} on {', '.join(config.tasks)}: {trainable:,} trainable parameters")
     note = attention_reach_note(getattr(model, "mixture", None))
     if note:
@@ -510,7 +513,7 @@ def _log_train(
 
 
 def _evaluate_split(
-    config: TrainConfig, accelerator: Any, model: torch.nn.Module, tokenizer: Any, data: dict[str, Any], split: str,
+    config: TrainConfig, accelerator: Any, model: TrainableModel, tokenizer: Any, data: dict[str, Any], split: str,
     predictions: Path | None = None, attention: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:  # fmt: skip
     """(metrics, mean attention) of `model` on one split of every task, shared between the processes; only
@@ -529,7 +532,7 @@ def _evaluate_split(
 
 
 def _validate(
-    config: TrainConfig, accelerator: Any, model: torch.nn.Module, tokenizer: Any, data: dict[str, Any],
+    config: TrainConfig, accelerator: Any, model: TrainableModel, tokenizer: Any, data: dict[str, Any],
     state: LoopState, log: MetricsLog, bar: Any | None,
 ) -> None:  # fmt: skip
     """Evaluate on the validation split, keep the model in ``best/`` when it is the best so far, log the
@@ -547,7 +550,7 @@ def _validate(
 
 
 def _save_checkpoint(
-    config: TrainConfig, accelerator: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    config: TrainConfig, accelerator: Any, model: TrainableModel, optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR, state: LoopState,
 ) -> None:  # fmt: skip
     """Write ``output_dir/checkpoint`` atomically (main process), with every process's random generators."""
@@ -564,14 +567,14 @@ def _save_checkpoint(
 
 
 def _test_best(
-    config: TrainConfig, accelerator: Any, model: torch.nn.Module, tokenizer: Any, data: dict[str, Any],
+    config: TrainConfig, accelerator: Any, model: TrainableModel, tokenizer: Any, data: dict[str, Any],
     state: LoopState, log: MetricsLog,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:  # fmt: skip
     """Step 5 of `train`: reload ``best/`` into `model` and evaluate it on the test split, writing the
     predictions and the mean attention; returns (test metrics, attention)."""
     output_dir = Path(config.output_dir)
     accelerator.wait_for_everyone()
-    _check_best(config, output_dir / BEST_DIR)
+    verify_saved_model(config, output_dir / BEST_DIR)  # a damaged file: one line, not a traceback
     load_best_weights(config, model, output_dir / BEST_DIR)
     test_metrics, attention = _evaluate_split(
         config, accelerator, model, tokenizer, data, "test", output_dir / PREDICTIONS_FILE, output_dir / ATTENTION_FILE
@@ -582,7 +585,7 @@ def _test_best(
 
 
 def _report(
-    config: TrainConfig, accelerator: Any, model: torch.nn.Module, state: LoopState, test_metrics: dict[str, Any],
+    config: TrainConfig, accelerator: Any, model: TrainableModel, state: LoopState, test_metrics: dict[str, Any],
     attention: dict[str, dict[str, float]], trainable: int, overwrite_prompt: bool, started: float,
 ) -> TrainResult:  # fmt: skip
     """The end of a run: mode="source" stores its prompt in the library; ``results.json`` is written."""

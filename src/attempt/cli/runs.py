@@ -30,7 +30,7 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from attempt.evaluate import load_run
+    from attempt.build import load_run
 
     backbone = tokenizer = None
     if args.backbone is not None:

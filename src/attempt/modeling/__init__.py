@@ -1,4 +1,7 @@
-"""One small wrapper per backbone family over the shared base in `base.py`."""
+"""One small wrapper per backbone family over the shared base in `base.py`.
+
+Importing the package defines the three wrappers, so `AttemptModel.from_backbone` finds the one of any backbone.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +10,10 @@ from attempt.modeling.causal import CausalAttemptModel
 from attempt.modeling.encoder import EncoderAttemptModel
 from attempt.modeling.seq2seq import Seq2SeqAttemptModel
 
-WRAPPERS: dict[str, type[AttemptModel]] = {
-    "seq2seq": Seq2SeqAttemptModel,
-    "causal": CausalAttemptModel,
-    "encoder": EncoderAttemptModel,
-}
-
-
-def wrapper_for(backbone_config) -> type[AttemptModel]:
-    """The AttemptModel subclass for a backbone's config (see `attempt.resolve.family_of`)."""
-    from attempt.resolve import family_of
-
-    return WRAPPERS[family_of(backbone_config)]
-
-
 __all__ = [
     "AttemptModel",
     "AttemptOutput",
     "CausalAttemptModel",
     "EncoderAttemptModel",
     "Seq2SeqAttemptModel",
-    "WRAPPERS",
-    "wrapper_for",
 ]

@@ -47,6 +47,15 @@ class AttemptModel(nn.Module):
     """
 
     family: ClassVar[str] = ""
+    config_file: ClassVar[str] = CONFIG_FILE
+    weights_file: ClassVar[str] = WEIGHTS_FILE
+    # the wrapper of each family, filled as seq2seq.py, causal.py and encoder.py define theirs
+    _wrappers: ClassVar[dict[str, type[AttemptModel]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            AttemptModel._wrappers[cls.family] = cls
 
     def __init__(
         self,
@@ -89,6 +98,13 @@ class AttemptModel(nn.Module):
         self.source_info = [{"name": p.name, "hash": p.hash, "task": p.task} for p in mixed]
 
     # -- construction -----------------------------------------------------------------------------------
+    @staticmethod
+    def wrapper_for(backbone_config: Any) -> type[AttemptModel]:
+        """The AttemptModel subclass for a backbone's config (see `attempt.resolve.family_of`)."""
+        from attempt.resolve import family_of
+
+        return AttemptModel._wrappers[family_of(backbone_config)]
+
     @classmethod
     def from_backbone(
         cls,
@@ -113,14 +129,12 @@ class AttemptModel(nn.Module):
         Returns:
             An AttemptModel subclass instance with a frozen backbone.
         """
-        from attempt.modeling import wrapper_for
-
         config = config or AttemptConfig()
         if tasks is not None:
             config_fields["tasks"] = tuple(tasks)
         if config_fields:
             config = AttemptConfig.from_dict({**config.to_dict(), **config_fields})
-        wrapper = wrapper_for(backbone.config) if cls is AttemptModel else cls
+        wrapper = AttemptModel.wrapper_for(backbone.config) if cls is AttemptModel else cls
         return wrapper(backbone, config, source_prompts, tokenizer=tokenizer, backbone_name=backbone_name)
 
     @staticmethod
@@ -338,9 +352,7 @@ class AttemptModel(nn.Module):
                 f"this backbone has d={hidden}. Load it onto {meta['backbone']}."
             )
         prompts = _match_sources(meta["source_prompts"], source_prompts, directory)
-        from attempt.modeling import wrapper_for
-
-        wrapper = wrapper_for(backbone.config)
+        wrapper = AttemptModel.wrapper_for(backbone.config)
         if wrapper.family != meta["family"]:
             raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {wrapper.family}.")
         model = wrapper(backbone, config, prompts, backbone_name=meta["backbone"], initialise=False)

@@ -12,6 +12,7 @@ import inspect
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
+from attempt.modeling.padding import check_left_padded, positions
 from attempt.modeling.scoring import causal_candidate_log_likelihoods, label_log_likelihood
 
 
@@ -20,10 +21,6 @@ def pad_token_id(backbone) -> int | None:
     config = backbone.generation_config
     eos = config.eos_token_id
     return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (B, m+L)
 
 
 def _input_only(mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
@@ -57,7 +54,7 @@ class CausalAttemptModel(AttemptModel):
             ignore = labels.new_full((labels.shape[0], self.prompt_length - 1), -100)
             labels = torch.cat([ignore, labels], dim=1)  # (B, m+L)
         out = self.backbone(
-            inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=_positions(mask), labels=labels, **kwargs
+            inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions(mask), labels=labels, **kwargs
         )
         logits = out.logits[:, -keep + 1 :]  # (B, L, V)
         return AttemptOutput(loss=out.loss, logits=logits, attention_weights=weights)
@@ -69,8 +66,7 @@ class CausalAttemptModel(AttemptModel):
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
         """Generate continuations of LEFT-padded inputs, each with its own prompt. Returns only the new ids."""
-        if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
-            raise ValueError("Decoder-only generation needs left padding: set tokenizer.padding_side = 'left'.")
+        check_left_padded(attention_mask, "generation")
         inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
         generate_kwargs.setdefault("pad_token_id", pad_token_id(self.backbone))
         return self.backbone.generate(inputs_embeds=inputs_embeds, attention_mask=mask, **generate_kwargs)

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from attempt.modeling.padding import check_left_padded, positions
+
 IGNORE_INDEX = -100
 
 
@@ -88,14 +90,13 @@ def causal_candidate_log_likelihoods(
         candidates: C token-id lists continuing the input (e.g. " entailment" + eos).
         pad_token_id: the id put after the shorter candidates (masked out, never scored).
     """
-    if bool((attention_mask[:, -1] == 0).any()):
-        raise ValueError("Candidate scoring on a decoder-only backbone needs LEFT-padded inputs.")
+    check_left_padded(attention_mask, "candidate scoring")
     batch, count = inputs_embeds.shape[0], len(candidates)
     ids, real = _padded(candidates, pad_token_id, inputs_embeds.device)  # (C, T)
-    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # (B, S)
     extra = {"logits_to_keep": 1} if _accepts(type(backbone), "logits_to_keep") else {}
     prefix = backbone(
-        inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True, **extra
+        inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions(attention_mask), use_cache=True,
+        **extra,
     )
     first = prefix.logits[:, -1].float().log_softmax(-1)[:, ids[:, 0]]  # (B, V) -> (B, C)
     if ids.shape[1] == 1:

@@ -1,7 +1,7 @@
 """Loading the run folders a server answers for: one frozen backbone, one trained mixture per run folder.
 
 Every run folder keeps its own AttemptModel (target prompts, attention, heads) over the SAME backbone module:
-the backbone is loaded once and handed to `attempt.evaluate.load_run` for each folder, so N run folders cost
+the backbone is loaded once and handed to `attempt.build.load_run` for each folder, so N run folders cost
 one backbone in memory, not N. Before anything heavy is loaded the recorded configs are checked: the same
 backbone (and dtype) for every folder, prompt-based runs only, and each task answered by one folder.
 """
@@ -139,7 +139,7 @@ def load_runs(
         FileNotFoundError: a folder is not a finished run. ValueError: different backbones, a finetune/LoRA
         run, or a task trained in two folders.
     """
-    from attempt.evaluate import load_run
+    from attempt.build import load_run
     from attempt.resolve import load_backbone
 
     if not run_dirs:
