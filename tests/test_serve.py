@@ -7,6 +7,7 @@ generation), served together over one backbone.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
@@ -27,6 +28,8 @@ from attempt.config import TrainConfig  # noqa: E402
 from attempt.prompts import PromptLibrary, SourcePrompt  # noqa: E402
 from attempt.serve import bound_port, build_app, load_runs, make_server  # noqa: E402
 from attempt.serve import predict as serve_predict  # noqa: E402
+from attempt.serve.batcher import Batcher  # noqa: E402
+from attempt.serve.predict import Item  # noqa: E402
 from attempt.tasks import get_task  # noqa: E402
 from attempt.testing import WORDS, build_backbone, build_tokenizer  # noqa: E402
 from attempt.train import train  # noqa: E402
@@ -143,6 +146,11 @@ def test_mixed_task_concurrent_requests_match_attempt_predict(served, runs, tmp_
     assert sum(map(len, batches)) < len(requests)  # fewer batches than requests: they were grouped
 
 
+def _same(got: list[dict], alone: list[dict]) -> bool:
+    """Same predictions; scores equal up to float noise (a batch pads rows to another length than alone)."""
+    return [{**g, "scores": pytest.approx(g.get("scores"), abs=1e-4)} for g in got] == [{**a, "scores": a.get("scores")} for a in alone]
+
+
 def _key(row: dict) -> str:
     return json.dumps(row, sort_keys=True)
 
@@ -164,3 +172,165 @@ def test_runs_share_one_backbone(served):
     assert first.model.backbone is second.model.backbone
     assert served.tasks == ["rte", "cb", "stsb"]
     assert served.run_of("cb") is first and served.run_of("stsb") is second and served.run_of("mnli") is None
+
+
+# ---------------------------------------------------------------------------------------- bad requests
+BAD_REQUESTS = [
+    ({"task": "mnli", "inputs": [{"premise": "a", "hypothesis": "b"}]}, 404, "Task 'mnli' is not served here. Served tasks: rte, cb, stsb"),
+    ({"task": "rte", "inputs": [{"sentence1": "a cat"}]}, 422, "inputs[0] lacks field(s) sentence2; rte needs sentence1, sentence2"),
+    ({"task": "rte", "inputs": [{"sentence1": "a", "sentence2": ["b"]}]}, 422, "field(s) sentence2 must be text"),
+    ({"task": "rte", "inputs": ["a cat"]}, 422, "inputs[0] is not a JSON object"),
+    ({"task": "rte", "inputs": []}, 422, '"inputs" is empty'),
+    ({"task": "rte", "inputs": [{"sentence1": "a", "sentence2": "b"}] * 5}, 413, "5 inputs in one request; this server takes at most 4"),
+    ({"task": "rte", "inputs": [{"sentence1": "the cat " * 20, "sentence2": "b"}]}, 413, "tokens; the rte run reads at most 32"),
+    ({"task": "rte", "inputs": [{"sentence1": "x" * 5000, "sentence2": "b"}]}, 413, "far longer than the 32 tokens"),
+    ({"inputs": [{"sentence1": "a", "sentence2": "b"}]}, 422, "body.task: Field required"),
+    ({"task": "rte", "inputs": [], "attention": True}, 422, "body.attention: Extra inputs are not permitted"),
+]  # fmt: skip
+
+
+def test_bad_requests_get_a_clear_4xx_and_do_not_poison_the_batch(served):
+    good = _inputs("cb", 6, 5)
+    with running(served, max_inputs=4, max_batch_size=64, max_wait_ms=300) as (url, _, _):
+        alone = [_post(url, {"task": "cb", "inputs": [row]}).json()["predictions"][0] for row in good]
+        with ThreadPoolExecutor(16) as pool:  # the bad ones arrive while the good ones wait for their batch
+            bodies = [{"task": "cb", "inputs": [row]} for row in good] + [body for body, _, _ in BAD_REQUESTS]
+            answers = list(pool.map(lambda body: _post(url, body), bodies))
+        not_json = httpx.post(f"{url}/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+        health = httpx.get(f"{url}/health")
+    assert _same([a.json()["predictions"][0] for a in answers[: len(good)]], alone)
+    for (_, status, message), answer in zip(BAD_REQUESTS, answers[len(good) :], strict=True):
+        assert answer.status_code == status, answer.text
+        assert message in answer.json()["error"]
+    assert not_json.status_code == 422 and "Invalid request body" in not_json.json()["error"]
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+def test_an_input_that_breaks_the_model_fails_alone(served, monkeypatch):
+    real = serve_predict.predict_run
+
+    def fragile(run, items):  # stands for an input the model cannot take (it passed validation)
+        if any("boom" in item.row.get("sentence1", "") for item in items):
+            raise RuntimeError("the model broke on this input")
+        return real(run, items)
+
+    monkeypatch.setattr(serve_predict, "predict_run", fragile)
+    rows = _inputs("rte", 5, 7)
+    bodies = [{"task": "rte", "inputs": [row]} for row in rows] + [{"task": "rte", "inputs": [{"sentence1": "boom", "sentence2": "a"}]}]
+    with running(served, max_batch_size=64, max_wait_ms=300) as (url, _, _):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda body: _post(url, body), bodies))
+        alone = [_post(url, {"task": "rte", "inputs": [row]}).json()["predictions"][0] for row in rows]
+    assert [a.status_code for a in answers] == [200] * len(rows) + [500]
+    assert _same([a.json()["predictions"][0] for a in answers[:-1]], alone)
+    assert answers[-1].json()["error"] == "Prediction failed (RuntimeError: the model broke on this input)."
+
+
+# -------------------------------------------------------------------------------- tasks, health, metrics
+def test_tasks_health_and_metrics(served, runs):
+    with running(served) as (url, _, _):
+        assert _post(url, {"task": "rte", "inputs": _inputs("rte", 3)}).status_code == 200
+        assert _post(url, {"task": "nope", "inputs": _inputs("rte", 1)}).status_code == 404
+        listed = httpx.get(f"{url}/v1/tasks").json()
+        health = httpx.get(f"{url}/health").json()
+        metrics = httpx.get(f"{url}/metrics")
+    assert listed["backbone"] == str(runs["multi"].parent / "tiny-seq2seq") and listed["family"] == "seq2seq"
+    by_task = {entry["task"]: entry for entry in listed["tasks"]}
+    assert list(by_task) == ["rte", "cb", "stsb"]
+    assert by_task["cb"] == {
+        "task": "cb", "run": "multi", "run_dir": str(runs["multi"]), "mode": "attempt", "kind": "classification",
+        "fields": ["premise", "hypothesis"], "label_words": ["entailment", "contradiction", "neutral"],
+        "answered_by": "rank", "max_input_tokens": 32, "source_prompts": ["mnli", "qnli"],
+    }  # fmt: skip
+    assert by_task["stsb"]["answered_by"] == "generate" and by_task["stsb"]["source_prompts"] == []
+    assert health == {"status": "ok", "tasks": ["rte", "cb", "stsb"], "inputs_in_flight": 0}
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'attempt_serve_requests_total{status="200",task="rte"} 1.0' in text
+    assert 'attempt_serve_requests_total{status="404",task="unknown"} 1.0' in text  # never the client's text
+    assert 'attempt_serve_inputs_total{task="rte"} 3.0' in text
+    assert "attempt_serve_batch_size_count 1.0" in text and "attempt_serve_batch_size_sum 3.0" in text
+    assert 'attempt_serve_request_seconds_count{task="rte"} 1.0' in text and "attempt_serve_inputs_in_flight 0.0" in text
+
+
+# -------------------------------------------------------------------------------------------- shutdown
+def test_shutdown_drains_in_flight_requests(served):
+    rows = _inputs("rte", 6, 9)
+    with running(served) as (url, _, _):
+        alone = [_post(url, {"task": "rte", "inputs": [row]}).json()["predictions"][0] for row in rows]
+    with running(served, max_batch_size=64, max_wait_ms=5000) as (url, server, app):
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(_post, url, {"task": "rte", "inputs": [row]}) for row in rows]
+            deadline = time.monotonic() + 30
+            while app.state.batcher.pending < len(rows):  # all accepted, their batch still filling
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            server.should_exit = True  # what SIGINT / SIGTERM do
+            answers = [future.result() for future in futures]
+        assert _stops_listening(url), "the server still answers after its shutdown"
+    assert [a.status_code for a in answers] == [200] * len(rows)
+    assert _same([a.json()["predictions"][0] for a in answers], alone)
+
+
+def _stops_listening(url: str, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+        except httpx.ConnectError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------------------------------- refused runs
+def _copy_config(runs: dict[str, Path], tmp_path: Path, name: str, **changes) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    config = json.loads((runs["stsb"] / "train_config.json").read_text())
+    (folder / "train_config.json").write_text(json.dumps({**config, **changes}))
+    return folder
+
+
+def test_runs_that_cannot_share_one_backbone_are_refused_before_loading(runs, tmp_path):
+    other = _copy_config(runs, tmp_path, "other", backbone="HuggingFaceTB/SmolLM2-135M-Instruct", tasks=["sst2"])
+    with pytest.raises(ValueError, match=r"trained on different backbones .* start one `attempt serve` per backbone"):
+        load_runs([runs["multi"], other])
+    halved = _copy_config(runs, tmp_path, "halved", backbone_dtype="bfloat16", tasks=["sst2"])
+    with pytest.raises(ValueError, match="different backbones"):
+        load_runs([runs["multi"], halved])
+    with pytest.raises(ValueError, match=r"Task 'rte' is trained in both"):
+        load_runs([runs["multi"], runs["multi"]])
+    tuned = _copy_config(runs, tmp_path, "tuned", mode="finetune", tasks=["sst2"])
+    with pytest.raises(ValueError, match="mode='finetune' run: it changed the backbone"):
+        load_runs([tuned])
+    with pytest.raises(FileNotFoundError, match="is not a finished training run"):
+        load_runs([tmp_path])
+
+
+# ---------------------------------------------------------------------------------------------- batcher
+def test_the_batcher_groups_up_to_max_batch_size_or_max_wait_and_drains_on_stop():
+    seen: list[list[str]] = []
+
+    def record(items):
+        seen.append([item.row["text"] for item in items])
+        return [{"echo": item.row["text"]} for item in items]
+
+    def item(text: str, length: int = 1) -> Item:
+        return Item(run=None, task=get_task("sst2"), row={"text": text}, length=length)  # type: ignore[arg-type]
+
+    async def scenario():
+        batcher = Batcher(record, max_batch_size=3, max_wait_ms=50)
+        await batcher.start()
+        sizes = [await batcher.submit([item("alone")])]  # waits max_wait for company, then goes alone
+        many = await asyncio.gather(*(batcher.submit([item(f"r{i}", length=i)]) for i in range(5)))
+        late = asyncio.ensure_future(batcher.submit([item("late")]))
+        await asyncio.sleep(0)  # queued
+        await batcher.stop()  # predicts what was queued before stopping
+        return sizes, many, await late
+
+    _, many, late = asyncio.run(scenario())
+    assert seen[0] == ["alone"]
+    assert [len(batch) for batch in seen[1:3]] == [3, 2] and seen[1] == ["r2", "r1", "r0"]  # longest first
+    assert [answer[0]["echo"] for answer in many] == [f"r{i}" for i in range(5)]
+    assert late == [{"echo": "late"}]

@@ -63,7 +63,7 @@ def build_app(
     max_queue: int = 1024,
 ) -> FastAPI:
     """The FastAPI app answering for `served` (see `attempt.serve.runs.load_runs`); run it with uvicorn."""
-    telemetry = Telemetry(queue_depth=lambda: batcher.pending)
+    telemetry = Telemetry(in_flight=lambda: batcher.pending)
     batcher = Batcher(
         predict_batch, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
         on_batch=telemetry.batch,
@@ -111,7 +111,7 @@ def build_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "tasks": served.tasks, "queued_inputs": batcher.pending}
+        return {"status": "ok", "tasks": served.tasks, "inputs_in_flight": batcher.pending}
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -49,7 +49,7 @@ class Batcher:
             result dict, or the exception that item alone raised).
         max_batch_size: inputs per batch at most (1 = one input at a time, no batching).
         max_wait_ms: how long the first input of a batch waits for others to join it.
-        max_queue: inputs that may wait at once; beyond that `submit` raises `QueueFull`.
+        max_queue: inputs that may be waiting for their answer at once; beyond that `submit` raises `QueueFull`.
         on_batch: called after each batch with (batch size, seconds in the model) for the metrics.
     """
 
@@ -73,11 +73,12 @@ class Batcher:
         self._loop_task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        self._pending = 0
 
     @property
     def pending(self) -> int:
-        """Inputs queued and not yet taken into a batch."""
-        return self._queue.qsize() if self._queue is not None else 0
+        """Inputs accepted and not answered yet: queued, in the batch being formed, or being predicted."""
+        return self._pending
 
     async def start(self) -> None:
         """Start the batching loop and the worker thread (call from the running event loop)."""
@@ -89,15 +90,17 @@ class Batcher:
         """Queue `items` and wait for their results (in order); an item's own exception is raised here."""
         if self._queue is None or self._closing:
             raise Closing("The server is shutting down; send the request to another instance or retry later.")
-        if self._queue.qsize() + len(items) > self.max_queue:
-            raise QueueFull(
-                f"{self._queue.qsize()} inputs are already waiting (max_queue={self.max_queue}); retry later."
-            )
+        if self._pending + len(items) > self.max_queue:
+            raise QueueFull(f"{self._pending} inputs are already waiting (max_queue={self.max_queue}); retry later.")
         loop = asyncio.get_running_loop()
         pending = [_Pending(item, loop.create_future()) for item in items]
         for entry in pending:
             self._queue.put_nowait(entry)
-        return list(await asyncio.gather(*(entry.future for entry in pending)))
+        self._pending += len(items)
+        try:
+            return list(await asyncio.gather(*(entry.future for entry in pending)))
+        finally:
+            self._pending -= len(items)
 
     async def stop(self) -> None:
         """Predict everything already queued, then end the loop and the worker thread."""

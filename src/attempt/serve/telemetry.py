@@ -17,9 +17,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 class Telemetry:
-    """Request counts, inputs, latencies, batch sizes and the queue depth of one server."""
+    """Request counts, inputs, latencies, batch sizes and the inputs in flight of one server."""
 
-    def __init__(self, queue_depth: Callable[[], float]) -> None:
+    def __init__(self, in_flight: Callable[[], float]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "attempt_serve_requests", "Prediction requests by task and HTTP status.", ["task", "status"],
@@ -38,8 +38,11 @@ class Telemetry:
             "attempt_serve_batch_seconds", "Time the worker thread spends predicting one batch.",
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
-        queue = Gauge("attempt_serve_queue_inputs", "Inputs waiting to join a batch.", registry=self.registry)
-        queue.set_function(queue_depth)
+        waiting = Gauge(
+            "attempt_serve_inputs_in_flight", "Inputs accepted and not answered yet (queued or in the model).",
+            registry=self.registry,
+        )
+        waiting.set_function(in_flight)
 
     def request(self, task: str, status: int, seconds: float, inputs: int = 0) -> None:
         self.requests.labels(task=task, status=str(status)).inc()
