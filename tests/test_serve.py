@@ -11,6 +11,10 @@ import asyncio
 import contextlib
 import json
 import random
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -153,6 +157,25 @@ def _same(got: list[dict], alone: list[dict]) -> bool:
 
 def _key(row: dict) -> str:
     return json.dumps(row, sort_keys=True)
+
+
+@pytest.mark.parametrize(("family", "tasks"), [("encoder", ("rte", "stsb")), ("causal", ("rte", "cb"))])
+def test_the_other_families_match_attempt_predict(tmp_path, data_dir, family, tasks):
+    """Encoder heads (classification and regression in one forward) and decoder-only rank classification
+    (left padding, the input read once) answer as `attempt predict` does."""
+    _add_sources(tmp_path / f"lib-{family}")
+    run_dir = _train(tmp_path, data_dir, family, family, tasks=tasks)
+    rows = [{"task": task, **row} for index, task in enumerate(tasks) for row in _inputs(task, 6, index)]
+    expected = [record["prediction"] for record in _predict_cli(tmp_path, run_dir, rows)]
+    with running(load_runs([run_dir]), max_batch_size=32, max_wait_ms=200) as (url, _, _), ThreadPoolExecutor(12) as pool:
+        bodies = [{"task": row["task"], "inputs": [{k: v for k, v in row.items() if k != "task"}]} for row in rows]
+        answers = list(pool.map(lambda body: _post(url, body).json()["predictions"][0], bodies))
+    got = [answer["prediction"] for answer in answers]
+    if family == "encoder":  # the head's regression value: equal up to float noise from the batch's padding
+        assert got == [pytest.approx(value, abs=1e-4) if isinstance(value, float) else value for value in expected]
+        assert all(set(a) >= {"value"} if a["task"] == "stsb" else list(a["scores"]) == ["entailment", "not_entailment"] for a in answers)
+    else:
+        assert got == expected
 
 
 def test_attention_weights_come_on_request(served):
@@ -306,6 +329,40 @@ def test_runs_that_cannot_share_one_backbone_are_refused_before_loading(runs, tm
         load_runs([tuned])
     with pytest.raises(FileNotFoundError, match="is not a finished training run"):
         load_runs([tmp_path])
+
+
+def test_the_serve_command_refuses_mixed_backbones_in_one_line(runs, tmp_path, capsys):
+    other = _copy_config(runs, tmp_path, "other", backbone="HuggingFaceTB/SmolLM2-135M-Instruct", tasks=["sst2"])
+    assert main(["serve", str(runs["multi"]), str(other)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("attempt serve: error: These runs were trained on different backbones") and error.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_serve_command_answers_and_stops_on_ctrl_c(runs):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "attempt.cli", "serve", str(runs["multi"]), str(runs["stsb"]), "--port", str(port), "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "no answer"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        answer = _post(url, {"task": "cb", "inputs": _inputs("cb", 2)})
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+    assert process.returncode == 0, err
+    assert f"{runs['multi']}: rte, cb (attempt)" in out and f"{runs['stsb']}: stsb (prompt_tuning)" in out
+    assert out.rstrip().endswith("attempt serve: stopped.")
 
 
 # ---------------------------------------------------------------------------------------------- batcher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from attempt.cli.options import UsageError
 
@@ -62,5 +63,8 @@ def run_serve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for run in served.runs:
         print(f"{run.run_dir}: {', '.join(run.tasks)} ({run.config.mode})", flush=True)
-    make_server(app, args.host, args.port, graceful_timeout=args.graceful_timeout, log_level=args.log_level).run()
+    server = make_server(app, args.host, args.port, graceful_timeout=args.graceful_timeout, log_level=args.log_level)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has drained and shut down
+        server.run()
+    print("attempt serve: stopped.", flush=True)
     return 0
