@@ -10,7 +10,7 @@ import torch
 from attempt.build import load_run
 from attempt.config import AttemptConfig
 from attempt.data import load_split
-from attempt.evaluate import PREDICTION_KEYS, evaluate, evaluate_with_attention, predict
+from attempt.evaluate import PREDICTION_KEYS, evaluate, predict
 from attempt.modeling import AttemptModel
 from attempt.prompts import SourcePrompt
 from attempt.tasks import get_task
@@ -73,7 +73,8 @@ def test_attention_file_and_generation_with_a_causal_lm(tmp_path, rte_rows, data
     )  # fmt: skip
     assert set(metrics) == {"rte", "stsb", "average"} and set(metrics["stsb"]) == {"pearson", "spearman", "average"}
     attention = json.loads(attention_path.read_text())
-    assert set(attention) == {"rte", "stsb"}
+    assert set(attention) == {"rte", "stsb"} and metrics.attention == attention  # returned too
+    assert json.loads(json.dumps(metrics)) == dict(metrics)  # the metrics serialise as a plain dict
     for weights in attention.values():
         assert set(weights) == {"mnli", "qnli", "target"} and sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
     records = [json.loads(line) for line in path.read_text().splitlines()]
@@ -129,7 +130,8 @@ def test_sharded_evaluation_gathers_to_the_unsharded_result(tmp_path, rte_rows, 
     # batch_size=1: each example runs alone in both set-ups, so records are bit-identical
     kwargs = dict(method="rank", batch_size=1, max_source_length=32)
     whole_path = tmp_path / "whole.jsonl"
-    whole, whole_attention = evaluate_with_attention(model, tokenizer, task_rows, predictions_path=whole_path, **kwargs)
+    whole = evaluate(model, tokenizer, task_rows, predictions_path=whole_path, **kwargs)
+    whole_attention = whole.attention
 
     stashed: dict[int, list] = {}  # first pass: what each rank hands to gather
 
@@ -142,7 +144,7 @@ def test_sharded_evaluation_gathers_to_the_unsharded_result(tmp_path, rte_rows, 
 
     for rank in (0, 1):
         with pytest.raises(_Gathered):
-            evaluate_with_attention(model, tokenizer, task_rows, shard=(rank, 2), gather=stash(rank), **kwargs)
+            evaluate(model, tokenizer, task_rows, shard=(rank, 2), gather=stash(rank), **kwargs)
     [rte0, cb0], [rte1, cb1] = stashed[0][0], stashed[1][0]  # one item per process: that process's records per task
     assert [r["index"] for r in rte0] == [0, 2, 4] and [r["index"] for r in rte1] == [1, 3]
     assert [r["index"] for r in cb0] == [0, 2] and [r["index"] for r in cb1] == [1]
@@ -156,9 +158,10 @@ def test_sharded_evaluation_gathers_to_the_unsharded_result(tmp_path, rte_rows, 
 
     for rank in (0, 1):
         path = tmp_path / f"rank{rank}.jsonl"
-        metrics, attention = evaluate_with_attention(
+        metrics = evaluate(
             model, tokenizer, task_rows, shard=(rank, 2), gather=concatenate(rank), predictions_path=path, **kwargs
         )
+        attention = metrics.attention
         assert metrics == whole and attention == whole_attention
         assert path.read_text() == whole_path.read_text()
         assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 1, 2, 3, 4, 0, 1, 2]

@@ -134,16 +134,15 @@ def _predict_task(
 ) -> list[dict[str, Any]]:
     """Predict every example of one task.
 
-    Returns one record per example: ``{"task", "index", "idx", "source", "prediction", "reference",
-    "label" (the parsed prediction used for metrics), "attention_weights" (only with attention)}``.
+    Returns one record per example, in the order of `examples`: ``{"task", "index", "idx", "source",
+    "prediction", "reference", "label" (the parsed prediction used for metrics), "attention_weights" (only
+    with attention)}``.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not valid. Choose one of: {', '.join(METHODS)}.")
     if model.family == "encoder" and task.kind == "extractive_qa":
         raise ValueError(f"Task {task.name!r} is extractive QA; an encoder backbone with a head cannot answer it.")
     collator = Collator(tokenizer, model.family, model.tasks, max_source_length, max_target_length, pad_to)
-    names = _attention_names(model)
-    device = _device(model)
     # longest inputs first, so that each batch pads to rows of about its own length (and running out of memory
     # shows on the first batch); the records are put back in the order of `examples`
     order = list(range(len(examples)))
@@ -153,39 +152,54 @@ def _predict_task(
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         chunk = [examples[i] for i in positions]
-        filled = [{**e, "row": _filled_label(task, e["row"])} for e in chunk]
-        if model.family == "encoder":
-            batch = _to_device(collator(filled), device)
-            parsed = _head_predictions(model, task, batch)
-        elif _uses_rank(model, task, method):
-            batch = _to_device(collator(filled, for_generation=True), device)
-            parsed = _rank_predictions(model, task, collator, batch)
-        else:
-            batch = _to_device(collator(filled, for_generation=True), device)
-            parsed = _generated_texts(model, tokenizer, batch, max_target_length)
-        weights = _attention_of(model, batch)
-        for position, example in enumerate(chunk):
-            row = example["row"]
-            value = parsed[position]
-            if isinstance(value, int) and task.is_classification:
-                shown: Any = task.label_words[value]
-            elif task.kind == "regression" and model.family == "encoder":
-                shown = float(value)
-            else:
-                shown = value
-            record = {
-                "task": task.name,
-                "index": example["index"],
-                "idx": row.get("idx") if isinstance(row, Mapping) else None,
-                "source": task.source_text(row),
-                "prediction": shown,
-                "reference": _reference(task, row),
-                "label": value,
-            }
-            if weights is not None and names is not None:
-                record["attention_weights"] = dict(zip(names, weights[position].tolist(), strict=True))
-            records[positions[position]] = record
+        parsed, weights = _predict_batch(model, tokenizer, task, collator, chunk, method, max_target_length)
+        for position, example, value in zip(positions, chunk, parsed, strict=True):
+            records[position] = _record(task, example, value, model.family)
+        if weights is not None:
+            names = _attention_names(model)
+            for position, row_weights in zip(positions, weights.tolist(), strict=True):
+                records[position]["attention_weights"] = dict(zip(names, row_weights, strict=True))
     return records
+
+
+def _predict_batch(
+    model: Predictor, tokenizer: Any, task: Task, collator: Collator, chunk: list[dict[str, Any]], method: str,
+    max_target_length: int,
+) -> tuple[list[Any], torch.Tensor | None]:  # fmt: skip
+    """The parsed predictions of one batch of examples (head, rank classification or generation, see the
+    module docstring) and its (B, t+1) mixture weights (None without attention)."""
+    filled = [{**e, "row": _filled_label(task, e["row"])} for e in chunk]
+    device = _device(model)
+    if model.family == "encoder":
+        batch = _to_device(collator(filled), device)
+        parsed = _head_predictions(model, task, batch)
+    elif _uses_rank(model, task, method):
+        batch = _to_device(collator(filled, for_generation=True), device)
+        parsed = _rank_predictions(model, task, collator, batch)
+    else:
+        batch = _to_device(collator(filled, for_generation=True), device)
+        parsed = _generated_texts(model, tokenizer, batch, max_target_length)
+    return parsed, _attention_of(model, batch)
+
+
+def _record(task: Task, example: Mapping[str, Any], value: Any, family: str) -> dict[str, Any]:
+    """The prediction record of one example; `value` is its parsed prediction (a label id, a score or text)."""
+    row = example["row"]
+    if isinstance(value, int) and task.is_classification:
+        shown: Any = task.label_words[value]
+    elif task.kind == "regression" and family == "encoder":
+        shown = float(value)
+    else:
+        shown = value
+    return {
+        "task": task.name,
+        "index": example["index"],
+        "idx": row.get("idx") if isinstance(row, Mapping) else None,
+        "source": task.source_text(row),
+        "prediction": shown,
+        "reference": _reference(task, row),
+        "label": value,
+    }
 
 
 def _mean_attention(records: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
@@ -249,62 +263,19 @@ def _merged_records(
     return records
 
 
-def evaluate_with_attention(
-    model: Predictor,
-    tokenizer: Any,
-    task_rows: Mapping[str, Sequence[Mapping[str, Any]]],
-    *,
-    method: str = "rank",
-    batch_size: int = 32,
-    max_source_length: int = 256,
-    max_target_length: int = 16,
-    pad_to: int | None = None,
-    sort_by_length: bool = True,
-    predictions_path: str | Path | None = None,
-    attention_path: str | Path | None = None,
-    autocast: Callable[[], Any] | None = None,
-    shard: tuple[int, int] | None = None,
-    gather: Callable[[list[Any]], list[Any]] | None = None,
-) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """`evaluate`, also returning the mean attention per task ``{task: {prompt_name: weight}}``
-    (empty for models without attention). `shard` and `gather` as in `evaluate`."""
-    rank, world_size = _shard_of(shard, gather)
-    tasks = [get_task(name) for name in task_rows]
-    local: list[list[dict[str, Any]]] = []  # this process's records, per task
-    with _eval_mode(model), (autocast() if autocast is not None else contextlib.nullcontext()):
-        for task, rows in zip(tasks, task_rows.values(), strict=True):
-            examples = make_examples(task, rows)[rank::world_size]  # rows i with i % world_size == rank
-            records = _predict_task(
-                model, tokenizer, task, examples,
-                method=method, batch_size=batch_size, max_source_length=max_source_length,
-                max_target_length=max_target_length, pad_to=pad_to, sort_by_length=sort_by_length,
-            )  # fmt: skip
-            local.append(records)
-    if world_size > 1:
-        assert gather is not None  # checked by _shard_of
-        processes = gather([local])  # one item per process, in process order: [[records of task 0, ...], ...]
-        per_task = [
-            _merged_records([part[i] for part in processes], task, rows)
-            for i, (task, rows) in enumerate(zip(tasks, task_rows.values(), strict=True))
-        ]
-    else:
-        per_task = local
-    metrics: dict[str, Any] = {}
-    attention: dict[str, dict[str, float]] = {}
-    all_records: list[dict[str, Any]] = []
-    for task, rows, records in zip(tasks, task_rows.values(), per_task, strict=True):
-        metrics[task.name] = task.compute_metrics([r["label"] for r in records], list(rows))
-        mean = _mean_attention(records)
-        if mean is not None:
-            attention[task.name] = mean
-        all_records.extend(records)
-    averages = [m["average"] for m in metrics.values()]
-    metrics["average"] = sum(averages) / len(averages) if averages else float("nan")
-    if predictions_path is not None:
-        _write_records(predictions_path, all_records)
-    if attention_path is not None and attention:
-        storage.write_json(attention_path, attention)
-    return metrics, attention
+class Evaluation(dict):
+    """What `evaluate` returns: the metrics dict ``{task: {metric: value, ..., "average": mean}, ...,
+    "average": mean over tasks}``, that also carries the mean attention (not a dict key, so the metrics read,
+    compare and serialise as a plain dict).
+
+    Attributes:
+        attention: ``{task: {prompt_name: mean weight}}`` over the evaluated examples; empty for models
+            without attention.
+    """
+
+    def __init__(self, metrics: Any = (), attention: dict[str, dict[str, float]] | None = None):
+        super().__init__(metrics)
+        self.attention = attention or {}
 
 
 def evaluate(
@@ -323,12 +294,11 @@ def evaluate(
     autocast: Callable[[], Any] | None = None,
     shard: tuple[int, int] | None = None,
     gather: Callable[[list[Any]], list[Any]] | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Score a model on labelled rows of one or more tasks.
 
     Args:
-        model: an AttemptModel or a baseline with the same interface (``family``, ``tasks``, ``forward``,
-            ``generate``, ``score_candidates``).
+        model: an AttemptModel or a baseline with the same interface (`attempt.protocols.Predictor`).
         tokenizer: the backbone's tokenizer.
         task_rows: ``{task_name: rows}`` (raw rows with the Hub's field names and labels).
         method: "rank" (rank classification) or "generate" for LM backbones on classification tasks;
@@ -352,15 +322,59 @@ def evaluate(
             on one process only).
 
     Returns:
-        ``{task: {metric: value, ..., "average": mean}, ..., "average": mean over tasks}``.
+        An `Evaluation`: the metrics dict ``{task: {metric: value, ..., "average": mean}, ..., "average":
+        mean over tasks}``, with the mean attention per task as its ``.attention``.
     """
-    metrics, _ = evaluate_with_attention(
-        model, tokenizer, task_rows, method=method, batch_size=batch_size,
-        max_source_length=max_source_length, max_target_length=max_target_length, pad_to=pad_to,
-        sort_by_length=sort_by_length, predictions_path=predictions_path, attention_path=attention_path, autocast=autocast,
-        shard=shard, gather=gather,
-    )  # fmt: skip
-    return metrics
+    rank, world_size = _shard_of(shard, gather)
+    tasks = [get_task(name) for name in task_rows]
+    local: list[list[dict[str, Any]]] = []  # this process's records, per task
+    with _eval_mode(model), (autocast() if autocast is not None else contextlib.nullcontext()):
+        for task, rows in zip(tasks, task_rows.values(), strict=True):
+            examples = make_examples(task, rows)[rank::world_size]  # rows i with i % world_size == rank
+            records = _predict_task(
+                model, tokenizer, task, examples,
+                method=method, batch_size=batch_size, max_source_length=max_source_length,
+                max_target_length=max_target_length, pad_to=pad_to, sort_by_length=sort_by_length,
+            )  # fmt: skip
+            local.append(records)
+    per_task = _gathered(local, tasks, list(task_rows.values()), world_size, gather)
+    result = _scored(tasks, list(task_rows.values()), per_task)
+    if predictions_path is not None:
+        _write_records(predictions_path, [record for records in per_task for record in records])
+    if attention_path is not None and result.attention:
+        storage.write_json(attention_path, result.attention)
+    return result
+
+
+def _gathered(
+    local: list[list[dict[str, Any]]], tasks: list[Task], task_rows: list[Sequence[Mapping[str, Any]]],
+    world_size: int, gather: Callable[[list[Any]], list[Any]] | None,
+) -> list[list[dict[str, Any]]]:  # fmt: skip
+    """Every task's records from all processes, in row order (this process's own without sharding)."""
+    if world_size == 1:
+        return local
+    assert gather is not None  # checked by _shard_of
+    processes = gather([local])  # one item per process, in process order: [[records of task 0, ...], ...]
+    return [
+        _merged_records([part[i] for part in processes], task, rows)
+        for i, (task, rows) in enumerate(zip(tasks, task_rows, strict=True))
+    ]
+
+
+def _scored(
+    tasks: list[Task], task_rows: list[Sequence[Mapping[str, Any]]], per_task: list[list[dict[str, Any]]]
+) -> Evaluation:
+    """The metrics of every task and their average over tasks, and each task's mean attention."""
+    metrics: dict[str, Any] = {}
+    attention: dict[str, dict[str, float]] = {}
+    for task, rows, records in zip(tasks, task_rows, per_task, strict=True):
+        metrics[task.name] = task.compute_metrics([r["label"] for r in records], list(rows))
+        mean = _mean_attention(records)
+        if mean is not None:
+            attention[task.name] = mean
+    averages = [m["average"] for m in metrics.values()]
+    metrics["average"] = sum(averages) / len(averages) if averages else float("nan")
+    return Evaluation(metrics, attention)
 
 
 def predict(

@@ -52,7 +52,7 @@ from attempt.build import build_model, load_best_weights, verify_saved_model
 from attempt.collate import Collator, make_examples
 from attempt.config import TrainConfig
 from attempt.devices import make_accelerator
-from attempt.evaluate import evaluate_with_attention
+from attempt.evaluate import evaluate
 from attempt.metrics_log import MetricsLog
 from attempt.prompts import PromptLibrary, SourcePrompt
 from attempt.protocols import TrainableModel
@@ -521,7 +521,7 @@ def _evaluate_split(
     from accelerate.utils import gather_object
 
     is_main = accelerator.is_main_process
-    return evaluate_with_attention(
+    result = evaluate(
         model, tokenizer, {t: data[t][split] for t in config.tasks}, method=config.eval_method,
         batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
         max_target_length=config.max_target_length, pad_to=config.pad_to,
@@ -529,6 +529,7 @@ def _evaluate_split(
         autocast=accelerator.autocast, gather=gather_object,
         shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
     )  # fmt: skip
+    return dict(result), result.attention
 
 
 def _validate(
