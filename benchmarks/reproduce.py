@@ -34,21 +34,7 @@ default, a 22M-parameter BERT encoder whose classification head is trained with 
 * the attention of every target over the source prompts (ATTEMPT runs' attention, averaged over seeds; and
   ATTEMPT-m's, all targets in one run) as heatmaps.
 
-Cost on this machine (2 CPU cores shared with another engineer's jobs; measured 2026-11 with one cell at a time
-under `nice -n 5`, load average 1.5-3.5, i.e. about one free core). Almost all of a cell's time is its training
-steps and its evaluations: reading and splitting the data takes 0.01-0.3 s per cell (multirc 0.7 s), the
-backbone copy < 0.4 s, tokenising the training set for length grouping 0.1-1.1 s (sources 2-6 s; multirc ~30 s),
-saving < 0.6 s. What made the earlier --quick cells take 33-82 s for 12 steps was torch's 2 intra-op threads
-fighting the other jobs for the 2 cores: the same steps ran 4-20x slower than with one thread (full fine-tuning
-on cola: 6.5 s/step with 2 threads, 0.32 s/step with 1). The script therefore runs torch with 1 thread
-(`--threads 2` is ~1.6x faster on idle cores). With 1 thread, per step of 8 examples (prompt methods / full
-fine-tuning / LoRA): rte 0.47 / 0.68 / 0.40 s, boolq 0.78 / 1.03 / 0.65 s, cola 0.17 / 0.30 / 0.10 s, mrpc and
-stsb 0.3-0.4 s, cb 0.55 s; a source step of 16 examples 0.3-0.65 s; one evaluation of 200 rows 3-9 s (rte,
-boolq, mrpc, stsb: 5-9 s, as every batch of 64 pads to its longest row). The full grid (4 sources x 300 steps;
-6 targets x 5 methods x (2 lrs + 2 more seeds) x 80 steps; ATTEMPT-m 4 x 480 steps; 63 few-shot cells of
-40 steps: 191 cells) is estimated from these at ~3 hours (sources 13 min, main grid 110, ATTEMPT-m 20, few-shot
-35), more when the other jobs take both cores. wic, wsc (cheap) and multirc (~2x a rte cell: it tokenises 27k long training rows per cell) can be added
-with `--targets`; `--seeds 1` roughly halves the grid; every cell is kept, so a pass can be spread over days.
+What a cell and the whole grid cost on this machine (measured 2026-11): benchmarks/results/reproduce-cost.md.
 
 Every cell (method, task, lr, seed, k) is its own output_dir: a cell whose results.json exists is read back,
 not recomputed, and an interrupted cell resumes from its checkpoint. Weights of finished cells are deleted
@@ -66,6 +52,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +126,56 @@ SIZES = {
 # "full --tiny": the tiny backbone with the full grid's shape but tiny sizes
 SIZES["tiny-full"] = {**SIZES["tiny"], "targets": TARGETS[:4], "seeds": (0, 1), "lrs": 2, "ks": (4, 16, 32)}
 
+
+@dataclass(frozen=True)
+class Options:
+    """One pass over a reproduction grid: which grid, which part of it, and how it runs.
+
+    mode: "quick" or "full" (the sizes of `SIZES`; with `tiny`, the tiny backbone's); seeds / targets override
+    the mode's number of seeds and target tasks (a cheaper full pass); threads sets torch's intra-op threads for
+    the pass (restored afterwards; None leaves them as they are); compute=False only reads finished cells back
+    and reports them (cells not finished yet are counted as missing); stages / methods train only those
+    (None: all); steps per target run (another value is another grid, in its own folder).
+    """
+
+    mode: str = "quick"
+    backbone: str = ENCODER
+    tiny: bool = False
+    data_dir: Path | None = None
+    keep_weights: bool = False
+    seeds: int | None = None
+    targets: tuple[str, ...] | None = None
+    threads: int | None = None
+    compute: bool = True
+    stages: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, given, known in (("stage", self.stages, STAGES), ("method", self.methods, METHODS + ABLATION_METHODS),
+                                   ("target", self.targets, TARGETS)):
+            unknown = sorted(set(given or ()) - set(known))
+            if unknown:
+                raise ValueError(f"Unknown {name}(s) {unknown}; choose from {', '.join(known)}.")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}.")
+
+    @property
+    def size_key(self) -> str:
+        """The key of `SIZES`: the mode, or the tiny backbone's sizes of that mode."""
+        return ("tiny-full" if self.mode == "full" else "tiny") if self.tiny else self.mode
+
+    def sizes(self) -> dict[str, Any]:
+        """The mode's sizes with this pass's steps, seeds and targets."""
+        sizes = {**SIZES[self.size_key], **({"steps": self.steps} if self.steps else {})}
+        if self.seeds is not None:
+            sizes["seeds"] = tuple(range(self.seeds))
+        if self.targets:
+            few_shot = tuple(t for t in sizes["few_shot_tasks"] if t in self.targets)
+            sizes = {**sizes, "targets": tuple(self.targets), "few_shot_tasks": few_shot}
+        return sizes
+
+
 # -- helpers ------------------------------------------------------------------------------------------------
 def fmt_lr(lr: float) -> str:
     return f"{lr:g}"
@@ -166,23 +203,24 @@ def data_overlay(source: Path, overlay: Path) -> Path:
 class Runner:
     """Runs (or reads back) cells; each cell is one `attempt.train.train` call in its own output_dir."""
 
-    def __init__(self, out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path, keep_weights: bool,
-                 log=print, compute: bool = True, stages: tuple[str, ...] | None = None,
-                 methods: tuple[str, ...] | None = None, steps: int | None = None):
-        self.mode, self.backbone_name, self.tiny, self.keep_weights, self.log = mode, backbone, tiny, keep_weights, log
-        self.compute = compute  # False: only read finished cells back (a report of a pass still running)
-        self.stages = stages  # None: every stage; else train only these (sources always), read the rest back
-        self.methods = methods  # None: every method; else only these (the others are not part of this grid)
-        self.sizes = {**SIZES[mode], **({"steps": steps} if steps else {})}
+    def __init__(self, out: Path, options: Options, log=print):
+        mode, steps = options.size_key, options.steps
+        self.mode, self.backbone_name, self.tiny, self.log = mode, options.backbone, options.tiny, log
+        self.keep_weights = options.keep_weights
+        self.compute = options.compute  # False: only read finished cells back (a report of a pass still running)
+        self.stages = options.stages  # None: every stage; else train only these (sources always), read the rest back
+        self.methods = options.methods  # None: every method; else only these (the others are not part of this grid)
+        self.sizes = options.sizes()
         # another per-run budget is another grid: its own folder, so no cell is mistaken for the default's
         # (its report is reproduce<variant>.md); the source prompts are the default grid's, trained once
         self.variant = f"-steps{steps}" if steps and steps != SIZES[mode]["steps"] else ""
-        name = "tiny-bert" if tiny else slug(backbone)
+        name = "tiny-bert" if self.tiny else slug(self.backbone_name)
         self.root = out / "reproduce" / f"{mode}{self.variant}-{name}"
         self.sources_root = out / "reproduce" / f"{mode}-{name}"
         self.cells_dir = self.root / "cells"
         self.library = self.sources_root / "prompts"
         # symlinks to the mirror, rebuilt each run outside --out (no machine-specific links in the results)
+        data_dir = Path(options.data_dir or DATA_DIR)
         self.data_dir = data_overlay(data_dir, Path(tempfile.mkdtemp(prefix="attempt-reproduce-data-")))
         self.computed = self.reused = self.missing = 0
         self._backbone = self._tokenizer = self.family = self._hidden_size = None
@@ -416,55 +454,25 @@ class Runner:
 
 
 # -- driver -------------------------------------------------------------------------------------------------
-def run(out: Path, mode: str = "quick", backbone: str = ENCODER, tiny: bool = False, data_dir: Path | None = None,
-        keep_weights: bool = False, log=print, seeds: int | None = None,
-        targets: tuple[str, ...] | None = None, threads: int | None = None, compute: bool = True,
-        stages: tuple[str, ...] | None = None, methods: tuple[str, ...] | None = None,
-        steps: int | None = None) -> dict[str, Any]:
-    """Run (or read back) every cell of `mode` ("quick" or "full") and write the report under `out`.
-
-    seeds / targets override the mode's number of seeds and target tasks (a cheaper full pass); threads sets
-    torch's intra-op threads for the run (restored afterwards; None leaves them as they are); compute=False only
-    reads finished cells back and reports them (cells not finished yet are counted as missing)."""
+def run(out: Path, options: Options, log=print) -> dict[str, Any]:
+    """Run (or read back) every cell of the grid of `options` and write the report under `out`."""
     import torch
 
     previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
     try:
-        return _run(out, mode, backbone, tiny, data_dir, keep_weights, log, seeds, targets, compute, stages,
-                    methods, steps)
+        return _run(out, options, log)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None, keep_weights: bool, log,
-         seeds: int | None, targets: tuple[str, ...] | None, compute: bool = True,
-         stages: tuple[str, ...] | None = None, methods: tuple[str, ...] | None = None,
-         steps: int | None = None) -> dict[str, Any]:
+def _run(out: Path, options: Options, log) -> dict[str, Any]:
     import torch
 
     started, cpu_started = time.time(), time.process_time()
     out.mkdir(parents=True, exist_ok=True)
-    size_key = ("tiny-full" if mode == "full" else "tiny") if tiny else mode
-    unknown = sorted(set(stages or ()) - set(STAGES))
-    if unknown:
-        raise ValueError(f"Unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
-    unknown = sorted(set(methods or ()) - set(METHODS + ABLATION_METHODS))
-    if unknown:
-        raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(METHODS + ABLATION_METHODS)}.")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}.")
-    runner = Runner(out, size_key, backbone, tiny, Path(data_dir or DATA_DIR), keep_weights, log, compute, stages,
-                    methods, steps)
-    if seeds is not None:
-        runner.sizes = {**runner.sizes, "seeds": tuple(range(seeds))}
-    if targets:
-        unknown = sorted(set(targets) - set(TARGETS))
-        if unknown:
-            raise ValueError(f"Unknown target(s) {unknown}; choose from {', '.join(TARGETS)}.")
-        runner.sizes = {**runner.sizes, "targets": tuple(targets),
-                        "few_shot_tasks": tuple(t for t in runner.sizes["few_shot_tasks"] if t in targets)}
+    runner = Runner(out, options, log)
     try:
         ran = runner.run_all()
     finally:
@@ -472,7 +480,8 @@ def _run(out: Path, mode: str, backbone: str, tiny: bool, data_dir: Path | None,
     cells, targets = ran["cells"], ran["targets"]
     agg = aggregate(cells, targets)
     results: dict[str, Any] = {
-        "mode": mode, "tiny": tiny, "backbone": "tiny random BERT (attempt.testing)" if tiny else backbone,
+        "mode": options.mode, "tiny": options.tiny,
+        "backbone": "tiny random BERT (attempt.testing)" if options.tiny else options.backbone,
         "family": runner.family, "paper_backbone": "t5-base", "sizes": runner.sizes, "targets": targets,
         "methods": list(runner.wanted(METHODS + ABLATION_METHODS)),
         "sources": list(runner.sources), "spot_source": {t: SPOT_SOURCE.get(t, "mnli") for t in targets},
@@ -526,11 +535,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the cells finished so far (e.g. while a pass is running)")
     args = parser.parse_args(argv)
-    results = run(args.out, "quick" if args.quick else "full", args.backbone, args.tiny, args.data_dir,
-                  args.keep_weights, seeds=args.seeds, targets=tuple(args.targets) if args.targets else None,
-                  threads=args.threads, compute=not args.report_only,
-                  stages=tuple(args.stages) if args.stages else None,
-                  methods=tuple(args.methods) if args.methods else None, steps=args.steps)
+    options = Options(
+        mode="quick" if args.quick else "full", backbone=args.backbone, tiny=args.tiny, data_dir=args.data_dir,
+        keep_weights=args.keep_weights, seeds=args.seeds, targets=tuple(args.targets) if args.targets else None,
+        threads=args.threads, compute=not args.report_only, stages=tuple(args.stages) if args.stages else None,
+        methods=tuple(args.methods) if args.methods else None, steps=args.steps,
+    )  # fmt: skip
+    results = run(args.out, options)
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")
     stem = results["report_stem"]

@@ -34,7 +34,7 @@ def test_mean_std_and_claims_on_made_up_numbers():
 
 
 def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
-    first = reproduce.run(tmp_path, "quick", tiny=True, data_dir=data_dir, log=lambda *_: None)
+    first = reproduce.run(tmp_path, reproduce.Options(tiny=True, data_dir=data_dir), log=lambda *_: None)
     written = json.loads((tmp_path / "reproduce.json").read_text())
     for key in ("mode", "backbone", "sizes", "targets", "sources", "cells", "aggregate", "attention", "claims",
                 "plots", "cells_computed", "cells_reused", "wall_time_s", "cells_wall_time_s", "paper_note", "lr_grid"):
@@ -67,7 +67,7 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
     assert not any(runs.rglob("checkpoint")), "finished cells keep no weights by default"
     stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
 
-    second = reproduce.run(tmp_path, "quick", tiny=True, data_dir=data_dir, log=lambda *_: None)
+    second = reproduce.run(tmp_path, reproduce.Options(tiny=True, data_dir=data_dir), log=lambda *_: None)
     assert second["cells_computed"] == 0
     assert second["cells_reused"] == first["cells_computed"]
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == stamps
@@ -76,7 +76,7 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
 
 
 def test_full_sizes_validate_multi_task_runs_as_often_as_single_task_runs(reproduce, tmp_path, data_dir):
-    runner = reproduce.Runner(tmp_path, "tiny-full", reproduce.ENCODER, True, data_dir, False, log=lambda *_: None)
+    runner = reproduce.Runner(tmp_path, reproduce.Options(mode="full", tiny=True, data_dir=data_dir), log=lambda *_: None)
     shutil.rmtree(runner.data_dir, ignore_errors=True)  # only symlinks; no cell runs here
     runner.sizes = reproduce.SIZES["full"]
     every = runner.sizes["eval_every"]
@@ -91,22 +91,23 @@ def test_threads_are_restored_after_a_run(reproduce, tmp_path, data_dir):
     import torch
 
     before = torch.get_num_threads()
-    reproduce.run(tmp_path, "quick", tiny=True, data_dir=data_dir, log=lambda *_: None, threads=1)
+    reproduce.run(tmp_path, reproduce.Options(tiny=True, data_dir=data_dir, threads=1), log=lambda *_: None)
     assert json.loads((tmp_path / "reproduce.json").read_text())["machine"].split()[1] == "1"
     assert torch.get_num_threads() == before
 
 
 def test_report_only_reads_finished_cells_and_trains_nothing(reproduce, tmp_path, data_dir):
-    quiet = {"tiny": True, "data_dir": data_dir, "log": lambda *_: None}
-    empty = reproduce.run(tmp_path / "empty", "quick", compute=False, **quiet)
+    quiet = {"tiny": True, "data_dir": data_dir}
+    silent = lambda *_: None  # noqa: E731
+    empty = reproduce.run(tmp_path / "empty", reproduce.Options(compute=False, **quiet), log=silent)
     assert empty["cells_computed"] == 0 and empty["cells_missing"] > 0
     assert not list((tmp_path / "empty").rglob("results.json"))
 
-    full = reproduce.run(tmp_path, "quick", **quiet)
+    full = reproduce.run(tmp_path, reproduce.Options(**quiet), log=silent)
     runs = Path(full["runs_dir"])
     [lost] = list((runs / "cells" / "attempt" / "rte").glob("lr*_s0/results.json"))
     lost.unlink()  # as if that cell were still running
-    partial = reproduce.run(tmp_path, "quick", compute=False, **quiet)
+    partial = reproduce.run(tmp_path, reproduce.Options(compute=False, **quiet), log=silent)
     assert partial["cells_computed"] == 0 and partial["cells_missing"] == 1
     assert not lost.exists()
     assert "attempt" not in partial["aggregate"]["table"]["rte"]
@@ -116,20 +117,22 @@ def test_report_only_reads_finished_cells_and_trains_nothing(reproduce, tmp_path
 
 
 def test_stages_train_only_the_named_stages(reproduce, tmp_path, data_dir):
-    quiet = {"tiny": True, "data_dir": data_dir, "log": lambda *_: None}
-    ablation = reproduce.run(tmp_path, "quick", stages=("ablation",), **quiet)
+    quiet = {"tiny": True, "data_dir": data_dir}
+    silent = lambda *_: None  # noqa: E731
+    ablation = reproduce.run(tmp_path, reproduce.Options(stages=("ablation",), **quiet), log=silent)
     trained = {c["stage"] for c in ablation["cells"] if not c.get("missing") and not c.get("skipped")}
     assert trained == {"source", "ablation"} and ablation["cells_missing"] > 0
-    rest = reproduce.run(tmp_path, "quick", stages=("main", "few_shot"), **quiet)
+    rest = reproduce.run(tmp_path, reproduce.Options(stages=("main", "few_shot"), **quiet), log=silent)
     assert rest["cells_missing"] == 0 and rest["cells_reused"] == ablation["cells_computed"]
     with pytest.raises(ValueError, match="choose from main, few_shot, ablation"):
-        reproduce.run(tmp_path, "quick", stages=("mian",), **quiet)
+        reproduce.run(tmp_path, reproduce.Options(stages=("mian",), **quiet), log=silent)
 
 
 def test_methods_and_steps_make_a_smaller_grid_of_its_own(reproduce, tmp_path, data_dir):
-    quiet = {"tiny": True, "data_dir": data_dir, "log": lambda *_: None}
-    default = reproduce.run(tmp_path, "quick", methods=("prompt_tuning",), **quiet)
-    picked = reproduce.run(tmp_path, "quick", methods=("prompt_tuning", "attempt_sqrt_d"), steps=3, **quiet)
+    quiet = {"tiny": True, "data_dir": data_dir}
+    silent = lambda *_: None  # noqa: E731
+    default = reproduce.run(tmp_path, reproduce.Options(methods=("prompt_tuning",), **quiet), log=silent)
+    picked = reproduce.run(tmp_path, reproduce.Options(methods=("prompt_tuning", "attempt_sqrt_d"), steps=3, **quiet), log=silent)
     assert Path(picked["runs_dir"]).name == "tiny-steps3-tiny-bert" and picked["sizes"]["steps"] == 3
     assert all(c["reused"] for c in picked["cells"] if c["stage"] == "source")  # the default grid's sources
     assert default["report_stem"] == "reproduce" and picked["report_stem"] == "reproduce-steps3"
@@ -143,4 +146,4 @@ def test_methods_and_steps_make_a_smaller_grid_of_its_own(reproduce, tmp_path, d
         assert set(picked["aggregate"]["ablation"][task]) == {"attempt_sqrt_d"}
     assert [c["verdict"] for c in picked["claims"]] == ["not measured"] * 3 + ["not measured"]
     with pytest.raises(ValueError, match="Unknown method"):
-        reproduce.run(tmp_path, "quick", methods=("attempt_x",), **quiet)
+        reproduce.run(tmp_path, reproduce.Options(methods=("attempt_x",), **quiet), log=silent)
