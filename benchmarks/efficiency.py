@@ -4,7 +4,8 @@
     python benchmarks/efficiency.py                    # the full sizes
     python benchmarks/efficiency.py --tiny --out /tmp  # tests' tiny random backbones (seconds)
 
-Writes efficiency.json, efficiency.md and PNG plots under --out (default benchmarks/results).
+Writes efficiency.json, efficiency.md and PNG plots under --out (default benchmarks/results); this script
+measures, efficiency_report.py (beside it) judges the targets and writes the report.
 
 What is measured (every timing interleaves the methods repeat by repeat and keeps the median, because the
 machine is shared and noisy; results are reported as ratios between methods of the same run):
@@ -19,8 +20,9 @@ machine is shared and noisy; results are reported as ratios between methods of t
   `import torch, transformers, peft` (so it counts the weights, gradients, optimizer state and activations,
   like max_memory_allocated). --tiny measures in-process instead (no subprocess);
 * dynamic padding with length grouping against padding every batch to 256 tokens (the original protocol), on
-  the token lengths of rte and mnli from the data mirror, with the same examples: time per epoch and the
-  largest difference between an example's logits/loss padded and unpadded;
+  rte and mnli from the data mirror, with the same examples, batched as training batches them (the library's
+  `Collator`; the grouped batches from `attempt.batching.BatchStream`): time per epoch and the largest
+  difference between an example's logits/loss padded and unpadded;
 * evaluation with rows batched longest first against file order (encoder, rte validation);
 * evaluation throughput of rank classification (score every verbalizer; input read once, and one full
   sequence per label) against greedy generation;
@@ -50,17 +52,19 @@ from typing import Any
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # efficiency_report.py, beside this script
+from efficiency_report import (  # noqa: E402
+    CAUSAL,
+    ENCODER,
+    HALF_BACKBONE,
+    MEMORY_METHODS,
+    METHODS,
+    PROMPT_METHODS,
+    targets,
+    write_report,
+)
+
 REPO = Path(__file__).resolve().parents[1]
-ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-CAUSAL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-METHODS = ("attempt", "prompt_tuning", "peft_prompt_tuning", "finetune", "lora")
-PROMPT_METHODS = METHODS[:3]
-# memory also with activation checkpointing: a prompt method must keep every layer's activations for the
-# gradient to reach the input, so at long prompts activations, not optimizer state, set its peak
-CHECKPOINTED = ("attempt+checkpointing", "finetune+checkpointing")
-# and with the frozen backbone held in bfloat16 (TrainConfig.backbone_dtype), the trained part in float32
-HALF_BACKBONE = "attempt+bf16_backbone"
-MEMORY_METHODS = METHODS + CHECKPOINTED + (HALF_BACKBONE,)
 NUM_SOURCES = 6
 GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
 
@@ -350,107 +354,99 @@ def _memory_worker(args: str) -> None:
 
 
 # -- dynamic padding -----------------------------------------------------------------------------------------
-PAIR_FIELDS = {"rte": ("sentence1", "sentence2"), "mnli": ("premise", "hypothesis")}
+def mirror_rows(task: str, split: str, n: int, seed: int | None = 0) -> list[dict[str, Any]]:
+    """n rows of a split from the data mirror (``$ATTEMPT_DATA_DIR``, else ../shared/data), shuffled with
+    `seed` (None: the first n in file order)."""
+    from attempt.data import load_split
+
+    rows = list(load_split(task, split, os.environ.get("ATTEMPT_DATA_DIR") or REPO.parent / "shared" / "data"))
+    if seed is not None:
+        random.Random(seed).shuffle(rows)
+    return rows[:n]
 
 
-def task_pairs(task: str, n: int, seed: int = 0) -> list[tuple[str, str, int]]:
-    """n (text_a, text_b, label) examples of rte/mnli train from the mirror (attempt.data when available)."""
-    try:
-        from attempt.data import load_split
+def grouped_batches(examples: list[dict[str, Any]], collator, batch: int, seed: int = 0) -> list[list[dict[str, Any]]]:
+    """The first epoch of the training loop's own length-grouped batches (`attempt.batching.BatchStream` with
+    group_by_length, one process) of one task's examples."""
+    from attempt.batching import BatchStream
+    from attempt.config import TrainConfig
 
-        rows = load_split(task, "train")
-    except Exception:  # the data module is optional here: read the mirror's JSON lines directly
-        root = Path(os.environ.get("ATTEMPT_DATA_DIR", REPO.parent / "shared" / "data"))
-        path = root / "nyu-mll" / "glue" / task / "train.jsonl"
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    a, b = PAIR_FIELDS[task]
-    rows = [r for r in rows if a in r and b in r]
-    random.Random(seed).shuffle(rows)
-    return [(r[a], r[b], int(r.get("label", 0)) % 2) for r in rows[:n]]
-
-
-def _encode(tokenizer, pairs, max_length=256):
-    return [tokenizer(a, b, truncation=True, max_length=max_length)["input_ids"] for a, b, _ in pairs]
-
-
-def _collate(seqs, labels, pad_id, length=None):
-    length = length or max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(labels)}
-
-
-def length_grouped_batches(lengths: list[int], batch: int, seed: int = 0, mega: int = 50) -> list[list[int]]:
-    """Indices in batches of similar length: shuffle, sort within mega-batches of `mega` batches, shuffle
-    the batches (what Hugging Face's group_by_length does)."""
-    order = list(range(len(lengths)))
-    rng = random.Random(seed)
-    rng.shuffle(order)
-    batches = []
-    for start in range(0, len(order), mega * batch):
-        chunk = sorted(order[start : start + mega * batch], key=lambda i: -lengths[i])
-        batches += [chunk[i : i + batch] for i in range(0, len(chunk), batch)]
-    rng.shuffle(batches)
-    return batches
+    task = examples[0]["task"]
+    config = TrainConfig(tasks=(task,), batch_size=batch, seed=seed, group_by_length=True)
+    return BatchStream({task: examples}, collator, config, rank=0, world=1).epoch_batches(0)
 
 
 def padding_benchmark(backbone, tokenizer, family, tasks, n, batch, repeats, m, tiny, device) -> dict[str, Any]:
-    """Per-epoch training time, same examples, padded to 256 vs dynamic padding with length grouping; and
-    the largest difference between padded and unpadded logits/losses on a few examples."""
+    """Per-epoch training time, same examples, padded to 256 vs dynamic padding with length grouping (both
+    batched by the library's `Collator`, the grouped batches from `BatchStream`); and the largest difference
+    between padded and unpadded logits/losses on a few examples."""
     from attempt import AttemptConfig, AttemptModel
+    from attempt.collate import Collator, make_examples
+    from attempt.tasks import get_task
 
     d = backbone.get_input_embeddings().weight.shape[1]
-    config = AttemptConfig(prompt_length=m, tasks=("rte",), num_labels=2 if family == "encoder" else None)
+    labels = {task: get_task(task).num_labels for task in tasks}
+    config = AttemptConfig(prompt_length=m, tasks=tuple(tasks), num_labels=labels)
     model = AttemptModel.from_backbone(backbone, random_sources(d, m), config).to(device)
     optimizer = torch.optim.AdamW(model.parameter_groups(0.3, 0.1, 1e-3))
-    pad_id = tokenizer.pad_token_id or 0
     positions = getattr(backbone.config, "max_position_embeddings", 10**6)
     pad_to = min(256, positions - m)  # 256 (the original protocol) unless the backbone is too short (tiny)
+    padded_collator = Collator(tokenizer, family, tasks, max_source_length=pad_to, pad_to=pad_to)
+    dynamic_collator = Collator(tokenizer, family, tasks, max_source_length=pad_to)
     out: dict[str, Any] = {"m": m, "batch": batch, "max_length": pad_to}
     for task in tasks:
-        pairs = task_pairs(task, n)
-        seqs, labels = _encode(tokenizer, pairs, pad_to), [p[2] for p in pairs]
-        lengths = [len(s) for s in seqs]
-        padded = [_collate(seqs[i : i + batch], labels[i : i + batch], pad_id, pad_to) for i in range(0, n, batch)]
-        dynamic = [_collate([seqs[i] for i in idx], [labels[i] for i in idx], pad_id)
-                   for idx in length_grouped_batches(lengths, batch)]
-        epochs = {"padded_256": padded, "dynamic_grouped": dynamic}
-        model.train()
-        timings: dict[str, list[float]] = {k: [] for k in epochs}
-        for rep in range(repeats):
-            for key in (list(epochs) if rep % 2 == 0 else list(reversed(epochs))):
-                start = time.perf_counter()
-                for b in epochs[key]:
-                    train_step(lambda b: model(b["input_ids"].to(device), b["attention_mask"].to(device),
-                                               labels=b["labels"].to(device)).loss, optimizer, b)
-                _sync(device)
-                timings[key].append(time.perf_counter() - start)
-        model.eval()
-        with torch.no_grad():  # same results: padded vs each example alone
-            few = list(range(min(4, n)))
-            padded_batch = _collate([seqs[i] for i in few], [labels[i] for i in few], pad_id, pad_to)
-            logits_padded = model(padded_batch["input_ids"].to(device), padded_batch["attention_mask"].to(device)).logits
-            diffs, loss_diffs = [], []
-            for row, i in enumerate(few):
-                alone = _collate([seqs[i]], [labels[i]], pad_id)
-                logits = model(alone["input_ids"].to(device), alone["attention_mask"].to(device)).logits
-                diffs.append(float((logits[0] - logits_padded[row]).abs().max()))
-                target = torch.tensor([labels[i]], device=device)
-                loss_diffs.append(abs(float(nn.functional.cross_entropy(logits, target))
-                                      - float(nn.functional.cross_entropy(logits_padded[row : row + 1], target))))
+        examples = make_examples(task, mirror_rows(task, "train", n))
+        lengths = [dynamic_collator.source_length(e) for e in examples]
+        padded = [padded_collator(examples[i : i + batch]) for i in range(0, n, batch)]
+        dynamic = [dynamic_collator(chunk) for chunk in grouped_batches(examples, dynamic_collator, batch)]
+        timings = _time_epochs(model, optimizer, {"padded_256": padded, "dynamic_grouped": dynamic}, repeats, device)
+        diffs, loss_diffs = _padding_differences(model, examples[: min(4, n)], padded_collator, dynamic_collator, device)
         t_pad, t_dyn = statistics.median(timings["padded_256"]), statistics.median(timings["dynamic_grouped"])
-        real = sum(lengths)
         out[task] = {
-            "examples": n, "mean_tokens": real / n, "max_tokens": max(lengths),
+            "examples": n, "mean_tokens": sum(lengths) / n, "max_tokens": max(lengths),
             "padded_tokens": {"padded_256": pad_to * n, "dynamic_grouped": sum(b["input_ids"].numel() for b in dynamic)},
             "epoch_s": {"padded_256": t_pad, "dynamic_grouped": t_dyn}, "runs_s": timings,
             "speedup": t_pad / t_dyn, "max_abs_logit_diff": max(diffs), "max_abs_loss_diff": max(loss_diffs),
             "same_results": max(diffs) < 1e-4 and max(loss_diffs) < 1e-4,
-        }
+        }  # fmt: skip
     return out
+
+
+def _on(batch, device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _time_epochs(model, optimizer, epochs: dict[str, list], repeats: int, device) -> dict[str, list[float]]:
+    """Seconds per training epoch over each list of batches, the epochs interleaved repeat by repeat."""
+    model.train()
+    timings: dict[str, list[float]] = {k: [] for k in epochs}
+    for rep in range(repeats):
+        for key in (list(epochs) if rep % 2 == 0 else list(reversed(epochs))):
+            start = time.perf_counter()
+            for b in epochs[key]:
+                train_step(lambda b: model(**_on(b, device)).loss, optimizer, b)
+            _sync(device)
+            timings[key].append(time.perf_counter() - start)
+    return timings
+
+
+def _padding_differences(model, few, padded_collator, dynamic_collator, device) -> tuple[list[float], list[float]]:
+    """Per example: the largest |logit| and the |loss| difference between the example padded to 256 in a batch
+    and the example alone, unpadded."""
+    model.eval()
+    with torch.no_grad():
+        together = _on(padded_collator(few), device)
+        logits_padded = model(**{k: v for k, v in together.items() if k != "labels"}).logits
+        diffs, loss_diffs = [], []
+        for row, example in enumerate(few):
+            alone = _on(dynamic_collator([example]), device)
+            logits = model(**{k: v for k, v in alone.items() if k != "labels"}).logits
+            width = int(torch.isfinite(logits[0]).sum())  # the task's classes (the other columns are -inf)
+            diffs.append(float((logits[0, :width] - logits_padded[row, :width]).abs().max()))
+            target = alone["labels"]
+            loss_diffs.append(abs(float(nn.functional.cross_entropy(logits[:, :width], target))
+                                  - float(nn.functional.cross_entropy(logits_padded[row : row + 1, :width], target))))
+    return diffs, loss_diffs
 
 
 # -- evaluation throughput -----------------------------------------------------------------------------------
@@ -468,9 +464,9 @@ def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]
     tokenizer.padding_side = "left"
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     verbalizers = [tokenizer(" " + v, add_special_tokens=False)["input_ids"] for v in ("entailment", "not_entailment")]
-    pairs = task_pairs("rte", n, seed=1)
+    pairs = [(r["sentence1"], r["sentence2"]) for r in mirror_rows("rte", "train", n, seed=1)]
     prompts = [tokenizer(f"rte sentence1: {a} sentence2: {b} answer:", add_special_tokens=False,
-                         truncation=True, max_length=128)["input_ids"] for a, b, _ in pairs]
+                         truncation=True, max_length=128)["input_ids"] for a, b in pairs]
 
     def left_pad(seqs, labels=None):
         length = max(len(s) for s in seqs)
@@ -523,13 +519,12 @@ def eval_batching_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[
     """Seconds to evaluate n rte validation rows (ATTEMPT on the encoder, batches of 64) with the rows batched
     longest first (the library's default) against file order, and whether both give the same predictions."""
     from attempt import AttemptConfig, AttemptModel
-    from attempt.data import load_split
     from attempt.evaluate import evaluate
 
     d = backbone.get_input_embeddings().weight.shape[1]
     config = AttemptConfig(prompt_length=m, tasks=("rte",), num_labels=2)
     model = AttemptModel.from_backbone(backbone, random_sources(d, m), config).to(device).eval()
-    rows = load_split("rte", "validation", os.environ.get("ATTEMPT_DATA_DIR") or REPO.parent / "shared" / "data")[:n]
+    rows = mirror_rows("rte", "validation", n, seed=None)
     timings: dict[str, list[float]] = {"length_sorted": [], "file_order": []}
     predictions: dict[str, Any] = {}
     for rep in range(repeats):
@@ -603,140 +598,6 @@ def run(out_dir: Path, mode: str, backbones: list[str] | None = None, log=print)
     results["targets"] = targets(results)
     write_report(results, out_dir)
     return results
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-
-    def add(name, value, threshold, op="<="):
-        passed = None if value is None else (value <= threshold if op == "<=" else value >= threshold)
-        out.append({"target": name, "value": value, "threshold": threshold, "op": op, "passed": passed})
-
-    for name, entry in results["training"].items():
-        for key, timing in entry.items():
-            if not key.startswith("m="):
-                continue
-            pt = timing["prompt_tuning"]["step_s"]
-            add(f"{name} {key}: ATTEMPT / prompt tuning step time", timing["attempt"]["step_s"] / pt, 1.03)
-            add(f"{name} {key}: prompt tuning / PEFT prompt tuning step time", pt / timing["peft_prompt_tuning"]["step_s"], 1.0)
-    for name, memory in results["memory"].items():
-        if "tiny" in name or name == CAUSAL:
-            a, f = memory["attempt"].get("peak_mb"), memory["finetune"].get("peak_mb")
-            add(f"{name}: ATTEMPT / full fine-tuning peak memory", None if a is None or not f else a / f, 0.5)
-            a, f = (memory.get(k, {}).get("peak_mb") for k in CHECKPOINTED)
-            add(f"{name}: same, both with activation checkpointing", None if a is None or not f else a / f, 0.5)
-            a, f = memory.get(HALF_BACKBONE, {}).get("peak_mb"), memory["finetune"].get("peak_mb")
-            add(f"{name}: same, ATTEMPT's frozen backbone in bfloat16 (fine-tuning in float32)",
-                None if a is None or not f else a / f, 0.5)
-    for task in ("rte", "mnli"):
-        if task in results["padding"]:
-            p = results["padding"][task]
-            add(f"dynamic padding speed-up ({task})", p["speedup"], 2.0, ">=")
-            add(f"padded vs unpadded max |logit diff| ({task})", p["max_abs_logit_diff"], 1e-4)
-    add("parameter counts match the paper (232K / 96K per task)", float(results["param_counts"]["matches_paper"]), 1.0, ">=")
-    return out
-
-
-def write_report(results: dict[str, Any], out_dir: Path) -> None:
-    from attempt import storage
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plots = plot_results(results, out_dir)
-    results["plots"] = [p.name for p in plots]
-    storage.write_json(out_dir / "efficiency.json", results)
-    lines = [f"# Efficiency ({results['mode']}, {results['device']}, {results['torch_threads']} threads)", "",
-             "All numbers come from one run; methods were timed interleaved (medians), so compare the ratios.", ""]
-    for name, entry in results["training"].items():
-        lines += [f"## Training step: {name} ({entry['family']}, batch {entry['batch']}, input length {entry['length']})", "",
-                  "| m | method | median step (s) | × prompt tuning | min step (s) | min × prompt tuning | trainable params |",
-                  "|---|---|---|---|---|---|---|"]
-        for key, timing in entry.items():
-            if key.startswith("m="):
-                pt, pt_min = timing["prompt_tuning"]["step_s"], timing["prompt_tuning"]["min_s"]
-                for method, t in timing.items():
-                    lines.append(f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
-                                 f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |")
-        lines.append("")
-    for name, memory in results["memory"].items():
-        lines += [f"## Peak training memory: {name} (m = {memory['m']}, batch {memory['batch']})", "",
-                  "| method | peak (MiB) | × full fine-tuning | how |", "|---|---|---|---|"]
-        ft = memory["finetune"].get("peak_mb") or float("nan")
-        for method in (k for k in MEMORY_METHODS if k in memory):
-            r = memory[method]
-            if "peak_mb" in r:
-                lines.append(f"| {method} | {r['peak_mb']:.0f} | {r['peak_mb'] / ft:.2f} | {r['how']} |")
-            else:
-                lines.append(f"| {method} | error: {r.get('error')} | | |")
-        lines.append("")
-    if results["padding"]:
-        p = results["padding"]
-        lines += [f"## Dynamic padding vs padding to 256 ({p['backbone']}, ATTEMPT m = {p['m']}, batch {p['batch']})", "",
-                  "| task | examples | mean tokens | epoch padded (s) | epoch dynamic (s) | speed-up | max logit diff |",
-                  "|---|---|---|---|---|---|---|"]
-        for task in ("rte", "mnli"):
-            if task in p:
-                t = p[task]
-                lines.append(f"| {task} | {t['examples']} | {t['mean_tokens']:.1f} | {t['epoch_s']['padded_256']:.2f} | "
-                             f"{t['epoch_s']['dynamic_grouped']:.2f} | {t['speedup']:.2f}× | {t['max_abs_logit_diff']:.1e} |")
-        lines.append("")
-    if results["evaluation"]:
-        e = results["evaluation"]
-        lines += [f"## Evaluation throughput ({e['backbone']}, ATTEMPT m = {e['m']}, {e['examples']} rte examples)", "",
-                  f"rank classification {e['examples_per_s']['rank_classification']:.2f} ex/s (input read once), "
-                  f"{e['examples_per_s']['rank_full_sequences']:.2f} ex/s (one full sequence per label), "
-                  f"generation {e['examples_per_s']['generation']:.2f} ex/s. Time / generation time: rank "
-                  f"{e['rank_over_generation_time']:.2f}, rank by full sequences "
-                  f"{e['full_sequence_rank_over_generation_time']:.2f}; both rankings agree: {e['same_predictions']}.", ""]
-    if results.get("eval_batching"):
-        b = results["eval_batching"]
-        lines += [f"## Evaluation batching ({b['backbone']}, ATTEMPT m = {b['m']}, {b['examples']} rte validation rows, "
-                  f"batches of {b['batch']})", "",
-                  f"rows batched longest first {b['seconds']['length_sorted']:.2f} s, in file order "
-                  f"{b['seconds']['file_order']:.2f} s: {b['speedup']:.2f}× faster; same predictions: "
-                  f"{b['same_predictions']}.", ""]
-    pc = results["param_counts"]
-    lines += ["## Trainable parameters (T5-base-shaped config, d = 768, m = 100)", "",
-              f"per task, one task: {pc['per_task_single']:,} (paper arithmetic {pc['expected']['per_task_single']:,}); "
-              f"per task, attention shared by {pc['shared_tasks']} tasks: {pc['per_task_shared']:,.0f} "
-              f"(paper {pc['expected']['per_task_shared']:,.0f}).", "",
-              "## Targets", "", "| target | value | threshold | passed |", "|---|---|---|---|"]
-    for t in results["targets"]:
-        value = "n/a" if t["value"] is None else f"{t['value']:.4g}"
-        lines.append(f"| {t['target']} | {value} | {t['op']} {t['threshold']} | {t['passed']} |")
-    lines += ["", "Plots: " + ", ".join(results["plots"]), ""]
-    storage.write_text(out_dir / "efficiency.md", "\n".join(lines))
-
-
-def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    from attempt import storage
-
-    names = list(results["training"])
-    fig, axes = plt.subplots(1, 2 * len(names), figsize=(5.5 * 2 * len(names), 4), squeeze=False)
-    for i, name in enumerate(names):
-        timing = results["training"][name][f"m={results['prompt_lengths'][0]}"]
-        ax = axes[0, 2 * i]
-        ax.bar(list(timing), [t["step_s"] for t in timing.values()], color="tab:blue")
-        ax.set_title(f"{name.split('/')[-1]}: step time (m={results['prompt_lengths'][0]})", fontsize=9)
-        ax.set_ylabel("seconds")
-        ax.tick_params(axis="x", rotation=30, labelsize=7)
-        memory = results["memory"].get(name, {})
-        ax = axes[0, 2 * i + 1]
-        methods = [k for k in MEMORY_METHODS if "peak_mb" in memory.get(k, {})]
-        ax.bar(methods, [memory[k]["peak_mb"] for k in methods], color="tab:orange")
-        ax.set_title(f"{name.split('/')[-1]}: peak training memory", fontsize=9)
-        ax.set_ylabel("MiB")
-        ax.tick_params(axis="x", rotation=30, labelsize=7)
-    fig.tight_layout()
-    path = out_dir / "efficiency.png"
-    with storage.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return [path]
 
 
 def main(argv: list[str] | None = None) -> int:

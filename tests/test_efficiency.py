@@ -25,11 +25,20 @@ def test_paper_param_counts(efficiency):
     assert small["per_task_single"] == 64 * 10 + 2 * 64 * 8 + 2 * 64
 
 
-def test_length_grouped_batches(efficiency):
-    lengths = [5, 50, 6, 49, 7, 48, 8, 47]
-    batches = efficiency.length_grouped_batches(lengths, batch=2)
-    assert sorted(i for b in batches for i in b) == list(range(8))
-    assert all(abs(lengths[b[0]] - lengths[b[-1]]) <= 2 for b in batches)
+def test_grouped_batches_are_the_training_loop_s(efficiency):
+    """The padding benchmark batches with the library's BatchStream: every example once, similar lengths."""
+    from attempt.collate import Collator, make_examples
+    from attempt.testing import build_tokenizer
+
+    words = ["a", "the cat is on the mat and the dog is in the house with the child"]
+    rows = [{"sentence1": " ".join(words[i % 2].split()[: 1 + (i % 2) * (8 - i // 2)]), "sentence2": "yes",
+             "label": 0, "idx": i} for i in range(8)]
+    collator = Collator(build_tokenizer("encoder"), "encoder", ["rte"])
+    examples = make_examples("rte", rows)
+    lengths = [collator.source_length(e) for e in examples]
+    batches = efficiency.grouped_batches(examples, collator, batch=2)
+    assert sorted(e["index"] for b in batches for e in b) == list(range(8))
+    assert all(abs(lengths[b[0]["index"]] - lengths[b[-1]["index"]]) <= 2 for b in batches)
 
 
 def test_tiny_run_writes_report(efficiency, tmp_path, data_dir):

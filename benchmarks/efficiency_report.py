@@ -1,0 +1,154 @@
+"""The report of benchmarks/efficiency.py: its targets, efficiency.md and the plot (measuring is efficiency.py).
+
+The method names are defined here, so the report can be rebuilt from an efficiency.json alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+CAUSAL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+METHODS = ("attempt", "prompt_tuning", "peft_prompt_tuning", "finetune", "lora")
+PROMPT_METHODS = METHODS[:3]
+# memory also with activation checkpointing: a prompt method must keep every layer's activations for the
+# gradient to reach the input, so at long prompts activations, not optimizer state, set its peak
+CHECKPOINTED = ("attempt+checkpointing", "finetune+checkpointing")
+# and with the frozen backbone held in bfloat16 (TrainConfig.backbone_dtype), the trained part in float32
+HALF_BACKBONE = "attempt+bf16_backbone"
+MEMORY_METHODS = METHODS + CHECKPOINTED + (HALF_BACKBONE,)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def add(name, value, threshold, op="<="):
+        passed = None if value is None else (value <= threshold if op == "<=" else value >= threshold)
+        out.append({"target": name, "value": value, "threshold": threshold, "op": op, "passed": passed})
+
+    for name, entry in results["training"].items():
+        for key, timing in entry.items():
+            if not key.startswith("m="):
+                continue
+            pt = timing["prompt_tuning"]["step_s"]
+            add(f"{name} {key}: ATTEMPT / prompt tuning step time", timing["attempt"]["step_s"] / pt, 1.03)
+            add(f"{name} {key}: prompt tuning / PEFT prompt tuning step time", pt / timing["peft_prompt_tuning"]["step_s"], 1.0)
+    for name, memory in results["memory"].items():
+        if "tiny" in name or name == CAUSAL:
+            a, f = memory["attempt"].get("peak_mb"), memory["finetune"].get("peak_mb")
+            add(f"{name}: ATTEMPT / full fine-tuning peak memory", None if a is None or not f else a / f, 0.5)
+            a, f = (memory.get(k, {}).get("peak_mb") for k in CHECKPOINTED)
+            add(f"{name}: same, both with activation checkpointing", None if a is None or not f else a / f, 0.5)
+            a, f = memory.get(HALF_BACKBONE, {}).get("peak_mb"), memory["finetune"].get("peak_mb")
+            add(f"{name}: same, ATTEMPT's frozen backbone in bfloat16 (fine-tuning in float32)",
+                None if a is None or not f else a / f, 0.5)
+    for task in ("rte", "mnli"):
+        if task in results["padding"]:
+            p = results["padding"][task]
+            add(f"dynamic padding speed-up ({task})", p["speedup"], 2.0, ">=")
+            add(f"padded vs unpadded max |logit diff| ({task})", p["max_abs_logit_diff"], 1e-4)
+    add("parameter counts match the paper (232K / 96K per task)", float(results["param_counts"]["matches_paper"]), 1.0, ">=")
+    return out
+
+
+def write_report(results: dict[str, Any], out_dir: Path) -> None:
+    from attempt import storage
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = plot_results(results, out_dir)
+    results["plots"] = [p.name for p in plots]
+    storage.write_json(out_dir / "efficiency.json", results)
+    lines = [f"# Efficiency ({results['mode']}, {results['device']}, {results['torch_threads']} threads)", "",
+             "All numbers come from one run; methods were timed interleaved (medians), so compare the ratios.", ""]
+    for name, entry in results["training"].items():
+        lines += [f"## Training step: {name} ({entry['family']}, batch {entry['batch']}, input length {entry['length']})", "",
+                  "| m | method | median step (s) | × prompt tuning | min step (s) | min × prompt tuning | trainable params |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, timing in entry.items():
+            if key.startswith("m="):
+                pt, pt_min = timing["prompt_tuning"]["step_s"], timing["prompt_tuning"]["min_s"]
+                for method, t in timing.items():
+                    lines.append(f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
+                                 f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |")
+        lines.append("")
+    for name, memory in results["memory"].items():
+        lines += [f"## Peak training memory: {name} (m = {memory['m']}, batch {memory['batch']})", "",
+                  "| method | peak (MiB) | × full fine-tuning | how |", "|---|---|---|---|"]
+        ft = memory["finetune"].get("peak_mb") or float("nan")
+        for method in (k for k in MEMORY_METHODS if k in memory):
+            r = memory[method]
+            if "peak_mb" in r:
+                lines.append(f"| {method} | {r['peak_mb']:.0f} | {r['peak_mb'] / ft:.2f} | {r['how']} |")
+            else:
+                lines.append(f"| {method} | error: {r.get('error')} | | |")
+        lines.append("")
+    if results["padding"]:
+        p = results["padding"]
+        lines += [f"## Dynamic padding vs padding to 256 ({p['backbone']}, ATTEMPT m = {p['m']}, batch {p['batch']})", "",
+                  "| task | examples | mean tokens | epoch padded (s) | epoch dynamic (s) | speed-up | max logit diff |",
+                  "|---|---|---|---|---|---|---|"]
+        for task in ("rte", "mnli"):
+            if task in p:
+                t = p[task]
+                lines.append(f"| {task} | {t['examples']} | {t['mean_tokens']:.1f} | {t['epoch_s']['padded_256']:.2f} | "
+                             f"{t['epoch_s']['dynamic_grouped']:.2f} | {t['speedup']:.2f}× | {t['max_abs_logit_diff']:.1e} |")
+        lines.append("")
+    if results["evaluation"]:
+        e = results["evaluation"]
+        lines += [f"## Evaluation throughput ({e['backbone']}, ATTEMPT m = {e['m']}, {e['examples']} rte examples)", "",
+                  f"rank classification {e['examples_per_s']['rank_classification']:.2f} ex/s (input read once), "
+                  f"{e['examples_per_s']['rank_full_sequences']:.2f} ex/s (one full sequence per label), "
+                  f"generation {e['examples_per_s']['generation']:.2f} ex/s. Time / generation time: rank "
+                  f"{e['rank_over_generation_time']:.2f}, rank by full sequences "
+                  f"{e['full_sequence_rank_over_generation_time']:.2f}; both rankings agree: {e['same_predictions']}.", ""]
+    if results.get("eval_batching"):
+        b = results["eval_batching"]
+        lines += [f"## Evaluation batching ({b['backbone']}, ATTEMPT m = {b['m']}, {b['examples']} rte validation rows, "
+                  f"batches of {b['batch']})", "",
+                  f"rows batched longest first {b['seconds']['length_sorted']:.2f} s, in file order "
+                  f"{b['seconds']['file_order']:.2f} s: {b['speedup']:.2f}× faster; same predictions: "
+                  f"{b['same_predictions']}.", ""]
+    pc = results["param_counts"]
+    lines += ["## Trainable parameters (T5-base-shaped config, d = 768, m = 100)", "",
+              f"per task, one task: {pc['per_task_single']:,} (paper arithmetic {pc['expected']['per_task_single']:,}); "
+              f"per task, attention shared by {pc['shared_tasks']} tasks: {pc['per_task_shared']:,.0f} "
+              f"(paper {pc['expected']['per_task_shared']:,.0f}).", "",
+              "## Targets", "", "| target | value | threshold | passed |", "|---|---|---|---|"]
+    for t in results["targets"]:
+        value = "n/a" if t["value"] is None else f"{t['value']:.4g}"
+        lines.append(f"| {t['target']} | {value} | {t['op']} {t['threshold']} | {t['passed']} |")
+    lines += ["", "Plots: " + ", ".join(results["plots"]), ""]
+    storage.write_text(out_dir / "efficiency.md", "\n".join(lines))
+
+
+def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from attempt import storage
+
+    names = list(results["training"])
+    fig, axes = plt.subplots(1, 2 * len(names), figsize=(5.5 * 2 * len(names), 4), squeeze=False)
+    for i, name in enumerate(names):
+        timing = results["training"][name][f"m={results['prompt_lengths'][0]}"]
+        ax = axes[0, 2 * i]
+        ax.bar(list(timing), [t["step_s"] for t in timing.values()], color="tab:blue")
+        ax.set_title(f"{name.split('/')[-1]}: step time (m={results['prompt_lengths'][0]})", fontsize=9)
+        ax.set_ylabel("seconds")
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+        memory = results["memory"].get(name, {})
+        ax = axes[0, 2 * i + 1]
+        methods = [k for k in MEMORY_METHODS if "peak_mb" in memory.get(k, {})]
+        ax.bar(methods, [memory[k]["peak_mb"] for k in methods], color="tab:orange")
+        ax.set_title(f"{name.split('/')[-1]}: peak training memory", fontsize=9)
+        ax.set_ylabel("MiB")
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+    fig.tight_layout()
+    path = out_dir / "efficiency.png"
+    with storage.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return [path]
