@@ -12,9 +12,10 @@ prompt of step 300 of the same run is kept too. Three scores on the same test ro
 - the same run's prompt at step 300 (the budget of the project's earlier source prompts);
 - the backbone with no prompt at all (`attempt.zero_shot.ZeroShotModel`), same label words, same scoring.
 
-Bar: the shipped prompt beats both by more than twice the test set's standard error, √(p(1−p)/n) at the
-shipped prompt's accuracy. The earlier MiniLM 300-step prompts' test scores (benchmarks/results/reproduce.json)
-are shown beside them. Runs resume where they stopped (their folders under benchmarks/results/sources/ are not
+Bar (issue 11): the shipped prompt beats the zero-shot score and the project's earlier 300-step source prompt
+of the same task (MiniLM, test scores in benchmarks/results/reproduce.json) by more than twice the test set's
+standard error, √(p(1−p)/n) at the shipped prompt's accuracy. The same run's step-300 prompt is a stricter,
+separate check: whether training past 300 steps still paid (it does not once the curve has plateaued). Runs resume where they stopped (their folders under benchmarks/results/sources/ are not
 committed); the prompts, `benchmarks/results/source_prompts-<slug>.{json,md,png}` and the prompts' metadata are.
 """
 
@@ -137,11 +138,13 @@ def measure(task: str, backbone: str, data_dir: str | None, earlier: dict[str, f
     n = _test_rows(run)
     margin = 2 * standard_error(test, n)
     compared = {name: scores["average"] for name, scores in others.items()}
+    bar = [compared["zero_shot"], earlier.get(task)]
     return {
         "task": task, "steps": config.max_steps, "best_step": result["best_step"], "test": test, "test_rows": n,
         "test_metrics": result["test"], "two_standard_errors": margin, **compared,
         "minilm_300_steps": earlier.get(task),
-        "meets_bar": all(test > value + margin for value in compared.values()) and len(compared) == 2,
+        "meets_bar": all(value is not None and test > value + margin for value in bar),
+        "beats_own_step300": f"step{SNAPSHOT_STEP}" in compared and test > compared[f"step{SNAPSHOT_STEP}"] + margin,
         "curve": validation_curve(run), "wall_time_s": result["wall_time_s"],
         "recipe": {k: v for k, v in dataclasses.asdict(config).items() if k in RECIPE or k == "max_steps"},
     }  # fmt: skip
@@ -159,7 +162,7 @@ def ship(row: dict[str, Any], backbone: str) -> Path:
     slug = SLUGS[backbone]
     staged = PromptLibrary(RESULTS / "sources" / slug / row["task"] / "library").get(row["task"])
     keys = ("steps", "best_step", "test", "test_rows", "two_standard_errors", "zero_shot", f"step{SNAPSHOT_STEP}",
-            "minilm_300_steps", "meets_bar", "curve", "recipe")
+            "minilm_300_steps", "meets_bar", "beats_own_step300", "curve", "recipe")
     staged.training = {**staged.training, "benchmark": {k: row.get(k) for k in keys}}
     staged.score = row["test_metrics"][row["task"]]
     return PromptLibrary(REPO / "prompts" / slug).add(staged, overwrite=True)
@@ -171,19 +174,20 @@ def report(rows: list[dict[str, Any]], backbone: str) -> str:
         f"# Shipped source prompts: {BACKBONES[backbone]}", "",
         f"Recipe: {json.dumps(RECIPE)}; steps per task {json.dumps(STEPS)}. Test rows: the task's test split "
         f"(the paper's protocol), first {RECIPE['test_limit']} rows. Every score below is on those same rows.", "",
-        f"| task | steps | best step | test (n) | 2 SE | zero-shot | step {SNAPSHOT_STEP} | MiniLM 300-step (earlier) "
-        "| bar | wall time (min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        f"| task | steps | best step | test (n) | 2 SE | zero-shot | MiniLM 300-step (earlier) | bar | same run, step "
+        f"{SNAPSHOT_STEP} | > step {SNAPSHOT_STEP} + 2 SE |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]  # fmt: skip
     for r in rows:
         earlier = "–" if r["minilm_300_steps"] is None else f"{r['minilm_300_steps']:.1f}"
         snap = r.get(f"step{SNAPSHOT_STEP}")
         lines.append(
             f"| {r['task']} | {r['steps']} | {r['best_step']} | {r['test']:.1f} ({r['test_rows']}) | "
-            f"{r['two_standard_errors']:.1f} | {r['zero_shot']:.1f} | {'–' if snap is None else f'{snap:.1f}'} | "
-            f"{earlier} | {'met' if r['meets_bar'] else 'NOT met'} | {r['wall_time_s'] / 60:.0f} |"
+            f"{r['two_standard_errors']:.1f} | {r['zero_shot']:.1f} | {earlier} | {'met' if r['meets_bar'] else 'NOT met'} "
+            f"| {'–' if snap is None else f'{snap:.1f}'} | {'yes' if r['beats_own_step300'] else 'no'} |"
         )
-    lines += ["", "Bar: test > zero-shot + 2 SE and test > step-300 + 2 SE (SE = √(p(1−p)/n) at the test accuracy).",
+    lines += ["", "Bar: test > zero-shot + 2 SE and test > the earlier MiniLM 300-step prompt + 2 SE (SE = √(p(1−p)/n) at "
+              "the test accuracy). The last two columns: the same run's prompt at step 300, on the same rows.",
               f"Learning curves (validation, {RECIPE['eval_limit']} rows): source_prompts-{SLUGS[backbone]}.png."]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,36 @@
+"""benchmarks/source_prompts.py: the standard error, the learning curve reader and the report's verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def sources():
+    return load_benchmark("source_prompts")
+
+
+def test_standard_error_of_an_accuracy(sources):
+    assert sources.standard_error(50.0, 100) == pytest.approx(5.0)
+    assert sources.standard_error(90.0, 900) == pytest.approx(1.0)
+
+
+def test_validation_curve_reads_only_validation_evaluations(sources, tmp_path):
+    lines = [{"step": 10, "type": "train", "loss": 1.0},
+             {"step": 100, "type": "eval", "split": "validation", "metrics": {"average": 60.0}},
+             {"step": 100, "type": "eval", "split": "test", "metrics": {"average": 99.0}},
+             {"step": 200, "type": "eval", "split": "validation", "metrics": {"average": 70.0}}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert sources.validation_curve(tmp_path) == [(100, 60.0), (200, 70.0)]
+
+
+def test_report_says_which_bar_is_met(sources):
+    row = {"task": "sst2", "steps": 600, "best_step": 500, "test": 88.0, "test_rows": 872, "two_standard_errors": 2.2,
+           "zero_shot": 70.0, "step300": 87.0, "minilm_300_steps": 73.0, "meets_bar": True, "beats_own_step300": False}
+    text = sources.report([row, {**row, "task": "mnli", "meets_bar": False}], "smollm2")
+    assert "| sst2 | 600 | 500 | 88.0 (872) | 2.2 | 70.0 | 73.0 | met | 87.0 | no |" in text
+    assert "| mnli |" in text and "NOT met" in text
