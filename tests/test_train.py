@@ -19,9 +19,10 @@ from attempt.build import load_run
 from attempt.config import TrainConfig
 from attempt.evaluate import evaluate
 from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.run_state import CheckpointMismatch
 from attempt.splits import load_task_data
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import CheckpointMismatch, TrainingDiverged, train
+from attempt.train import TrainingDiverged, train
 from conftest import REPO
 
 BACKBONE_OF = {"seq2seq": "tiny-t5", "encoder": "tiny-bert", "causal": "tiny-llama"}

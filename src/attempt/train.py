@@ -1,7 +1,6 @@
 """One explicit training loop for every mode, on Hugging Face Accelerate.
 
     from attempt.config import TrainConfig
-from attempt.devices import make_accelerator
     from attempt.train import train
     result = train(TrainConfig(mode="attempt", backbone="t5-base", tasks=("rte",), source_prompts=("mnli",)))
 
@@ -12,8 +11,9 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
 1. resolve the backbone, load the data (`attempt.splits.load_task_data`: `paper_splits`, few-shot, limits),
    build the model of the mode (`attempt.build`);
 2. AdamW over ``model.parameter_groups(...)`` with linear warm-up and decay; ``accelerator.prepare``;
-3. resume from ``output_dir/checkpoint`` when there is one (same config and same source prompts required; a
-   checkpoint interrupted inside its atomic swap is put back, an incomplete one is an error, never a restart);
+3. resume from ``output_dir/checkpoint`` when there is one (`attempt.run_state`: same config and same source
+   prompts required; a checkpoint interrupted inside its atomic swap is put back, an incomplete one is an
+   error, never a restart);
 4. the loop: micro-batches with gradient accumulation, clipping, a NaN/inf guard, logging, evaluation every
    ``eval_every`` steps, best model kept in ``best/``, early stopping, an atomic checkpoint after every
    evaluation;
@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from attempt import checkpoint, locking, reading, storage
+from attempt import checkpoint, locking, storage
 from attempt.batching import BatchStream
 from attempt.build import build_model, load_best_weights, verify_saved_model
 from attempt.collate import Collator, make_examples
@@ -56,25 +56,24 @@ from attempt.evaluate import evaluate
 from attempt.metrics_log import MetricsLog
 from attempt.prompts import PromptLibrary, SourcePrompt
 from attempt.protocols import TrainableModel
+from attempt.run_state import (
+    BEST_DIR,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LoopState,
+    resume_or_start,
+    save_checkpoint,
+)
 from attempt.splits import load_task_data
 
-CHECKPOINT_DIR = "checkpoint"
-BEST_DIR = "best"
-CONFIG_FILE = "train_config.json"
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "test_predictions.jsonl"
 ATTENTION_FILE = "attention.json"
 LOG_EVERY = 10  # optimizer steps between train-loss log lines
-# fields that do not change the trajectory of a run: a resumed run may differ in them
-RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size")
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class CheckpointMismatch(ValueError):
-    """``output_dir/checkpoint`` belongs to a run with a different configuration."""
 
 
 @dataclass
@@ -100,58 +99,9 @@ class TrainResult:
     wall_time_s: float
 
 
-@dataclass
-class LoopState:
-    """The training loop's position; saved in every checkpoint."""
-
-    step: int = 0  # optimizer steps done
-    epoch: int = 0  # data epoch of the next batch
-    batch_index: int = 0  # next global batch within the epoch
-    sampler_seed: int = 0
-    num_processes: int = 1
-    best_score: float | None = None
-    best_step: int | None = None
-    best_metrics: dict[str, Any] = field(default_factory=dict)
-    bad_evals: int = 0  # evaluations since the last improvement (early stopping)
-    last_eval_step: int | None = None
-    stopped_early: bool = False
-
-
 def _resolved_config(config: TrainConfig) -> TrainConfig:
     """The config with the library path made absolute (so a run can be reloaded from anywhere)."""
     return dataclasses.replace(config, library=str(Path(config.library).resolve()))
-
-
-def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: Path) -> None:
-    differs = sorted(k for k in set(saved) | set(current) if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k))
-    if differs:
-        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in differs)
-        raise CheckpointMismatch(
-            f"{directory} holds a checkpoint of a different run ({detail}). Pick another output_dir, or delete "
-            f"{directory} to start this run afresh in the same folder."
-        )
-
-
-def _source_hashes(model: TrainableModel) -> dict[str, str]:
-    """{name: content hash} of the source prompts `model` mixes (none for the other modes)."""
-    return {s["name"]: s["hash"] for s in getattr(model, "source_info", [])}
-
-
-def _check_same_sources(saved: dict[str, str] | None, current: dict[str, str], library: str, directory: Path) -> None:
-    """Refuse to resume with source prompts other than those the checkpoint was trained with: a prompt
-    retrained or replaced under the same name would silently change the rest of the run."""
-    if saved is None or saved == current:  # None: a checkpoint written before the hashes were recorded
-        return
-    short = lambda h: f"{h[:19]}…" if h else "absent"  # noqa: E731
-    detail = "; ".join(
-        f"{name}: checkpoint {short(saved.get(name))} vs library {short(current.get(name))}"
-        for name in sorted(set(saved) | set(current)) if saved.get(name) != current.get(name)
-    )  # fmt: skip
-    raise CheckpointMismatch(
-        f"The source prompts in library {library} differ from those {directory} was trained with ({detail}). "
-        f"Put the original prompts back in the library to resume, or delete {directory} to restart this run "
-        "with the current ones."
-    )
 
 
 # ------------------------------------------------------------------------------------------------- train
@@ -203,56 +153,6 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-
-
-def _resume(
-    config: TrainConfig, accelerator: Any, model: TrainableModel, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-) -> tuple[LoopState, bool]:  # fmt: skip
-    """Step 3 of `train`: restore weights, optimizer, schedule and random generators in place from
-    ``output_dir/checkpoint`` when there is one (same run required), else start the run folder; returns
-    (loop state, resumed)."""
-    config_dict = config.to_dict()
-    output_dir = Path(config.output_dir)
-    checkpoint_dir = output_dir / CHECKPOINT_DIR
-    state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
-    if accelerator.is_main_process:  # under the run lock: no other writer, so leftovers are from a killed one
-        for folder in (checkpoint_dir, output_dir / BEST_DIR):
-            checkpoint.recover(folder)
-    accelerator.wait_for_everyone()
-    resumed = checkpoint_dir.exists()  # an incomplete folder is an error (checkpoint.load), not a restart
-    if resumed:
-        saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
-        _check_same_run(saved["config"], config_dict, checkpoint_dir)
-        loaded = _loop_state(saved["state"], checkpoint_dir)
-        if loaded.num_processes != accelerator.num_processes:
-            raise CheckpointMismatch(
-                f"{checkpoint_dir} was written by {loaded.num_processes} process(es); this run has "
-                f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
-            )
-        missing, unexpected = model.load_state_dict(saved["weights"], strict=False)
-        if unexpected or set(saved["weights"]) - set(model.state_dict()):
-            raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
-        _check_same_sources(saved["manifest"].get("sources"), _source_hashes(model), config.library, checkpoint_dir)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = loaded
-        checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
-    elif accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        storage.write_json(output_dir / CONFIG_FILE, config_dict)
-    return state, resumed
-
-
-def _loop_state(saved: Any, checkpoint_dir: Path) -> LoopState:
-    """The LoopState saved in ``state.json``; a file that parses but does not hold one is damaged too."""
-    try:
-        return LoopState(**saved)
-    except TypeError as error:
-        raise reading.CorruptFile(
-            f"{checkpoint_dir / checkpoint.STATE} does not hold a training loop state ({error}). Delete "
-            f"{checkpoint_dir} to restart this run from step 0."
-        ) from None
 
 
 def _record_validation(state: LoopState, metrics: dict[str, Any], patience: int | None) -> bool:
@@ -410,7 +310,7 @@ def _train(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     # 3. resume ---------------------------------------------------------------------------------------
-    state, resumed = _resume(config, accelerator, model, optimizer, scheduler)
+    state, resumed = resume_or_start(config, accelerator, model, optimizer, scheduler)
     log = MetricsLog(Path(config.output_dir), accelerator.is_main_process, state.step if resumed else None)
     if accelerator.is_main_process and progress and not resumed:
         _print_start(config, model, trainable)
@@ -425,7 +325,7 @@ def _train(
             _log_train(config, accelerator, optimizer, state, window, log, bar)
             if (config.eval_every and state.step % config.eval_every == 0) or state.step == config.max_steps:
                 _validate(config, accelerator, model, tokenizer, data, state, log, bar if show else None)
-                _save_checkpoint(config, accelerator, model, optimizer, scheduler, state)
+                save_checkpoint(config, accelerator, model, optimizer, scheduler, state)
             if _on_step is not None:
                 _on_step(state.step, model)
 
@@ -550,23 +450,6 @@ def _validate(
         bar.write(f"step {state.step}: validation {metrics['average']:.2f} (best {state.best_score:.2f} at step {state.best_step})")
 
 
-def _save_checkpoint(
-    config: TrainConfig, accelerator: Any, model: TrainableModel, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR, state: LoopState,
-) -> None:  # fmt: skip
-    """Write ``output_dir/checkpoint`` atomically (main process), with every process's random generators."""
-    from accelerate.utils import gather_object
-
-    rngs = gather_object([checkpoint.rng_state()])  # every process's generators, in process order
-    if accelerator.is_main_process:
-        checkpoint.save(
-            Path(config.output_dir) / CHECKPOINT_DIR, weights=model.trainable_state_dict(),
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rngs,
-            state=dataclasses.asdict(state), config=config.to_dict(), sources=_source_hashes(model),
-        )  # fmt: skip
-    accelerator.wait_for_everyone()
-
-
 def _test_best(
     config: TrainConfig, accelerator: Any, model: TrainableModel, tokenizer: Any, data: dict[str, Any],
     state: LoopState, log: MetricsLog,
@@ -611,4 +494,4 @@ def _report(
     return result
 
 
-__all__ = ["CheckpointMismatch", "LoopState", "TrainResult", "TrainingDiverged", "train"]
+__all__ = ["TrainResult", "TrainingDiverged", "train"]
