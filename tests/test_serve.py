@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import signal
 import socket
@@ -33,7 +34,7 @@ from attempt.prompts import PromptLibrary, SourcePrompt  # noqa: E402
 from attempt.serve import bound_port, build_app, load_runs, make_server  # noqa: E402
 from attempt.serve import predict as serve_predict  # noqa: E402
 from attempt.serve.batcher import Batcher  # noqa: E402
-from attempt.serve.predict import Item  # noqa: E402
+from attempt.serve.predict import Item, length_groups  # noqa: E402
 from attempt.tasks import get_task  # noqa: E402
 from attempt.testing import WORDS, build_backbone, build_tokenizer  # noqa: E402
 from attempt.train import train  # noqa: E402
@@ -126,13 +127,16 @@ def test_mixed_task_concurrent_requests_match_attempt_predict(served, runs, tmp_
     tuned = [{"task": "stsb", **r} for r in inputs["stsb"]]
     predicted = _predict_cli(tmp_path, runs["multi"], multi) + _predict_cli(tmp_path, runs["stsb"], tuned)
     expected = {_key(row): record["prediction"] for row, record in zip(multi + tuned, predicted, strict=True)}
-    batches = []  # the tasks of each batch the worker predicted
-    real = serve_predict.predict_batch
-    monkeypatch.setattr("attempt.serve.app.predict_batch", lambda items: batches.append({i.task.name for i in items}) or real(items))
+    batches, forwards = [], []  # the tasks of each batch the worker took, and of each forward it ran
+    real_batch, real_tensors = serve_predict.predict_batch, serve_predict._tensors
+    monkeypatch.setattr(
+        "attempt.serve.app.predict_batch", lambda items, **o: batches.append({i.task.name for i in items}) or real_batch(items, **o)
+    )
+    monkeypatch.setattr(serve_predict, "_tensors", lambda run, items, **o: forwards.append({i.task.name for i in items}) or real_tensors(run, items, **o))
 
     requests = [(task, [row]) for task, rows in inputs.items() for row in rows]  # one input per request ...
     requests += [("cb", inputs["cb"][:3]), ("stsb", inputs["stsb"][2:])]  # ... and a few with several
-    with running(served, max_batch_size=16, max_wait_ms=200) as (url, _, _), ThreadPoolExecutor(16) as pool:
+    with running(served, max_batch_size=16, max_wait_ms=200, max_padding=math.inf) as (url, _, _), ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda r: _post(url, {"task": r[0], "inputs": r[1]}), requests))
 
     assert [a.status_code for a in answers] == [200] * len(requests)
@@ -147,6 +151,7 @@ def test_mixed_task_concurrent_requests_match_attempt_predict(served, runs, tmp_
                 assert got["run"] == "multi" and list(got["scores"]) == list(get_task(task).label_words)
                 assert got["prediction"] == max(got["scores"], key=got["scores"].get)
     assert any(len(tasks) > 1 for tasks in batches), f"no batch mixed tasks: {batches}"
+    assert {"rte", "cb"} in forwards, f"rte and cb (one run) never shared a forward: {forwards}"
     assert sum(map(len, batches)) < len(requests)  # fewer batches than requests: they were grouped
 
 
@@ -232,10 +237,10 @@ def test_bad_requests_get_a_clear_4xx_and_do_not_poison_the_batch(served):
 def test_an_input_that_breaks_the_model_fails_alone(served, monkeypatch):
     real = serve_predict.predict_run
 
-    def fragile(run, items):  # stands for an input the model cannot take (it passed validation)
+    def fragile(run, items, *options):  # stands for an input the model cannot take (it passed validation)
         if any("boom" in item.row.get("sentence1", "") for item in items):
             raise RuntimeError("the model broke on this input")
-        return real(run, items)
+        return real(run, items, *options)
 
     monkeypatch.setattr(serve_predict, "predict_run", fragile)
     rows = _inputs("rte", 5, 7)
@@ -391,3 +396,14 @@ def test_the_batcher_groups_up_to_max_batch_size_or_max_wait_and_drains_on_stop(
     assert [len(batch) for batch in seen[1:3]] == [3, 2] and seen[1] == ["r2", "r1", "r0"]  # longest first
     assert [answer[0]["echo"] for answer in many] == [f"r{i}" for i in range(5)]
     assert late == [{"echo": "late"}]
+
+
+def test_length_groups_cut_a_batch_where_padding_would_pass_the_bound():
+    lengths = [5, 40, 6, 38, 20, 7, 39, 21]
+    items = [Item(run=None, task=get_task("sst2"), row={}, length=n) for n in lengths]  # type: ignore[arg-type]
+    assert length_groups(items, math.inf) == [[1, 6, 3, 7, 4, 5, 2, 0]]  # one forward, longest first
+    groups = length_groups(items, 0.25)
+    assert groups == [[1, 6, 3, 7], [4], [5, 2, 0]]  # 40 × 5 rows > 1.25 × 158 real tokens: 20 starts a group
+    for group in groups:  # padded tokens (longest × rows) within 1.25 × the real ones
+        assert lengths[group[0]] * len(group) <= 1.25 * sum(lengths[i] for i in group)
+    assert length_groups(items, 0.0) == [[1], [6], [3], [7], [4], [5], [2], [0]]  # all lengths differ

@@ -15,6 +15,7 @@ Every error answer is ``{"error": "<what is wrong and what to do>"}`` with a 4xx
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -61,12 +62,16 @@ def build_app(
     max_wait_ms: float = 5.0,
     max_inputs: int = 64,
     max_queue: int = 1024,
+    max_padding: float = 0.25,
 ) -> FastAPI:
-    """The FastAPI app answering for `served` (see `attempt.serve.runs.load_runs`); run it with uvicorn."""
+    """The FastAPI app answering for `served` (see `attempt.serve.runs.load_runs`); run it with uvicorn.
+
+    The options are `attempt serve`'s (see its --help); `max_padding` is `attempt.serve.predict.length_groups`'.
+    """
     telemetry = Telemetry(in_flight=lambda: batcher.pending)
     batcher = Batcher(
-        predict_batch, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
-        on_batch=telemetry.batch,
+        functools.partial(predict_batch, max_padding=max_padding), max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms, max_queue=max_queue, on_batch=telemetry.batch,
     )  # fmt: skip
     validator = Validator(served, max_inputs)
 
