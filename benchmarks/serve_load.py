@@ -10,9 +10,11 @@ data mirror, random source prompts): speed does not depend on what the prompts l
 `attempt serve` process (--threads, default 1), driven by httpx clients from this process. Every cell sends a
 fixed number of one-input requests, tasks interleaved, from 1, 4 or 16 concurrent clients, and stops early at
 --max-seconds; it reports requests/s (median of --repeats, the setups interleaved within each repeat because
-the machine may be shared) and p50/p99 latency. Four setups, all started before the first measurement:
+the machine may be shared) and p50/p99 latency. Five setups, all started before the first measurement:
 
-* batched: one server, --max-batch-size 32 --max-wait-ms 5: the tasks' requests share forward passes;
+* batched: one server, --max-batch-size 32 --max-wait-ms 5: the tasks' requests share forward passes, a
+  batch cut into forwards of similar lengths (--max-padding 0.25, the default);
+* batched, one forward: the same with --max-padding inf: one forward per batch, however padded;
 * batched, no wait: --max-wait-ms 0: a batch is whatever queued while the model was busy (no added delay);
 * one at a time: the same server with --max-batch-size 1 --max-wait-ms 0;
 * a copy per task: one batched server per task, each holding its own backbone, each request sent to its
@@ -48,6 +50,7 @@ BACKBONES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 TASKS = ("rte", "cb", "sst2")
 CONCURRENCY = (1, 4, 16)
 BATCHED = ("--max-batch-size", "32", "--max-wait-ms", "5")
+ONE_FORWARD = (*BATCHED, "--max-padding", "inf")  # never cut a batch by length (the GPU setting)
 NO_WAIT = ("--max-batch-size", "32", "--max-wait-ms", "0")  # batches only what queued while the model was busy
 ONE_AT_A_TIME = ("--max-batch-size", "1", "--max-wait-ms", "0")
 
@@ -203,6 +206,7 @@ def summarise(concurrency: int, repeats: list[dict[str, Any]]) -> dict[str, Any]
 
 SETUPS = {  # name: (serve options, one server per task)
     "batched": (BATCHED, False),
+    "batched_one_forward": (ONE_FORWARD, False),
     "batched_no_wait": (NO_WAIT, False),
     "one_at_a_time": (ONE_AT_A_TIME, False),
     "copy_per_task": (BATCHED, True),
@@ -259,6 +263,7 @@ def ratios(setups: dict[str, dict]) -> dict[str, Any]:
     memory = setups["copy_per_task"]["peak_rss_mib"], setups["batched"]["peak_rss_mib"]
     return {
         "batched_vs_one_at_a_time_requests_per_s": per_c("batched", "one_at_a_time"),
+        "batched_one_forward_vs_one_at_a_time_requests_per_s": per_c("batched_one_forward", "one_at_a_time"),
         "batched_no_wait_vs_one_at_a_time_requests_per_s": per_c("batched_no_wait", "one_at_a_time"),
         "batched_vs_copy_per_task_requests_per_s": per_c("batched", "copy_per_task"),
         "copy_per_task_vs_batched_memory": round(memory[0] / memory[1], 2) if None not in memory else None,
@@ -299,6 +304,7 @@ def _section(result: dict) -> list[str]:
     r = result["ratios"]
     lines += ["", "| ratio | 1 client | 4 clients | 16 clients |", "|---|---|---|---|"]
     for name, label in (("batched_vs_one_at_a_time_requests_per_s", "req/s: batched / one at a time"),
+                        ("batched_one_forward_vs_one_at_a_time_requests_per_s", "req/s: batched, one forward / one at a time"),
                         ("batched_no_wait_vs_one_at_a_time_requests_per_s", "req/s: batched, no wait / one at a time"),
                         ("batched_vs_copy_per_task_requests_per_s", "req/s: batched / a backbone copy per task")):
         lines.append(f"| {label} | " + " | ".join(f"{r[name][str(c)]}×" for c in CONCURRENCY) + " |")
