@@ -69,12 +69,13 @@ def _add_sources(library: Path, d: int = 32) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_dir) -> dict[str, Path]:
-    """Two run folders over one tiny T5: attempt (rte, cb) and prompt tuning (stsb)."""
+    """Run folders over one tiny T5: attempt (rte, cb), prompt tuning (stsb) and prompt tuning (rte again)."""
     root = tmp_path_factory.mktemp("serve")
     _add_sources(root / "lib-seq2seq")
     return {
         "multi": _train(root, data_dir, "multi", "seq2seq", tasks=("rte", "cb")),
         "stsb": _train(root, data_dir, "stsb", "seq2seq", mode="prompt_tuning", tasks=("stsb",)),
+        "rte-pt": _train(root, data_dir, "rte-pt", "seq2seq", mode="prompt_tuning", tasks=("rte",)),
     }
 
 
@@ -183,6 +184,24 @@ def test_the_other_families_match_attempt_predict(tmp_path, data_dir, family, ta
         assert got == expected
 
 
+def test_a_task_of_several_runs_is_asked_of_one_by_name(runs, tmp_path):
+    """Like the quickstart's attempt-cb and prompt_tuning-cb: both served, the request names the run."""
+    rows = _inputs("rte", 4, 11)
+    expected = [r["prediction"] for r in _predict_cli(tmp_path, runs["rte-pt"], [{"task": "rte", **row} for row in rows])]
+    with running(load_runs([runs["multi"], runs["rte-pt"]])) as (url, _, _):
+        unnamed = _post(url, {"task": "rte", "inputs": rows})
+        named = _post(url, {"task": "rte", "inputs": rows, "run": "rte-pt"})
+        other = _post(url, {"task": "rte", "inputs": rows, "run": "multi"})
+        wrong = _post(url, {"task": "cb", "inputs": _inputs("cb", 1), "run": "rte-pt"})
+        listed = [(entry["task"], entry["run"]) for entry in httpx.get(f"{url}/v1/tasks").json()["tasks"]]
+    assert unnamed.status_code == 422
+    assert unnamed.json()["error"] == 'Task \'rte\' is served by several runs (multi, rte-pt): add "run": one of them.'
+    assert [p["prediction"] for p in named.json()["predictions"]] == expected
+    assert {p["run"] for p in named.json()["predictions"]} == {"rte-pt"} and {p["run"] for p in other.json()["predictions"]} == {"multi"}
+    assert wrong.status_code == 404 and wrong.json()["error"] == "No served run named 'rte-pt' answers 'cb'; these do: multi."
+    assert listed == [("rte", "multi"), ("cb", "multi"), ("rte", "rte-pt")]
+
+
 def test_attention_weights_come_on_request(served):
     row = _inputs("rte", 1)[0]
     with running(served) as (url, _, _):
@@ -199,7 +218,7 @@ def test_runs_share_one_backbone(served):
     first, second = served.runs
     assert first.model.backbone is second.model.backbone
     assert served.tasks == ["rte", "cb", "stsb"]
-    assert served.run_of("cb") is first and served.run_of("stsb") is second and served.run_of("mnli") is None
+    assert served.runs_of("CB") == [first] and served.runs_of("stsb") == [second] and served.runs_of("mnli") == []
 
 
 # ---------------------------------------------------------------------------------------- bad requests
@@ -327,7 +346,7 @@ def test_runs_that_cannot_share_one_backbone_are_refused_before_loading(runs, tm
     halved = _copy_config(runs, tmp_path, "halved", backbone_dtype="bfloat16", tasks=["sst2"])
     with pytest.raises(ValueError, match="different backbones"):
         load_runs([runs["multi"], halved])
-    with pytest.raises(ValueError, match=r"Task 'rte' is trained in both"):
+    with pytest.raises(ValueError, match=r"are both named 'multi'; a request picks a run by its folder name"):
         load_runs([runs["multi"], runs["multi"]])
     tuned = _copy_config(runs, tmp_path, "tuned", mode="finetune", tasks=["sst2"])
     with pytest.raises(ValueError, match="mode='finetune' run: it changed the backbone"):

@@ -5,7 +5,7 @@ field, not a KeyError), runs on the asyncio event loop that the batcher needs, a
 drains the batcher; uvicorn is the ASGI server it is made for, and on SIGINT/SIGTERM stops accepting
 connections, lets the requests in flight finish, then runs that lifespan shutdown.
 
-    POST /v1/predict   {"task": "rte", "inputs": [{...}, ...], "return_attention": false}
+    POST /v1/predict   {"task": "rte", "inputs": [{...}, ...], "return_attention": false, "run": null}
     GET  /v1/tasks     the tasks, their fields and label words, the backbone, the source prompts
     GET  /health       {"status": "ok", ...}
     GET  /metrics      Prometheus text (prometheus_client)
@@ -42,6 +42,7 @@ class PredictRequest(BaseModel):
     task: str = Field(description="a served task, e.g. 'rte' (GET /v1/tasks)")
     inputs: list[Any] = Field(description="one object per input holding the task's fields")
     return_attention: bool = Field(False, description="add each input's attention weights over the prompts")
+    run: str | None = Field(None, description="the run folder's name, when several served runs have the task")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -52,7 +53,7 @@ def _task_label(served: ServedRuns, name: str) -> str:
     """The metrics label of a requested task: its canonical name when served, else "unknown"."""
     from attempt.tasks import get_task
 
-    return get_task(name).name if served.run_of(name) is not None else "unknown"
+    return get_task(name).name if served.runs_of(name) else "unknown"
 
 
 def build_app(
@@ -96,7 +97,7 @@ def build_app(
         label = _task_label(served, body.task)
         status, count = 200, 0
         try:
-            items = validator.items(body.task, body.inputs, body.return_attention)
+            items = validator.items(body.task, body.inputs, body.return_attention, body.run)
             results = await batcher.submit(items)
             count = len(items)
             response: Response = JSONResponse({"task": label, "predictions": results})

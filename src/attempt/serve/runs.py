@@ -3,7 +3,8 @@
 Every run folder keeps its own AttemptModel (target prompts, attention, heads) over the SAME backbone module:
 the backbone is loaded once and handed to `attempt.build.load_run` for each folder, so N run folders cost
 one backbone in memory, not N. Before anything heavy is loaded the recorded configs are checked: the same
-backbone (and dtype) for every folder, prompt-based runs only, and each task answered by one folder.
+backbone (and dtype) for every folder, prompt-based runs only, and distinct folder names (a request names
+the folder when several answer its task, e.g. the quickstart's attempt-cb and prompt_tuning-cb).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from attempt.collate import Collator
 from attempt.tasks import Task, get_task
 
 # finetune / LoRA runs change the backbone itself, so they cannot share one frozen backbone with other runs
-SERVABLE_MODES = ("attempt", "prompt_tuning", "spot")
+SERVABLE_MODES = ("attempt", "prompt_tuning", "spot", "source")
 
 
 @dataclasses.dataclass
@@ -66,17 +67,18 @@ class ServedRuns:
     backbone_name: str
     family: str
 
-    def run_of(self, task_name: str) -> ServedRun | None:
-        """The run that answers `task_name` (any spelling `get_task` accepts), None when none does."""
+    def runs_of(self, task_name: str) -> list[ServedRun]:
+        """The runs that answer `task_name` (any spelling `get_task` accepts); empty when none does."""
         try:
             name = get_task(task_name).name
         except KeyError:
-            return None
-        return next((run for run in self.runs if name in run.tasks), None)
+            return []
+        return [run for run in self.runs if name in run.tasks]
 
     @property
     def tasks(self) -> list[str]:
-        return [task for run in self.runs for task in run.tasks]
+        """Every served task once, in the order of the run folders."""
+        return list(dict.fromkeys(task for run in self.runs for task in run.tasks))
 
 
 def read_run_config(run_dir: Path) -> Any:
@@ -114,15 +116,14 @@ def check_runs(run_dirs: Sequence[Path], configs: Sequence[Any]) -> None:
             f"These runs were trained on different backbones ({listed}). One server shares one frozen backbone: "
             "start one `attempt serve` per backbone."
         )
-    owner: dict[str, Path] = {}
-    for run_dir, config in zip(run_dirs, configs, strict=True):
-        for task in (get_task(t).name for t in config.tasks):
-            if task in owner:
-                raise ValueError(
-                    f"Task {task!r} is trained in both {owner[task]} and {run_dir}; a request names only its task, "
-                    "so serve one of them (or each from its own server)."
-                )
-            owner[task] = run_dir
+    seen: dict[str, Path] = {}
+    for run_dir in run_dirs:
+        if run_dir.name in seen:
+            raise ValueError(
+                f"{seen[run_dir.name]} and {run_dir} are both named {run_dir.name!r}; a request picks a run by its "
+                "folder name, so serve folders with distinct names (rename or symlink one)."
+            )
+        seen[run_dir.name] = run_dir
 
 
 def load_runs(
@@ -137,7 +138,7 @@ def load_runs(
 
     Raises:
         FileNotFoundError: a folder is not a finished run. ValueError: different backbones, a finetune/LoRA
-        run, or a task trained in two folders.
+        run, or two folders of the same name.
     """
     from attempt.build import load_run
     from attempt.resolve import load_backbone

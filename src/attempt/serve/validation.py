@@ -1,7 +1,8 @@
 """Checking a prediction request before any of it is queued, so a bad input never reaches a batch.
 
 Each problem is a `RequestError` carrying the HTTP status and a message that names the input, what is wrong
-and what to send instead: 404 for a task no run folder answers, 422 for a missing or non-text field, 413 for
+and what to send instead: 404 for a task (or run) not served, 422 for a missing or non-text field or a task
+several runs answer without "run" naming one, 413 for
 too many inputs or a text longer than the run reads (it would be cut, silently changing the prediction).
 """
 
@@ -41,13 +42,10 @@ class Validator:
         self.max_inputs = max_inputs
         self.tokenizer = copy.deepcopy(served.tokenizer)
 
-    def items(self, task_name: str, inputs: Sequence[Any], attention: bool = False) -> list[Item]:
-        run = self.served.run_of(task_name)
-        if run is None:
-            raise RequestError(
-                404, f"Task {task_name!r} is not served here. Served tasks: {', '.join(self.served.tasks)} "
-                "(GET /v1/tasks lists their fields)."
-            )
+    def items(
+        self, task_name: str, inputs: Sequence[Any], attention: bool = False, run_name: str | None = None
+    ) -> list[Item]:
+        run = self.run(task_name, run_name)
         task = get_task(task_name)
         if not inputs:
             raise RequestError(422, f'"inputs" is empty: send at least one {task.name} input.')
@@ -57,6 +55,24 @@ class Validator:
                 "(--max-inputs). Split them over several requests."
             )
         return [self._item(run, task, row, position, attention) for position, row in enumerate(inputs)]
+
+    def run(self, task_name: str, run_name: str | None = None) -> ServedRun:
+        """The run that answers `task_name`: the one named `run_name`, or the only one serving the task."""
+        runs = self.served.runs_of(task_name)
+        if not runs:
+            raise RequestError(
+                404, f"Task {task_name!r} is not served here. Served tasks: {', '.join(self.served.tasks)} "
+                "(GET /v1/tasks lists their fields)."
+            )
+        names = ", ".join(run.name for run in runs)
+        if run_name is not None:
+            named = [run for run in runs if run.name == run_name]
+            if not named:
+                raise RequestError(404, f"No served run named {run_name!r} answers {task_name!r}; these do: {names}.")
+            return named[0]
+        if len(runs) > 1:
+            raise RequestError(422, f'Task {task_name!r} is served by several runs ({names}): add "run": one of them.')
+        return runs[0]
 
     def _item(self, run: ServedRun, task: Task, row: Any, position: int, attention: bool) -> Item:
         where = f"inputs[{position}]"
