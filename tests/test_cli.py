@@ -100,7 +100,7 @@ def test_train_source_fixes_the_mode(capsys, tmp_path):
     "argv, message",
     [
         (["--set", "bogus=1"], "Unknown TrainConfig key(s): bogus. Valid keys: attempt, attention_learning_rate,"),
-        (["--set", "attempt.bogus=1"], "Unknown attempt key(s): bogus. Valid keys: bottleneck_size,"),
+        (["--set", "attempt.bogus=1"], "Unknown attempt key(s): bogus. Valid keys: attention_init, bottleneck_size,"),
         (["--set", "max_steps.x=1"], "Cannot set 'max_steps.x': 'max_steps' is not a mapping of keys."),
         (["--set", "bogus.x=1"], "Unknown TrainConfig key(s): bogus. Valid keys:"),
         (["--set", "max_steps"], "--set expects key=value"),
