@@ -84,6 +84,25 @@ def build_app(
 
     app = FastAPI(title="attempt serve", summary="ATTEMPT soft-prompt models over one frozen backbone", lifespan=lifespan)
     app.state.served, app.state.batcher, app.state.telemetry = served, batcher, telemetry
+    _add_predict(app, served, validator, batcher, telemetry)
+
+    @app.get("/v1/tasks")
+    async def tasks() -> dict[str, Any]:
+        return {"backbone": served.backbone_name, "family": served.family, "tasks": describe_tasks(served)}
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "tasks": served.tasks, "inputs_in_flight": batcher.pending}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(telemetry.text(), media_type=CONTENT_TYPE)
+
+    return app
+
+
+def _add_predict(app: FastAPI, served: ServedRuns, validator: Validator, batcher: Batcher, telemetry: Telemetry) -> None:
+    """POST /v1/predict, and the one-line 422 for a body FastAPI cannot read into a `PredictRequest`."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -110,20 +129,6 @@ def build_app(
             status, response = 500, _error(500, f"Prediction failed ({type(error).__name__}: {error}).")
         telemetry.request(label, status, time.perf_counter() - started, count)
         return response
-
-    @app.get("/v1/tasks")
-    async def tasks() -> dict[str, Any]:
-        return {"backbone": served.backbone_name, "family": served.family, "tasks": describe_tasks(served)}
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "tasks": served.tasks, "inputs_in_flight": batcher.pending}
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(telemetry.text(), media_type=CONTENT_TYPE)
-
-    return app
 
 
 def describe_tasks(served: ServedRuns) -> list[dict[str, Any]]:
