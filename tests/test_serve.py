@@ -38,6 +38,7 @@ from attempt.serve.predict import Item, length_groups  # noqa: E402
 from attempt.tasks import get_task  # noqa: E402
 from attempt.testing import WORDS, build_backbone, build_tokenizer  # noqa: E402
 from attempt.train import train  # noqa: E402
+from conftest import load_benchmark  # noqa: E402
 
 pytestmark = pytest.mark.data
 VOCAB = [w for w in WORDS if w.isalpha()]
@@ -426,3 +427,29 @@ def test_length_groups_cut_a_batch_where_padding_would_pass_the_bound():
     for group in groups:  # padded tokens (longest × rows) within 1.25 × the real ones
         assert lengths[group[0]] * len(group) <= 1.25 * sum(lengths[i] for i in group)
     assert length_groups(items, 0.0) == [[1], [6], [3], [7], [4], [5], [2], [0]]  # all lengths differ
+
+
+# -------------------------------------------------------------------------------------------- benchmark
+def test_the_load_benchmark_reports_medians_and_ratios(tmp_path):
+    bench = load_benchmark("serve_load")
+    repeats = [{"latencies": [0.01] * 9 + [0.5], "seconds": seconds, "batches": 5, "inputs": 10} for seconds in (1.0, 0.5, 2.0)]
+    cell = bench.summarise(4, repeats)
+    assert cell == {"concurrency": 4, "requests": 30, "requests_per_s": 10.0, "requests_per_s_range": [5.0, 20.0],
+                    "p50_ms": 10.0, "p99_ms": 500.0, "mean_batch": 2.0}  # fmt: skip
+    rates = {"batched": 30.0, "batched_one_forward": 20.0, "batched_no_wait": 15.0, "one_at_a_time": 10.0, "copy_per_task": 20.0}
+    setups = {
+        name: {"setup": name, "servers": 1, "peak_rss_mib": 900.0 if name == "copy_per_task" else 300.0,
+               "cells": [{**cell, "concurrency": c, "requests_per_s": rate} for c in bench.CONCURRENCY]}
+        for name, rate in rates.items()
+    }  # fmt: skip
+    ratios = bench.ratios(setups)
+    assert ratios["batched_vs_one_at_a_time_requests_per_s"] == {"1": 3.0, "4": 3.0, "16": 3.0}
+    assert ratios["batched_vs_copy_per_task_requests_per_s"]["16"] == 1.5 and ratios["copy_per_task_vs_batched_memory"] == 3.0
+    result = {"backbone": "tiny-t5", "requests": 10, "repeats": 3, "max_seconds": 5, "threads": 1, "machine": "m",
+              "setups": setups, "ratios": ratios}  # fmt: skip
+    bench.write_report(result, tmp_path)
+    bench.write_report({**result, "backbone": "minilm"}, tmp_path)  # a second backbone is added, not replacing
+    assert list(json.loads((tmp_path / "serve_load.json").read_text())) == ["tiny-t5", "minilm"]
+    report = (tmp_path / "serve_load.md").read_text()
+    assert "## tiny-t5" in report and "## minilm" in report
+    assert "| req/s: batched / one at a time | 3.0× | 3.0× | 3.0× |" in report
