@@ -452,49 +452,41 @@ def _padding_differences(model, few, padded_collator, dynamic_collator, device) 
 # -- evaluation throughput -----------------------------------------------------------------------------------
 def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]:
     """Examples per second of rank classification (log-likelihood of each verbalizer) vs greedy generation
-    (as many new tokens as the longest verbalizer) with ATTEMPT on a causal backbone, rte validation pairs.
+    (as many new tokens as the longest verbalizer) with ATTEMPT on a causal backbone, rte pairs.
 
-    Rank classification is timed twice: the library's `score_candidates` (the prompted input read once, its
-    KV cache reused for each verbalizer) and one full (prompt + input + verbalizer) sequence per label."""
+    The batches are evaluation's own: the library's `Collator` (inputs LEFT-padded, the verbalizers its
+    `label_candidates`). Rank classification is timed twice: the library's `score_candidates` (the prompted
+    input read once, its KV cache reused for each verbalizer) and one full (prompt + input + verbalizer)
+    training-style sequence per label."""
     from attempt import AttemptConfig, AttemptModel
+    from attempt.collate import Collator, make_examples
+    from attempt.tasks import get_task
 
     d = backbone.get_input_embeddings().weight.shape[1]
     model = AttemptModel.from_backbone(backbone, random_sources(d, m), AttemptConfig(prompt_length=m, tasks=("rte",)))
     model.to(device).eval()
-    tokenizer.padding_side = "left"
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    verbalizers = [tokenizer(" " + v, add_special_tokens=False)["input_ids"] for v in ("entailment", "not_entailment")]
-    pairs = [(r["sentence1"], r["sentence2"]) for r in mirror_rows("rte", "train", n, seed=1)]
-    prompts = [tokenizer(f"rte sentence1: {a} sentence2: {b} answer:", add_special_tokens=False,
-                         truncation=True, max_length=128)["input_ids"] for a, b in pairs]
-
-    def left_pad(seqs, labels=None):
-        length = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        lab = torch.full_like(ids, -100)
-        for i, s in enumerate(seqs):
-            ids[i, length - len(s) :] = torch.tensor(s)
-            mask[i, length - len(s) :] = 1
-            if labels is not None:
-                lab[i, length - labels[i] :] = ids[i, length - labels[i] :]
-        return ids.to(device), mask.to(device), lab.to(device)
+    task = get_task("rte")
+    collator = Collator(tokenizer, "causal", ["rte"], max_source_length=128)
+    examples = make_examples(task, mirror_rows("rte", "train", n, seed=1))
+    verbalizers = collator.label_candidates(task)  # " word" + eos, in label order
 
     def rank():
-        ids, mask, _ = left_pad(prompts)
-        return model.score_candidates(ids, mask, model.task_ids(["rte"] * len(prompts)), verbalizers).argmax(-1)
+        inputs = _on(collator(examples, for_generation=True), device)
+        return model.score_candidates(inputs["input_ids"], inputs["attention_mask"], inputs["task_ids"], verbalizers).argmax(-1)
 
     def rank_full_sequences():
         scores = []
-        for verbalizer in verbalizers:
-            ids, mask, lab = left_pad([p + verbalizer for p in prompts], [len(verbalizer)] * len(prompts))
-            scores.append(model.sequence_log_likelihood(ids, mask, lab, model.task_ids(["rte"] * len(prompts))))
+        for label in range(len(verbalizers)):  # every example followed by this label's word
+            labelled = [{**e, "row": {**e["row"], task.label_field: label}} for e in examples]
+            batch = _on(collator(labelled), device)
+            scores.append(model.sequence_log_likelihood(batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                                        batch["task_ids"]))
         return torch.stack(scores, -1).argmax(-1)
 
     def generate():
-        ids, mask, _ = left_pad(prompts)
-        return model.generate(ids, mask, model.task_ids(["rte"] * len(prompts)),
-                              max_new_tokens=max(len(v) for v in verbalizers), do_sample=False)
+        inputs = _on(collator(examples, for_generation=True), device)
+        return model.generate(inputs["input_ids"], inputs["attention_mask"], inputs["task_ids"],
+                              max_new_tokens=max(len(v) for v in verbalizers) - 1, do_sample=False)  # words, no eos
 
     timings: dict[str, list[float]] = {"rank_classification": [], "rank_full_sequences": [], "generation": []}
     functions = (rank, rank_full_sequences, generate)
@@ -509,7 +501,7 @@ def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]
                 timings[key].append(time.perf_counter() - start)
     median = {key: statistics.median(values) for key, values in timings.items()}
     rank_s, full_s, gen_s = median["rank_classification"], median["rank_full_sequences"], median["generation"]
-    return {"examples": n, "m": m, "classes": len(verbalizers), "verbalizer_tokens": [len(v) for v in verbalizers],
+    return {"examples": n, "m": m, "classes": len(verbalizers), "verbalizer_tokens": [len(v) - 1 for v in verbalizers],
             "examples_per_s": {key: n / value for key, value in median.items()},
             "runs_s": timings, "rank_over_generation_time": rank_s / gen_s,
             "full_sequence_rank_over_generation_time": full_s / gen_s, "same_predictions": same}
