@@ -104,6 +104,7 @@ def test_train_source_fixes_the_mode(capsys, tmp_path):
         (["--set", "max_steps.x=1"], "Cannot set 'max_steps.x': 'max_steps' is not a mapping of keys."),
         (["--set", "bogus.x=1"], "Unknown TrainConfig key(s): bogus. Valid keys:"),
         (["--set", "max_steps"], "--set expects key=value"),
+        (["--set", "backbone=[a,b]"], "TrainConfig key 'backbone' must be str; got a list ['a', 'b']"),
         (["--mode", "bogus"], "mode='bogus' is not valid. Choose one of: source, attempt,"),
         (["--tasks", "rtee"], "Unknown task 'rtee'. Known tasks: boolq,"),
         (["--config", "no/such.yaml"], "No such recipe file: no/such.yaml"),

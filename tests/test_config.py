@@ -26,6 +26,11 @@ def test_yaml_numbers_written_without_a_dot_become_numbers(tmp_path):
         ({"lr": 0.1}, "Unknown TrainConfig key\\(s\\): lr. Valid keys: attempt, attention_learning_rate"),
         ({"attempt": {"poolin": "max"}}, "Unknown attempt key\\(s\\): poolin"),
         ({"mode": "sft"}, "mode='sft' is not valid. Choose one of: source, attempt"),
+        # a YAML list or mapping where one value is expected (`--set backbone=[a,b]`): one line, not a TypeError
+        ({"backbone": ["a", "b"]}, r"'backbone' must be str; got a list \['a', 'b'\]"),
+        ({"library": {"a": 1}}, r"'library' must be str; got a mapping"),
+        ({"attempt": {"prompt_length": [1, 2]}}, r"attempt key 'prompt_length' must be int; got a list"),
+        ({"attempt": ["x"]}, r"'attempt' must be dict\[str, Any\]; got a list"),
     ],
 )
 def test_bad_values_name_the_key(data, message):

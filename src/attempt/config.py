@@ -64,8 +64,16 @@ def _coerce(f: dataclasses.Field, value: Any, what: str) -> Any:
     """Check a scalar against its field's annotation; numeric strings (YAML reads `1e-2` as a string) become
     numbers. Raises ValueError naming the key when the value cannot be one."""
     kinds = [k.strip() for k in str(f.type).split("|")]
-    if value is None or isinstance(value, (dict, tuple)):
+    if value is None:
         return value
+    # a YAML list or mapping where the field holds one value (`--set backbone=[a,b]`) would otherwise surface
+    # much later as a TypeError deep inside the library
+    for shape, kind, shown in ((tuple, "tuple", "a list"), (dict, "dict", "a mapping")):
+        if isinstance(value, shape):
+            if not any(k.startswith(kind) for k in kinds):
+                plain = list(value) if shape is tuple else value
+                raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {shown} {plain!r}.")
+            return value
     for name, kind in (("bool", bool), ("int", int), ("float", float)):
         if name in kinds and not (isinstance(value, kind) or (kind is float and isinstance(value, int))):
             if kind is not bool and isinstance(value, str):
