@@ -343,6 +343,15 @@ def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, data_dir):
         train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
 
 
+def test_rerunning_a_finished_run_keeps_one_test_record(tmp_path, data_dir):
+    config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
+    assert _steps_trained(config) == [1, 2]
+    assert _steps_trained(config) == []  # finished: nothing to train, the test is evaluated again
+    records = [json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["type"], r.get("split")) for r in records if r["type"] == "eval"] == [
+        (1, "eval", "validation"), (2, "eval", "validation"), (2, "eval", "test")]
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, data_dir):
     config = make_config(tmp_path, data_dir, max_steps=4, eval_every=2)
 

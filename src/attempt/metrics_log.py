@@ -25,8 +25,13 @@ class MetricsLog:
         if resume_step is None:
             _set_aside(self.path)
             self.path.write_text("")
-        elif self.path.exists():  # drop lines logged after the checkpoint we resume from
-            kept = [line for line, record in read_records(self.path) if record.get("step", 0) <= resume_step]
+        elif self.path.exists():
+            # drop lines logged after the checkpoint we resume from, and an earlier test record: a resumed run
+            # (a finished one included) tests its best model again, and its log keeps one test record
+            kept = [
+                line for line, record in read_records(self.path)
+                if record.get("step", 0) <= resume_step and not _is_test(record)
+            ]  # fmt: skip
             storage.write_text(self.path, "".join(line + "\n" for line in kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -51,6 +56,10 @@ class MetricsLog:
         if self.writer is not None:
             self.writer.close()
 
+
+
+def _is_test(record: dict[str, Any]) -> bool:
+    return record.get("type") == "eval" and record.get("split") == "test"
 
 
 def _set_aside(path: Path) -> Path | None:
