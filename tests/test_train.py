@@ -22,7 +22,7 @@ from attempt.prompts import PromptLibrary, SourcePrompt
 from attempt.run_state import CheckpointMismatch
 from attempt.splits import load_task_data
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import TrainingDiverged, train
+from attempt.train import TrainingDiverged, divergence_advice, train
 from conftest import REPO
 
 BACKBONE_OF = {"seq2seq": "tiny-t5", "encoder": "tiny-bert", "causal": "tiny-llama"}
@@ -360,13 +360,27 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
             with torch.no_grad():
                 model.mixture.target_prompts.fill_(float("nan"))
 
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*last good checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*last good checkpoint.*Try: lower the "
+                       r"learning rate \(now 0\.3; e\.g\. 0\.03\); and train again") as raised:  # fmt: skip
         train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=poison)
     saved = checkpoint.load(Path(config.output_dir) / "checkpoint")
     assert saved["state"]["step"] == 2
     assert all(torch.isfinite(t).all() for t in saved["weights"].values())
     last = json.loads((Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["type"] == "diverged" and last["step"] == 3
+    assert "max_grad_norm" not in str(raised.value)  # clipping is on by default (1.0): suggesting it misleads
+
+
+@pytest.mark.parametrize(
+    ("overrides", "advice"),
+    [
+        ({"max_grad_norm": 0.0}, "clip gradients (max_grad_norm=1.0)"),
+        ({"mixed_precision": "bf16"}, "train without mixed precision (mixed_precision='no', now 'bf16')"),
+        ({"backbone_dtype": "bfloat16"}, "keep the backbone in float32 (backbone_dtype=None, now 'bfloat16')"),
+    ],
+)
+def test_divergence_advice_names_only_what_the_run_does_not_do_yet(tmp_path, data_dir, overrides, advice):
+    assert advice in divergence_advice(make_config(tmp_path, data_dir, **overrides))
 
 
 def test_backbone_keyword_and_its_former_name_model(tmp_path, data_dir):

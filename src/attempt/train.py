@@ -391,9 +391,21 @@ def _check_finite(config: TrainConfig, accelerator: Any, state: LoopState, loss:
     raise TrainingDiverged(
         f"The training loss became {float(loss.item())} at step {state.step + 1} "
         f"(mode={config.mode}, tasks={list(config.tasks)}, learning_rate={config.learning_rate}); "
-        f"training stopped and {kept}. Lower the learning rate or set max_grad_norm, and train "
-        "again in a fresh output_dir."
+        f"training stopped and {kept}. {divergence_advice(config)}"
     )
+
+
+def divergence_advice(config: TrainConfig) -> str:
+    """What to change after a NaN/inf loss, from what the run already does: clipping is suggested only when
+    it is off (max_grad_norm defaults to 1.0), half precision only when it is on."""
+    tries = [f"lower the learning rate (now {config.learning_rate:g}; e.g. {config.learning_rate / 10:g})"]
+    if config.max_grad_norm <= 0:
+        tries.append("clip gradients (max_grad_norm=1.0)")
+    if config.mixed_precision != "no":
+        tries.append(f"train without mixed precision (mixed_precision='no', now {config.mixed_precision!r})")
+    if config.backbone_dtype in ("bfloat16", "float16"):
+        tries.append(f"keep the backbone in float32 (backbone_dtype=None, now {config.backbone_dtype!r})")
+    return f"Try: {'; '.join(tries)}; and train again in a fresh output_dir."
 
 
 def _log_train(
