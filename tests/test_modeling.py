@@ -141,6 +141,26 @@ def test_load_catches_a_changed_source_prompt_and_a_dimension_mismatch(tmp_path)
         AttemptModel.from_backbone(build_backbone("causal", hidden_size=48), source_prompts=sources(), prompt_length=M)
 
 
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((M, 16), rf"Source prompt 'src1' has shape \(m, d\) = \({M}, 16\) .*\(d: expected 32, found 16; m: expected"),
+        ((M + 2, 32), rf"Source prompt 'src1' has shape \(m, d\) = \({M + 2}, 32\) .*m: expected {M}, found {M + 2}\)"),
+    ],
+)
+def test_load_reports_a_library_prompt_of_another_shape_as_a_shape_mismatch(tmp_path, shape, message):
+    # evaluate loads the run's prompts from its library: one replaced by a prompt of another width is a width
+    # mismatch (what to fix), not "differs from the one it was trained with" (which every other change also says)
+    model = build("causal")
+    model.save_pretrained(tmp_path / "run")
+    library = PromptLibrary(tmp_path / "library")
+    for p in sources():
+        library.add(p)
+    library.add(SourcePrompt("src1", torch.randn(*shape)), overwrite=True)
+    with pytest.raises(ValueError, match=message + r".*put the original prompt back"):
+        AttemptModel.from_pretrained(model.backbone, tmp_path / "run", source_prompts=library)
+
+
 @pytest.mark.parametrize(("family", "arch"), FAMILIES)
 def test_mixed_task_batch_uses_each_task_prompt_in_forward(family, arch):
     model = build(family, arch, method="prompt_tuning", target_init="vocab")

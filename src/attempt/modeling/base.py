@@ -351,7 +351,7 @@ class AttemptModel(nn.Module):
                 f"{directory} was trained on a backbone with d={meta['hidden_size']} ({meta['backbone']}); "
                 f"this backbone has d={hidden}. Load it onto {meta['backbone']}."
             )
-        prompts = _match_sources(meta["source_prompts"], source_prompts, directory)
+        prompts = _match_sources(meta["source_prompts"], source_prompts, directory, hidden, config.prompt_length)
         wrapper = AttemptModel.wrapper_for(backbone.config)
         if wrapper.family != meta["family"]:
             raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {wrapper.family}.")
@@ -368,7 +368,7 @@ class AttemptModel(nn.Module):
         return model.to(backbone.device)
 
 
-def _match_sources(recorded: list[dict], given, directory: Path) -> list[SourcePrompt]:
+def _match_sources(recorded: list[dict], given, directory: Path, hidden_size: int, length: int) -> list[SourcePrompt]:
     if not recorded:
         return []
     if given is None:
@@ -387,6 +387,13 @@ def _match_sources(recorded: list[dict], given, directory: Path) -> list[SourceP
         if r["name"] not in by_name:
             raise ValueError(f"Source prompt {r['name']!r} that {directory} was trained with is missing.")
         prompt = by_name[r["name"]]
+        if (prompt.length, prompt.hidden_size) != (length, hidden_size):  # say which dimension is off, not "hash"
+            raise ValueError(
+                f"Source prompt {r['name']!r} has shape (m, d) = ({prompt.length}, {prompt.hidden_size}) but "
+                f"{directory} was trained with one of ({length}, {hidden_size}) (d: expected {hidden_size}, found "
+                f"{prompt.hidden_size}; m: expected {length}, found {prompt.length}). It was replaced since: put the "
+                "original prompt back."
+            )
         if prompt.hash != r["hash"]:
             raise ValueError(
                 f"Source prompt {r['name']!r} differs from the one {directory} was trained with "
