@@ -104,12 +104,13 @@ def test_user_files_with_column_mapping(tmp_path):
 
 
 def test_bad_data_errors_name_file_row_and_field(tmp_path, mirror):
+    # rows are named by their file line, counted from 1 (the CSV header is line 1)
     path = tmp_path / "bad.csv"
     path.write_text("sentence1,label\na,0\n")
-    with pytest.raises(DataError, match=r"bad\.csv, row 0: field\(s\) 'sentence2' missing for task 'rte'"):
+    with pytest.raises(DataError, match=r"bad\.csv, line 2: field\(s\) 'sentence2' missing for task 'rte'"):
         load_user_file(path, "rte")
     path.write_text("sentence1,sentence2,label\na,b,0\nc,d,7\n")
-    with pytest.raises(DataError, match=r"bad\.csv, row 1, field 'label'.*outside the label set"):
+    with pytest.raises(DataError, match=r"bad\.csv, line 3, field 'label'.*outside the label set"):
         load_user_file(path, "rte")
     with pytest.raises(DataError, match=r"column\(s\) 'premise' given in columns= are not in the file"):
         load_user_file(path, "rte", columns={"premise": "sentence1"})
@@ -117,7 +118,7 @@ def test_bad_data_errors_name_file_row_and_field(tmp_path, mirror):
     with pytest.raises(DataError, match=rf"{empty.name} has no rows \(empty split\)"):
         load_split("rte", "empty", mirror)
     _write_jsonl(mirror / "nyu-mll/glue/rte/unlabelled.jsonl", [{"sentence1": "a", "sentence2": "b", "label": -1}])
-    with pytest.raises(DataError, match=r"unlabelled\.jsonl, row 0, field 'label'"):
+    with pytest.raises(DataError, match=r"unlabelled\.jsonl, line 1, field 'label'"):
         load_split("rte", "unlabelled", mirror)
 
 

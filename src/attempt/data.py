@@ -7,14 +7,15 @@ One loading path, `load_split(task, split, data_dir=None)`:
   variable ``ATTEMPT_DATA_DIR`` is set;
 - otherwise the Hugging Face Hub through ``datasets.load_dataset`` (``pip install attempt-tuning[data]``).
 
-`load_user_file` reads your own CSV / TSV / JSONL file with a column mapping. Every row is validated
-(fields present, label inside the label set) and errors name the file, row and field. The paper's splits of
-these rows are `attempt.splits`; collating rows into batches is `attempt.collate`.
+`load_user_file` reads your own CSV / TSV / JSONL file (UTF-8; Excel's byte-order mark is fine) with a column
+mapping. Every row is validated (fields present and text, label inside the label set or score range) and
+errors name the file, the line (counted from 1, as an editor shows it) and the field; rows that come from
+the Hub are numbered from 1 too. The text-level reading is `attempt.textfiles`, the paper's splits of these
+rows `attempt.splits`, collating rows into batches `attempt.collate`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -22,12 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from attempt.tasks import Task, get_task
+from attempt.textfiles import DataError, numbered_jsonl, numbered_table
 
 DATA_DIR_ENV = "ATTEMPT_DATA_DIR"
-
-
-class DataError(ValueError):
-    """Bad data: a missing field, a label outside the label set, an empty split."""
 
 
 class MissingSplitError(FileNotFoundError):
@@ -48,27 +46,16 @@ def mirror_path(task: Task | str, split: str, data_dir: str | os.PathLike) -> Pa
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read one JSON object per line (blank lines skipped).
+    """Read one JSON object per line (blank lines skipped; `attempt.textfiles.numbered_jsonl` keeps the line
+    numbers).
 
     Raises:
-        DataError: a line that is not a JSON object (the message names file and line).
+        DataError: a line that is not a JSON object, or not UTF-8 (the message names file and line).
     """
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}, line {line_number}: not valid JSON ({error}).") from error
-            if not isinstance(row, dict):
-                raise DataError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}.")
-            rows.append(row)
-    return rows
+    return [row for _, row in numbered_jsonl(path)]
 
 
-def _read_mirror(task: Task, split: str, data_dir: Path) -> list[dict[str, Any]]:
+def _read_mirror(task: Task, split: str, data_dir: Path) -> tuple[list[dict[str, Any]], list[int]]:
     path = mirror_path(task, split, data_dir)
     if not path.is_file():
         folder = path.parent
@@ -81,7 +68,8 @@ def _read_mirror(task: Task, split: str, data_dir: Path) -> list[dict[str, Any]]
             f"Task {task.name!r}: split {split!r} is not in the local mirror; expected the file {path}. "
             f"{found} Pick an existing split, add the file, or unset data_dir/{DATA_DIR_ENV} to use the Hub."
         )
-    return read_jsonl(path)
+    numbered = numbered_jsonl(path)
+    return [row for _, row in numbered], [line for line, _ in numbered]
 
 
 def _read_hub(task: Task, split: str) -> list[dict[str, Any]]:
@@ -96,31 +84,69 @@ def _read_hub(task: Task, split: str) -> list[dict[str, Any]]:
     return [dict(row) for row in dataset]
 
 
-def validate_rows(rows: Sequence[Mapping[str, Any]], task: Task, source: str) -> None:
-    """Check that a split is non-empty and every row has the task's fields and a valid label.
+def where(source: str, index: int, lines: Sequence[int] | None) -> str:
+    """How errors name row `index` (0-based) of `source`: ``"<file>, line 7"`` when the rows' file lines are
+    known, else ``"<source>, row 3 (counted from 1)"``."""
+    return f"{source}, line {lines[index]}" if lines is not None else f"{source}, row {index + 1} (counted from 1)"
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as an error shows it: what it is, in the words of the file it came from."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, list):
+        return f"a list ({value!r})"
+    return f"an object ({value!r})" if isinstance(value, Mapping) else repr(value)
+
+
+def check_fields(row: Mapping[str, Any], task: Task, at: str, also: Sequence[str] = ()) -> None:
+    """Check that `row` has each of the task's fields (and the fields `also` names), the task's as text (a list
+    of strings for `task.list_fields`): a null, a number or a list would otherwise reach the model as "None",
+    "12345" or "['x']".
+
+    Raises:
+        DataError: naming `at` (the file and line, or the row) and the field.
+    """
+    missing = [name for name in (*task.fields, *also) if name not in row]
+    if missing:
+        raise DataError(
+            f"{at}: field(s) {', '.join(map(repr, missing))} missing for task {task.name!r} "
+            f"(row has: {', '.join(map(str, row))}). Map your columns with columns={{...}}."
+        )
+    for name in task.fields:
+        value = row[name]
+        if name in task.list_fields:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise DataError(f"{at}, field {name!r}: expected a list of strings, got {_shown(value)}.")
+        elif not isinstance(value, str):
+            raise DataError(f"{at}, field {name!r}: expected text, got {_shown(value)}. Quote it as a JSON string.")
+
+
+def validate_rows(
+    rows: Sequence[Mapping[str, Any]], task: Task, source: str, lines: Sequence[int] | None = None
+) -> None:
+    """Check that a split is non-empty and every row has the task's fields, as text, and a valid label.
 
     Args:
         rows: the rows.
         task: the task they belong to.
         source: how to name their origin in errors (a file path, or "hub_id/config split").
+        lines: the file line of each row, when they come from a file (errors then name the line).
 
     Raises:
-        DataError: naming the source, the row (0-based) and the field.
+        DataError: naming the source, the line (or the row, counted from 1) and the field.
     """
     if not rows:
         raise DataError(f"Task {task.name!r}: {source} has no rows (empty split).")
-    required = (*task.fields, task.label_field)
-    for row_number, row in enumerate(rows):
-        missing = [name for name in required if name not in row]
-        if missing:
-            raise DataError(
-                f"{source}, row {row_number}: field(s) {', '.join(map(repr, missing))} missing for task "
-                f"{task.name!r} (row has: {', '.join(row)}). Map your columns with columns={{...}}."
-            )
+    for index, row in enumerate(rows):
+        at = where(source, index, lines)
+        check_fields(row, task, at, also=(task.label_field,))
         try:
             task.label_of(row)
         except (ValueError, TypeError) as error:
-            raise DataError(f"{source}, row {row_number}, field {task.label_field!r}: {error}") from error
+            raise DataError(f"{at}, field {task.label_field!r}: {error}") from error
 
 
 def load_split(
@@ -143,8 +169,9 @@ def load_split(
     """
     task = get_task(task)
     folder = resolve_data_dir(data_dir)
+    lines: list[int] | None = None
     if folder is not None:
-        rows = _read_mirror(task, split, folder)
+        rows, lines = _read_mirror(task, split, folder)
         source = str(mirror_path(task, split, folder))
     else:
         rows = _read_hub(task, split)
@@ -153,31 +180,40 @@ def load_split(
         if rows and "subset" not in rows[0]:
             raise DataError(f"{source}: rows have no 'subset' field to select {task.subset!r} by.")
         present = sorted({str(row.get("subset")) for row in rows})
-        rows = [row for row in rows if row.get("subset") == task.subset]
+        kept = [i for i, row in enumerate(rows) if row.get("subset") == task.subset]
+        rows, lines = [rows[i] for i in kept], [lines[i] for i in kept] if lines is not None else None
         if not rows:
             raise DataError(
                 f"Task {task.name!r}: {source} has no rows of subset {task.subset!r} "
                 f"(subsets present: {', '.join(present) or 'none'}). No other dataset is substituted."
             )
-    validate_rows(rows, task, source)
+    validate_rows(rows, task, source, lines)
     return rows
 
 
-def _read_table(path: Path, delimiter: str) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        return [dict(row) for row in reader]
-
-
 def _coerce_label(value: Any, task: Task) -> Any:
-    """Turn a text cell into the task's label form (id, raw label, float, or list of answers)."""
+    """Turn a text cell into the task's label form (id, raw label, float, or list of answers); a cell that is
+    not a number (regression) stays text, for `Task.label_of` to refuse.
+
+    Raises:
+        ValueError: a QA cell that starts like JSON (``[`` or ``{``) but is not.
+    """
     if not isinstance(value, str):
         return value
     text = value.strip()
     if task.kind == "regression":
-        return float(text) if text else value
+        try:
+            return float(text)
+        except ValueError:
+            return value
     if task.kind == "extractive_qa":
-        return json.loads(text) if text[:1] in "[{" else text
+        if text[:1] not in ("[", "{"):
+            return text
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not a JSON list of answers ({error}): {text[:60]!r}. Write one answer as plain "
+                             'text, several as ["a", "b"].') from None
     if task.raw_labels is not None:
         return text
     words = [word.lower() for word in task.label_words]
@@ -202,7 +238,9 @@ def load_user_file(
         The rows with the task's field names, validated.
 
     Raises:
-        DataError: a mapped column that is not in the file, a missing field, an invalid label, no rows.
+        DataError: a mapped column that is not in the file, a missing field, a field that is not text, an
+            invalid label, a CSV record that does not fit the header, bytes that are not UTF-8, no rows; the
+            message names the file line (counted from 1).
         FileNotFoundError: the file does not exist.
     """
     task = get_task(task)
@@ -211,9 +249,10 @@ def load_user_file(
         raise FileNotFoundError(f"No such data file: {path}.")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        rows = read_jsonl(path)
+        numbered: list[tuple[int, dict[str, Any]]] = numbered_jsonl(path)
     else:
-        rows = _read_table(path, "," if suffix == ".csv" else "\t")
+        numbered = numbered_table(path, "," if suffix == ".csv" else "\t")  # type: ignore[assignment]
+    rows, lines = [row for _, row in numbered], [line for line, _ in numbered]
     columns = dict(columns or {})
     if rows:
         unknown = [name for name in columns if name not in rows[0]]
@@ -223,10 +262,13 @@ def load_user_file(
                 f"(columns: {', '.join(rows[0])}). The mapping is {{file_column: task_field}}."
             )
     renamed = []
-    for row in rows:
+    for row, line in zip(rows, lines, strict=True):
         row = {columns.get(name, name): value for name, value in row.items()}
         if task.label_field in row:
-            row[task.label_field] = _coerce_label(row[task.label_field], task)
+            try:
+                row[task.label_field] = _coerce_label(row[task.label_field], task)
+            except ValueError as error:
+                raise DataError(f"{path}, line {line}, field {task.label_field!r}: {error}") from None
         renamed.append(row)
-    validate_rows(renamed, task, str(path))
+    validate_rows(renamed, task, str(path), lines)
     return renamed

@@ -25,6 +25,7 @@ import torch
 from attempt import storage
 from attempt.batching import longest_first
 from attempt.collate import Collator, make_examples
+from attempt.data import check_fields
 from attempt.protocols import Predictor
 from attempt.tasks import Task, get_task
 
@@ -395,20 +396,23 @@ def predict(
         method, batch_size, max_source_length, max_target_length: as in `evaluate`.
 
     Returns:
-        One dict per input, in input order: ``task``, ``index`` (position in `inputs`), ``idx``, ``source``,
-        ``prediction``, ``reference`` (None when the input has no label) and ``attention_weights`` when the
+        One dict per input, in input order: ``task``, ``index`` (0-based position in `inputs`), ``idx``,
+        ``source``, ``prediction``, ``reference`` (None when the input has no label) and ``attention_weights`` when the
         model has attention.
+
+    Raises:
+        ValueError: an input without a known task of the model, or whose fields are missing or not text; the
+            message counts inputs from 1 (the line of a JSON-lines file without blank lines).
     """
     by_task: dict[str, list[dict[str, Any]]] = {}
     for position, item in enumerate(inputs):
+        at = f"Input {position + 1} (counted from 1, like the lines of a file)"  # `index` below is 0-based
         if "task" not in item:
-            raise ValueError(f"Input {position} has no 'task' field; every input needs one, e.g. {{'task': 'rte', ...}}.")
+            raise ValueError(f"{at} has no 'task' field; every input needs one, e.g. {{'task': 'rte', ...}}.")
         task = get_task(item["task"])
         if task.name not in model.tasks:
-            raise ValueError(f"Input {position}: task {task.name!r} is not one of the model's tasks {list(model.tasks)}.")
-        missing = [name for name in task.fields if name not in item]
-        if missing:
-            raise ValueError(f"Input {position} ({task.name}): missing field(s) {missing}; needs {list(task.fields)}.")
+            raise ValueError(f"{at}: task {task.name!r} is not one of the model's tasks {list(model.tasks)}.")
+        check_fields(item, task, at)  # present, and text: a null or a number is refused, not formatted
         row = {key: value for key, value in item.items() if key != "task"}
         by_task.setdefault(task.name, []).append({"task": task.name, "row": row, "index": position})
     results: list[dict[str, Any] | None] = [None] * len(inputs)

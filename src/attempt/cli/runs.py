@@ -111,21 +111,15 @@ def run_predict(args: argparse.Namespace) -> int:
 
     Example line: {"task": "rte", "sentence1": "A man is sleeping.", "sentence2": "A man is awake."}
     """
-    from attempt.data import read_jsonl
     from attempt.evaluate import predict
-    from attempt.tasks import get_task
 
-    inputs_path = Path(args.inputs)
-    if not inputs_path.is_file():
-        raise UsageError(f"No such inputs file: {inputs_path}")
-    inputs = read_jsonl(inputs_path)
-    if not inputs:
-        raise UsageError(f"{inputs_path} has no inputs.")
-    for number, row in enumerate(inputs, 1):
-        if "task" not in row:
-            raise UsageError(f'{inputs_path} line {number}: no "task" field (e.g. {{"task": "rte", ...}}).')
-        get_task(row["task"])  # an unknown task fails here with the list of known ones
+    numbered = _read_inputs(Path(args.inputs))
     model, tokenizer, config = _load(args)
+    for line, row in numbered:
+        if row["task"] not in model.tasks:
+            raise UsageError(f"{args.inputs}, line {line}: task {row['task']!r} is not one of the model's tasks "
+                             f"{list(model.tasks)}.")
+    inputs = [row for _, row in numbered]
     predictions = predict(
         model, tokenizer, inputs, method=args.method or config.eval_method,
         batch_size=args.batch_size or config.eval_batch_size, max_source_length=config.max_source_length,
@@ -136,6 +130,27 @@ def run_predict(args: argparse.Namespace) -> int:
     output.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
     print(f"{len(predictions)} predictions → {output}")
     return 0
+
+
+def _read_inputs(path: Path) -> list[tuple[int, dict]]:
+    """(file line, input) for each input of `attempt predict`, every one checked before the model loads (a task
+    it knows, its fields present and text); errors name the file line, counted from 1 as editors show it."""
+    from attempt.data import check_fields
+    from attempt.tasks import get_task
+    from attempt.textfiles import numbered_jsonl
+
+    if not path.is_file():
+        raise UsageError(f"No such inputs file: {path}")
+    numbered = numbered_jsonl(path)
+    if not numbered:
+        raise UsageError(f"{path} has no inputs.")
+    for line, row in numbered:
+        if "task" not in row:
+            raise UsageError(f'{path}, line {line}: no "task" field (e.g. {{"task": "rte", ...}}).')
+        task = get_task(row["task"])  # an unknown task fails here with the list of known ones
+        row["task"] = task.name  # an alias ("sst-2") as the model names it
+        check_fields(row, task, f"{path}, line {line}")
+    return numbered
 
 
 # ----------------------------------------------------------------------------------------------- plot

@@ -48,6 +48,8 @@ class Task:
             the paper treats differently from their size; None means decide from the size.
         prefix: the task word that starts the source text; defaults to `name`.
         subset: for MRQA, the value of the ``subset`` field to keep; an empty result is an error.
+        label_range: regression: the lowest and highest valid score (STS-B: 0..5); a label outside is refused.
+        list_fields: the `fields` that hold a list of strings (ReCoRD's ``entities``); the others hold text.
         renderer: builds the ``(key, value)`` pairs of the source text from a row; None means
             ``[(f, row[f]) for f in fields]``.
     """
@@ -68,6 +70,8 @@ class Task:
     small: bool | None = None
     prefix: str | None = None
     subset: str | None = None
+    label_range: tuple[float, float] | None = None
+    list_fields: tuple[str, ...] = ()
     renderer: Renderer | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -183,10 +187,7 @@ class Task:
         if self.kind == "extractive_qa":
             return _answers(value, self.name)
         if self.kind == "regression":
-            score = float(value)
-            if not math.isfinite(score):
-                raise ValueError(f"Task {self.name!r}: label {value!r} is not a finite score.")
-            return score
+            return self._score(value)
         if self.raw_labels is not None:
             if value not in self.raw_labels:
                 raise ValueError(
@@ -199,6 +200,19 @@ class Task:
                 f"({', '.join(self.label_words)}). Test splits without labels (-1) cannot be used."
             )
         return value
+
+    def _score(self, value: Any) -> float:
+        """A regression label as a float inside `label_range`."""
+        try:
+            score = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Task {self.name!r}: label {value!r} is not a number.") from None
+        if not math.isfinite(score):
+            raise ValueError(f"Task {self.name!r}: label {value!r} is not a finite score.")
+        if self.label_range is not None and not self.label_range[0] <= score <= self.label_range[1]:
+            low, high = self.label_range
+            raise ValueError(f"Task {self.name!r}: label {score} is outside the score range {low}..{high}.")
+        return score
 
     def parse_prediction(self, prediction: Any) -> Any:
         """Map a model prediction back to the label space.
@@ -263,7 +277,10 @@ class Task:
 def _answers(value: Any, task_name: str) -> list[str]:
     """Normalise SQuAD-style ``{"text": [...]}``, MRQA/ReCoRD lists, or a bare string to a list of answers."""
     if isinstance(value, Mapping):
-        value = value.get("text", [])
+        if "text" not in value:  # an empty list here would train on "" silently
+            raise ValueError(f"Task {task_name!r}: answers {value!r} has no 'text' list (SQuAD form: "
+                             '{"text": ["..."], "answer_start": [...]}).')
+        value = value["text"]
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):

@@ -69,6 +69,7 @@ STSB = register_task(
         fields=("sentence1", "sentence2"),
         metrics=("pearson", "spearman"),
         official_train_size=5_749,
+        label_range=(0.0, 5.0),
     )
 )
 MRPC = register_task(

@@ -77,6 +77,7 @@ RECORD = register_task(
         config="record",
         kind="extractive_qa",
         fields=("passage", "query", "entities"),
+        list_fields=("entities",),
         label_field="answers",
         metrics=("squad_f1", "squad_exact_match"),
         official_train_size=100_730,
