@@ -55,8 +55,8 @@ def one_line_error(capsys, *argv) -> str:
     return lines[0]
 
 
-def evaluate(capsys, run: Path) -> str:
-    return one_line_error(capsys, "evaluate", run, "--split", "validation", "--out", run.parent / "eval")
+def evaluate(capsys, run: Path, *options) -> str:
+    return one_line_error(capsys, "evaluate", run, "--split", "validation", "--out", run.parent / "eval", *options)
 
 
 def resume(capsys, run: Path) -> str:
@@ -114,15 +114,17 @@ def test_garbled_json_of_a_run_is_one_line_naming_the_file(run_copy, capsys, nam
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garble_json", "nan"])
-def test_a_damaged_library_prompt_is_one_line_saying_how_to_replace_it(run_copy, capsys, damage):
-    lib = run_copy.parent / "lib"
+@pytest.mark.parametrize("copies", [False, True], ids=["library", "best-sources"])
+def test_a_damaged_library_prompt_is_one_line_saying_how_to_replace_it(run_copy, capsys, damage, copies):
+    # the prompts come from the run's own copies in best/sources, or from the library named with --library
+    lib = run_copy / "best" / "sources" if copies else run_copy.parent / "lib"
     if damage == "truncate":
         os.truncate(lib / "mnli.safetensors", 40)
     elif damage == "garble_json":
         (lib / "mnli.json").write_text("{")
     else:
         save_file({"prompt": torch.full((4, 32), float("nan"))}, str(lib / "mnli.safetensors"))
-    err = evaluate(capsys, run_copy)
+    err = evaluate(capsys, run_copy, *([] if copies else ["--library", lib]))
     assert f"{lib / 'mnli'}." in err and f"attempt prompts remove mnli --library {lib}" in err
 
 

@@ -19,6 +19,8 @@ from attempt.baselines import MODES as FINETUNE_MODES
 from attempt.baselines import FineTuneModel
 from attempt.config import TrainConfig
 from attempt.modeling import AttemptModel
+from attempt.modeling.base import SOURCES_DIR
+from attempt.portable import run_config
 from attempt.prompts import PromptLibrary, SourcePrompt
 from attempt.reading import read_json, verify_model_directory
 from attempt.tasks import get_task
@@ -89,18 +91,22 @@ def verify_saved_model(config: TrainConfig, directory: Path) -> dict[str, Any]:
 
 
 def load_run(
-    run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None
-) -> tuple[Any, Any, Any]:
-    """Reload the best model of a run written by `attempt.train.train`.
+    run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None,
+    library: str | Path | None = None,
+) -> tuple[Any, Any, Any]:  # fmt: skip
+    """Reload the best model of a run written by `attempt.train.train`, wherever the run folder is now.
 
     Args:
         run_dir: the run's output_dir (holding ``best/`` and ``train_config.json``).
         backbone: the backbone to load onto; None resolves ``config.backbone`` with `load_backbone`.
         tokenizer: its tokenizer (required when `backbone` is given).
+        library: take the source prompts from this library instead of ``best/sources/`` (or, for runs saved
+            without those copies, the recorded library).
 
     Returns:
-        ``(model, tokenizer, TrainConfig)``; the model is an AttemptModel (with its source prompts from the
-        recorded library) or, for finetune/lora runs, a FineTuneModel, in eval mode.
+        ``(model, tokenizer, TrainConfig)``; the model is an AttemptModel (with its source prompts, checked
+        by content hash) or, for finetune/lora runs, a FineTuneModel, in eval mode. The config's paths are
+        resolved against `run_dir` (`attempt.portable.run_config`).
 
     Raises:
         FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
@@ -114,7 +120,7 @@ def load_run(
             "(written by attempt.train.train after its first evaluation)."
         )
     fix = "Restore it: best/train_config.json is a copy of it." if config_path.parent == run_dir else damaged_model_fix(best)
-    config = TrainConfig.from_dict(read_json(config_path, fix))
+    config = run_config(read_json(config_path, fix), config_path.parent)
     if backbone is None:
         from attempt.resolve import load_backbone
 
@@ -124,16 +130,22 @@ def load_run(
         raise ValueError("load_run(run_dir, backbone=...) also needs the backbone's tokenizer=.")
     elif config.backbone_dtype is not None:
         backbone = backbone.to(getattr(torch, config.backbone_dtype))  # as it was trained
-    model = load_saved_model(config, backbone, best)
+    model = load_saved_model(config, backbone, best, library)
     return model.eval(), tokenizer, config
 
 
-def load_saved_model(config: TrainConfig, backbone: torch.nn.Module, directory: str | Path) -> AttemptModel | FineTuneModel:
+def load_saved_model(
+    config: TrainConfig, backbone: torch.nn.Module, directory: str | Path, library: str | Path | None = None
+) -> AttemptModel | FineTuneModel:
     """Load the model class of `config.mode` saved in `directory` onto `backbone`, after checking the folder
-    (`verify_saved_model`; an ATTEMPT model gets its source prompts from the recorded library)."""
+    (`verify_saved_model`). An ATTEMPT model gets its source prompts from `library` when given, else from
+    its own ``sources/`` copies, else from the recorded library."""
     directory = Path(directory)
     if model_class(config.mode) is FineTuneModel:
         return FineTuneModel.from_pretrained(backbone, directory)  # checks the folder itself
     meta = verify_saved_model(config, directory)
-    sources = config.library if meta.get("source_prompts") else None
-    return AttemptModel.from_pretrained(backbone, directory, source_prompts=sources)
+    if not meta.get("source_prompts"):
+        library = None
+    elif library is None and not (directory / SOURCES_DIR).is_dir():
+        library = config.library
+    return AttemptModel.from_pretrained(backbone, directory, source_prompts=library)

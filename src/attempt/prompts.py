@@ -224,10 +224,7 @@ class PromptLibrary:
                 f"Library {self.root} already has a prompt named {prompt.name!r}. "
                 "Pick another name, remove it first, or pass overwrite=True."
             )
-        meta = prompt.metadata()
-        storage.write_safetensors(tensor_path, {"prompt": prompt.embeddings}, metadata={"name": prompt.name})
-        storage.write_json(meta_path, meta)
-        return tensor_path
+        return write_prompt(self.root, prompt)
 
     def check_writable(self, name: str, overwrite: bool = False) -> None:
         """Raise now what `add` of a prompt named `name` would raise later, so that a training run whose prompt
@@ -298,6 +295,15 @@ class PromptLibrary:
         prompt = self.get(name)
         kwargs.setdefault("base_model_name_or_path", prompt.backbone)
         return write_peft_adapter(prompt.embeddings, out_dir, **kwargs)
+
+
+def write_prompt(root: str | Path, prompt: SourcePrompt) -> Path:
+    """Write `prompt`'s two files into the folder `root`, without the library's lock or name check (for a
+    folder no one else writes, such as a saved model's ``sources/``); returns its safetensors path."""
+    tensor_path, meta_path = PromptLibrary(root)._paths(prompt.name)
+    storage.write_safetensors(tensor_path, {"prompt": prompt.embeddings}, metadata={"name": prompt.name})
+    storage.write_json(meta_path, prompt.metadata())
+    return tensor_path
 
 
 def read_original_prompt(path: str | Path) -> torch.Tensor:
@@ -419,4 +425,5 @@ __all__ = [
     "read_original_prompt",
     "read_peft_prompt",
     "write_peft_adapter",
+    "write_prompt",
 ]

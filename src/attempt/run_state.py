@@ -17,13 +17,14 @@ import torch
 
 from attempt import checkpoint, reading, storage
 from attempt.config import TrainConfig
+from attempt.portable import CONFIG_FILE, saved_config
 from attempt.protocols import TrainableModel
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
-CONFIG_FILE = "train_config.json"
-# fields that do not change the trajectory of a run: a resumed run may differ in them
-RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size")
+# fields that do not change the trajectory of a run: a resumed run may differ in them. The library may move:
+# the source prompts themselves are compared by content hash (`_check_same_sources`).
+RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library")
 
 
 class CheckpointMismatch(ValueError):
@@ -86,7 +87,7 @@ def resume_or_start(
     """Restore weights, optimizer, schedule and random generators in place from ``output_dir/checkpoint``
     when there is one (same run required), else start the run folder (its ``train_config.json``); returns
     (loop state, resumed)."""
-    config_dict = config.to_dict()
+    config_dict = saved_config(config)
     output_dir = Path(config.output_dir)
     checkpoint_dir = output_dir / CHECKPOINT_DIR
     state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
@@ -141,6 +142,6 @@ def save_checkpoint(
         checkpoint.save(
             Path(config.output_dir) / CHECKPOINT_DIR, weights=model.trainable_state_dict(),
             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rngs,
-            state=dataclasses.asdict(state), config=config.to_dict(), sources=source_hashes(model),
+            state=dataclasses.asdict(state), config=saved_config(config, Path(config.output_dir) / CHECKPOINT_DIR), sources=source_hashes(model),
         )  # fmt: skip
     accelerator.wait_for_everyone()

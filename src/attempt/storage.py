@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +85,19 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 
 def write_model_directory(
-    directory: str | Path, config_name: str, meta: dict[str, Any], weights_name: str, state: dict[str, torch.Tensor]
-) -> Path:
+    directory: str | Path, config_name: str, meta: dict[str, Any], weights_name: str, state: dict[str, torch.Tensor],
+    extra: Callable[[Path], None] | None = None,
+) -> Path:  # fmt: skip
     """Write a saved-model folder (a JSON config and a safetensors file) as one atomic replacement.
 
     The config also records the sha256 of the weights file (``weights_sha256``), so that a load can tell a
-    damaged or changed file from the one written here (`attempt.reading.verify_model_directory`).
+    damaged or changed file from the one written here (`attempt.reading.verify_model_directory`). `extra`, when
+    given, writes more files into the new folder before it replaces the old one.
     """
     directory = Path(directory)
     with atomic_directory(directory) as tmp:
         write_safetensors(tmp / weights_name, state, metadata={"format": "pt"})
         write_json(tmp / config_name, {**meta, HASH_KEY: file_sha256(tmp / weights_name)})
+        if extra is not None:
+            extra(tmp)
     return directory

@@ -20,7 +20,8 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
 5. the best model is reloaded and evaluated on the test split; mode="source" adds its prompt to the library.
 
 Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl`` (`attempt.metrics_log`),
-``checkpoint/`` (see `attempt.checkpoint`), ``best/`` (``save_pretrained`` + ``train_config.json``),
+``checkpoint/`` (see `attempt.checkpoint`), ``best/`` (``save_pretrained`` with the source prompts in
+``sources/``, ``train_config.json``, ``environment.json`` and the model card ``README.md``: `attempt.model_card`),
 ``results.json``, ``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``tensorboard/`` (when
 installed). The folder is locked for the whole run (``.attempt.lock``, `attempt.locking`): a second run on
 it fails at once.
@@ -48,12 +49,15 @@ import torch
 
 from attempt import checkpoint, locking, storage
 from attempt.batching import BatchStream
-from attempt.build import build_model, load_best_weights, verify_saved_model
+from attempt.build import build_model, load_best_weights, model_class, verify_saved_model
 from attempt.collate import Collator, make_examples
 from attempt.config import TrainConfig
 from attempt.devices import make_accelerator
 from attempt.evaluate import evaluate
 from attempt.metrics_log import MetricsLog
+from attempt.model_card import write_model_card
+from attempt.modeling import AttemptModel
+from attempt.portable import saved_config
 from attempt.prompts import PromptLibrary, SourcePrompt
 from attempt.protocols import TrainableModel
 from attempt.run_state import (
@@ -100,7 +104,8 @@ class TrainResult:
 
 
 def _resolved_config(config: TrainConfig) -> TrainConfig:
-    """The config with the library path made absolute (so a run can be reloaded from anywhere)."""
+    """The config with the library path made absolute while this process trains; the files it writes
+    record it relative to the run folder (`attempt.portable`), so the run folder can move."""
     return dataclasses.replace(config, library=str(Path(config.library).resolve()))
 
 
@@ -454,8 +459,10 @@ def _validate(
     if _record_validation(state, metrics, config.early_stopping_patience):  # the best so far: keep it
         if accelerator.is_main_process:
             best_dir = Path(config.output_dir) / BEST_DIR
-            model.save_pretrained(best_dir)
-            storage.write_json(best_dir / CONFIG_FILE, config.to_dict())
+            # best/ alone is enough to predict: it carries copies of the source prompts and the config
+            model.save_pretrained(best_dir, **({"include_sources": True} if model_class(config.mode) is AttemptModel else {}))
+            storage.write_json(best_dir / CONFIG_FILE, saved_config(config, best_dir))
+            write_model_card(best_dir, config, model, metrics, state.step)
         accelerator.wait_for_everyone()
     log.log({"step": state.step, "type": "eval", "split": "validation", "metrics": metrics, "best_step": state.best_step})
     if bar is not None:
@@ -486,6 +493,8 @@ def _report(
 ) -> TrainResult:  # fmt: skip
     """The end of a run: mode="source" stores its prompt in the library; ``results.json`` is written."""
     output_dir = Path(config.output_dir)
+    if accelerator.is_main_process:  # the card again, now with the test metrics
+        write_model_card(output_dir / BEST_DIR, config, model, state.best_metrics, state.best_step, test_metrics)
     if config.mode == "source" and accelerator.is_main_process:
         _store_prompt(config, _source_prompt(config, state, model, output_dir), overwrite_prompt)
     result = TrainResult(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from attempt.config import AttemptConfig, TrainConfig
+from attempt.portable import CONFIG_FILE, resolve_paths
 
 
 class UsageError(Exception):
@@ -217,6 +218,8 @@ def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConf
             raise UsageError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
         if not isinstance(data, dict):
             raise UsageError(f"{path} must hold a mapping of TrainConfig keys, e.g. 'mode: attempt'.")
+        if path.name == CONFIG_FILE:  # a run's own saved config (resuming it): its paths are relative to it
+            data = resolve_paths(data, path.parent)
     if mode is not None and data.get("mode", mode) != mode:
         raise UsageError(f"{args.config} has mode {data['mode']!r}, but this command trains mode {mode!r}.")
     overrides = [(k[len("config:"):], v) for k, v in vars(args).items() if k.startswith("config:")]

@@ -23,6 +23,10 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backbone", help="load the backbone from here instead of the one recorded in the run (moved folders)"
     )
+    parser.add_argument(
+        "--library", help="take the source prompts from this library (default: the copies in RUN_DIR/best/sources, "
+        "else the library the run recorded)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, help="examples per batch (default: the run's eval_batch_size)")
     parser.add_argument(
         "--method", choices=("rank", "generate"), help="rank label verbalizers or generate (default: the run's)"
@@ -37,7 +41,7 @@ def _load(args: argparse.Namespace):
         from attempt.resolve import load_backbone
 
         backbone, tokenizer, _ = load_backbone(args.backbone)
-    return load_run(_run_dir(args.run_dir), backbone=backbone, tokenizer=tokenizer)
+    return load_run(_run_dir(args.run_dir), backbone=backbone, tokenizer=tokenizer, library=args.library)
 
 
 # ----------------------------------------------------------------------------------------- evaluation

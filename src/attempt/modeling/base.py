@@ -17,10 +17,11 @@ from torch import nn
 from attempt import reading, storage
 from attempt.config import AttemptConfig
 from attempt.mixture import AttentionalMixture
-from attempt.prompts import PromptLibrary, SourcePrompt, check_compatible, random_vocab_prompt
+from attempt.prompts import PromptLibrary, SourcePrompt, check_compatible, random_vocab_prompt, write_prompt
 
 CONFIG_FILE = "attempt_config.json"
 WEIGHTS_FILE = "attempt_model.safetensors"
+SOURCES_DIR = "sources"  # save_pretrained(include_sources=True): the source prompts, as a prompt library
 FORMAT_VERSION = 1
 
 
@@ -303,10 +304,12 @@ class AttemptModel(nn.Module):
         self.source_info = [s for s in self.source_info if s["name"] != name]
 
     # -- save / load --------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
+    def save_pretrained(self, directory: str | Path, include_sources: bool = False) -> Path:
         """Write `attempt_config.json` and `attempt_model.safetensors` (trainable weights only), atomically.
 
-        The config records the source prompts' names and content hashes; they are not copied.
+        The config records the source prompts' names and content hashes. With `include_sources` the prompts
+        themselves are copied into ``sources/`` (a prompt library), so the folder alone is enough to load the
+        model: `from_pretrained` reads them from there when it is not given others.
         """
         state = self.trainable_state_dict()
         meta = {
@@ -318,7 +321,22 @@ class AttemptModel(nn.Module):
             "source_prompts": self.source_info,
             "weights": sorted(state),
         }
-        return storage.write_model_directory(directory, CONFIG_FILE, meta, WEIGHTS_FILE, state)
+        extra = (lambda folder: self._write_sources(folder / SOURCES_DIR)) if include_sources else None
+        return storage.write_model_directory(directory, CONFIG_FILE, meta, WEIGHTS_FILE, state, extra=extra)
+
+    def _write_sources(self, folder: Path) -> None:
+        """Copy the mixed source prompts into `folder`, each checked against the hash recorded at build time
+        (a model cast to another dtype no longer holds the prompts it was trained with)."""
+        for index, info in enumerate(self.source_info):
+            prompt = SourcePrompt(
+                info["name"], self.mixture.source_prompts[index], task=info.get("task"), backbone=self.backbone_name
+            )
+            if prompt.hash != info["hash"]:
+                raise ValueError(
+                    f"Source prompt {info['name']!r} in this model no longer matches its recorded hash (was the model "
+                    "cast to another dtype?). Save it in float32, or without include_sources."
+                )
+            write_prompt(folder, prompt)
 
     @classmethod
     def from_pretrained(
@@ -332,7 +350,8 @@ class AttemptModel(nn.Module):
         Args:
             backbone: the same backbone it was trained with.
             directory: the saved folder.
-            source_prompts: the source prompts it was trained with, as a list or a PromptLibrary (or its path).
+            source_prompts: the source prompts it was trained with, as a list or a PromptLibrary (or its path);
+                None: the copies in ``directory/sources/`` when it has them (``include_sources=True``).
 
         Raises:
             FileNotFoundError: when the folder lacks the config or weights.
@@ -342,6 +361,8 @@ class AttemptModel(nn.Module):
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory} has no {name}: it is not a saved AttemptModel.")
+        if source_prompts is None and (directory / SOURCES_DIR).is_dir():
+            source_prompts = directory / SOURCES_DIR  # checked against the recorded hashes like any other
         fix = f"The saved model in {directory} is damaged: save or train it again."
         meta = reading.read_json(directory / CONFIG_FILE, fix)
         config = AttemptConfig.from_dict(meta["attempt"])
