@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from transformers.utils import ModelOutput
 
 from attempt import reading, storage
 from attempt.config import AttemptConfig
@@ -26,8 +27,9 @@ FORMAT_VERSION = 1
 
 
 @dataclass
-class AttemptOutput:
-    """What `AttemptModel.forward` returns.
+class AttemptOutput(ModelOutput):
+    """What `AttemptModel.forward` returns: a `transformers.utils.ModelOutput`, so it reads by attribute, by key
+    (``out["loss"]``) or by position (``out[0]``, the fields that are not None), as `transformers.Trainer` does.
 
     Attributes:
         loss: scalar training loss when labels were given.
