@@ -58,6 +58,7 @@ from attempt.metrics_log import MetricsLog
 from attempt.model_card import write_model_card
 from attempt.modeling import AttemptModel
 from attempt.portable import saved_config
+from attempt.preflight import check_before_training
 from attempt.prompts import PromptLibrary, SourcePrompt
 from attempt.protocols import TrainableModel
 from attempt.run_state import (
@@ -254,6 +255,8 @@ def train(
         attempt.locking.FolderInUse: another live process is training in ``output_dir`` (its pid is named).
         FileExistsError, ValueError, PermissionError: mode="source" whose prompt could not be stored (name taken
             without `overwrite_prompt`, invalid name, library not writable); raised before training.
+        NotADirectoryError, PermissionError, FileNotFoundError, ValueError: an output_dir, data_dir or source
+            prompt that cannot work (`attempt.preflight`); raised before the backbone loads.
     """
     if model is not None:
         if backbone is not None:
@@ -263,6 +266,7 @@ def train(
     config = _resolved_config(config)
     if config.mode == "source":  # a prompt that could not be stored must fail the run now, not after training
         PromptLibrary(config.library).check_writable(_prompt_name(config), overwrite_prompt)
+    check_before_training(config)  # paths and names, before the backbone loads
     accelerator = make_accelerator(config)
     with _locked_run_folder(Path(config.output_dir), accelerator):
         return _train(config, accelerator, backbone, tokenizer, progress, overwrite_prompt, _on_step, started)
