@@ -295,6 +295,8 @@ class TrainConfig:
         mixing_temperature: temperature of the mixing rates (1 = proportional).
         lora_rank, lora_alpha: LoRA settings for mode="lora".
         prompt_name: mode="source": the library name of the trained prompt (default: the task name).
+        report_to: experiment trackers that get the metrics of metrics.jsonl too, through Accelerate's
+            log_with: tensorboard (into output_dir/trackers/), wandb, mlflow, comet_ml, aim, ... or all.
     """
 
     mode: str = "attempt"
@@ -337,6 +339,7 @@ class TrainConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     prompt_name: str | None = None
+    report_to: tuple[str, ...] = ()  # resume-free (attempt.run_state.RESUME_FREE_FIELDS): it logs, never trains
 
     def __post_init__(self) -> None:
         _choice("mode", self.mode, MODES)
@@ -353,6 +356,7 @@ class TrainConfig:
             self.tasks = (self.tasks,)
         self.tasks = tuple(self.tasks)
         self.source_prompts = (self.source_prompts,) if isinstance(self.source_prompts, str) else tuple(self.source_prompts)
+        self.report_to = (self.report_to,) if isinstance(self.report_to, str) else tuple(self.report_to)
         if not self.tasks:
             raise ValueError("tasks must name at least one task, e.g. tasks: [rte].")
         if self.mode == "source" and len(self.tasks) != 1:
@@ -386,6 +390,7 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["tasks"] = list(self.tasks)
         data["source_prompts"] = list(self.source_prompts)
+        data["report_to"] = list(self.report_to)
         return data
 
     @classmethod

@@ -4,11 +4,14 @@ the sharding back-ends (FSDP, DeepSpeed, Megatron) are refused before anything i
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from attempt.config import TrainConfig
+
+TRACKERS_DIR = "trackers"  # report_to's local files (TensorBoard events) in the run folder
 
 
 def make_accelerator(config: TrainConfig):
@@ -34,9 +37,23 @@ def make_accelerator(config: TrainConfig):
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # multi-task heads
+        log_with=list(config.report_to) or None,
+        project_dir=str(Path(config.output_dir) / TRACKERS_DIR),
     )
     check_distributed_type(accelerator.distributed_type)
+    check_trackers(config.report_to, accelerator.log_with)
     return accelerator
+
+
+def check_trackers(requested: tuple[str, ...], started: list[Any]) -> None:
+    """Accelerate skips a tracker whose package is missing without a word; a run asked to report to it
+    must not train for hours unseen, so that is an error before anything is written."""
+    missing = sorted(set(requested) - {"all"} - {str(getattr(t, "value", t)) for t in started})
+    if missing:
+        raise ValueError(
+            f"report_to {', '.join(missing)}: not available here (its package is not installed). Install it "
+            f"(pip install {' '.join(missing)}) or leave it out of report_to."
+        )
 
 
 SHARDED_TYPES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")

@@ -1,4 +1,5 @@
-"""The training log of a run: JSON lines in ``metrics.jsonl``, plus TensorBoard scalars when installed."""
+"""The training log of a run: JSON lines in ``metrics.jsonl``, and the same numbers to the experiment trackers
+of ``report_to`` (TensorBoard, Weights & Biases, MLflow, ... through Accelerate's ``log_with``)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ from typing import Any
 from attempt import storage
 
 METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
+PROJECT_NAME = "attempt"  # the trackers' project / experiment; each run is named after its folder
 
 
 class MetricsLog:
-    """JSON lines in ``metrics.jsonl`` plus TensorBoard scalars when tensorboard is installed (main process)."""
+    """JSON lines in ``metrics.jsonl`` plus, when `trackers` (an Accelerator with ``log_with``) is given, the
+    numeric values of every record to its trackers as ``<type>/<key>`` at the record's step (main process)."""
 
-    def __init__(self, output_dir: Path, enabled: bool, resume_step: int | None):
+    def __init__(
+        self, output_dir: Path, enabled: bool, resume_step: int | None, trackers: Any = None,
+        hparams: dict[str, Any] | None = None,
+    ):  # fmt: skip
         self.path = output_dir / METRICS_FILE
         self.enabled = enabled
-        self.writer = None
+        self.trackers = trackers if enabled else None
         if not enabled:
             return
         if resume_step is None:
@@ -33,29 +38,40 @@ class MetricsLog:
                 if record.get("step", 0) <= resume_step and not _is_test(record)
             ]  # fmt: skip
             storage.write_text(self.path, "".join(line + "\n" for line in kept))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(output_dir / TENSORBOARD_DIR))
-        except ImportError:
-            self.writer = None
+        if self.trackers is not None:
+            self.trackers.init_trackers(PROJECT_NAME, config=_scalars(hparams or {}), init_kwargs=_run_names(self.trackers, output_dir.name))
 
     def log(self, record: dict[str, Any]) -> None:
-        """Append `record` as one JSON line and its numeric values as TensorBoard scalars (main process only)."""
+        """Append `record` as one JSON line and send its numbers to the trackers (main process only)."""
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for name, value in flatten_record(record).items():
-                if name != "step" and isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"{record.get('type', 'train')}/{name}", value, record.get("step", 0))
+        if self.trackers is not None:
+            kind = record.get("type", "train")
+            values = {f"{kind}/{name}": value for name, value in flatten_record(record).items()
+                      if name != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)}  # fmt: skip
+            if values:
+                self.trackers.log(values, step=record.get("step", 0))
 
     def close(self) -> None:
-        """Close the TensorBoard writer, if any."""
-        if self.writer is not None:
-            self.writer.close()
+        """Finish the trackers' runs (flushing their files), if any."""
+        if self.trackers is not None:
+            self.trackers.end_training()
+            self.trackers = None
 
+
+def _scalars(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The run's config as the flat scalars every tracker accepts (TensorBoard's hparams refuse None, lists)."""
+    flat = flatten_record(hparams)
+    return {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in flat.items() if v is not None}
+
+
+def _run_names(accelerator: Any, name: str) -> dict[str, dict[str, str]]:
+    """Name the run after its folder in the trackers that name runs (TensorBoard's takes no name)."""
+    started = {str(getattr(t, "value", t)) for t in accelerator.log_with}
+    names = {"wandb": {"name": name}, "mlflow": {"run_name": name}}
+    return {tracker: kwargs for tracker, kwargs in names.items() if tracker in started}
 
 
 def _is_test(record: dict[str, Any]) -> bool:

@@ -24,7 +24,7 @@ CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 # fields that do not change the trajectory of a run: a resumed run may differ in them. The library may move:
 # the source prompts themselves are compared by content hash (`_check_same_sources`).
-RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library")
+RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to")
 
 
 class CheckpointMismatch(ValueError):

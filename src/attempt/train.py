@@ -22,8 +22,8 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
 Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl`` (`attempt.metrics_log`),
 ``checkpoint/`` (see `attempt.checkpoint`), ``best/`` (``save_pretrained`` with the source prompts in
 ``sources/``, ``train_config.json``, ``environment.json`` and the model card ``README.md``: `attempt.model_card`),
-``results.json``, ``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``tensorboard/`` (when
-installed). The folder is locked for the whole run (``.attempt.lock``, `attempt.locking`): a second run on
+``results.json``, ``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``trackers/`` (the local
+files of ``report_to``'s trackers, e.g. TensorBoard's). The folder is locked for the whole run (``.attempt.lock``, `attempt.locking`): a second run on
 it fails at once.
 
 Batches (`attempt.batching.BatchStream`) are a pure function of (seed, epoch, number of processes), so a
@@ -320,7 +320,10 @@ def _train(
 
     # 3. resume ---------------------------------------------------------------------------------------
     state, resumed = resume_or_start(config, accelerator, model, optimizer, scheduler)
-    log = MetricsLog(Path(config.output_dir), accelerator.is_main_process, state.step if resumed else None)
+    log = MetricsLog(
+        Path(config.output_dir), accelerator.is_main_process, state.step if resumed else None,
+        trackers=accelerator if config.report_to else None, hparams=saved_config(config),
+    )  # fmt: skip
     if accelerator.is_main_process and progress and not resumed:
         _print_start(config, model, trainable)
 
