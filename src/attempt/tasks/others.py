@@ -37,6 +37,9 @@ YELP_POLARITY = register_task(
         label_words=("negative", "positive"),
         metrics=("accuracy",),
         official_train_size=560_000,
+        # the Hub dataset has only train and test: its test split is the official evaluation set, which the
+        # protocol of a large task uses as the test set (1,000 held-out training rows are the validation set)
+        validation_split="test",
     )
 )
 SCITAIL = register_task(
