@@ -322,7 +322,7 @@ def report(results: dict[str, Any]) -> str:
               "| task | k | baseline | mean | 95% CI | seeds | verdict |", "|---|---:|---|---:|---|---:|---|"]
     for p in summary["paired"]:
         lines.append(f"| {p['task']} | {p['k']} | {LABELS[p['b']]} | {p['mean']:+.1f} | "
-                     f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] | {len(p['seeds'])} | {p['verdict'].replace('a', 'ATTEMPT', 1).replace(' b', ' ' + LABELS[p['b']])} |")
+                     f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] | {len(p['seeds'])} | {_verdict(p)} |")
     lines += ["", "Attention over the test rows (mean over seeds): peak = mean of each example's largest weight; "
               "entropy against the uniform one; input spread = mean std over examples of a prompt's weight "
               "(0: the same weights for every input).", "",
@@ -337,6 +337,12 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"| {name} | {r['uniform']:.3f} | " + " | ".join(
             f"{r[t]['max_weight']:.3f} (T = {r[t]['T']:.3g})" for t in ("paper", "sqrt_d", "auto")) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(pair: dict[str, Any]) -> str:
+    """The paired verdict in words: which method wins at 95%, or that the interval holds 0."""
+    baseline = LABELS[pair["b"]]
+    return {"a > b": f"ATTEMPT > {baseline}", "a < b": f"ATTEMPT < {baseline}"}.get(pair["verdict"], "no difference at 95%")
 
 
 def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = True, threads: int | None = None,

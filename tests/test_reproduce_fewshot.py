@@ -27,6 +27,8 @@ def test_paired_difference_and_its_interval_by_hand(fewshot):
     assert p["mean"] == pytest.approx(mean) and p["ci95"] == pytest.approx([mean - half, mean + half])
     assert p["verdict"] == "a > b" and p["seeds"] == [0, 1, 2]
     assert fewshot.paired(cells[:4], "attempt", "prompt_tuning", "cb", 16) is None  # one paired seed: no interval
+    assert fewshot._verdict(p) == "ATTEMPT > PT"
+    assert fewshot._verdict({**p, "verdict": "no difference at 95%"}) == "no difference at 95%"
 
 
 def test_attention_stats_of_uniform_and_peaked_rows(fewshot):
