@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ RECIPE: dict[str, Any] = {
 }  # fmt: skip
 STEPS = {"sst2": 600, "mnli": 1200, "qnli": 1000, "qqp": 1000}
 SNAPSHOT_STEP = 300
+STATE = RESULTS / "sources-state"  # committed resumable state of unfinished runs (see stash)
+RESUMABLE = ("checkpoint", "best", "metrics.jsonl", "train_config.json", f"prompt_step{SNAPSHOT_STEP}.safetensors")
 
 
 def run_config(task: str, backbone: str, slug: str, data_dir: str | None) -> Any:
@@ -71,9 +74,40 @@ def train_source(config: Any) -> dict[str, Any]:
             prompt = model.mixture.target_prompts[0].detach().float().cpu().contiguous()
             save_file({"prompt": prompt}, str(snapshot))
 
+    if restore(run):
+        print(f"[sources] resuming {run.name} from the stashed state in {STATE}", flush=True)
     if not (run / RESULTS_FILE).is_file():
         train(config, _on_step=keep_snapshot)
     return json.loads((run / RESULTS_FILE).read_text())
+
+
+def stash(run: Path) -> Path | None:
+    """Copy what an unfinished run needs to resume (checkpoint, best/, its log and config, the step-300 prompt:
+    a few hundred KB) to benchmarks/results/sources-state/, which is committed; run folders are not, and a
+    session's files end with it. None when the run has no checkpoint yet."""
+    if not (run / "checkpoint").is_dir():
+        return None
+    state = STATE / run.parent.name / run.name
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    for name in RESUMABLE:
+        source = run / name
+        if source.is_dir():
+            shutil.copytree(source, state / name)
+        elif source.is_file():
+            shutil.copy2(source, state / name)
+    return state
+
+
+def restore(run: Path) -> bool:
+    """Put a stashed run state back when the run folder has no checkpoint of its own (a new session)."""
+    state = STATE / run.parent.name / run.name
+    if (run / "checkpoint").is_dir() or (run / "results.json").is_file() or not state.is_dir():
+        return False
+    run.mkdir(parents=True, exist_ok=True)
+    for item in state.iterdir():
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, run / item.name)
+    return True
 
 
 def validation_curve(run: Path) -> list[tuple[int, float]]:
@@ -220,7 +254,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--report-only", action="store_true", help="train nothing; report the finished sources")
+    parser.add_argument("--stash", action="store_true",
+                        help="train nothing; copy the unfinished runs' resumable state to results/sources-state/")
     args = parser.parse_args(argv)
+    if args.stash:
+        for task in args.tasks:
+            print(task, stash(RESULTS / "sources" / SLUGS[args.backbone] / task))
+        return
     torch.set_num_threads(args.threads)
     data_dir = str(data_overlay(Path(args.data_dir), RESULTS / "sources" / "data"))
     earlier = earlier_minilm_scores()

@@ -34,3 +34,21 @@ def test_report_says_which_bar_is_met(sources):
     text = sources.report([row, {**row, "task": "mnli", "meets_bar": False}], "smollm2")
     assert "| sst2 | 600 | 500 | 88.0 (872) | 2.2 | 70.0 | 73.0 | met | 87.0 | no |" in text
     assert "| mnli |" in text and "NOT met" in text
+
+
+def test_stash_and_restore_carry_an_unfinished_run_to_another_session(sources, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "STATE", tmp_path / "state")
+    run = tmp_path / "sources" / "slug" / "qnli"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "state.json").write_text('{"step": 100}')
+    (run / "metrics.jsonl").write_text("{}\n")
+    (run / "library").mkdir()  # not part of the resumable state
+    assert sources.stash(run) == tmp_path / "state" / "slug" / "qnli"
+    assert sources.restore(run) is False  # the run still has its own checkpoint
+    import shutil
+
+    shutil.rmtree(run)
+    assert sources.restore(run) is True
+    assert (run / "checkpoint" / "state.json").read_text() == '{"step": 100}' and (run / "metrics.jsonl").is_file()
+    assert not (run / "library").exists()
+    assert sources.stash(tmp_path / "nothing") is None
