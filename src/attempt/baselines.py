@@ -221,6 +221,13 @@ class FineTuneModel(nn.Module):
         get_base = getattr(self.backbone, "get_base_model", None)
         return get_base() if callable(get_base) else self.backbone
 
+    def _embedded(self, input_ids, attention_mask) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """For candidate scoring: the inner model (LoRA layers are injected in place, so it runs with them),
+        the (B, L, d) input embeddings and the mask (all ones when None)."""
+        inner = self._inner()
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        return inner, inner.get_input_embeddings()(input_ids), mask
+
     def forward(
         self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs
     ) -> AttemptOutput:
@@ -363,11 +370,8 @@ class Seq2SeqFineTuneModel(FineTuneModel):
 
     @torch.no_grad()
     def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        inner = self._inner()  # LoRA layers are injected in place: the inner model runs with them
-        embeds = inner.get_input_embeddings()(input_ids)  # (B, L, d)
-        return seq2seq_candidate_log_likelihoods(inner, embeds, attention_mask, candidates)
+        inner, embeds, mask = self._embedded(input_ids, attention_mask)
+        return seq2seq_candidate_log_likelihoods(inner, embeds, mask, candidates)
 
 
 class CausalFineTuneModel(FineTuneModel):
@@ -399,11 +403,8 @@ class CausalFineTuneModel(FineTuneModel):
 
     @torch.no_grad()
     def score_candidates(self, input_ids, attention_mask=None, task_ids=None, candidates=()) -> torch.Tensor:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        inner = self._inner()  # LoRA layers are injected in place: the inner model runs with them
-        embeds = inner.get_input_embeddings()(input_ids)  # (B, L, d)
-        return causal_candidate_log_likelihoods(inner, embeds, attention_mask, candidates, pad_token_id(inner) or 0)
+        inner, embeds, mask = self._embedded(input_ids, attention_mask)
+        return causal_candidate_log_likelihoods(inner, embeds, mask, candidates, pad_token_id(inner) or 0)
 
 
 class EncoderFineTuneModel(FineTuneModel):
