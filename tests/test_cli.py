@@ -55,7 +55,10 @@ def test_every_prompts_action_has_help(capsys, action):
 def test_train_help_documents_every_config_field(capsys, command):
     _, out, _ = run(capsys, command, "--help")
     out = " ".join(out.split())  # argparse wraps to the terminal width
-    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "attempt"]
+    # mappings: `attempt` through --attempt.<key>, `task_definitions` through --task-file
+    mappings = ("attempt", "task_definitions")
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in mappings]
+    assert "--task-file TASK.yaml" in out
     if command == "train-source":
         fields.remove("mode")  # fixed to "source"
         assert "--mode" not in out

@@ -90,6 +90,25 @@ def verify_saved_model(config: TrainConfig, directory: Path) -> dict[str, Any]:
     return verify_model_directory(directory, cls.config_file, cls.weights_file, damaged_model_fix(directory))
 
 
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig of a finished run (``train_config.json``, else its copy in ``best/``), its paths resolved
+    against where the run is now; reading it registers the run's own tasks (`TrainConfig.task_definitions`).
+
+    Raises:
+        FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
+    """
+    run_dir = Path(run_dir)
+    best = run_dir / "best"
+    config_path = next((p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None)
+    if config_path is None or not best.is_dir():
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
+            "(written by attempt.train.train after its first evaluation)."
+        )
+    fix = "Restore it: best/train_config.json is a copy of it." if config_path.parent == run_dir else damaged_model_fix(best)
+    return run_config(read_json(config_path, fix), config_path.parent)
+
+
 def load_run(
     run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None,
     library: str | Path | None = None,
@@ -111,16 +130,8 @@ def load_run(
     Raises:
         FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
     """
-    run_dir = Path(run_dir)
-    best = run_dir / "best"
-    config_path = next((p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None)
-    if config_path is None or not best.is_dir():
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
-            "(written by attempt.train.train after its first evaluation)."
-        )
-    fix = "Restore it: best/train_config.json is a copy of it." if config_path.parent == run_dir else damaged_model_fix(best)
-    config = run_config(read_json(config_path, fix), config_path.parent)
+    best = Path(run_dir) / "best"
+    config = read_run_config(run_dir)
     if backbone is None:
         from attempt.resolve import load_backbone
 

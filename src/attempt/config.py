@@ -297,6 +297,9 @@ class TrainConfig:
         prompt_name: mode="source": the library name of the trained prompt (default: the task name).
         report_to: experiment trackers that get the metrics of metrics.jsonl too, through Accelerate's
             log_with: tensorboard (into output_dir/trackers/), wandb, mlflow, comet_ml, aim, ... or all.
+        task_definitions: your own tasks, {name: definition} as `attempt.tasks.user` reads them from task files
+            (`attempt train --task-file task.yaml`); recorded with the run, so evaluating and predicting with it
+            need no task file. None = built-in tasks only.
     """
 
     mode: str = "attempt"
@@ -340,6 +343,7 @@ class TrainConfig:
     lora_alpha: int = 16
     prompt_name: str | None = None
     report_to: tuple[str, ...] = ()  # resume-free (attempt.run_state.RESUME_FREE_FIELDS): it logs, never trains
+    task_definitions: dict[str, Any] | None = None  # None, not {}: runs saved before it resume unchanged
 
     def __post_init__(self) -> None:
         _choice("mode", self.mode, MODES)
@@ -375,6 +379,10 @@ class TrainConfig:
         if self.k_shot is not None and self.k_shot < 1:
             raise ValueError(f"k_shot must be >= 1 or None, got {self.k_shot}.")
         self.attempt_config()  # validate the nested AttemptConfig fields now, not mid-run
+        if self.task_definitions is not None:  # registered before anything looks the tasks up
+            from attempt.tasks.user import register_definitions
+
+            self.task_definitions = register_definitions(self.task_definitions)
 
     def attempt_config(self) -> AttemptConfig:
         """The AttemptConfig this run builds its model with (tasks and method filled in from the mode)."""

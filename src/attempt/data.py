@@ -101,6 +101,14 @@ def _shown(value: Any) -> str:
     return f"an object ({value!r})" if isinstance(value, Mapping) else repr(value)
 
 
+def _fix(task: Task, fix: str) -> str:
+    """The fix an error suggests: `fix`, or for a task defined in a task file, what to change there."""
+    if task.defined_in is None:
+        return fix
+    return (f"Fix the file, or the task definition ({task.defined_in}): `fields:` and `label_field:` name its "
+            f"columns, `label_words:` / `raw_labels:` its labels, `files:` its data files.")
+
+
 def check_fields(row: Mapping[str, Any], task: Task, at: str, also: Sequence[str] = ()) -> None:
     """Check that `row` has each of the task's fields (and the fields `also` names), the task's as text (a list
     of strings for `task.list_fields`): a null, a number or a list would otherwise reach the model as "None",
@@ -113,7 +121,7 @@ def check_fields(row: Mapping[str, Any], task: Task, at: str, also: Sequence[str
     if missing:
         raise DataError(
             f"{at}: field(s) {', '.join(map(repr, missing))} missing for task {task.name!r} "
-            f"(row has: {', '.join(map(str, row))}). Map your columns with columns={{...}}."
+            f"(row has: {', '.join(map(str, row))}). {_fix(task, 'Map your columns with columns={...}.')}"
         )
     for name in task.fields:
         value = row[name]
@@ -139,14 +147,16 @@ def validate_rows(
         DataError: naming the source, the line (or the row, counted from 1) and the field.
     """
     if not rows:
-        raise DataError(f"Task {task.name!r}: {source} has no rows (empty split).")
+        raise DataError(f"Task {task.name!r}: {source} has no rows (empty split). "
+                        f"{_fix(task, 'Give a split with rows.')}")
     for index, row in enumerate(rows):
         at = where(source, index, lines)
         check_fields(row, task, at, also=(task.label_field,))
         try:
             task.label_of(row)
         except (ValueError, TypeError) as error:
-            raise DataError(f"{at}, field {task.label_field!r}: {error}") from error
+            fix = "" if task.defined_in is None else f" {_fix(task, '')}"
+            raise DataError(f"{at}, field {task.label_field!r}: {error}{fix}") from error
 
 
 def load_split(
@@ -168,6 +178,11 @@ def load_split(
         DataError: an empty split (or no row of the MRQA subset), a missing field, an invalid label.
     """
     task = get_task(task)
+    if task.data_files:  # a user task's own files (`attempt.tasks.user`)
+        files = dict(task.data_files)
+        if split not in files:
+            raise MissingSplitError(f"Task {task.name!r} has no {split!r} file; its files: {', '.join(files)}.")
+        return load_user_file(files[split], task)
     folder = resolve_data_dir(data_dir)
     lines: list[int] | None = None
     if folder is not None:
@@ -214,8 +229,9 @@ def _coerce_label(value: Any, task: Task) -> Any:
         except json.JSONDecodeError as error:
             raise ValueError(f"not a JSON list of answers ({error}): {text[:60]!r}. Write one answer as plain "
                              'text, several as ["a", "b"].') from None
+    # a text cell "1" is the raw label 1 of a task file's `raw_labels: {1: ...}`
     if task.raw_labels is not None:
-        return text
+        return next((raw for raw in task.raw_labels if str(raw) == text), text)
     words = [word.lower() for word in task.label_words]
     if text.lower() in words:
         return words.index(text.lower())

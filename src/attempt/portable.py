@@ -1,7 +1,7 @@
 """Run folders that can be moved: the paths a run records are relative to the run folder, not absolute.
 
 ``train_config.json`` (in the run folder, in ``best/`` and in ``checkpoint/``) stores ``output_dir``,
-``library`` and ``data_dir`` relative to the folder that holds the file (``output_dir`` is "." or ".."), so
+``library``, ``data_dir`` and the data files of your own tasks' definitions relative to the folder that holds the file (``output_dir`` is "." or ".."), so
 a run copied to another folder or machine carries no path of the machine that trained it. `run_config`
 reads such a file back and resolves the paths against where it is now; `attempt train --config
 RUN/train_config.json` (resuming a run from its own config) does the same. A run folder moved away from its library still predicts:
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,21 @@ def saved_config(config: TrainConfig, folder: str | Path | None = None) -> dict[
     for name in PATH_FIELDS:
         if data[name] is not None:
             data[name] = _relative(data[name], folder)
+    data["task_definitions"] = _data_files(data.get("task_definitions"), lambda path: _relative(path, folder))
     return data
+
+
+def _data_files(definitions: dict[str, Any] | None, convert: Callable[[str], str]) -> dict[str, Any] | None:
+    """Your own tasks' definitions (`attempt.tasks.user`) with `convert` applied to their data file paths."""
+    if not definitions:
+        return definitions
+    converted = {}
+    for name, definition in definitions.items():
+        files = definition.get("data", {}).get("files") if isinstance(definition, dict) else None
+        if isinstance(files, dict):
+            definition = {**definition, "data": {"files": {split: convert(path) for split, path in files.items()}}}
+        converted[name] = definition
+    return converted
 
 
 def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
@@ -49,10 +64,12 @@ def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
     if data.get("output_dir") not in SAVED_RUN_DIRS:
         return dict(data)
     fields = dict(data)
+    absolute = lambda value: value if Path(value).is_absolute() else os.path.normpath(Path(folder).resolve() / value)  # noqa: E731
     for name in PATH_FIELDS:
         value = fields.get(name)
-        if value is not None and not Path(value).is_absolute():
-            fields[name] = os.path.normpath(Path(folder).resolve() / value)
+        if value is not None:
+            fields[name] = absolute(value)
+    fields["task_definitions"] = _data_files(fields.get("task_definitions"), absolute)
     return fields
 
 

@@ -98,7 +98,8 @@ def resume_or_start(
     resumed = checkpoint_dir.exists()  # an incomplete folder is an error (checkpoint.load), not a restart
     if resumed:
         saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
-        _check_same_run(saved["config"], config_dict, checkpoint_dir)
+        # compared as the checkpoint records it: paths relative to checkpoint/ (your tasks' data files too)
+        _check_same_run(saved["config"], saved_config(config, checkpoint_dir), checkpoint_dir)
         loaded = _loop_state(saved["state"], checkpoint_dir)
         if loaded.num_processes != accelerator.num_processes:
             raise CheckpointMismatch(

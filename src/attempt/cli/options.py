@@ -199,6 +199,33 @@ def parse_set(items: Sequence[str]) -> list[tuple[str, Any]]:
     return pairs
 
 
+def _add_task_files(data: dict[str, Any], paths: Sequence[str]) -> None:
+    """Read `--task-file`s into ``data["task_definitions"]`` (registering their tasks). They are the run's tasks
+    unless the recipe or an option names the tasks, and give its k_shot unless one is set.
+
+    Raises:
+        UsageError: an invalid task file (naming it and the fix), two files of one name, different k_shots.
+    """
+    from attempt.tasks.user import read_task_file, register_definition
+
+    definitions: dict[str, Any] = {}
+    for path in paths:
+        try:
+            definition = register_definition(read_task_file(path), origin=str(path))
+        except (ValueError, FileNotFoundError) as error:
+            raise UsageError(str(error)) from None
+        if definition["name"] in definitions:
+            raise UsageError(f"{path}: another --task-file already defines a task named {definition['name']!r}.")
+        definitions[definition["name"]] = definition
+    data["task_definitions"] = {**(data.get("task_definitions") or {}), **definitions}
+    data.setdefault("tasks", list(definitions))
+    shots = sorted({d["k_shot"] for d in definitions.values() if d["k_shot"] is not None})
+    if len(shots) > 1 and data.get("k_shot") is None:
+        raise UsageError(f"The task files ask for different k_shot values {shots}; pass one with --k-shot.")
+    if shots and data.get("k_shot") is None:
+        data["k_shot"] = shots[0]
+
+
 def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConfig:
     """The run's TrainConfig: recipe YAML, then typed options, then --set, validated.
 
@@ -227,6 +254,8 @@ def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConf
         _set_dotted(data, key, value)
     if mode is not None:
         data["mode"] = mode
+    if getattr(args, "task_file", None):
+        _add_task_files(data, args.task_file)
     try:
         config = TrainConfig.from_dict(data)
     except (TypeError, ValueError) as error:

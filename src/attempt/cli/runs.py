@@ -106,7 +106,9 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `attempt predict`."""
     _add_load_arguments(parser)
     parser.add_argument("--inputs", required=True, metavar="FILE.jsonl",
-                        help='one JSON object per line: "task" plus the task\'s fields (tasks may be mixed)')
+                        help='one JSON object per line: "task" plus the task\'s fields (tasks may be mixed); or, for a '
+                        "task with one input field, a .txt file with one input per line")
+    parser.add_argument("--task", help="the task of a .txt file's inputs (default: the run's only task)")
     parser.add_argument("--output", required=True, metavar="FILE.jsonl", help="where to write one prediction per line")
 
 
@@ -114,10 +116,21 @@ def run_predict(args: argparse.Namespace) -> int:
     """Predict with a trained run on your own inputs (JSON lines; each has "task" and that task's fields).
 
     Example line: {"task": "rte", "sentence1": "A man is sleeping.", "sentence2": "A man is awake."}
+    A task with one input field also reads a plain .txt file, one input per line (--task names the task when
+    the run has several).
     """
+    from attempt.build import read_run_config
     from attempt.evaluate import predict
 
-    numbered = _read_inputs(Path(args.inputs))
+    try:  # registers the run's own tasks (task files) before the inputs name them
+        run_tasks = read_run_config(args.run_dir).tasks
+    except FileNotFoundError:  # not a finished run: said when the model loads, after the inputs are checked
+        run_tasks = ()
+    path = Path(args.inputs)
+    if path.suffix.lower() == ".txt":
+        numbered = _read_text_inputs(path, run_tasks, args.task)
+    else:
+        numbered = _read_inputs(path)
     model, tokenizer, config = _load(args)
     for line, row in numbered:
         if row["task"] not in model.tasks:
@@ -154,6 +167,28 @@ def _read_inputs(path: Path) -> list[tuple[int, dict]]:
         task = get_task(row["task"])  # an unknown task fails here with the list of known ones
         row["task"] = task.name  # an alias ("sst-2") as the model names it
         check_fields(row, task, f"{path}, line {line}")
+    return numbered
+
+
+def _read_text_inputs(path: Path, run_tasks: tuple[str, ...], task_name: str | None) -> list[tuple[int, dict]]:
+    """(file line, input) for each non-blank line of a plain-text file: the one input field of one task."""
+    from attempt.tasks import get_task
+    from attempt.textfiles import decoded
+
+    if not path.is_file():
+        raise UsageError(f"No such inputs file: {path}")
+    if task_name is None and len(run_tasks) != 1:
+        raise UsageError(f"{path}: the run has tasks {', '.join(run_tasks) or '(none read)'}; name the one of "
+                         "these inputs with --task.")  # fmt: skip
+    task = get_task(task_name or run_tasks[0])
+    if len(task.fields) != 1:
+        raise UsageError(f"{path}: task {task.name!r} reads {len(task.fields)} fields ({', '.join(task.fields)}), "
+                         f'so one text a line cannot fill them; write JSON lines instead, e.g. {{"task": "{task.name}", '
+                         + ", ".join(f'"{f}": "..."' for f in task.fields) + "}.")  # fmt: skip
+    numbered = [(line, {"task": task.name, task.fields[0]: text})
+                for line, text in enumerate(decoded(path).splitlines(), start=1) if text.strip()]  # fmt: skip
+    if not numbered:
+        raise UsageError(f"{path} has no inputs.")
     return numbered
 
 

@@ -12,13 +12,20 @@ from attempt.cli.tables import metrics_table
 
 def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     parser.usage = (
-        "%(prog)s [--config RECIPE.yaml] [OPTION ...] [--set KEY=VALUE ...] [--print-config] [--quiet] [--overwrite]"
+        "%(prog)s [--config RECIPE.yaml] [--task-file TASK.yaml ...] [OPTION ...] [--set KEY=VALUE ...] "
+        "[--print-config] [--quiet] [--overwrite]"
     )
     parser.add_argument("--config", "-c", metavar="RECIPE.yaml", help="a YAML recipe (see configs/); options below override it")
     parser.add_argument(
         "--set", action="append", metavar="KEY=VALUE", default=[],
         help="override any config key with a YAML value; dotted keys reach into the `attempt:` mapping, "
         "e.g. --set attempt.prompt_length=10 --set tasks=[rte,mrpc]. Applied after the options below; repeatable.",
+    )
+    parser.add_argument(
+        "--task-file", action="append", metavar="TASK.yaml", default=[],
+        help="your own task (YAML or JSON: name, data files or hub_id, fields, template, label_field, label_words "
+        "or raw_labels, metrics, k_shot); its tasks are the run's unless --tasks names them. Recorded in the run "
+        "(task_definitions), so evaluate/predict need no task file. Repeatable.",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -52,6 +52,11 @@ class Task:
         list_fields: the `fields` that hold a list of strings (ReCoRD's ``entities``); the others hold text.
         renderer: builds the ``(key, value)`` pairs of the source text from a row; None means
             ``[(f, row[f]) for f in fields]``.
+        template: a user task's ``str.format`` text over `fields` (``"review: {text}"``); when set it is the
+            whole source text (and an encoder's one text), instead of ``"<prefix> key: value ..."``.
+        data_files: a user task's own files, ``((split, path), ...)``; `attempt.data.load_split` reads them
+            instead of the mirror or the Hub.
+        defined_in: where a user task was defined (its task file), so that data errors can name the fix.
     """
 
     name: str
@@ -73,6 +78,9 @@ class Task:
     label_range: tuple[float, float] | None = None
     list_fields: tuple[str, ...] = ()
     renderer: Renderer | None = field(default=None, compare=False, repr=False)
+    template: str | None = None
+    data_files: tuple[tuple[str, str], ...] = ()
+    defined_in: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -120,7 +128,9 @@ class Task:
         return [(name, str(row[name])) for name in self.fields]
 
     def source_text(self, row: Row) -> str:
-        """The model input: ``"<prefix> key1: value1 key2: value2 ..."``."""
+        """The model input: ``"<prefix> key1: value1 key2: value2 ..."``, or a user task's `template` filled in."""
+        if self.template is not None:
+            return self.template.format_map(dict(self.pairs(row)))
         body = " ".join(f"{key}: {value}" for key, value in self.pairs(row))
         return f"{self.prefix or self.name} {body}"
 
@@ -163,6 +173,8 @@ class Task:
         Returns:
             ``(text_a, text_b_or_None)``.
         """
+        if self.template is not None:  # the user's text is the input, as the seq2seq backbones read it
+            return self.source_text(row), None
         pairs = self.pairs(row)
         if len(pairs) == 1:
             return pairs[0][1], None
@@ -300,11 +312,13 @@ _REGISTRY: dict[str, Task] = {}
 _ALIASES = {"wsc.fixed": "wsc", "superglue-rte": "superglue_rte", "nq": "natural_questions", "sst-2": "sst2"}
 
 
-def register_task(task: Task) -> Task:
+def register_task(task: Task, replace: bool = False) -> Task:
     """Add a task to the registry.
 
     Args:
-        task: the task; its name must be new.
+        task: the task; its name must be new, unless `replace`.
+        replace: put `task` in place of a registered task of the same name (a user task re-registered from a
+            run folder, its data files now somewhere else).
 
     Returns:
         The same task (so module-level definitions can be written ``RTE = register_task(Task(...))``).
@@ -312,10 +326,15 @@ def register_task(task: Task) -> Task:
     Raises:
         ValueError: when a task of that name is already registered.
     """
-    if task.name in _REGISTRY:
+    if task.name in _REGISTRY and not replace:
         raise ValueError(f"A task named {task.name!r} is already registered.")
     _REGISTRY[task.name] = task
     return task
+
+
+def registered_task(name: str) -> Task | None:
+    """The task registered under exactly `name`, None when there is none (no aliases, no suggestions)."""
+    return _REGISTRY.get(name)
 
 
 def list_tasks() -> list[str]:

@@ -1,0 +1,217 @@
+"""Your own tasks from a task file (`attempt.tasks.user`): the format, its errors, bad data files, and a run
+trained with `--task-file` that evaluates and predicts without the task file."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from attempt.cli import main
+from attempt.config import TrainConfig
+from attempt.data import load_split
+from attempt.tasks import get_task
+from attempt.tasks.user import TaskFileError, read_task_file, register_definition
+from attempt.testing import build_backbone, build_tokenizer
+from attempt.textfiles import DataError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_task"
+GOOD_ROWS = "text,label\ngood thing,positive\nbad thing,negative\n"
+
+
+def _task_file(folder: Path, name: str, extra: str = "", files: dict[str, str] | None = None) -> Path:
+    """A task file `name` in `folder` over train/validation CSVs (written from `files`, else good rows)."""
+    for split in ("train", "validation"):
+        (folder / f"{split}.csv").write_bytes(
+            (files or {}).get(split, GOOD_ROWS).encode("utf-8", "surrogateescape")
+        )
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\ndata:\n  files: {{train: train.csv, validation: validation.csv}}\nfields: [text]\n"
+        f"label_words: [negative, positive]\n{extra}"
+    )
+    return path
+
+
+# ------------------------------------------------------------------------------------------- the format
+def test_the_example_task_file_reads_into_a_task_over_its_csv_files():
+    definition = read_task_file(EXAMPLE / "task.yaml")
+    assert definition["name"] == "product_reviews" and definition["fields"] == ["text"]
+    assert definition["data"]["files"]["train"] == str((EXAMPLE / "train.csv").resolve())
+    register_definition(definition, str(EXAMPLE / "task.yaml"))
+    task = get_task("product_reviews")
+    rows = {split: load_split(task, split) for split in ("train", "validation", "test")}
+    assert {split: len(r) for split, r in rows.items()} == {"train": 40, "validation": 16, "test": 16}
+    source, target = task.format(rows["train"][0])
+    assert source.startswith("review: ") and target in ("negative", "positive")
+    assert task.text_fields(rows["train"][0]) == (source, None)
+
+
+def test_json_task_files_raw_labels_and_default_metrics(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"q": "a", "y": "p"}\n{"q": "b", "y": "n"}\n')
+    (tmp_path / "dev.tsv").write_text("q\ty\nc\tp\n")
+    path = tmp_path / "t.json"
+    definition = {"name": "json_task", "data": {"files": {"train": "train.jsonl", "validation": "dev.tsv"}},
+                  "fields": ["q"], "label_field": "y", "raw_labels": {"n": "no", "p": "yes"}}  # fmt: skip
+    path.write_text(json.dumps(definition))
+    read = read_task_file(path)
+    assert read["raw_labels"] == [["n", "no"], ["p", "yes"]] and read["metrics"] == ["accuracy"]
+    register_definition(read, str(path))
+    task = get_task("json_task")
+    assert [task.format(r) for r in load_split(task, "train")] == [
+        ("json_task q: a", "yes"),
+        ("json_task q: b", "no"),
+    ]
+    assert task.test_split is None and task.is_small  # no test file: the validation file is halved
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("colour: blue\n", r"unknown key\(s\) colour\. Valid keys: name, kind"),
+        ("metrics: [accuracy, bleu]\n", r"unknown metric\(s\) 'bleu'\. Known: accuracy"),
+        (
+            "template: 'review: {txt}'\n",
+            r"template 'review: \{txt\}' names 'txt', not in fields \['text'\]\. Write",
+        ),
+        ("template: 'review: {}'\n", r"names '', not in fields"),
+        ("template: 'review: {text:d}'\n", r"cannot be filled in .*Write \{column\}"),
+        ("template: 'review: {text'\n", r"is not a format text"),
+        ("raw_labels: {n: neg, p: pos}\n", r"label_words .* or raw_labels .*one of them"),
+        ("kind: regression\n", r"a regression task has no label_words"),
+        ("k_shot: 0\n", r"k_shot is the number of training examples per class"),
+        ("label_field: text\n", r"label_field 'text' is also in fields"),
+    ],
+)
+def test_invalid_task_files_name_the_file_and_the_fix(tmp_path, extra, message):
+    path = _task_file(tmp_path, "bad_task", extra)
+    with pytest.raises(TaskFileError, match=re.escape(str(path)) + ".*" + message):
+        read_task_file(path)
+
+
+def test_missing_keys_built_in_names_and_missing_data_files_are_refused(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("name: no_fields\ndata: {files: {train: train.csv, validation: validation.csv}}\n")
+    with pytest.raises(TaskFileError, match=r"missing key\(s\) fields\. Add the input columns"):
+        read_task_file(path)
+    with pytest.raises(
+        TaskFileError, match=r"name 'rte' is taken by the built-in task 'rte'; pick another name"
+    ):
+        read_task_file(_task_file(tmp_path, "rte"))
+    path = _task_file(tmp_path, "gone_task")
+    (tmp_path / "validation.csv").unlink()
+    with pytest.raises(
+        TaskFileError, match=r"data\.files\.validation: no such file .*relative to the task file"
+    ):
+        read_task_file(path)
+
+
+def test_a_different_task_of_a_registered_name_is_refused(tmp_path):
+    register_definition(read_task_file(_task_file(tmp_path, "twice_task")))
+    with pytest.raises(TaskFileError, match=r"a different task named 'twice_task' is already registered"):
+        register_definition(read_task_file(_task_file(tmp_path, "twice_task", "metrics: [f1]\n")))
+
+
+# ------------------------------------------------------------------------------------------ bad data
+def _load_train(tmp_path: Path, name: str, train: str) -> None:
+    path = _task_file(tmp_path, name, files={"train": train})
+    register_definition(read_task_file(path), str(path))
+    load_split(name, "train")
+
+
+FIX = r"Fix the file, or the task definition \(.*\.yaml\): `fields:` and `label_field:` name its columns"
+
+
+def test_a_missing_column_names_the_file_line_and_the_fix(tmp_path):
+    with pytest.raises(
+        DataError, match=r"train\.csv, line 2: field\(s\) 'text' missing .*row has: review, label\)\. " + FIX
+    ):
+        _load_train(tmp_path, "missing_column", "review,label\ngood thing,positive\n")
+
+
+def test_a_label_outside_the_label_words_names_the_file_line_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match=r"train\.csv, line 3, field 'label': .*'great' is outside the label set "
+                       r"0\.\.1 \(negative, positive\).* " + FIX):  # fmt: skip
+        _load_train(tmp_path, "odd_label", "text,label\ngood,positive\nfine,great\n")
+
+
+def test_an_empty_split_names_the_file_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match=r"train\.csv has no rows \(empty split\)\. " + FIX):
+        _load_train(tmp_path, "empty_split", "text,label\n")
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match=r"train\.csv, line 3: not UTF-8 text .*Save the file as UTF-8"):
+        _load_train(tmp_path, "latin1_file", "text,label\ngood,positive\nna\udcefve,negative\n")
+
+
+def test_a_row_that_does_not_fit_the_header_names_the_line(tmp_path):
+    with pytest.raises(DataError, match=r"train\.csv, line 2: .*Quote values that contain"):
+        _load_train(tmp_path, "ragged_row", "text,label\ngood, cheap,positive\n")
+
+
+def test_bad_data_stops_attempt_train_before_any_step(tmp_path, capsys):
+    backbone = tmp_path / "tiny-t5"
+    build_backbone("seq2seq").save_pretrained(backbone)
+    build_tokenizer("seq2seq").save_pretrained(backbone)
+    path = _task_file(tmp_path, "bad_train", files={"train": "text,label\ngood,positive\nfine,great\n"})
+    argv = ["train", "--task-file", str(path), "--mode", "prompt_tuning", "--backbone", str(backbone),
+            "--output-dir", str(tmp_path / "run"), "--max-steps", "2", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    assert re.search(r"train\.csv, line 3, field 'label': .*'great'", capsys.readouterr().err)
+    assert not (tmp_path / "run" / "best").exists()
+
+
+def test_a_bad_task_file_is_a_one_line_usage_error(tmp_path, capsys):
+    path = _task_file(tmp_path, "bad_cli", "template: '{body}'\n")
+    assert main(["train", "--task-file", str(path), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "names 'body', not in fields ['text']" in err
+
+
+def test_task_files_set_the_tasks_and_k_shot_and_the_config_records_them(tmp_path, capsys):
+    path = _task_file(tmp_path, "shot_task", "k_shot: 1\n")
+    assert main(["train", "--task-file", str(path), "--print-config"]) == 0
+    import yaml
+
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["tasks"] == ["shot_task"] and printed["k_shot"] == 1
+    assert printed["task_definitions"]["shot_task"]["fields"] == ["text"]
+    assert TrainConfig.from_dict(printed).task_definitions == printed["task_definitions"]
+
+
+# -------------------------------------------------------------------------------------------- a run
+@pytest.mark.slow
+def test_a_run_trained_from_a_task_file_evaluates_and_predicts_without_it(tmp_path, monkeypatch, capsys):
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project / "task")
+    backbone = tmp_path / "tiny-t5"
+    build_backbone("seq2seq").save_pretrained(backbone)
+    build_tokenizer("seq2seq").save_pretrained(backbone)
+    argv = ["train", "--task-file", str(project / "task" / "task.yaml"), "--mode", "prompt_tuning",
+            "--backbone", str(backbone), "--output-dir", str(project / "runs" / "reviews"), "--max-steps", "2",
+            "--batch-size", "4", "--eval-every", "2", "--attempt.prompt-length", "4", "--quiet"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    saved = json.loads((project / "runs" / "reviews" / "best" / "train_config.json").read_text())
+    assert saved["task_definitions"]["product_reviews"]["data"]["files"]["test"] == "../../../task/test.csv"
+
+    (project / "task" / "task.yaml").unlink()  # the run alone defines the task now
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    shutil.move(project, moved)  # the run and its data, together
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    run = moved / "runs" / "reviews"
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "ev")]) == 0, capsys.readouterr().err
+    results = json.loads((run / "results.json").read_text())
+    assert json.loads((tmp_path / "ev" / "eval_test.json").read_text()) == results["test"]
+
+    inputs = tmp_path / "reviews.txt"
+    inputs.write_text("great kettle, works perfectly\n\nterrible toaster, broke in a day\n")
+    code = main(["predict", str(run), "--inputs", str(inputs), "--output", str(tmp_path / "pred.jsonl")])
+    assert code == 0, capsys.readouterr().err
+    predictions = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    assert len(predictions) == 2
+    assert all(p["task"] == "product_reviews" for p in predictions), predictions
