@@ -215,3 +215,67 @@ def test_a_run_trained_from_a_task_file_evaluates_and_predicts_without_it(tmp_pa
     predictions = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(predictions) == 2
     assert all(p["task"] == "product_reviews" for p in predictions), predictions
+
+
+def test_regression_and_extractive_qa_task_files(tmp_path):
+    (tmp_path / "train.csv").write_text("a,b,score\nx,y,4.2\n")
+    (tmp_path / "dev.csv").write_text("a,b,score\nx,z,9\n")
+    path = tmp_path / "sim.yaml"
+    path.write_text("name: my_similarity\nkind: regression\ndata: {files: {train: train.csv, validation: dev.csv}}\n"
+                    "fields: [a, b]\nlabel_field: score\nlabel_range: [0, 5]\n")  # fmt: skip
+    register_definition(read_task_file(path), str(path))
+    task = get_task("my_similarity")
+    assert task.metrics == ("pearson", "spearman")
+    assert task.format(load_split(task, "train")[0]) == ("my_similarity a: x b: y", "4.2")
+    with pytest.raises(
+        DataError, match=r"dev\.csv, line 2, field 'score': .*outside the score range 0\.\.5\. Fix the file"
+    ):
+        load_split(task, "validation")
+    (tmp_path / "qa.jsonl").write_text('{"question": "who?", "context": "Ann ran.", "answers": ["Ann"]}\n')
+    path = tmp_path / "qa.yaml"
+    path.write_text("name: my_qa\nkind: extractive_qa\ndata: {files: {train: qa.jsonl, validation: qa.jsonl}}\n"
+                    "fields: [question, context]\nlabel_field: answers\ntemplate: 'question: {question} context: {context}'\n")  # fmt: skip
+    register_definition(read_task_file(path), str(path))
+    task = get_task("my_qa")
+    assert task.format(load_split(task, "train")[0]) == ("question: who? context: Ann ran.", "Ann")
+    assert task.metrics == ("squad_f1", "squad_exact_match")
+
+
+def test_a_hub_task_file_reads_the_local_mirror(tmp_path):
+    mirror = tmp_path / "mirror" / "someone" / "reviews" / "default"
+    mirror.mkdir(parents=True)
+    for split in ("train", "test"):
+        (mirror / f"{split}.jsonl").write_text('{"body": "nice", "stars": 1}\n{"body": "meh", "stars": 0}\n')
+    path = tmp_path / "hub.yaml"
+    path.write_text("name: hub_reviews\ndata: {hub_id: someone/reviews, validation_split: test}\nfields: [body]\n"
+                    "label_field: stars\nlabel_words: [bad, good]\n")  # fmt: skip
+    register_definition(read_task_file(path), str(path))
+    config = TrainConfig(tasks=("hub_reviews",), data_dir=str(tmp_path / "mirror"))
+    from attempt.splits import load_task_data
+
+    splits = load_task_data(config)["hub_reviews"]
+    assert len(splits["train"]) == 2 and len(splits["validation"]) + len(splits["test"]) == 2  # halved
+
+
+@pytest.mark.slow
+def test_a_task_file_run_resumes_from_its_own_config(tmp_path, capsys):
+    task = tmp_path / "task"
+    shutil.copytree(EXAMPLE, task)
+    backbone = tmp_path / "tiny-t5"
+    build_backbone("seq2seq").save_pretrained(backbone)
+    build_tokenizer("seq2seq").save_pretrained(backbone)
+    run = tmp_path / "run"
+    argv = ["train", "--task-file", str(task / "task.yaml"), "--mode", "prompt_tuning", "--backbone", str(backbone),
+            "--output-dir", str(run), "--max-steps", "2", "--batch-size", "4", "--eval-every", "1",
+            "--train-limit", "8", "--eval-limit", "4", "--attempt.prompt-length", "4", "--quiet"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    # the same run again: from its task file, or from its own saved config; the checkpoint is the same run's
+    assert main(argv) == 0, capsys.readouterr().err
+    assert main(["train", "--config", str(run / "train_config.json"), "--quiet"]) == 0, (
+        capsys.readouterr().err
+    )
+    changed = (task / "task.yaml").read_text().replace("[accuracy, f1]", "[accuracy]")
+    (task / "other.yaml").write_text(changed.replace("product_reviews", "product_reviews_2"))
+    argv[2] = str(task / "other.yaml")
+    assert main(argv) == 2
+    assert "holds a checkpoint of a different run" in capsys.readouterr().err

@@ -106,7 +106,7 @@ def _fix(task: Task, fix: str) -> str:
     if task.defined_in is None:
         return fix
     return (f"Fix the file, or the task definition ({task.defined_in}): `fields:` and `label_field:` name its "
-            f"columns, `label_words:` / `raw_labels:` its labels, `files:` its data files.")
+            f"columns, `label_words:`, `raw_labels:` or `label_range:` its labels, `files:` its data files.")
 
 
 def check_fields(row: Mapping[str, Any], task: Task, at: str, also: Sequence[str] = ()) -> None:
