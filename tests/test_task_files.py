@@ -122,7 +122,7 @@ def _load_train(tmp_path: Path, name: str, train: str) -> None:
     load_split(name, "train")
 
 
-FIX = r"Fix the file, or the task definition \(.*\.yaml\): `fields:` and `label_field:` name its columns"
+FIX = r"Fix the file, or the task definition in .*\.yaml: `fields:` and `label_field:` name its columns"
 
 
 def test_a_missing_column_names_the_file_line_and_the_fix(tmp_path):
@@ -279,3 +279,27 @@ def test_a_task_file_run_resumes_from_its_own_config(tmp_path, capsys):
     argv[2] = str(task / "other.yaml")
     assert main(argv) == 2
     assert "holds a checkpoint of a different run" in capsys.readouterr().err
+
+
+def test_plain_text_inputs_fit_one_field_tasks_only(tmp_path, capsys):
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("a fine film\n")
+    out = str(tmp_path / "o.jsonl")
+    assert (
+        main(["predict", str(tmp_path / "no-run"), "--inputs", str(inputs), "--task", "rte", "--output", out])
+        == 2
+    )
+    assert (
+        "task 'rte' reads 2 fields (sentence1, sentence2), so one text a line cannot fill them; write JSON lines"
+        in (capsys.readouterr().err)
+    )
+    assert main(["predict", str(tmp_path / "no-run"), "--inputs", str(inputs), "--output", out]) == 2
+    assert "name the one of these inputs with --task" in capsys.readouterr().err
+    # a one-field task: the inputs are fine, and the missing run is what is reported
+    assert (
+        main(
+            ["predict", str(tmp_path / "no-run"), "--inputs", str(inputs), "--task", "sst2", "--output", out]
+        )
+        == 2
+    )
+    assert "No such run directory" in capsys.readouterr().err

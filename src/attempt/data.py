@@ -7,6 +7,9 @@ One loading path, `load_split(task, split, data_dir=None)`:
   variable ``ATTEMPT_DATA_DIR`` is set;
 - otherwise the Hugging Face Hub through ``datasets.load_dataset`` (``pip install attempt-tuning[data]``).
 
+A task defined in a task file (`attempt.tasks.user`) with ``files:`` is read from those files instead, and its
+errors end with the fix in the task file.
+
 `load_user_file` reads your own CSV / TSV / JSONL file (UTF-8; Excel's byte-order mark is fine) with a column
 mapping. Every row is validated (fields present and text, label inside the label set or score range) and
 errors name the file, the line (counted from 1, as an editor shows it) and the field; rows that come from
@@ -105,7 +108,7 @@ def _fix(task: Task, fix: str) -> str:
     """The fix an error suggests: `fix`, or for a task defined in a task file, what to change there."""
     if task.defined_in is None:
         return fix
-    return (f"Fix the file, or the task definition ({task.defined_in}): `fields:` and `label_field:` name its "
+    return (f"Fix the file, or the task definition in {task.defined_in}: `fields:` and `label_field:` name its "
             f"columns, `label_words:`, `raw_labels:` or `label_range:` its labels, `files:` its data files.")
 
 

@@ -41,7 +41,7 @@ HUB_KEYS = ("hub_id", "config", "train_split", "validation_split", "test_split")
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl")
 DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["pearson", "spearman"],
                    "extractive_qa": ["squad_f1", "squad_exact_match"]}  # fmt: skip
-SAVED_ORIGIN = "the task definition saved with the run (train_config.json, task_definitions)"
+SAVED_ORIGIN = "the run's train_config.json (task_definitions)"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DEFINED: dict[str, dict[str, Any]] = {}  # the definitions of the user tasks registered in this process
 
