@@ -22,6 +22,8 @@ CB's has 16 "neutral" rows. Cells whose k exceeds a class's pool take all of tha
 
 Every cell is its own folder under <out>/reproduce/fewshot-<backbone>/ (not committed): a finished cell is read
 back, an interrupted one resumes from its checkpoint; only results.json, attention and predictions are kept.
+A finished cell is also copied, without its input texts, to <out>/fewshot-state/<backbone>/ (committed, a few
+KB per cell), and copied back by the next run: a session's files end with it, the grid takes several.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class FewShotGrid:
         name = "tiny-llama" if options.tiny else slug(options.backbone)
         self.root = out / "reproduce" / f"fewshot-{name}"
         self.data_dir = fewshot_data(data_dir, self.root / "data")
+        self.state = out / "fewshot-state" / name
         self.computed = self.reused = self.missing = 0
+        restore(self.state, self.root)
         if options.tiny:
             from attempt.testing import build_backbone, build_tokenizer
 
@@ -155,6 +159,7 @@ class FewShotGrid:
         for name in ("checkpoint", "best"):  # the weights: the cell's numbers are what is kept
             shutil.rmtree(out / name, ignore_errors=True)
         self.computed += 1
+        keep(out, self.state / out.relative_to(self.root))
         result = read_cell(out)
         self.log(f"     test {result['test']:.2f} ({time.time() - started:.0f} s)")
         return {**record, **result, "reused": False}
@@ -181,6 +186,7 @@ class FewShotGrid:
             self.log(f"spot source for {task}: {chosen[task]}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(chosen, indent=2) + "\n")
+            keep_file(path, self.state / path.name)
         return chosen
 
     def run_all(self, compute: bool = True) -> dict[str, Any]:
@@ -224,6 +230,68 @@ def attention_reach(library: Path, names: list[str]) -> dict[str, Any]:
     if original.is_file():
         result["T5-base ReCoRD (original release)"] = reach(read_original_prompt(original)[None])
     return result
+
+
+KEPT = ("results.json", "attention.json", "metrics.jsonl", "train_config.json")
+
+
+def keep(cell: Path, state: Path) -> None:
+    """Copy a finished cell's small files to its committed state folder; its predictions without the input
+    texts (which only repeat the data) and with attention weights to 6 decimals."""
+    state.mkdir(parents=True, exist_ok=True)
+    for name in KEPT:
+        if (cell / name).is_file():
+            keep_file(cell / name, state / name)
+    predictions = cell / "test_predictions.jsonl"
+    if predictions.is_file():
+        rows = []
+        for line in predictions.read_text().splitlines():
+            row = {k: v for k, v in json.loads(line).items() if k != "source"}
+            if row.get("attention_weights"):
+                row["attention_weights"] = {n: round(w, 6) for n, w in row["attention_weights"].items()}
+            rows.append(json.dumps(row))
+        write_atomic(state / predictions.name, "\n".join(rows) + "\n")
+
+
+def keep_file(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, source.read_text())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write beside, then rename: a session cut off mid-write leaves the old file or none, never half of one."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def restore(state: Path, root: Path) -> int:
+    """Copy kept cells (and spot_sources.json) back into the run tree where that tree lacks them; returns
+    how many cells came back. A kept cell is finished (it has results.json), so it is read back, not rerun."""
+    if not state.is_dir():
+        return 0
+    restored = 0
+    for results in state.rglob("results.json"):
+        cell = root / results.parent.relative_to(state)
+        if not (cell / "results.json").is_file():
+            shutil.rmtree(cell, ignore_errors=True)  # an interrupted attempt at the cell: the kept one is whole
+            shutil.copytree(results.parent, cell)
+            restored += 1
+    spot = state / "spot_sources.json"
+    if spot.is_file() and not (root / spot.name).is_file():
+        keep_file(spot, root / spot.name)
+    return restored
+
+
+def stash(root: Path, state: Path) -> int:
+    """Keep every finished cell of the run tree (cells run by a version of this script that did not)."""
+    kept = 0
+    for results in (root / "cells").rglob("results.json"):
+        keep(results.parent, state / results.parent.relative_to(root))
+        kept += 1
+    if (root / "spot_sources.json").is_file():
+        keep_file(root / "spot_sources.json", state / "spot_sources.json")
+    return kept
 
 
 def read_cell(out: Path) -> dict[str, Any]:
@@ -379,7 +447,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM and a random library")
     parser.add_argument("--library", type=Path, default=LIBRARY)
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished cells")
+    parser.add_argument("--stash", action="store_true", help="train nothing: keep the finished cells in fewshot-state/")
     args = parser.parse_args(argv)
+    if args.stash:
+        name = "tiny-llama" if args.tiny else slug(BACKBONE)
+        kept = stash(args.out / "reproduce" / f"fewshot-{name}", args.out / "fewshot-state" / name)
+        print(f"kept {kept} finished cells in {args.out / 'fewshot-state' / name}")
+        return 0
     options = Options(library=args.library, targets=tuple(args.targets), ks=tuple(args.ks),
                       seeds=tuple(range(args.seeds)), tiny=args.tiny)
     results = run(options, args.out, args.data_dir, compute=not args.report_only, threads=args.threads)

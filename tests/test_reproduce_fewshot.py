@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -66,3 +67,35 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
             lines = (root / cell["output_dir"] / "test_predictions.jsonl").read_text().splitlines()
             sources.add(tuple(json.loads(line)["source"] for line in lines))
         assert len(sources) == 1 and len(next(iter(sources))) == 6
+    # a new session: the run tree is gone, the committed state brings every finished cell back, none is rerun
+    kept = tmp_path / "out" / "fewshot-state" / "tiny-llama"
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file())[:6] == [
+        "cells/attempt/cb/k16_s0/attention.json", "cells/attempt/cb/k16_s0/metrics.jsonl",
+        "cells/attempt/cb/k16_s0/results.json", "cells/attempt/cb/k16_s0/test_predictions.jsonl",
+        "cells/attempt/cb/k16_s0/train_config.json", "cells/attempt/cb/k16_s1/attention.json"]  # fmt: skip
+    row = json.loads((kept / "cells/attempt/cb/k16_s0/test_predictions.jsonl").read_text().splitlines()[0])
+    assert set(row) == {"task", "index", "idx", "prediction", "reference", "attention_weights"}  # no input text
+    shutil.rmtree(tmp_path / "out" / "reproduce")
+    restored = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
+    assert restored["cells_computed"] == 0 and restored["cells_reused"] == 20
+    assert restored["summary"]["paired"] == again["summary"]["paired"]
+    assert restored["spot_sources"] == again["spot_sources"]
+    att, att_again = restored["summary"]["attention"]["cb attempt"], again["summary"]["attention"]["cb attempt"]
+    assert att["peak"] == pytest.approx(att_again["peak"], abs=1e-5)
+
+
+def test_stash_keeps_only_finished_cells(fewshot, tmp_path):
+    root, state = tmp_path / "reproduce" / "fewshot-x", tmp_path / "fewshot-state" / "x"
+    done, partial = root / "cells" / "attempt" / "cb" / "k16_s0", root / "cells" / "attempt" / "cb" / "k16_s1"
+    done.mkdir(parents=True), partial.mkdir(parents=True)
+    (done / "results.json").write_text("{}")
+    (done / "test_predictions.jsonl").write_text(json.dumps({"source": "long text", "prediction": "a"}) + "\n")
+    (partial / "metrics.jsonl").write_text("")  # no results.json: unfinished, not kept
+    assert fewshot.stash(root, state) == 1
+    assert sorted(p.name for p in state.rglob("*") if p.is_file()) == ["results.json", "test_predictions.jsonl"]
+    assert json.loads((state / "cells/attempt/cb/k16_s0/test_predictions.jsonl").read_text()) == {"prediction": "a"}
+    shutil.rmtree(root)
+    partial.mkdir(parents=True)
+    (partial / "metrics.jsonl").write_text("")
+    assert fewshot.restore(state, root) == 1 and (done / "results.json").read_text() == "{}"
+    assert fewshot.restore(state, root) == 0  # already there
