@@ -37,6 +37,19 @@ def _task_file(folder: Path, name: str, extra: str = "", files: dict[str, str] |
 
 
 # ------------------------------------------------------------------------------------------- the format
+def test_a_task_files_data_ignore_the_mirror(tmp_path, monkeypatch):
+    """With a mirror set (CI sets ATTEMPT_DATA_DIR), a task file's own files are still what is checked and read."""
+    from attempt.preflight import check_data_dir
+
+    monkeypatch.setenv("ATTEMPT_DATA_DIR", str(tmp_path))  # an empty mirror: no task's data are in it
+    register_definition(read_task_file(EXAMPLE / "task.yaml"), str(EXAMPLE / "task.yaml"))
+    task = get_task("product_reviews")
+    check_data_dir(tmp_path, [task])  # does not ask the mirror for product_reviews' train split
+    assert len(load_split(task, "train", data_dir=tmp_path)) == 40
+    with pytest.raises(FileNotFoundError, match="has no training split"):
+        check_data_dir(tmp_path, [get_task("rte")])  # a built-in task still needs its mirror file
+
+
 def test_the_example_task_file_reads_into_a_task_over_its_csv_files():
     definition = read_task_file(EXAMPLE / "task.yaml")
     assert definition["name"] == "product_reviews" and definition["fields"] == ["text"]

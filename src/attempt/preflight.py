@@ -65,6 +65,8 @@ def check_data_dir(folder: Path, tasks: list[Task]) -> None:
             f"(<data_dir>/<hub_id>/<config>/<split>.jsonl), or unset data_dir and {DATA_DIR_ENV} to use the Hub."
         )
     for task in tasks:
+        if task.data_files:  # a task file's own files: read from there, never from the mirror
+            continue
         path = mirror_path(task, task.train_split, folder)
         if not path.is_file():
             raise MissingSplitError(
