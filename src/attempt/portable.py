@@ -53,7 +53,8 @@ def _data_files(definitions: dict[str, Any] | None, convert: Callable[[str], str
     for name, definition in definitions.items():
         files = definition.get("data", {}).get("files") if isinstance(definition, dict) else None
         if isinstance(files, dict):
-            definition = {**definition, "data": {"files": {split: convert(path) for split, path in files.items()}}}
+            files = {split: convert(path) for split, path in files.items()}
+            definition = {**definition, "data": {**definition["data"], "files": files}}  # keeps the other data keys
         converted[name] = definition
     return converted
 
