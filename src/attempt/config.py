@@ -300,6 +300,9 @@ class TrainConfig:
         task_definitions: your own tasks, {name: definition} as `attempt.tasks.user` reads them from task files
             (`attempt train --task-file task.yaml`); recorded with the run, so evaluating and predicting with it
             need no task file. None = built-in tasks only.
+        data_files: a built-in task's splits from your own files, {task: {train/validation/test: path,
+            columns: {your_column: task_field}}} (`attempt.split_files`); a split without a file follows the
+            paper's protocol. None = the mirror's or the Hub's data only.
     """
 
     mode: str = "attempt"
@@ -344,6 +347,7 @@ class TrainConfig:
     prompt_name: str | None = None
     report_to: tuple[str, ...] = ()  # resume-free (attempt.run_state.RESUME_FREE_FIELDS): it logs, never trains
     task_definitions: dict[str, Any] | None = None  # None, not {}: runs saved before it resume unchanged
+    data_files: dict[str, Any] | None = None  # None, not {}: runs saved before it resume unchanged
 
     def __post_init__(self) -> None:
         _choice("mode", self.mode, MODES)
@@ -383,6 +387,10 @@ class TrainConfig:
             from attempt.tasks.user import register_definitions
 
             self.task_definitions = register_definitions(self.task_definitions)
+        if self.data_files is not None:
+            from attempt.split_files import normalize_data_files
+
+            self.data_files = normalize_data_files(self.data_files, self.tasks)
 
     def attempt_config(self) -> AttemptConfig:
         """The AttemptConfig this run builds its model with (tasks and method filled in from the mode)."""

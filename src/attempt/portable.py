@@ -1,7 +1,7 @@
 """Run folders that can be moved: the paths a run records are relative to the run folder, not absolute.
 
 ``train_config.json`` (in the run folder, in ``best/`` and in ``checkpoint/``) stores ``output_dir``,
-``library``, ``data_dir`` and the data files of your own tasks' definitions relative to the folder that holds the file (``output_dir`` is "." or ".."), so
+``library``, ``data_dir``, the data files of your own tasks' definitions and of ``data_files`` relative to the folder that holds the file (``output_dir`` is "." or ".."), so
 a run copied to another folder or machine carries no path of the machine that trained it. `run_config`
 reads such a file back and resolves the paths against where it is now; `attempt train --config
 RUN/train_config.json` (resuming a run from its own config) does the same. A run folder moved away from its library still predicts:
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from attempt.config import TrainConfig
+from attempt.split_files import with_paths
 
 CONFIG_FILE = "train_config.json"  # a run's config, in the run folder and its best/ and checkpoint/
 SAVED_RUN_DIRS = (".", "..")  # the output_dir a saved config records: its own folder, or best/'s and checkpoint/'s parent
@@ -42,6 +43,7 @@ def saved_config(config: TrainConfig, folder: str | Path | None = None) -> dict[
         if data[name] is not None:
             data[name] = _relative(data[name], folder)
     data["task_definitions"] = _data_files(data.get("task_definitions"), lambda path: _relative(path, folder))
+    data["data_files"] = with_paths(data.get("data_files"), lambda path: _relative(path, folder))
     return data
 
 
@@ -71,6 +73,7 @@ def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
         if value is not None:
             fields[name] = absolute(value)
     fields["task_definitions"] = _data_files(fields.get("task_definitions"), absolute)
+    fields["data_files"] = with_paths(fields.get("data_files"), absolute)
     return fields
 
 

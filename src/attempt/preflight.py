@@ -14,6 +14,7 @@ from pathlib import Path
 from attempt.config import TrainConfig
 from attempt.data import DATA_DIR_ENV, MissingSplitError, mirror_path, resolve_data_dir
 from attempt.prompts import PromptLibrary
+from attempt.split_files import SPLITS
 from attempt.tasks import Task, get_task
 
 SOURCE_MODES = ("attempt", "spot")  # the modes that read source prompts from the library
@@ -25,15 +26,17 @@ def check_before_training(config: TrainConfig) -> None:
 
     Raises:
         NotADirectoryError, PermissionError: output_dir is (or lies under) a file, or cannot be written.
-        FileNotFoundError: data_dir does not exist; MissingSplitError (one) when it lacks a task's training split.
+        FileNotFoundError: data_dir or a file of data_files does not exist; MissingSplitError (one) when it lacks a task's training split.
         ValueError: source prompts missing from the library, or an invalid prompt name.
         attempt.tasks.UnknownTaskError: an unknown task.
     """
     tasks = [get_task(name) for name in config.tasks]
     check_output_dir(Path(config.output_dir))
+    check_own_files(config.data_files or {})
+    own_all = {task for task, spec in (config.data_files or {}).items() if all(s in spec for s in SPLITS)}
     folder = resolve_data_dir(config.data_dir)
     if folder is not None:
-        check_data_dir(folder, tasks)
+        check_data_dir(folder, [task for task in tasks if task.name not in own_all])
     if config.mode in SOURCE_MODES:
         check_sources(config)
 
@@ -55,6 +58,15 @@ def check_output_dir(output_dir: Path) -> None:
             f"Cannot write to output_dir {output_dir} ({existing}: {error.strerror or error}). Pick a folder you "
             "can write to (--output-dir DIR)."
         ) from None
+
+
+def check_own_files(data_files: dict[str, dict[str, str]]) -> None:
+    """Every file of `TrainConfig.data_files` must exist (its rows are checked when they are read)."""
+    for task, spec in data_files.items():
+        for split in SPLITS:
+            if split in spec and not Path(spec[split]).is_file():
+                raise FileNotFoundError(f"data_files[{task!r}].{split}: no such file {spec[split]} "
+                                        f"(--{split}-file {task}=FILE). Fix the path.")  # fmt: skip
 
 
 def check_data_dir(folder: Path, tasks: list[Task]) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from attempt.config import TrainConfig
 from attempt.data import DataError, load_split
+from attempt.split_files import SPLITS, read_own_splits
 from attempt.tasks import Task, get_task
 
 HELD_OUT_VALIDATION = 1_000
@@ -144,7 +145,10 @@ def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, An
     data = {}
     for name in config.tasks:
         task = get_task(name)
-        splits = paper_splits(task, config.data_dir, seed=config.seed if config.split_seed is None else config.split_seed)
+        splits = read_own_splits(task.name, config.data_files)  # your files replace those splits of the protocol
+        if len(splits) < len(SPLITS):
+            seed = config.seed if config.split_seed is None else config.split_seed
+            splits = {**paper_splits(task, config.data_dir, seed=seed), **splits}
         train_rows = list(splits["train"])
         if config.k_shot is not None:
             train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed, allow_fewer=config.k_shot_allow_fewer))

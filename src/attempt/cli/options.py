@@ -226,6 +226,43 @@ def _add_task_files(data: dict[str, Any], paths: Sequence[str]) -> None:
         data["k_shot"] = shots[0]
 
 
+def _add_split_files(data: dict[str, Any], args: argparse.Namespace) -> None:
+    """`--train-file/--validation-file/--test-file [TASK=]FILE` and `--columns [TASK:]COLUMN=FIELD` into
+    ``data["data_files"]`` (`attempt.split_files`); TASK may be left out when the run has one task.
+
+    Raises:
+        UsageError: no TASK with several tasks, a --columns entry that is not COLUMN=FIELD.
+    """
+    from attempt.split_files import SPLITS
+
+    tasks = data.get("tasks") or list(TrainConfig.tasks)
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+
+    def split_task(item: str, separator: str, option: str) -> tuple[str, str]:
+        head, found, rest = item.partition(separator)
+        if found and head in tasks:
+            return head, rest
+        if len(tasks) != 1:
+            raise UsageError(f"{option} {item}: the run has several tasks ({', '.join(tasks)}); write "
+                             f"{option} TASK{separator}{item}.")  # fmt: skip
+        return tasks[0], item
+
+    files: dict[str, Any] = {task: dict(spec) for task, spec in (data.get("data_files") or {}).items()}
+    for split in SPLITS:
+        for item in getattr(args, f"{split}_file", None) or []:
+            task, path = split_task(item, "=", f"--{split}-file")
+            files.setdefault(task, {})[split] = path
+    for item in getattr(args, "columns", None) or []:
+        task, pair = split_task(item, ":", "--columns")
+        column, found, field_name = pair.partition("=")
+        if not found or not column or not field_name:
+            raise UsageError(f"--columns {item}: write COLUMN=FIELD (your file's column, the task's field), "
+                             "e.g. --columns premise=sentence1.")  # fmt: skip
+        files.setdefault(task, {}).setdefault("columns", {})[column] = field_name
+    if files:
+        data["data_files"] = files
+
+
 def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConfig:
     """The run's TrainConfig: recipe YAML, then typed options, then --set, validated.
 
@@ -256,6 +293,7 @@ def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConf
         data["mode"] = mode
     if getattr(args, "task_file", None):
         _add_task_files(data, args.task_file)
+    _add_split_files(data, args)
     try:
         config = TrainConfig.from_dict(data)
     except (TypeError, ValueError) as error:

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 
 from attempt.cli.options import add_config_arguments, build_config, dataclass_options
 from attempt.cli.tables import metrics_table
+from attempt.split_files import SPLITS
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     parser.usage = (
         "%(prog)s [--config RECIPE.yaml] [--task-file TASK.yaml ...] [OPTION ...] [--set KEY=VALUE ...] "
-        "[--print-config] [--quiet] [--overwrite]"
+        "[--train-file [TASK=]FILE ...] [--columns COLUMN=FIELD ...] [--print-config] [--quiet] [--overwrite]"
     )
     parser.add_argument("--config", "-c", metavar="RECIPE.yaml", help="a YAML recipe (see configs/); options below override it")
     parser.add_argument(
@@ -26,6 +27,17 @@ def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = 
         help="your own task (YAML or JSON: name, data files or hub_id, fields, template, label_field, label_words "
         "or raw_labels, metrics, k_shot); its tasks are the run's unless --tasks names them. Recorded in the run "
         "(task_definitions), so evaluate/predict need no task file. Repeatable.",
+    )
+    for split in SPLITS:
+        parser.add_argument(
+            f"--{split}-file", action="append", metavar="[TASK=]FILE", default=[], dest=f"{split}_file",
+            help=f"the {split} split of a built-in task from your CSV/TSV/JSONL file (TASK= needed when the run "
+            "has several tasks); the other splits follow the paper's protocol. Recorded in data_files.",
+        )
+    parser.add_argument(
+        "--columns", action="append", metavar="[TASK:]COLUMN=FIELD", default=[],
+        help="with --*-file: your file's COLUMN holds the task's FIELD (or its label), e.g. --columns "
+        "premise=sentence1. Repeatable.",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

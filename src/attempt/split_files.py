@@ -1,0 +1,102 @@
+"""A built-in task's splits from your own files: `TrainConfig.data_files`.
+
+A registered task (rte, sst2, ...) keeps its fields, label words and metrics, but any of its splits can come
+from your CSV / TSV / JSON-lines file, with a map from your column names to the task's fields::
+
+    data_files:
+      rte:
+        train: my_rte_train.csv
+        columns: {premise: sentence1, hypothesis: sentence2}   # your column -> the task's field
+
+Each file replaces that split of the paper's protocol (`attempt.splits.paper_splits`); the splits without a
+file still come from the mirror or the Hub (here: validation and test are the halves of RTE's official
+validation set). k_shot and the limits then apply as usual. On the command line: ``attempt train --tasks rte
+--train-file my_rte_train.csv --columns premise=sentence1 --columns hypothesis=sentence2``.
+
+A task with a new label set or new inputs is a new task: write a task file (`attempt.tasks.user`) instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "validation", "test")
+SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")  # what `attempt.data.load_user_file` reads
+EXAMPLE = "data_files: {rte: {train: my_train.csv, columns: {premise: sentence1}}}"
+
+
+def normalize_data_files(value: Any, tasks: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """Check `TrainConfig.data_files` and give it one form: ``{task: {split: path, "columns": {col: field}}}``.
+
+    Raises:
+        ValueError: not a mapping of the run's tasks, an unknown split key, a path with a suffix that is not
+            read, a columns entry that is not ``{column: field}``; the message shows the expected form.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"data_files maps task names to their files, e.g. {EXAMPLE}; got {value!r}.")
+    normalized = {}
+    for task, spec in value.items():
+        if task not in tasks:
+            raise ValueError(f"data_files names task {task!r}, which is not one of the run's tasks {list(tasks)}.")
+        if not isinstance(spec, Mapping) or not set(spec) & set(SPLITS):
+            raise ValueError(f"data_files[{task!r}] maps splits ({', '.join(SPLITS)}) to files, e.g. {EXAMPLE}; "
+                             f"got {spec!r}.")  # fmt: skip
+        unknown = sorted(str(key) for key in spec if key not in (*SPLITS, "columns"))
+        if unknown:
+            raise ValueError(f"data_files[{task!r}]: unknown key(s) {', '.join(unknown)}; valid: "
+                             f"{', '.join(SPLITS)}, columns.")  # fmt: skip
+        entry: dict[str, Any] = {}
+        for split in SPLITS:
+            if spec.get(split) is not None:
+                entry[split] = _path(spec[split], f"data_files[{task!r}].{split}")
+        entry["columns"] = _columns(spec.get("columns") or {}, task)
+        normalized[task] = entry
+    return normalized
+
+
+def _path(value: Any, key: str) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"{key} must be a file path, got {value!r}.")
+    if Path(value).suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{key} {str(value)!r} must end in {', '.join(SUFFIXES)} (CSV, TSV with a header row, "
+                         "or one JSON object a line).")  # fmt: skip
+    return str(value)
+
+
+def _columns(value: Any, task: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError(f"data_files[{task!r}].columns maps your column names to the task's fields, e.g. "
+                         f"{{premise: sentence1}}; got {value!r}.")  # fmt: skip
+    return dict(value)
+
+
+def with_paths(data_files: dict[str, Any] | None, convert: Callable[[str], str]) -> dict[str, Any] | None:
+    """`data_files` with `convert` applied to every path (`attempt.portable`: relative to the run and back)."""
+    if not data_files:
+        return data_files
+    return {
+        task: {key: convert(value) if key in SPLITS and isinstance(value, str) else value for key, value in spec.items()}
+        for task, spec in data_files.items()
+    }
+
+
+def read_own_splits(task: str, data_files: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    """``{split: rows}`` of the task's own files (none: ``{}``), columns renamed and rows validated.
+
+    Raises:
+        FileNotFoundError / DataError: from `attempt.data.load_user_file` (naming the file and line).
+    """
+    from attempt.data import load_user_file
+
+    spec = (data_files or {}).get(task)
+    if not spec:
+        return {}
+    return {split: load_user_file(spec[split], task, spec.get("columns")) for split in SPLITS if split in spec}
+
+
+__all__ = ["normalize_data_files", "read_own_splits", "with_paths"]
