@@ -316,3 +316,16 @@ def test_plain_text_inputs_fit_one_field_tasks_only(tmp_path, capsys):
         == 2
     )
     assert "No such run directory" in capsys.readouterr().err
+
+
+def test_attempt_tasks_lists_and_shows_a_task_files_task(capsys):
+    path = str(EXAMPLE / "task.yaml")
+    assert main(["tasks", "--task-file", path]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("product_reviews"))
+    assert row.split()[1:4] == ["your", "files", "classification"]
+    assert main(["tasks", "--task-file", path, "--task", "product_reviews"]) == 0
+    shown = capsys.readouterr().out
+    assert f"test={(EXAMPLE / 'test.csv').resolve()}" in shown and "labels               0=negative, 1=positive" in shown
+    assert "example:\nsource: review: " in shown  # from its own files, with no mirror needed
+    assert main(["tasks", "--task-file", str(EXAMPLE / "nope.yaml")]) == 2
+    assert "No such task file" in capsys.readouterr().err

@@ -15,12 +15,14 @@ def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `attempt tasks`."""
     parser.add_argument("--task", metavar="NAME", help="show one task in detail (with a formatted example if the data is available)")
     parser.add_argument("--data-dir", help="local benchmark mirror for the example (default: $ATTEMPT_DATA_DIR)")
+    parser.add_argument("--task-file", action="append", metavar="TASK.yaml", default=[],
+                        help="also list your own task of this task file (checked as `attempt train` does); repeatable")
 
 
 def _example(task, data_dir: str | None) -> str:
     from attempt.data import resolve_data_dir
 
-    if resolve_data_dir(data_dir) is None:
+    if not task.data_files and resolve_data_dir(data_dir) is None:  # a task file's own files need no mirror
         return "(pass --data-dir or set ATTEMPT_DATA_DIR to show an example)"
     from attempt.data import load_split
 
@@ -42,26 +44,42 @@ def _protocol(t, short: bool = False) -> str:
     return "hold out 1k train" if short else "large: 1,000 train rows held out as validation, official validation = test"
 
 
-def run_tasks(args: argparse.Namespace) -> int:
-    """List the task registry (Hub source, kind, metrics, official train size, split protocol) or show one task."""
-    from attempt.tasks import get_task, list_tasks
+def _source(t, short: bool = False) -> str:
+    """Where a task's rows come from: a Hub dataset (and config), or a task file's own files."""
+    if t.data_files:
+        return "your files" if short else ", ".join(f"{split}={path}" for split, path in t.data_files)
+    if short:
+        return t.hub_id + (f"/{t.config}" if t.config else "")
+    return f"{t.hub_id} ({t.config or 'default'})"
 
+
+def run_tasks(args: argparse.Namespace) -> int:
+    """List the task registry (Hub source, kind, metrics, official train size, split protocol) or show one task;
+    --task-file adds your own tasks to both."""
+    from attempt.tasks import get_task, list_tasks
+    from attempt.tasks.user import read_task_file, register_definition
+
+    for path in args.task_file:
+        try:
+            register_definition(read_task_file(path), origin=str(path))
+        except (ValueError, FileNotFoundError) as error:
+            raise UsageError(str(error)) from None
     if args.task is None:
         rows = []
         for name in list_tasks():
             t = get_task(name)
-            source = t.hub_id + (f"/{t.config}" if t.config else "")
-            protocol = _protocol(t, short=True)
-            rows.append((t.name, source, t.kind, ",".join(t.metrics), f"{t.official_train_size:,}", protocol))
+            source = _source(t, short=True)
+            size = f"{t.official_train_size:,}" if t.defined_in is None else "-"  # yours: no official size
+            rows.append((t.name, source, t.kind, ",".join(t.metrics), size, _protocol(t, short=True)))
         print(text_table(rows, ("task", "source", "kind", "metrics", "train size", "paper split")))
         return 0
     t = get_task(args.task)
     labels = ", ".join(f"{i}={w}" for i, w in enumerate(t.label_words)) if t.label_words else "-"
     fields = [
-        ("task", t.name), ("source", f"{t.hub_id} ({t.config or 'default'})"), ("kind", t.kind),
+        ("task", t.name), ("source", _source(t)), ("kind", t.kind),
         ("fields", ", ".join(t.fields)), ("label field", t.label_field), ("labels", labels),
         ("metrics", ", ".join(t.metrics) + " (the first is the headline)"),
-        ("official train size", f"{t.official_train_size:,}"),
+        ("official train size", f"{t.official_train_size:,}" if t.defined_in is None else f"- (defined in {t.defined_in})"),
         ("splits", f"train={t.train_split}, validation={t.validation_split}"
          + (f", test={t.test_split}" if t.test_split else "")),
         ("paper protocol", _protocol(t)),
