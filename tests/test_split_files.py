@@ -127,3 +127,12 @@ def test_a_run_trained_on_your_rte_file_moves_and_evaluates(tmp_path, monkeypatc
     assert main(["evaluate", str(run), "--out", str(tmp_path / "ev")]) == 0, capsys.readouterr().err
     results = json.loads((run / "results.json").read_text())
     assert json.loads((tmp_path / "ev" / "eval_test.json").read_text()) == results["test"]
+
+    alone = tmp_path / "run-alone"  # the run without its data: score your file instead of the recorded split
+    shutil.copytree(run, alone)
+    argv = ["evaluate", str(alone), "--file", str(moved / "data" / "test.csv"), "--columns", "premise=sentence1",
+            "--columns", "hypothesis=sentence2", "--out", str(tmp_path / "ev-file")]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "ev-file" / "eval_file.json").read_text()) == results["test"]
+    assert main(["evaluate", str(alone), "--columns", "premise=sentence1"]) == 2
+    assert "give the file too" in capsys.readouterr().err

@@ -237,30 +237,47 @@ def _add_split_files(data: dict[str, Any], args: argparse.Namespace) -> None:
 
     tasks = data.get("tasks") or list(TrainConfig.tasks)
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-
-    def split_task(item: str, separator: str, option: str) -> tuple[str, str]:
-        head, found, rest = item.partition(separator)
-        if found and head in tasks:
-            return head, rest
-        if len(tasks) != 1:
-            raise UsageError(f"{option} {item}: the run has several tasks ({', '.join(tasks)}); write "
-                             f"{option} TASK{separator}{item}.")  # fmt: skip
-        return tasks[0], item
-
     files: dict[str, Any] = {task: dict(spec) for task, spec in (data.get("data_files") or {}).items()}
     for split in SPLITS:
         for item in getattr(args, f"{split}_file", None) or []:
-            task, path = split_task(item, "=", f"--{split}-file")
+            task, path = task_and_value(item, "=", f"--{split}-file", tasks)
             files.setdefault(task, {})[split] = path
-    for item in getattr(args, "columns", None) or []:
-        task, pair = split_task(item, ":", "--columns")
+    for task, columns in column_options(getattr(args, "columns", None) or [], tasks).items():
+        files.setdefault(task, {}).setdefault("columns", {}).update(columns)
+    if files:
+        data["data_files"] = files
+
+
+def task_and_value(item: str, separator: str, option: str, tasks: Sequence[str]) -> tuple[str, str]:
+    """``TASK<separator>VALUE`` → (TASK, VALUE) when TASK is one of `tasks`; a bare VALUE is the only task's.
+
+    Raises:
+        UsageError: a bare VALUE when there are several tasks.
+    """
+    head, found, rest = item.partition(separator)
+    if found and head in tasks:
+        return head, rest
+    if len(tasks) != 1:
+        raise UsageError(f"{option} {item}: the run has several tasks ({', '.join(tasks)}); write "
+                         f"{option} TASK{separator}{item}.")  # fmt: skip
+    return tasks[0], item
+
+
+def column_options(items: Sequence[str], tasks: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`--columns [TASK:]COLUMN=FIELD` options → ``{task: {column: field}}``.
+
+    Raises:
+        UsageError: an item that is not COLUMN=FIELD, or without TASK when there are several tasks.
+    """
+    columns: dict[str, dict[str, str]] = {}
+    for item in items:
+        task, pair = task_and_value(item, ":", "--columns", tasks)
         column, found, field_name = pair.partition("=")
         if not found or not column or not field_name:
             raise UsageError(f"--columns {item}: write COLUMN=FIELD (your file's column, the task's field), "
                              "e.g. --columns premise=sentence1.")  # fmt: skip
-        files.setdefault(task, {}).setdefault("columns", {})[column] = field_name
-    if files:
-        data["data_files"] = files
+        columns.setdefault(task, {})[column] = field_name
+    return columns
 
 
 def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConfig:

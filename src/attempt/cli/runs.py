@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
-from attempt.cli.options import UsageError
+from attempt.cli.options import UsageError, column_options, task_and_value
 from attempt.cli.tables import metrics_table
 
 
@@ -56,16 +57,41 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="score only these of the run's tasks")
     parser.add_argument("--limit", type=int, help="score at most N examples per task (default: the run's eval_limit)")
     parser.add_argument("--out", metavar="DIR", help="write metrics and predictions here instead of RUN_DIR")
+    parser.add_argument("--file", action="append", metavar="[TASK=]FILE", default=[],
+                        help="score your labelled CSV/TSV/JSONL file instead of a split, for its task only (TASK= needed "
+                        "when the run has several tasks); writes eval_file.json. Repeatable")
+    parser.add_argument("--columns", action="append", metavar="[TASK:]COLUMN=FIELD", default=[],
+                        help="with --file: your file's COLUMN holds the task's FIELD (or its label); repeatable")
+
+
+def _task_rows(args: argparse.Namespace, config: Any, tasks: list[str]) -> dict[str, list[dict]]:
+    """The rows `attempt evaluate` scores: with --file, your files' (for their tasks only); else the split of
+    the paper's protocol, the very rows training used (same seed), with this command's overrides."""
+    from attempt.data import load_user_file
+    from attempt.splits import load_task_data
+
+    if args.file:
+        files = dict(task_and_value(item, "=", "--file", tasks) for item in args.file)
+        columns = column_options(args.columns, tasks)
+        rows = {task: load_user_file(path, task, columns.get(task)) for task, path in files.items()}
+        return {task: task_rows[: args.limit] if args.limit else task_rows for task, task_rows in rows.items()}
+    if args.columns:
+        raise UsageError("--columns maps the columns of a --file; give the file too.")
+    data_config = dataclasses.replace(
+        config, tasks=tuple(tasks), data_dir=args.data_dir or config.data_dir,
+        eval_limit=args.limit if args.limit is not None else config.eval_limit,
+    )
+    return {task: splits[args.split] for task, splits in load_task_data(data_config).items()}
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Score a trained run on the validation or test split of the paper's protocol; print a metrics table.
+    """Score a trained run on the validation or test split of the paper's protocol, or on your labelled file
+    (--file, with --columns to map its columns); print a metrics table.
 
-    Writes <out>/eval_<split>.json (metrics per task) and <out>/eval_<split>_predictions.jsonl, where <out>
-    is RUN_DIR unless --out is given.
+    Writes <out>/eval_<split>.json (metrics per task) and <out>/eval_<split>_predictions.jsonl (<split> is
+    "file" with --file), where <out> is RUN_DIR unless --out is given.
     """
     from attempt.evaluate import evaluate
-    from attempt.splits import load_task_data
     from attempt.tasks import get_task
 
     model, tokenizer, config = _load(args)
@@ -73,25 +99,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     unknown = sorted(set(tasks) - {get_task(t).name for t in config.tasks})
     if unknown:
         raise UsageError(f"The run was not trained on {', '.join(unknown)}; its tasks: {', '.join(config.tasks)}.")
-    # the very splits training used (the paper's protocol, same seed), with this command's overrides
-    data_config = dataclasses.replace(
-        config, tasks=tuple(tasks), data_dir=args.data_dir or config.data_dir,
-        eval_limit=args.limit if args.limit is not None else config.eval_limit,
-    )
-    task_rows = {task: splits[args.split] for task, splits in load_task_data(data_config).items()}
+    task_rows = _task_rows(args, config, tasks)
+    name = "file" if args.file else args.split  # what the outputs are named after
     out = Path(args.out) if args.out else Path(args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    predictions_path = out / f"eval_{args.split}_predictions.jsonl"
-    attention_path = out / f"eval_{args.split}_attention.json"
+    predictions_path = out / f"eval_{name}_predictions.jsonl"
+    attention_path = out / f"eval_{name}_attention.json"
     metrics = evaluate(
         model, tokenizer, task_rows, method=args.method or config.eval_method,
         batch_size=args.batch_size or config.eval_batch_size, max_source_length=config.max_source_length,
         max_target_length=config.max_target_length, pad_to=config.pad_to,
         predictions_path=predictions_path, attention_path=attention_path,
     )
-    metrics_path = out / f"eval_{args.split}.json"
+    metrics_path = out / f"eval_{name}.json"
     metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    print(f"{args.split} ({', '.join(f'{t}: {len(r)}' for t, r in task_rows.items())} examples)")
+    print(f"{name} ({', '.join(f'{t}: {len(r)}' for t, r in task_rows.items())} examples)")
     print(metrics_table(metrics))
     print(f"\nMetrics: {metrics_path}\nPredictions: {predictions_path}")
     if attention_path.is_file():
