@@ -3,6 +3,7 @@ time, and one shared backbone against one backbone copy per task.
 
     python benchmarks/serve_load.py --tiny                      # tiny random T5: seconds per cell
     python benchmarks/serve_load.py --backbone minilm           # all-MiniLM-L6-v2 (heads), a few minutes
+    python benchmarks/serve_load.py --backbone smollm2          # SmolLM2-135M-Instruct (rank classification)
     python benchmarks/serve_load.py --runs runs/attempt_glue    # a trained multi-task run of yours
 
 Without --runs it first trains a throwaway 3-task ATTEMPT run (rte, cb, sst2; one step on a few rows of the
@@ -46,7 +47,7 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-BACKBONES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+BACKBONES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 TASKS = ("rte", "cb", "sst2")
 CONCURRENCY = (1, 4, 16)
 BATCHED = ("--max-batch-size", "32", "--max-wait-ms", "5")
