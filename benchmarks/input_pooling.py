@@ -1,0 +1,88 @@
+"""How much the attention's input summary x̂ differs from input to input, per pooling, on a real backbone.
+
+    python benchmarks/input_pooling.py                     # SmolLM2-135M-Instruct, cb / rte / sst2: ~1 minute
+    python benchmarks/input_pooling.py --backbone sentence-transformers/all-MiniLM-L6-v2
+
+ATTEMPT's attention sees an input only through x̂, the pool of its token embeddings (`attempt.mixture.pool_inputs`;
+the paper: max-pool). If x̂ is nearly the same vector for every input, the attention gives every input nearly the
+same weights, whatever it learns. This measures, on the first N validation rows of each task as the task formats
+them: the mean pairwise cosine of x̂ (1 = identical directions), the size of its part that varies between inputs
+(‖x̂ − mean x̂‖ / ‖x̂‖, averaged), and the cosine of two tasks' centroids after removing the overall mean
+(negative: the tasks sit on opposite sides). No training; the backbone's embedding table only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+POOLINGS = ("max", "mean")
+
+
+def pooled(task_name: str, embeddings: torch.Tensor, tokenizer, rows: int, data_dir: str) -> dict[str, torch.Tensor]:
+    """{pooling: (N, d) x̂} of the task's first `rows` validation inputs, formatted as training formats them."""
+    from attempt.data import load_split
+    from attempt.mixture import pool_inputs
+    from attempt.tasks import get_task
+
+    task = get_task(task_name)
+    texts = [task.format(row)[0] for row in load_split(task, task.validation_split, data_dir)[:rows]]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=128)
+    tokens = embeddings[encoded["input_ids"]]  # (N, L, d)
+    return {how: pool_inputs(tokens, encoded["attention_mask"], how) for how in POOLINGS}
+
+
+def spread(x: torch.Tensor) -> dict[str, float]:
+    """Mean pairwise cosine and mean ‖x − mean‖ / ‖x‖ of (N, d) vectors."""
+    cosine = torch.nn.functional.cosine_similarity(x.unsqueeze(0), x.unsqueeze(1), dim=-1)  # (N, N)
+    n = x.shape[0]
+    off_diagonal = (cosine.sum() - n) / (n * n - n)
+    varying = (x - x.mean(0)).norm(dim=1).mean() / x.norm(dim=1).mean()
+    return {"pairwise_cosine": round(float(off_diagonal), 3), "varying_part": round(float(varying), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="HuggingFaceTB/SmolLM2-135M-Instruct")
+    parser.add_argument("--tasks", nargs="+", default=["cb", "rte", "sst2"])
+    parser.add_argument("--rows", type=int, default=100, help="validation rows per task (default 100)")
+    parser.add_argument("--data-dir", default=os.environ.get("ATTEMPT_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+    from attempt.resolve import load_backbone
+
+    backbone, tokenizer, _ = load_backbone(args.backbone)
+    embeddings = backbone.get_input_embeddings().weight.detach().float()
+    with torch.no_grad():
+        by_task = {task: pooled(task, embeddings, tokenizer, args.rows, args.data_dir) for task in args.tasks}
+    result = {"backbone": args.backbone, "rows_per_task": args.rows, "python": platform.python_version(), "pooling": {}}
+    for how in POOLINGS:
+        everything = torch.cat([by_task[t][how] for t in args.tasks])
+        centre = everything.mean(0)
+        first, second = (by_task[t][how].mean(0) - centre for t in args.tasks[:2])
+        result["pooling"][how] = {
+            "tasks": {t: spread(by_task[t][how]) for t in args.tasks},
+            f"centroid_cosine_{args.tasks[0]}_{args.tasks[1]}": round(float(torch.nn.functional.cosine_similarity(first, second, dim=0)), 3),
+        }  # fmt: skip
+    name = f"input_pooling-{args.backbone.split('/')[-1].lower()}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Input pooling spread on {args.backbone}", "", f"Written by benchmarks/input_pooling.py; first {args.rows} "
+             "validation rows per task. Cosine: mean over pairs of inputs; varying: mean ‖x̂ − mean x̂‖ / ‖x̂‖.", "",
+             "| pooling | task | pairwise cosine | varying part |", "|---|---|---:|---:|"]  # fmt: skip
+    for how, entry in result["pooling"].items():
+        lines += [f"| {how} | {t} | {s['pairwise_cosine']} | {s['varying_part']} |" for t, s in entry["tasks"].items()]
+    lines += [""] + [f"{how}: centroid cosine {args.tasks[0]}–{args.tasks[1]} (overall mean removed): "
+                     f"{entry[f'centroid_cosine_{args.tasks[0]}_{args.tasks[1]}']}" for how, entry in result["pooling"].items()]  # fmt: skip
+    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
