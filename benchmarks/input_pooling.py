@@ -8,7 +8,8 @@ the paper: max-pool). If x̂ is nearly the same vector for every input, the atte
 same weights, whatever it learns. This measures, on the first N validation rows of each task as the task formats
 them: the mean pairwise cosine of x̂ (1 = identical directions), the size of its part that varies between inputs
 (‖x̂ − mean x̂‖ / ‖x̂‖, averaged), and the cosine of two tasks' centroids after removing the overall mean
-(negative: the tasks sit on opposite sides). No training; the backbone's embedding table only.
+(negative: the tasks sit on opposite sides); and, where source prompts are shipped for the backbone, how much a
+freshly initialised mixture's weights differ between inputs (no training; the embedding table only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,8 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 POOLINGS = ("max", "mean")
 
 
-def pooled(task_name: str, embeddings: torch.Tensor, tokenizer, rows: int, data_dir: str) -> dict[str, torch.Tensor]:
-    """{pooling: (N, d) x̂} of the task's first `rows` validation inputs, formatted as training formats them."""
+def pooled(task_name: str, embeddings: torch.Tensor, tokenizer, rows: int, data_dir: str) -> dict[str, Any]:
+    """{pooling: (N, d) x̂} of the task's first `rows` validation inputs, formatted as training formats them, and
+    "tokens": their (N, L, d) embeddings and (N, L) mask."""
     from attempt.data import load_split
     from attempt.mixture import pool_inputs
     from attempt.tasks import get_task
@@ -35,7 +38,8 @@ def pooled(task_name: str, embeddings: torch.Tensor, tokenizer, rows: int, data_
     texts = [task.format(row)[0] for row in load_split(task, task.validation_split, data_dir)[:rows]]
     encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=128)
     tokens = embeddings[encoded["input_ids"]]  # (N, L, d)
-    return {how: pool_inputs(tokens, encoded["attention_mask"], how) for how in POOLINGS}
+    return {how: pool_inputs(tokens, encoded["attention_mask"], how) for how in POOLINGS} | {
+        "tokens": (tokens, encoded["attention_mask"])}
 
 
 def spread(x: torch.Tensor) -> dict[str, float]:
@@ -47,12 +51,40 @@ def spread(x: torch.Tensor) -> dict[str, float]:
     return {"pairwise_cosine": round(float(off_diagonal), 3), "varying_part": round(float(varying), 3)}
 
 
+def init_spread(tokens_by_task: dict, library: Path, sources: list[str], task: str, seeds: int = 5) -> dict[str, dict]:
+    """{pooling/temperature: mean over seeds of the per-prompt std of the weights over the task's inputs, and of
+    each input's largest weight} of a freshly initialised mixture over the library's prompts (no training)."""
+    from attempt.config import AttemptConfig
+    from attempt.mixture import AttentionalMixture
+    from attempt.prompts import PromptLibrary
+
+    prompts = torch.stack([PromptLibrary(library).get(name).embeddings.float() for name in sources])  # (t, m, d)
+    tokens, mask = tokens_by_task[task]
+    out = {}
+    for how in POOLINGS:
+        for temperature in ("paper", "auto"):
+            spreads, peaks = [], []
+            for seed in range(seeds):
+                torch.manual_seed(seed)
+                config = AttemptConfig(prompt_length=prompts.shape[1], tasks=(task,), pooling=how, temperature=temperature)
+                mixture = AttentionalMixture(config, prompts.shape[2], prompts, prompts[0].clone(), sources)
+                _, weights = mixture(tokens, mask)  # (N, t+1)
+                spreads.append(float(weights.std(0).mean()))
+                peaks.append(float(weights.max(1).values.mean()))
+            out[f"{how}/{temperature}"] = {"T": round(mixture.temperature, 1), "input_spread": round(sum(spreads) / seeds, 4),
+                                           "peak": round(sum(peaks) / seeds, 3)}  # fmt: skip
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     parser.add_argument("--tasks", nargs="+", default=["cb", "rte", "sst2"])
     parser.add_argument("--rows", type=int, default=100, help="validation rows per task (default 100)")
     parser.add_argument("--data-dir", default=os.environ.get("ATTEMPT_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--library", type=Path, help="also measure a fresh mixture over these source prompts "
+                        "(default: prompts/<backbone>/ when shipped)")
+    parser.add_argument("--sources", nargs="+", default=["mnli", "qnli", "sst2"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     from attempt.resolve import load_backbone
@@ -70,6 +102,14 @@ def main() -> None:
             "tasks": {t: spread(by_task[t][how]) for t in args.tasks},
             f"centroid_cosine_{args.tasks[0]}_{args.tasks[1]}": round(float(torch.nn.functional.cosine_similarity(first, second, dim=0)), 3),
         }  # fmt: skip
+    from attempt.shipped import shipped_library
+
+    library = args.library or shipped_library(args.backbone)
+    if library is not None:
+        tokens = {task: by_task[task]["tokens"] for task in args.tasks}
+        with torch.no_grad():
+            result["fresh_mixture"] = {"task": args.tasks[0], "sources": args.sources,
+                                       **init_spread(tokens, library, args.sources, args.tasks[0])}  # fmt: skip
     name = f"input_pooling-{args.backbone.split('/')[-1].lower()}"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -80,6 +120,12 @@ def main() -> None:
         lines += [f"| {how} | {t} | {s['pairwise_cosine']} | {s['varying_part']} |" for t, s in entry["tasks"].items()]
     lines += [""] + [f"{how}: centroid cosine {args.tasks[0]}–{args.tasks[1]} (overall mean removed): "
                      f"{entry[f'centroid_cosine_{args.tasks[0]}_{args.tasks[1]}']}" for how, entry in result["pooling"].items()]  # fmt: skip
+    if "fresh_mixture" in result:
+        fresh = result["fresh_mixture"]
+        lines += ["", f"A fresh mixture (5 seeds, no training) over {', '.join(fresh['sources'])} + target on {fresh['task']}: "
+                  "input spread = per-prompt std of the weights over inputs; peak = mean largest weight.", "",
+                  "| pooling / temperature | T | input spread | peak |", "|---|---:|---:|---:|"]  # fmt: skip
+        lines += [f"| {k} | {v['T']} | {v['input_spread']} | {v['peak']} |" for k, v in fresh.items() if isinstance(v, dict)]
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
