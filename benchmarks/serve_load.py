@@ -11,7 +11,7 @@ data mirror, random source prompts): speed does not depend on what the prompts l
 `attempt serve` process (--threads, default 1), driven by httpx clients from this process. Every cell sends a
 fixed number of one-input requests, tasks interleaved, from 1, 4 or 16 concurrent clients, and stops early at
 --max-seconds; it reports requests/s (median of --repeats, the setups interleaved within each repeat because
-the machine may be shared) and p50/p99 latency. Five setups, all started before the first measurement:
+the machine may be shared) and p50/p99 latency. Six setups, all started before the first measurement:
 
 * batched: one server, --max-batch-size 32 --max-wait-ms 5: the tasks' requests share forward passes, a
   batch cut into forwards of similar lengths (--max-padding 0.25, the default);
@@ -19,7 +19,9 @@ the machine may be shared) and p50/p99 latency. Five setups, all started before 
 * batched, no wait: --max-wait-ms 0: a batch is whatever queued while the model was busy (no added delay);
 * one at a time: the same server with --max-batch-size 1 --max-wait-ms 0;
 * a copy per task: one batched server per task, each holding its own backbone, each request sent to its
-  task's server (what serving each task's prompts from its own model copy costs).
+  task's server (what serving each task's prompts from its own model copy costs);
+* batched, equal threads: the batched server with as many threads as the copies have together (at most the
+  machine's cores), so the shared backbone and the copies compete with the same CPU.
 
 Memory is each server process's peak resident set (VmHWM, Linux), summed over the per-task copies.
 Writes serve_load.json and serve_load.md under --out (default benchmarks/results), one section per backbone.
@@ -205,20 +207,23 @@ def summarise(concurrency: int, repeats: list[dict[str, Any]]) -> dict[str, Any]
     }  # fmt: skip
 
 
-SETUPS = {  # name: (serve options, one server per task)
-    "batched": (BATCHED, False),
-    "batched_one_forward": (ONE_FORWARD, False),
-    "batched_no_wait": (NO_WAIT, False),
-    "one_at_a_time": (ONE_AT_A_TIME, False),
-    "copy_per_task": (BATCHED, True),
+SETUPS = {  # name: (serve options, one server per task, threads per server: None = --threads)
+    "batched": (BATCHED, False, None),
+    "batched_one_forward": (ONE_FORWARD, False, None),
+    "batched_no_wait": (NO_WAIT, False, None),
+    "one_at_a_time": (ONE_AT_A_TIME, False, None),
+    "copy_per_task": (BATCHED, True, None),
+    # one shared server with --threads × the copies' count (at most the cores): the copies' CPU, in one process
+    "batched_equal_threads": (BATCHED, False, "copies"),
 }
 
 
 def start_setups(run_dir: Path, threads: int) -> dict[str, dict[str, Any]]:
     """Every setup's servers, started together (idle servers cost no CPU): {name: {"urls", "processes"}}."""
     started: dict[str, dict[str, Any]] = {}
-    for name, (options, per_task) in SETUPS.items():
-        servers = [spawn_server(run_dir, options, threads) for _ in (TASKS if per_task else TASKS[:1])]
+    for name, (options, per_task, setup_threads) in SETUPS.items():
+        count = min(threads * len(TASKS), os.cpu_count() or 1) if setup_threads == "copies" else threads
+        servers = [spawn_server(run_dir, options, count) for _ in (TASKS if per_task else TASKS[:1])]
         urls = {task: servers[i if per_task else 0][1] for i, task in enumerate(TASKS)}
         started[name] = {"urls": urls, "processes": [process for process, _ in servers]}
     for setup in started.values():
@@ -267,6 +272,8 @@ def ratios(setups: dict[str, dict]) -> dict[str, Any]:
         "batched_one_forward_vs_one_at_a_time_requests_per_s": per_c("batched_one_forward", "one_at_a_time"),
         "batched_no_wait_vs_one_at_a_time_requests_per_s": per_c("batched_no_wait", "one_at_a_time"),
         "batched_vs_copy_per_task_requests_per_s": per_c("batched", "copy_per_task"),
+        **({"batched_equal_threads_vs_copy_per_task_requests_per_s": per_c("batched_equal_threads", "copy_per_task")}
+           if "batched_equal_threads" in setups else {}),
         "copy_per_task_vs_batched_memory": round(memory[0] / memory[1], 2) if None not in memory else None,
     }
 
@@ -307,7 +314,11 @@ def _section(result: dict) -> list[str]:
     for name, label in (("batched_vs_one_at_a_time_requests_per_s", "req/s: batched / one at a time"),
                         ("batched_one_forward_vs_one_at_a_time_requests_per_s", "req/s: batched, one forward / one at a time"),
                         ("batched_no_wait_vs_one_at_a_time_requests_per_s", "req/s: batched, no wait / one at a time"),
-                        ("batched_vs_copy_per_task_requests_per_s", "req/s: batched / a backbone copy per task")):
+                        ("batched_vs_copy_per_task_requests_per_s", "req/s: batched / a backbone copy per task"),
+                        ("batched_equal_threads_vs_copy_per_task_requests_per_s",
+                         "req/s: batched with the copies' threads / a backbone copy per task")):
+        if name not in r:  # a result from before that setup existed
+            continue
         lines.append(f"| {label} | " + " | ".join(f"{r[name][str(c)]}×" for c in CONCURRENCY) + " |")
     lines += ["", f"Memory, a backbone copy per task / one shared backbone: {r['copy_per_task_vs_batched_memory']}× "
               "(peak RSS summed over the servers).", ""]  # fmt: skip

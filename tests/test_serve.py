@@ -436,7 +436,8 @@ def test_the_load_benchmark_reports_medians_and_ratios(tmp_path):
     cell = bench.summarise(4, repeats)
     assert cell == {"concurrency": 4, "requests": 30, "requests_per_s": 10.0, "requests_per_s_range": [5.0, 20.0],
                     "p50_ms": 10.0, "p99_ms": 500.0, "mean_batch": 2.0}  # fmt: skip
-    rates = {"batched": 30.0, "batched_one_forward": 20.0, "batched_no_wait": 15.0, "one_at_a_time": 10.0, "copy_per_task": 20.0}
+    rates = {"batched": 30.0, "batched_one_forward": 20.0, "batched_no_wait": 15.0, "one_at_a_time": 10.0, "copy_per_task": 20.0,
+             "batched_equal_threads": 50.0}
     setups = {
         name: {"setup": name, "servers": 1, "peak_rss_mib": 900.0 if name == "copy_per_task" else 300.0,
                "cells": [{**cell, "concurrency": c, "requests_per_s": rate} for c in bench.CONCURRENCY]}
@@ -445,11 +446,14 @@ def test_the_load_benchmark_reports_medians_and_ratios(tmp_path):
     ratios = bench.ratios(setups)
     assert ratios["batched_vs_one_at_a_time_requests_per_s"] == {"1": 3.0, "4": 3.0, "16": 3.0}
     assert ratios["batched_vs_copy_per_task_requests_per_s"]["16"] == 1.5 and ratios["copy_per_task_vs_batched_memory"] == 3.0
+    assert ratios["batched_equal_threads_vs_copy_per_task_requests_per_s"] == {"1": 2.5, "4": 2.5, "16": 2.5}
     result = {"backbone": "tiny-t5", "requests": 10, "repeats": 3, "max_seconds": 5, "threads": 1, "machine": "m",
               "setups": setups, "ratios": ratios}  # fmt: skip
     bench.write_report(result, tmp_path)
-    bench.write_report({**result, "backbone": "minilm"}, tmp_path)  # a second backbone is added, not replacing
+    old_setups = {k: v for k, v in setups.items() if k != "batched_equal_threads"}  # a result from before it
+    bench.write_report({**result, "backbone": "minilm", "setups": old_setups, "ratios": bench.ratios(old_setups)}, tmp_path)
     assert list(json.loads((tmp_path / "serve_load.json").read_text())) == ["tiny-t5", "minilm"]
     report = (tmp_path / "serve_load.md").read_text()
     assert "## tiny-t5" in report and "## minilm" in report
     assert "| req/s: batched / one at a time | 3.0× | 3.0× | 3.0× |" in report
+    assert report.count("| req/s: batched with the copies' threads / a backbone copy per task | 2.5× | 2.5× | 2.5× |") == 1
