@@ -55,10 +55,14 @@ def test_every_prompts_action_has_help(capsys, action):
 def test_train_help_documents_every_config_field(capsys, command):
     _, out, _ = run(capsys, command, "--help")
     out = " ".join(out.split())  # argparse wraps to the terminal width
-    # mappings: `attempt` through --attempt.<key>, `task_definitions` through --task-file
-    mappings = ("attempt", "task_definitions")
+    # mappings: `attempt` through --attempt.<key>, `task_definitions` through --task-file, `data_files` through
+    # --train-file / --validation-file / --test-file and --columns
+    mappings = ("attempt", "task_definitions", "data_files")
     fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in mappings]
     assert "--task-file TASK.yaml" in out
+    for option in ("--train-file [TASK=]FILE", "--validation-file [TASK=]FILE", "--test-file [TASK=]FILE",
+                   "--columns [TASK:]COLUMN=FIELD"):
+        assert option in out, option
     if command == "train-source":
         fields.remove("mode")  # fixed to "source"
         assert "--mode" not in out

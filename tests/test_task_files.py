@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from attempt.cli import main
 from attempt.config import TrainConfig
@@ -329,3 +330,17 @@ def test_attempt_tasks_lists_and_shows_a_task_files_task(capsys):
     assert "example:\nsource: review: " in shown  # from its own files, with no mirror needed
     assert main(["tasks", "--task-file", str(EXAMPLE / "nope.yaml")]) == 2
     assert "No such task file" in capsys.readouterr().err
+
+
+def test_a_recipe_defines_a_task_inline_with_paths_from_where_it_runs(tmp_path, monkeypatch, capsys):
+    shutil.copytree(EXAMPLE, tmp_path / "own")
+    (tmp_path / "recipe.yaml").write_text(
+        "mode: prompt_tuning\ntasks: [reviews]\ntask_definitions:\n  reviews:\n    name: reviews\n"
+        "    data: {files: {train: own/train.csv, validation: own/validation.csv}}\n    fields: [text]\n"
+        "    label_words: [negative, positive]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", "recipe.yaml", "--print-config"]) == 0, capsys.readouterr().err
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["task_definitions"]["reviews"]["data"]["files"] == {"train": "own/train.csv", "validation": "own/validation.csv"}
+    assert len(load_split(get_task("reviews"), "train")) == 40  # read from where the command runs
