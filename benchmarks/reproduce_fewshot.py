@@ -2,6 +2,7 @@
 
     python benchmarks/reproduce_fewshot.py                 # the grid (hours on 2 CPU cores; resumable)
     python benchmarks/reproduce_fewshot.py --report-only   # report the cells finished so far
+    python benchmarks/reproduce_fewshot.py --ablations attempt_mean   # then ATTEMPT with mean-pooled x̂ (k = 16)
     python benchmarks/reproduce_fewshot.py --tiny --out /tmp/x   # the tests' tiny causal LM (seconds)
 
 ATTEMPT's strongest claim (Asai et al., EMNLP 2022, arXiv 2205.11961, few-shot table) is that the mixture of
@@ -14,7 +15,8 @@ most TEST_LIMIT per task). Every method trains STEPS steps of BATCH examples and
 
 The report gives test mean ± std over seeds per cell and the paired difference ATTEMPT − PT and ATTEMPT − SPoT
 per task and k (same seeds, so same k-shot samples), with a 95% t-interval over seeds; and the attention's
-peak weight and entropy per task at both temperatures.
+peak weight, entropy and spread across inputs per task at both temperatures. An ablation (--ablations) is paired
+with ATTEMPT (T auto) over the same seeds.
 
 Data: the mirror's BoolQ training pool is FewGLUE's 32 + 32 rows of the official train (27 false, 37 true);
 CB's has 16 "neutral" rows. Cells whose k exceeds a class's pool take all of that class's rows
@@ -50,6 +52,10 @@ TARGETS = ("cb", "boolq", "rte")
 KS = (16, 32)
 METHODS = ("prompt_tuning", "spot", "attempt")
 K16_METHODS = ("attempt_paper", "lora")  # only at k = 16
+# --ablations, after the grid, at k = 16: ATTEMPT (T auto) with x̂ mean-pooled instead of max-pooled (max-pooled
+# inputs are 0.96 cosine-alike: benchmarks/input_pooling.py), to see whether the attention then varies per input
+ABLATIONS = {"attempt_mean": {"pooling": "mean"}}
+ATTEMPT_METHODS = ("attempt", "attempt_paper", *ABLATIONS)
 # BoolQ's training pool in the mirror: FewGLUE's two 32-row samples of the official train, together
 POOLS = {("aps/super_glue", "boolq"): ("train_fewglue32", "validation_fewglue32")}
 
@@ -74,6 +80,7 @@ class Options:
     split_seed: int = 0
     tiny: bool = False
     lr_overrides: dict[str, float] = field(default_factory=dict)
+    ablations: tuple[str, ...] = ()  # of ABLATIONS: run after the grid, at k = 16
 
 
 def methods_at(k: int) -> tuple[str, ...]:
@@ -125,8 +132,9 @@ class FewShotGrid:
         from attempt.config import TrainConfig
 
         o = self.options
-        mode = {"attempt_paper": "attempt"}.get(method, method)
-        attempt = {"prompt_length": self.prompt_length, **({"temperature": "paper"} if method == "attempt_paper" else {})}
+        mode = "attempt" if method in ATTEMPT_METHODS else method
+        attempt = {"prompt_length": self.prompt_length, **({"temperature": "paper"} if method == "attempt_paper" else {}),
+                   **ABLATIONS.get(method, {})}  # fmt: skip
         lr = o.lr_overrides.get(method, o.lora_lr if method == "lora" else o.prompt_lr)
         return TrainConfig(
             mode=mode, backbone="tiny-llama" if o.tiny else o.backbone, tasks=(task,), source_prompts=sources,
@@ -137,7 +145,7 @@ class FewShotGrid:
         )  # fmt: skip
 
     def cell_sources(self, method: str, task: str, spot: dict[str, Any]) -> tuple[str, ...]:
-        if method in ("attempt", "attempt_paper"):
+        if method in ATTEMPT_METHODS:
             return tuple(self.sources)
         return (spot[task]["chosen"],) if method == "spot" else ()
 
@@ -191,17 +199,18 @@ class FewShotGrid:
 
     def run_all(self, compute: bool = True) -> dict[str, Any]:
         spot = self.spot_sources(compute)
+        order = [(k, task, seed, method) for k in self.options.ks  # k = 16 first: the cells every comparison needs
+                 for task in self.options.targets for seed in self.options.seeds for method in methods_at(k)]
+        order += [(16, task, seed, method) for method in self.options.ablations  # after the grid
+                  for task in self.options.targets for seed in self.options.seeds]  # fmt: skip
         cells = []
-        for k in self.options.ks:  # k = 16 first: the cells every comparison needs
-            for task in self.options.targets:
-                for seed in self.options.seeds:
-                    for method in methods_at(k):
-                        if method == "spot" and task not in spot:
-                            continue
-                        key = {"method": method, "task": task, "k": k, "seed": seed}
-                        out = self.root / "cells" / method / task / f"k{k}_s{seed}"
-                        config = self.config(method, task, k, seed, out, self.cell_sources(method, task, spot))
-                        cells.append(self.run_cell(key, config, compute))
+        for k, task, seed, method in order:
+            if method == "spot" and task not in spot:
+                continue
+            key = {"method": method, "task": task, "k": k, "seed": seed}
+            out = self.root / "cells" / method / task / f"k{k}_s{seed}"
+            config = self.config(method, task, k, seed, out, self.cell_sources(method, task, spot))
+            cells.append(self.run_cell(key, config, compute))
         return {"cells": cells, "spot_sources": spot}
 
 
@@ -350,8 +359,9 @@ def summarise(cells: list[dict[str, Any]], options: Options) -> dict[str, Any]:
     table = {row: {m: {"mean": sum(v) / len(v), "std": _std(v), "n": len(v)} for m, v in methods.items()}
              for row, methods in table.items()}  # fmt: skip
     pairs = [paired(cells, "attempt", b, t, k) for k in options.ks for t in options.targets for b in ("prompt_tuning", "spot")]
+    pairs += [paired(cells, a, "attempt", t, 16) for a in options.ablations for t in options.targets]
     attention: dict[str, Any] = {}
-    for method in ("attempt", "attempt_paper"):
+    for method in ATTEMPT_METHODS:
         for task in options.targets:
             stats = [c["attention"] for c in cells if c["method"] == method and c["task"] == task and "attention" in c]
             if stats:
@@ -368,12 +378,13 @@ def _std(values: list[float]) -> float:
 
 
 LABELS = {"prompt_tuning": "PT", "spot": "SPoT", "attempt": "ATTEMPT (T auto)", "attempt_paper": "ATTEMPT (T = d·e)",
-          "lora": "LoRA"}  # fmt: skip
+          "lora": "LoRA", "attempt_mean": "ATTEMPT (mean-pooled x̂)"}  # fmt: skip
 
 
 def report(results: dict[str, Any]) -> str:
     """The Markdown report: protocol, the score table, the paired differences, the attention."""
     o, summary = results["options"], results["summary"]
+    shown = [m for m in LABELS if m not in ABLATIONS or m in o.get("ablations", ())]
     status = "complete" if not results["cells_missing"] else f"PARTIAL: {results['cells_missing']} cells not run yet"
     lines = [f"# Few-shot ATTEMPT on {o['backbone']} ({status})", "",
              f"{o['steps']} steps of {o['batch']} examples per cell, prompt lr {o['prompt_lr']} (LoRA {o['lora_lr']}), "
@@ -382,14 +393,14 @@ def report(results: dict[str, Any]) -> str:
              f"{', '.join(results['sources'])}. SPoT's source per target (best untrained validation score): "
              + ", ".join(f"{t} → {v['chosen']}" for t, v in results["spot_sources"].items()) + ".", "",
              "Test score, mean ± std over seeds (n):", "",
-             "| task | " + " | ".join(LABELS[m] for m in LABELS) + " |", "|---|" + "---:|" * len(LABELS)]  # fmt: skip
+             "| task | " + " | ".join(LABELS[m] for m in shown) + " |", "|---|" + "---:|" * len(shown)]  # fmt: skip
     for row, methods in summary["table"].items():
-        cells = [f"{methods[m]['mean']:.1f} ± {methods[m]['std']:.1f} ({methods[m]['n']})" if m in methods else "–" for m in LABELS]
+        cells = [f"{methods[m]['mean']:.1f} ± {methods[m]['std']:.1f} ({methods[m]['n']})" if m in methods else "–" for m in shown]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired difference ATTEMPT − baseline over the same seeds, 95% t-interval:", "",
-              "| task | k | baseline | mean | 95% CI | seeds | verdict |", "|---|---:|---|---:|---|---:|---|"]
+    lines += ["", "Paired difference method − baseline over the same seeds, 95% t-interval:", "",
+              "| task | k | method | baseline | mean | 95% CI | seeds | verdict |", "|---|---:|---|---|---:|---|---:|---|"]
     for p in summary["paired"]:
-        lines.append(f"| {p['task']} | {p['k']} | {LABELS[p['b']]} | {p['mean']:+.1f} | "
+        lines.append(f"| {p['task']} | {p['k']} | {LABELS[p['a']]} | {LABELS[p['b']]} | {p['mean']:+.1f} | "
                      f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] | {len(p['seeds'])} | {_verdict(p)} |")
     lines += ["", "Attention over the test rows (mean over seeds): peak = mean of each example's largest weight; "
               "entropy against the uniform one; input spread = mean std over examples of a prompt's weight "
@@ -409,8 +420,8 @@ def report(results: dict[str, Any]) -> str:
 
 def _verdict(pair: dict[str, Any]) -> str:
     """The paired verdict in words: which method wins at 95%, or that the interval holds 0."""
-    baseline = LABELS[pair["b"]]
-    return {"a > b": f"ATTEMPT > {baseline}", "a < b": f"ATTEMPT < {baseline}"}.get(pair["verdict"], "no difference at 95%")
+    method, baseline = LABELS[pair["a"]], LABELS[pair["b"]]
+    return {"a > b": f"{method} > {baseline}", "a < b": f"{method} < {baseline}"}.get(pair["verdict"], "no difference at 95%")
 
 
 def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = True, threads: int | None = None,
@@ -447,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM and a random library")
     parser.add_argument("--library", type=Path, default=LIBRARY)
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished cells")
+    parser.add_argument("--ablations", nargs="*", default=[], choices=sorted(ABLATIONS),
+                        help="also run these at k = 16, after the grid (attempt_mean: x̂ mean-pooled)")
     parser.add_argument("--stash", action="store_true", help="train nothing: keep the finished cells in fewshot-state/")
     args = parser.parse_args(argv)
     if args.stash:
@@ -455,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kept {kept} finished cells in {args.out / 'fewshot-state' / name}")
         return 0
     options = Options(library=args.library, targets=tuple(args.targets), ks=tuple(args.ks),
-                      seeds=tuple(range(args.seeds)), tiny=args.tiny)
+                      seeds=tuple(range(args.seeds)), tiny=args.tiny, ablations=tuple(args.ablations))
     results = run(options, args.out, args.data_dir, compute=not args.report_only, threads=args.threads)
     print(report(results))
     return 0

@@ -28,7 +28,7 @@ def test_paired_difference_and_its_interval_by_hand(fewshot):
     assert p["mean"] == pytest.approx(mean) and p["ci95"] == pytest.approx([mean - half, mean + half])
     assert p["verdict"] == "a > b" and p["seeds"] == [0, 1, 2]
     assert fewshot.paired(cells[:4], "attempt", "prompt_tuning", "cb", 16) is None  # one paired seed: no interval
-    assert fewshot._verdict(p) == "ATTEMPT > PT"
+    assert fewshot._verdict(p) == "ATTEMPT (T auto) > PT"
     assert fewshot._verdict({**p, "verdict": "no difference at 95%"}) == "no difference at 95%"
 
 
@@ -55,7 +55,7 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     reach = first["attention_reach"]["this backbone"]
     assert reach["auto"]["max_weight"] > 0.9 > reach["paper"]["max_weight"] >= reach["uniform"] == 1 / 3
     written = (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
-    assert "ATTEMPT − baseline" in written and "PARTIAL" not in written
+    assert "method − baseline" in written and "PARTIAL" not in written and "mean-pooled" not in written
     again = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert again["cells_computed"] == 0 and again["cells_reused"] == 20
     assert json.loads((tmp_path / "out" / "reproduce-fewshot-tiny.json").read_text())["summary"] == again["summary"]
@@ -99,3 +99,20 @@ def test_stash_keeps_only_finished_cells(fewshot, tmp_path):
     (partial / "metrics.jsonl").write_text("")
     assert fewshot.restore(state, root) == 1 and (done / "results.json").read_text() == "{}"
     assert fewshot.restore(state, root) == 0  # already there
+
+
+def test_an_ablation_runs_after_the_grid_and_is_paired_with_attempt(fewshot, tmp_path, data_dir):
+    library = PromptLibrary(tmp_path / "lib")
+    for i, name in enumerate(("mnli", "sst2")):
+        library.add(SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name))
+    options = fewshot.Options(library=tmp_path / "lib", sources=("mnli", "sst2"), targets=("cb",), ks=(16,), seeds=(0, 1), steps=2,
+                              batch=4, test_limit=6, eval_limit=6, tiny=True, ablations=("attempt_mean",))  # fmt: skip
+    result = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
+    assert [c["method"] for c in result["cells"]][-2:] == ["attempt_mean", "attempt_mean"]  # after the grid
+    root = tmp_path / "out" / "reproduce" / "fewshot-tiny-llama"
+    saved = json.loads((root / "cells/attempt_mean/cb/k16_s0/train_config.json").read_text())
+    assert saved["mode"] == "attempt" and saved["attempt"]["pooling"] == "mean"
+    assert json.loads((root / "cells/attempt/cb/k16_s0/train_config.json").read_text())["attempt"].get("pooling", "max") == "max"
+    assert [(p["a"], p["b"]) for p in result["summary"]["paired"]][-1] == ("attempt_mean", "attempt")
+    assert "cb attempt_mean" in result["summary"]["attention"]
+    assert "ATTEMPT (mean-pooled x̂)" in (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
