@@ -136,3 +136,8 @@ def test_a_run_trained_on_your_rte_file_moves_and_evaluates(tmp_path, monkeypatc
     assert json.loads((tmp_path / "ev-file" / "eval_file.json").read_text()) == results["test"]
     assert main(["evaluate", str(alone), "--columns", "premise=sentence1"]) == 2
     assert "give the file too" in capsys.readouterr().err
+    bad = _rte_file(tmp_path, "bad.csv", RTE_ROWS + "A cat.,A pet.,maybe\n")
+    argv = ["evaluate", str(alone), "--file", str(bad), "--columns", "premise=sentence1", "--columns",
+            "hypothesis=sentence2", "--backbone", str(tmp_path / "no-such-backbone")]  # fmt: skip
+    assert main(argv) == 2
+    assert "bad.csv, line 6" in capsys.readouterr().err  # the file is read before any backbone would load

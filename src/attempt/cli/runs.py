@@ -91,15 +91,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     Writes <out>/eval_<split>.json (metrics per task) and <out>/eval_<split>_predictions.jsonl (<split> is
     "file" with --file), where <out> is RUN_DIR unless --out is given.
     """
+    from attempt.build import read_run_config
     from attempt.evaluate import evaluate
     from attempt.tasks import get_task
 
-    model, tokenizer, config = _load(args)
+    config = read_run_config(_run_dir(args.run_dir))  # the rows first: a bad file fails before the backbone loads
     tasks = [get_task(t).name for t in (args.tasks or config.tasks)]
     unknown = sorted(set(tasks) - {get_task(t).name for t in config.tasks})
     if unknown:
         raise UsageError(f"The run was not trained on {', '.join(unknown)}; its tasks: {', '.join(config.tasks)}.")
     task_rows = _task_rows(args, config, tasks)
+    model, tokenizer, config = _load(args)
     name = "file" if args.file else args.split  # what the outputs are named after
     out = Path(args.out) if args.out else Path(args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
