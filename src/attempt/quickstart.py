@@ -48,16 +48,16 @@ class QuickstartConfig:
     """
 
     out: str = "attempt-quickstart"
-    backbone: str = "sentence-transformers/all-MiniLM-L6-v2"
+    backbone: str = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the repository ships its source prompts
     data_dir: str | None = None
     sources: tuple[str, ...] = ("mnli", "qnli", "sst2")
     sources_from: str = "shipped"
     target: str = "cb"
     prompt_length: int = 20
     source_steps: int = 80
-    target_steps: int = 120
-    batch_size: int = 16
-    learning_rate: float = 0.1
+    target_steps: int = 60  # 60 x 8 = 480 examples: about 2 epochs of CB's 250 training rows
+    batch_size: int = 8
+    learning_rate: float = 0.01  # the shipped SmolLM2 prompts' (MiniLM's prompts learn at 0.1)
     attention_learning_rate: float = 0.01
     max_source_length: int = 128
     train_limit: int | None = 2000
