@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from attempt import build
 from attempt.cli import main
 from attempt.config import AttemptConfig, TrainConfig
 from attempt.modeling import AttemptModel
@@ -86,7 +87,7 @@ def test_a_model_whose_prompts_changed_dtype_cannot_copy_them(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_a_moved_run_folder_evaluates_and_predicts_without_its_library(tmp_path, data_dir, capsys):
+def test_a_moved_run_folder_evaluates_and_predicts_without_its_library(tmp_path, data_dir, capsys, monkeypatch):
     backbone = tmp_path / "tiny-t5"
     build_backbone("seq2seq").save_pretrained(backbone)
     build_tokenizer("seq2seq").save_pretrained(backbone)
@@ -116,13 +117,17 @@ def test_a_moved_run_folder_evaluates_and_predicts_without_its_library(tmp_path,
     moved.parent.mkdir(parents=True)
     shutil.move(run, moved)
     shutil.rmtree(library.root)  # the run folder alone
+    reads, read = [], build.read_run_config  # predict and evaluate each read the run's config once, not twice
+    monkeypatch.setattr(build, "read_run_config", lambda run_dir: reads.append(Path(run_dir)) or read(run_dir))
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_text('{"task": "rte", "sentence1": "the cat is happy .", "sentence2": "the cat is sad ."}\n')
     code = main(["predict", str(moved), "--inputs", str(inputs), "--output", str(tmp_path / "pred.jsonl")])
     assert code == 0, capsys.readouterr().err
     [prediction] = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert set(prediction["attention_weights"]) == {"mnli", "qnli", "target"}
+    assert reads == [moved]
     code = main(["evaluate", str(moved), "--split", "validation", "--data-dir", str(data_dir), "--out", str(tmp_path / "ev")])
     assert code == 0, capsys.readouterr().err
+    assert reads == [moved, moved]
     results = json.loads((moved / "results.json").read_text())
     assert json.loads((tmp_path / "ev" / "eval_validation.json").read_text()) == results["validation"]

@@ -17,7 +17,7 @@ from attempt.data import load_split
 from attempt.tasks import get_task
 from attempt.tasks.user import TaskFileError, read_task_file, register_definition
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.textfiles import DataError
+from attempt.textfiles import DataError, numbered_rows
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_task"
 GOOD_ROWS = "text,label\ngood thing,positive\nbad thing,negative\n"
@@ -104,6 +104,27 @@ def test_invalid_task_files_name_the_file_and_the_fix(tmp_path, extra, message):
     path = _task_file(tmp_path, "bad_task", extra)
     with pytest.raises(TaskFileError, match=re.escape(str(path)) + ".*" + message):
         read_task_file(path)
+
+
+def test_task_files_split_files_and_the_reader_accept_the_same_file_types(tmp_path):
+    """One list (`attempt.textfiles.ROW_FILE_SUFFIXES`): a type one of them reads, the others take."""
+    (tmp_path / "train.json").write_text('{"text": "good thing", "label": "positive"}\n')
+    (tmp_path / "validation.txt").write_text("text\tlabel\nbad thing\tnegative\n")
+    path = tmp_path / "typed_task.yaml"
+    path.write_text("name: typed_task\ndata:\n  files: {train: train.json, validation: validation.txt}\n"
+                    "fields: [text]\nlabel_words: [negative, positive]\n")  # fmt: skip
+    definition = read_task_file(path)
+    register_definition(definition)
+    assert load_split("typed_task", "train") == [{"text": "good thing", "label": 1}]
+    assert load_split("typed_task", "validation") == [{"text": "bad thing", "label": 0}]
+    assert TrainConfig(tasks=("rte",), data_files={"rte": {"train": "a.json", "test": "b.txt"}}).data_files
+    path.write_text(path.read_text().replace("train.json", "train.xlsx"))
+    with pytest.raises(TaskFileError, match=r"must end in \.csv, \.tsv, \.txt, \.jsonl, \.json \(CSV, TSV"):
+        read_task_file(path)
+    with pytest.raises(ValueError, match=r"must end in \.csv, \.tsv, \.txt, \.jsonl, \.json \(CSV, TSV"):
+        TrainConfig(tasks=("rte",), data_files={"rte": {"train": "a.xlsx"}})
+    with pytest.raises(DataError, match=r"a row file must end in"):
+        numbered_rows(tmp_path / "train.xlsx")
 
 
 def test_missing_keys_built_in_names_and_missing_data_files_are_refused(tmp_path):

@@ -111,7 +111,7 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
 
 def load_run(
     run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None,
-    library: str | Path | None = None,
+    library: str | Path | None = None, config: TrainConfig | None = None,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
     """Reload the best model of a run written by `attempt.train.train`, wherever the run folder is now.
 
@@ -121,6 +121,7 @@ def load_run(
         tokenizer: its tokenizer (required when `backbone` is given).
         library: take the source prompts from this library instead of ``best/sources/`` (or, for runs saved
             without those copies, the recorded library).
+        config: the run's config when the caller has already read it (`read_run_config`), so it is read once.
 
     Returns:
         ``(model, tokenizer, TrainConfig)``; the model is an AttemptModel (with its source prompts, checked
@@ -131,7 +132,7 @@ def load_run(
         FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
     """
     best = Path(run_dir) / "best"
-    config = read_run_config(run_dir)
+    config = config or read_run_config(run_dir)
     if backbone is None:
         from attempt.resolve import load_backbone
 

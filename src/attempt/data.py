@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attempt.tasks import Task, get_task
-from attempt.textfiles import DataError, numbered_jsonl, numbered_table
+from attempt.textfiles import DataError, numbered_jsonl, numbered_rows
 
 DATA_DIR_ENV = "ATTEMPT_DATA_DIR"
 
@@ -266,11 +266,7 @@ def load_user_file(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such data file: {path}.")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        numbered: list[tuple[int, dict[str, Any]]] = numbered_jsonl(path)
-    else:
-        numbered = numbered_table(path, "," if suffix == ".csv" else "\t")  # type: ignore[assignment]
+    numbered = numbered_rows(path)
     rows, lines = [row for _, row in numbered], [line for line, _ in numbered]
     columns = dict(columns or {})
     if rows:

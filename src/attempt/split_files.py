@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from attempt.textfiles import ROW_FILE_KINDS, ROW_FILE_SUFFIXES
+
 SPLITS = ("train", "validation", "test")
-SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")  # what `attempt.data.load_user_file` reads
 EXAMPLE = "data_files: {rte: {train: my_train.csv, columns: {premise: sentence1}}}"
 
 
@@ -62,9 +63,8 @@ def normalize_data_files(value: Any, tasks: Sequence[str]) -> dict[str, dict[str
 def _path(value: Any, key: str) -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise ValueError(f"{key} must be a file path, got {value!r}.")
-    if Path(value).suffix.lower() not in SUFFIXES:
-        raise ValueError(f"{key} {str(value)!r} must end in {', '.join(SUFFIXES)} (CSV, TSV with a header row, "
-                         "or one JSON object a line).")  # fmt: skip
+    if Path(value).suffix.lower() not in ROW_FILE_SUFFIXES:
+        raise ValueError(f"{key} {str(value)!r} must end in {', '.join(ROW_FILE_SUFFIXES)} ({ROW_FILE_KINDS}).")
     return str(value)
 
 

@@ -15,6 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+ROW_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")  # what `numbered_rows` reads: the one list
+ROW_FILE_KINDS = "CSV, TSV with a header row, or one JSON object a line"
+
 
 class DataError(ValueError):
     """Bad data: a missing field, a label outside the label set, an empty split."""
@@ -87,3 +90,17 @@ def numbered_table(path: str | os.PathLike, delimiter: str) -> list[tuple[int, d
             )
         rows.append((start, dict(zip(header, values, strict=True))))
     return rows
+
+
+def numbered_rows(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """The rows of a CSV (``.csv``), TSV (``.tsv``/``.txt``) or JSON-lines (``.jsonl``/``.json``) file, by suffix.
+
+    Raises:
+        DataError: a suffix outside `ROW_FILE_SUFFIXES`, or what the format's reader raises.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in ROW_FILE_SUFFIXES:
+        raise DataError(f"{path}: a row file must end in {', '.join(ROW_FILE_SUFFIXES)} ({ROW_FILE_KINDS}).")
+    if suffix in (".jsonl", ".json"):
+        return numbered_jsonl(path)
+    return numbered_table(path, "," if suffix == ".csv" else "\t")  # type: ignore[return-value]

@@ -34,7 +34,7 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, config=None):
     from attempt.build import load_run
 
     backbone = tokenizer = None
@@ -42,7 +42,8 @@ def _load(args: argparse.Namespace):
         from attempt.resolve import load_backbone
 
         backbone, tokenizer, _ = load_backbone(args.backbone)
-    return load_run(_run_dir(args.run_dir), backbone=backbone, tokenizer=tokenizer, library=args.library)
+    run_dir = _run_dir(args.run_dir)
+    return load_run(run_dir, backbone=backbone, tokenizer=tokenizer, library=args.library, config=config)
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -101,7 +102,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"The run was not trained on {', '.join(unknown)}; its tasks: {', '.join(config.tasks)}.")
     task_rows = _task_rows(args, config, tasks)
-    model, tokenizer, config = _load(args)
+    model, tokenizer, config = _load(args, config)
     name = "file" if args.file else args.split  # what the outputs are named after
     out = Path(args.out) if args.out else Path(args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,15 +148,16 @@ def run_predict(args: argparse.Namespace) -> int:
     from attempt.evaluate import predict
 
     try:  # registers the run's own tasks (task files) before the inputs name them
-        run_tasks = read_run_config(args.run_dir).tasks
+        run_config = read_run_config(args.run_dir)
     except FileNotFoundError:  # not a finished run: said when the model loads, after the inputs are checked
-        run_tasks = ()
+        run_config = None
+    run_tasks = run_config.tasks if run_config else ()
     path = Path(args.inputs)
     if path.suffix.lower() == ".txt":
         numbered = _read_text_inputs(path, run_tasks, args.task)
     else:
         numbered = _read_inputs(path)
-    model, tokenizer, config = _load(args)
+    model, tokenizer, config = _load(args, run_config)
     for line, row in numbered:
         if row["task"] not in model.tasks:
             raise UsageError(f"{args.inputs}, line {line}: task {row['task']!r} is not one of the model's tasks "

@@ -30,7 +30,7 @@ from typing import Any
 
 from attempt.metrics import METRICS
 from attempt.tasks.base import Task, get_task, register_task, registered_task
-from attempt.textfiles import decoded
+from attempt.textfiles import ROW_FILE_KINDS, ROW_FILE_SUFFIXES, decoded
 
 KEYS = ("name", "kind", "data", "fields", "template", "label_field", "label_words", "raw_labels", "label_range",
         "metrics", "k_shot")  # fmt: skip
@@ -38,7 +38,6 @@ REQUIRED = ("name", "data", "fields")
 USER_KINDS = ("classification", "regression", "extractive_qa")
 DATA_FILE_SPLITS = ("train", "validation", "test")
 HUB_KEYS = ("hub_id", "config", "train_split", "validation_split", "test_split")
-DATA_SUFFIXES = (".csv", ".tsv", ".jsonl")
 DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["pearson", "spearman"],
                    "extractive_qa": ["squad_f1", "squad_exact_match"]}  # fmt: skip
 SAVED_ORIGIN = "the run's train_config.json (task_definitions)"
@@ -220,9 +219,9 @@ def _data(value: Any, origin: str, base: Path | None, check_files: bool) -> dict
 
 def _data_file(value: Any, split: str, origin: str, base: Path | None, check_files: bool) -> str:
     path = Path(_text(value, f"data.files.{split}", origin))
-    if path.suffix.lower() not in DATA_SUFFIXES:
-        raise TaskFileError(f"{origin}: data.files.{split} {value!r} must end in {', '.join(DATA_SUFFIXES)} "
-                            "(comma-separated, tab-separated with a header row, or one JSON object a line).")  # fmt: skip
+    if path.suffix.lower() not in ROW_FILE_SUFFIXES:
+        raise TaskFileError(f"{origin}: data.files.{split} {value!r} must end in {', '.join(ROW_FILE_SUFFIXES)} "
+                            f"({ROW_FILE_KINDS}).")  # fmt: skip
     if base is not None and not path.is_absolute():
         path = (base / path).resolve()
     if check_files and not path.is_file():
