@@ -359,6 +359,7 @@ def summarise(cells: list[dict[str, Any]], options: Options) -> dict[str, Any]:
     table = {row: {m: {"mean": sum(v) / len(v), "std": _std(v), "n": len(v)} for m, v in methods.items()}
              for row, methods in table.items()}  # fmt: skip
     pairs = [paired(cells, "attempt", b, t, k) for k in options.ks for t in options.targets for b in ("prompt_tuning", "spot")]
+    pairs += [paired(cells, "attempt", b, t, 16) for b in K16_METHODS for t in options.targets]  # T auto vs d·e; vs LoRA
     pairs += [paired(cells, a, "attempt", t, 16) for a in options.ablations for t in options.targets]
     attention: dict[str, Any] = {}
     for method in ATTEMPT_METHODS:

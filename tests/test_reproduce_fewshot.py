@@ -48,7 +48,9 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     first = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert first["cells_computed"] == 2 * 2 * 5 and first["cells_missing"] == 0
     assert set(first["spot_sources"]) == {"cb", "rte"}
-    assert {p["b"] for p in first["summary"]["paired"]} == {"prompt_tuning", "spot"}
+    pairs = [(p["a"], p["b"], p["task"]) for p in first["summary"]["paired"]]
+    assert pairs == [("attempt", b, t) for t in ("cb", "rte") for b in ("prompt_tuning", "spot")] + [
+        ("attempt", b, t) for b in ("attempt_paper", "lora") for t in ("cb", "rte")]  # fmt: skip
     attention = first["summary"]["attention"]
     assert {"cb attempt", "cb attempt_paper", "rte attempt", "rte attempt_paper"} == set(attention)
     assert first["test_rows"] == {"cb": 6, "rte": 6}
