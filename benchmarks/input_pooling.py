@@ -4,8 +4,9 @@
     python benchmarks/input_pooling.py --backbone sentence-transformers/all-MiniLM-L6-v2
 
 ATTEMPT's attention sees an input only through x̂, the pool of its token embeddings (`attempt.mixture.pool_inputs`;
-the paper: max-pool). If x̂ is nearly the same vector for every input, the attention gives every input nearly the
-same weights, whatever it learns. This measures, on the first N validation rows of each task as the task formats
+the paper: max-pool). If x̂ is nearly the same vector for every input, a fresh attention gives every input nearly
+the same weights; training can still tell such inputs apart when the loss rewards it (at cosine 0.99 in
+tests/test_mixture.py), so this measures where training starts, not where it can go. This measures, on the first N validation rows of each task as the task formats
 them: the mean pairwise cosine of x̂ (1 = identical directions), the size of its part that varies between inputs
 (‖x̂ − mean x̂‖ / ‖x̂‖, averaged), and the cosine of two tasks' centroids after removing the overall mean
 (negative: the tasks sit on opposite sides); and, where source prompts are shipped for the backbone, how much a
