@@ -368,7 +368,8 @@ def summarise(cells: list[dict[str, Any]], options: Options) -> dict[str, Any]:
             if stats:
                 attention[f"{task} {method}"] = {key: sum(s[key] for s in stats) / len(stats)
                                                  for key in ("peak", "max_peak", "entropy", "uniform_entropy", "input_spread")}
-    return {"table": table, "paired": [p for p in pairs if p], "attention": attention}
+    summary = {"table": table, "paired": [p for p in pairs if p], "attention": attention}
+    return {**summary, "claims": claims(summary)}
 
 
 def _std(values: list[float]) -> float:
@@ -380,6 +381,49 @@ def _std(values: list[float]) -> float:
 
 LABELS = {"prompt_tuning": "PT", "spot": "SPoT", "attempt": "ATTEMPT (T auto)", "attempt_paper": "ATTEMPT (T = d·e)",
           "lora": "LoRA", "attempt_mean": "ATTEMPT (mean-pooled x̂)"}  # fmt: skip
+
+
+CLAIMS = (  # (claim, method, baseline): each answered from the paired cells that compare the two
+    ("ATTEMPT beats prompt tuning few-shot (the paper's claim)", "attempt", "prompt_tuning"),
+    ("ATTEMPT beats SPoT, its best single source (the paper's claim)", "attempt", "spot"),
+    ("T auto beats the paper's T = d·e on this backbone (the library's default)", "attempt", "attempt_paper"),
+    ("ATTEMPT beats LoRA few-shot (the paper compares with full fine-tuning)", "attempt", "lora"),
+)
+SPREAD_THAT_VARIES = 0.05  # a prompt's weight varies over inputs by at least this (mean std) to count as chosen per input
+
+
+def claims(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """A verdict per claim from the paired cells: how many (task, k) show the method ahead, behind, or no
+    difference at 95%; and whether any trained attention gives different inputs different weights."""
+    verdicts = []
+    for claim, a, b in CLAIMS:
+        pairs = [p for p in summary["paired"] if (p["a"], p["b"]) == (a, b)]
+        count = {v: sum(p["verdict"] == v for p in pairs) for v in ("a > b", "a < b", "no difference at 95%")}
+        verdicts.append({"claim": claim, "a": a, "b": b, "pairs": len(pairs), "ahead": count["a > b"],
+                         "behind": count["a < b"], "verdict": _claim_verdict(count, len(pairs)),
+                         "cells": ", ".join(f"{p['task']} k={p['k']} {p['mean']:+.1f}" for p in pairs)})  # fmt: skip
+    spreads = {row: a["input_spread"] for row, a in summary["attention"].items() if row.endswith(" attempt")}
+    largest = max(spreads.values(), default=None)
+    verdicts.append({"claim": "The attention gives different inputs different weights (the paper's picture)",
+                     "verdict": "not measured" if largest is None else
+                     ("holds" if largest >= SPREAD_THAT_VARIES else f"does not hold: input spread below {SPREAD_THAT_VARIES}"),
+                     "cells": ", ".join(f"{row.split()[0]} spread {v:.4f}" for row, v in spreads.items())})  # fmt: skip
+    return verdicts
+
+
+def _claim_verdict(count: dict[str, int], n: int) -> str:
+    ahead, behind = count["a > b"], count["a < b"]
+    if n == 0:
+        return "not measured"
+    if ahead == n:
+        return "holds"
+    if ahead and behind:
+        return f"mixed: ahead in {ahead}, behind in {behind} of {n}"
+    if ahead:
+        return f"partly: ahead in {ahead} of {n}, no difference in the rest"
+    if behind:
+        return f"does not hold: behind in {behind} of {n}, no difference in the rest"
+    return f"not shown: no difference at 95% in all {n}"
 
 
 def report(results: dict[str, Any]) -> str:
@@ -403,6 +447,11 @@ def report(results: dict[str, Any]) -> str:
     for p in summary["paired"]:
         lines.append(f"| {p['task']} | {p['k']} | {LABELS[p['a']]} | {LABELS[p['b']]} | {p['mean']:+.1f} | "
                      f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] | {len(p['seeds'])} | {_verdict(p)} |")
+    lines += ["", "Verdict per claim (ahead / behind: (task, k) cells where the 95% interval excludes 0):", "",
+              "| claim | verdict | ahead | behind | cells (mean difference) |", "|---|---|---:|---:|---|"]
+    for c in summary["claims"]:
+        counts = f"{c['ahead']} | {c['behind']}" if "pairs" in c else "– | –"
+        lines.append(f"| {c['claim']} | {c['verdict']} | {counts} | {c['cells']} |")
     lines += ["", "Attention over the test rows (mean over seeds): peak = mean of each example's largest weight; "
               "entropy against the uniform one; input spread = mean std over examples of a prompt's weight "
               "(0: the same weights for every input).", "",

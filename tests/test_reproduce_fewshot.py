@@ -32,6 +32,30 @@ def test_paired_difference_and_its_interval_by_hand(fewshot):
     assert fewshot._verdict({**p, "verdict": "no difference at 95%"}) == "no difference at 95%"
 
 
+def test_claim_verdicts_count_the_cells_each_way(fewshot):
+    def pair(a, b, task, verdict, mean):
+        return {"a": a, "b": b, "task": task, "k": 16, "verdict": verdict, "mean": mean}
+
+    summary = {"paired": [pair("attempt", "prompt_tuning", "cb", "a > b", 5.0),
+                          pair("attempt", "prompt_tuning", "rte", "a > b", 3.0),
+                          pair("attempt", "spot", "cb", "a < b", -4.0),
+                          pair("attempt", "spot", "rte", "no difference at 95%", 1.0),
+                          pair("attempt", "attempt_paper", "cb", "no difference at 95%", 0.5),
+                          pair("attempt", "lora", "cb", "a > b", 2.0), pair("attempt", "lora", "rte", "a < b", -2.0)],
+               "attention": {"cb attempt": {"input_spread": 0.0001}, "rte attempt": {"input_spread": 0.002},
+                             "cb attempt_paper": {"input_spread": 0.3}}}  # fmt: skip
+    verdicts = {c.get("b", "input"): c for c in fewshot.claims(summary)}
+    assert verdicts["prompt_tuning"]["verdict"] == "holds" and verdicts["prompt_tuning"]["ahead"] == 2
+    assert verdicts["spot"]["verdict"] == "does not hold: behind in 1 of 2, no difference in the rest"
+    assert verdicts["attempt_paper"]["verdict"] == "not shown: no difference at 95% in all 1"
+    assert verdicts["lora"]["verdict"] == "mixed: ahead in 1, behind in 1 of 2"
+    assert verdicts["spot"]["cells"] == "cb k=16 -4.0, rte k=16 +1.0"
+    assert verdicts["input"]["verdict"] == "does not hold: input spread below 0.05"  # attempt_paper's 0.3 not counted
+    summary["attention"]["rte attempt"]["input_spread"] = 0.06
+    assert {c.get("b", "input"): c["verdict"] for c in fewshot.claims(summary)}["input"] == "holds"
+    assert fewshot.claims({"paired": [], "attention": {}})[0]["verdict"] == "not measured"
+
+
 def test_attention_stats_of_uniform_and_peaked_rows(fewshot):
     uniform = fewshot.attention_stats([{"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}])
     assert uniform["entropy"] == pytest.approx(math.log(2)) and uniform["input_spread"] == 0
@@ -58,6 +82,7 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     assert reach["auto"]["max_weight"] > 0.9 > reach["paper"]["max_weight"] >= reach["uniform"] == 1 / 3
     written = (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
     assert "method − baseline" in written and "PARTIAL" not in written and "mean-pooled" not in written
+    assert [c["pairs"] for c in first["summary"]["claims"][:4]] == [2, 2, 2, 2] and "Verdict per claim" in written
     again = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert again["cells_computed"] == 0 and again["cells_reused"] == 20
     assert json.loads((tmp_path / "out" / "reproduce-fewshot-tiny.json").read_text())["summary"] == again["summary"]
