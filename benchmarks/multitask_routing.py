@@ -47,6 +47,7 @@ class Options:
     steps: int = 120  # of 8 mixed-task examples: ~480 per task
     batch: int = 8
     lr: float = 0.01  # the few-shot grid's prompt learning rate
+    attention_lr: float | None = None  # None: lr (TrainConfig.attention_learning_rate)
     train_limit: int = 1000  # rows per task: equal pools, so examples-proportional mixing is 50/50
     test_limit: int = 200
     max_source_length: int = 128
@@ -61,6 +62,7 @@ def config(options: Options, seed: int, out: Path, data_dir: Path):
         mode="attempt", backbone="tiny-llama" if options.tiny else options.backbone, tasks=options.tasks,
         source_prompts=options.sources, library=str(options.library), output_dir=str(out), data_dir=str(data_dir),
         max_steps=options.steps, batch_size=options.batch, eval_batch_size=32, learning_rate=options.lr,
+        attention_learning_rate=options.attention_lr,
         warmup_steps=options.steps // 10, seed=seed, split_seed=0, max_source_length=options.max_source_length,
         eval_every=0, train_limit=options.train_limit, eval_limit=64, test_limit=options.test_limit,
         eval_method="rank", attempt={"prompt_length": _prompt_length(options.library)},
@@ -122,9 +124,10 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, threads: int | N
 
         backbone, tokenizer, _ = load_backbone(options.backbone)
     name = "tiny-llama" if options.tiny else slug(options.backbone)
-    stem = out / f"multitask-routing-{name}"
-    recorded = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}}
-    kept = _kept_runs(stem.with_suffix(".json"), recorded["options"])
+    stem = f"multitask-routing-{name}" + (f"-attention-lr{options.attention_lr:g}" if options.attention_lr else "")
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"  # not with_suffix: "lr0.1" has a dot
+    recorded = {"options": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}}
+    kept = _kept_runs(json_path, recorded["options"])
     results = {**recorded, "runs": []}
     for seed in options.seeds:  # the JSON is rewritten after every seed: it is what a session commits
         if seed in kept:
@@ -132,9 +135,15 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, threads: int | N
         else:
             root = out / "reproduce" / f"routing-{name}-{_options_key(recorded['options'])}"  # other options, other runs
             results["runs"].append(run_seed(options, seed, root, data_dir, backbone, tokenizer))
-        stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(report(results))
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path.write_text(report(results))
     return results
+
+
+def _shown(path: Path) -> str:
+    """A path as the JSON records it: relative to the repository when inside it, so another checkout matches."""
+    path = path.resolve()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
 
 
 def _options_key(options: dict[str, Any]) -> str:
@@ -160,7 +169,7 @@ def report(results: dict[str, Any]) -> str:
     sources = o["sources"]
     lines = [f"# One attention, two tasks: does it route per input? ({o['backbone'] if not o['tiny'] else 'tiny'})", "",
              f"ATTEMPT-m on {' + '.join(o['tasks'])}, sources {', '.join(sources)}, {o['steps']} steps of {o['batch']} "
-             f"mixed-task examples, lr {o['lr']}, {o['train_limit']} training rows per task, test rows ≤ {o['test_limit']} "
+             f"mixed-task examples, lr {o['lr']} (attention {o['attention_lr'] or o['lr']}), {o['train_limit']} training rows per task, test rows ≤ {o['test_limit']} "
              "per task. Weights are the sources' only, renormalised among themselves (they depend on the input alone).",
              "", "| seed | task | test | " + " | ".join(sources) + " | spread within task |",
              "|---:|---|---:|" + "---:|" * len(sources) + "---:|"]  # fmt: skip
@@ -181,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=Options.steps)
+    parser.add_argument("--attention-lr", type=float, help="the attention's learning rate (default: --lr's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
     parser.add_argument("--library", type=Path, default=LIBRARY)
     args = parser.parse_args(argv)
-    options = Options(library=args.library, seeds=tuple(range(args.seeds)), steps=args.steps, tiny=args.tiny)
+    options = Options(library=args.library, seeds=tuple(range(args.seeds)), steps=args.steps, tiny=args.tiny,
+                      attention_lr=args.attention_lr)
     print(report(run(options, args.out, args.data_dir, threads=args.threads)))
     return 0
 

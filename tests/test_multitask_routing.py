@@ -58,5 +58,8 @@ def test_a_tiny_multitask_run_reports_each_tasks_routing(routing_bench, tmp_path
     more = routing_bench.run(dataclasses.replace(options, seeds=(0, 1, 2)), tmp_path / "out", data_dir)
     assert more["runs"][:2] == results["runs"] and more["runs"][2]["seed"] == 2
     assert sorted(p.parent.name for p in (tmp_path / "out" / "reproduce").rglob("results.json")) == ["seed2"]
+    faster = routing_bench.run(dataclasses.replace(options, attention_lr=0.1, seeds=(0,)), tmp_path / "out", data_dir)
+    assert faster["options"]["attention_lr"] == 0.1 and "attention 0.1" in (tmp_path / "out" / "multitask-routing-tiny-llama-attention-lr0.1.md").read_text()
+    assert json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())["runs"] == more["runs"]
     longer = routing_bench.run(dataclasses.replace(options, steps=3, seeds=(0,)), tmp_path / "out", data_dir)
-    assert longer["options"]["steps"] == 3 and len(list((tmp_path / "out" / "reproduce").rglob("results.json"))) == 2
+    assert longer["options"]["steps"] == 3 and len(list((tmp_path / "out" / "reproduce").rglob("results.json"))) == 3
