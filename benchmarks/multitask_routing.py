@@ -48,6 +48,7 @@ class Options:
     batch: int = 8
     lr: float = 0.01  # the few-shot grid's prompt learning rate
     attention_lr: float | None = None  # None: lr (TrainConfig.attention_learning_rate)
+    centre_inputs: bool = False  # AttemptConfig.centre_inputs: x̂ minus the training inputs' mean
     train_limit: int = 1000  # rows per task: equal pools, so examples-proportional mixing is 50/50
     test_limit: int = 200
     max_source_length: int = 128
@@ -65,7 +66,8 @@ def config(options: Options, seed: int, out: Path, data_dir: Path):
         attention_learning_rate=options.attention_lr,
         warmup_steps=options.steps // 10, seed=seed, split_seed=0, max_source_length=options.max_source_length,
         eval_every=0, train_limit=options.train_limit, eval_limit=64, test_limit=options.test_limit,
-        eval_method="rank", attempt={"prompt_length": _prompt_length(options.library)},
+        eval_method="rank",
+        attempt={"prompt_length": _prompt_length(options.library), "centre_inputs": options.centre_inputs},
     )  # fmt: skip
 
 
@@ -125,6 +127,7 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, threads: int | N
         backbone, tokenizer, _ = load_backbone(options.backbone)
     name = "tiny-llama" if options.tiny else slug(options.backbone)
     stem = f"multitask-routing-{name}" + (f"-attention-lr{options.attention_lr:g}" if options.attention_lr else "")
+    stem += "-centred" if options.centre_inputs else ""
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"  # not with_suffix: "lr0.1" has a dot
     recorded = {"options": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}}
     kept = _kept_runs(json_path, recorded["options"])
@@ -159,7 +162,10 @@ def _kept_runs(path: Path, options: dict[str, Any]) -> dict[int, dict[str, Any]]
         return {}
     earlier = json.loads(path.read_text())
     now = json.loads(json.dumps(options))  # tuples as the JSON holds them: lists
-    same = {k: v for k, v in earlier["options"].items() if k != "seeds"} == {k: v for k, v in now.items() if k != "seeds"}
+    # an option added since is absent from an older JSON: at its default it describes the same runs
+    added = {k: v for k, v in now.items() if k not in earlier["options"] and v == getattr(Options, k, None)}
+    recorded = {**added, **earlier["options"]}
+    same = {k: v for k, v in recorded.items() if k != "seeds"} == {k: v for k, v in now.items() if k != "seeds"}
     return {r["seed"]: r for r in earlier["runs"]} if same else {}
 
 
@@ -170,7 +176,7 @@ def report(results: dict[str, Any]) -> str:
     lines = [f"# One attention, two tasks: does it route per input? ({o['backbone'] if not o['tiny'] else 'tiny'})", "",
              f"ATTEMPT-m on {' + '.join(o['tasks'])}, sources {', '.join(sources)}, {o['steps']} steps of {o['batch']} "
              f"mixed-task examples, lr {o['lr']} (attention {o['attention_lr'] or o['lr']}), {o['train_limit']} training rows per task, test rows ≤ {o['test_limit']} "
-             "per task. Weights are the sources' only, renormalised among themselves (they depend on the input alone).",
+             f"per task{', x̂ centred (AttemptConfig.centre_inputs)' if o.get('centre_inputs') else ''}. Weights are the sources' only, renormalised among themselves (they depend on the input alone).",
              "", "| seed | task | test | " + " | ".join(sources) + " | spread within task |",
              "|---:|---|---:|" + "---:|" * len(sources) + "---:|"]  # fmt: skip
     for r in results["runs"]:
@@ -191,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=Options.steps)
     parser.add_argument("--attention-lr", type=float, help="the attention's learning rate (default: --lr's)")
+    parser.add_argument("--centre-inputs", action="store_true", help="AttemptConfig.centre_inputs (x̂ − μ)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
     parser.add_argument("--library", type=Path, default=LIBRARY)
     args = parser.parse_args(argv)
     options = Options(library=args.library, seeds=tuple(range(args.seeds)), steps=args.steps, tiny=args.tiny,
-                      attention_lr=args.attention_lr)
+                      attention_lr=args.attention_lr, centre_inputs=args.centre_inputs)
     print(report(run(options, args.out, args.data_dir, threads=args.threads)))
     return 0
 

@@ -256,3 +256,47 @@ def test_the_attention_learns_to_route_two_kinds_of_input_to_their_own_sources(s
     cosine = torch.nn.functional.cosine_similarity(directions[0], directions[1], dim=0)
     assert cosine == pytest.approx(-0.06 if shared == 0 else 0.99, abs=0.01)
     assert reached["auto"] > 0.9 > 0.7 > reached["paper"]
+
+
+def test_centred_inputs_subtract_the_running_mean_of_the_training_inputs():
+    """centre_inputs: x̂ − μ with μ the mean x̂ of every training input seen (a weighted running mean over
+    batches of any size), frozen in eval mode. Max-pooling commutes with subtracting one vector from every
+    token, so the centred mixture equals the plain one on inputs shifted by −μ."""
+    centred, _ = make(AttemptConfig(prompt_length=M, tasks=("a",), centre_inputs=True))
+    plain, _ = make(AttemptConfig(prompt_length=M, tasks=("a",)))
+    plain.load_state_dict({k: v for k, v in centred.state_dict().items() if "input" not in k})
+    assert set(centred.attention.state_dict()) - set(plain.attention.state_dict()) == {"input_mean", "inputs_seen"}
+    x, mask = batch(1)
+    more = torch.randn(2, L, D) + 3.0
+    centred.train()
+    centred(x, mask)  # 3 rows
+    centred(more, torch.ones(2, L))  # 2 rows
+    seen = torch.cat([pool_inputs(x, mask, "max"), more.max(dim=1).values])  # (5, d)
+    torch.testing.assert_close(centred.attention.input_mean, seen.mean(dim=0))
+    assert int(centred.attention.inputs_seen) == 5
+
+    centred.eval()
+    mean = centred.attention.input_mean.clone()
+    prompt, weights = centred(x, mask)
+    expected_prompt, expected_weights = plain(x - mean, mask)
+    torch.testing.assert_close(weights, expected_weights)
+    torch.testing.assert_close(prompt, expected_prompt)
+    assert torch.equal(centred.attention.input_mean, mean)  # evaluation does not move μ
+    assert not hasattr(plain.attention, "input_mean")  # off by default: the saved keys stay as they were
+
+
+def test_centring_separates_inputs_that_share_a_large_part():
+    """Inputs at cosine 0.99 get near-identical attention at the start; centred, their weights differ."""
+    torch.manual_seed(0)
+    sources, target = torch.randn(T, M, D), torch.randn(M, D)
+    directions = torch.randn(D) * 10.0 + torch.randn(2, D)  # (2, D): two kinds sharing a large part
+    x = directions[torch.arange(32) % 2][:, None, :] + 0.3 * torch.randn(32, L, D)  # (32, L, D)
+    spread = {}
+    for centre in (False, True):
+        torch.manual_seed(1)
+        config = AttemptConfig(prompt_length=M, tasks=("a",), centre_inputs=centre)
+        mixture = AttentionalMixture(config, D, sources, target)
+        mixture(x, None)  # training mode: one batch sets μ
+        _, weights = mixture.eval()(x, None)
+        spread[centre] = float(weights.std(dim=0).mean())
+    assert spread[True] > 5 * spread[False]  # 0.137 vs 0.012 here

@@ -362,3 +362,24 @@ def test_from_pretrained_refuses_damaged_weights_naming_the_file(tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(CorruptFile, match="attempt_model.safetensors"):
         AttemptModel.from_pretrained(backbone, tmp_path / "m", source_prompts=sources)
+
+
+def test_centred_inputs_mean_is_saved_and_reloads_the_same(tmp_path):
+    """With centre_inputs the running mean μ of the training inputs is part of the saved weights, so a reloaded
+    model centres by the same μ and gives the same outputs."""
+    model = build("causal", centre_inputs=True)
+    batch = make_batch("causal")
+    model.train()
+    model(**batch)  # a training forward sets μ
+    assert int(model.mixture.attention.inputs_seen) == 3 and model.mixture.attention.input_mean.abs().sum() > 0
+    model.save_pretrained(tmp_path / "run")
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(tmp_path / "run" / "attempt_model.safetensors")))
+    assert {"mixture.attention.input_mean", "mixture.attention.inputs_seen"} <= keys
+    loaded = AttemptModel.from_pretrained(model.backbone, tmp_path / "run", source_prompts=sources())
+    assert loaded.config.centre_inputs
+    model.eval()
+    loaded.eval()
+    a, b = model(**batch), loaded(**batch)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.attention_weights, b.attention_weights)

@@ -63,3 +63,10 @@ def test_a_tiny_multitask_run_reports_each_tasks_routing(routing_bench, tmp_path
     assert json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())["runs"] == more["runs"]
     longer = routing_bench.run(dataclasses.replace(options, steps=3, seeds=(0,)), tmp_path / "out", data_dir)
     assert longer["options"]["steps"] == 3 and len(list((tmp_path / "out" / "reproduce").rglob("results.json"))) == 3
+    centred = routing_bench.run(dataclasses.replace(options, centre_inputs=True, seeds=(0,)), tmp_path / "out", data_dir)
+    assert "x̂ centred" in (tmp_path / "out" / "multitask-routing-tiny-llama-centred.md").read_text()
+    assert centred["runs"][0]["routing"] != more["runs"][0]["routing"]  # the same seed, another attention input
+    older = json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())
+    del older["options"]["centre_inputs"]  # a JSON written before the option existed still counts
+    (tmp_path / "out" / "multitask-routing-tiny-llama.json").write_text(json.dumps(older))
+    assert routing_bench._kept_runs(tmp_path / "out" / "multitask-routing-tiny-llama.json", longer["options"]).keys() == {0}

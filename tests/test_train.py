@@ -195,11 +195,13 @@ class Killed(Exception):
     pass
 
 
-def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir):
+@pytest.mark.parametrize("attempt", [{}, {"centre_inputs": True}])  # the running mean μ resumes too
+def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir, attempt):
     # encoder attempt: the head's dropout consumes the RNG; 6 steps x 2 micro-batches cross epochs
     common = dict(
         mode="attempt", backbone="tiny-bert", tasks=("rte",), max_steps=6, eval_every=3, batch_size=2,
         gradient_accumulation_steps=2, train_limit=10, warmup_steps=2,
+        attempt={"prompt_length": 4, "bottleneck_size": 8, **attempt},
     )  # fmt: skip
     add_sources(tmp_path / "lib")
     full = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "full"), **common)

@@ -130,6 +130,9 @@ class AttemptConfig:
         bottleneck_size: width r of the attention projection W_down: d→r, W_up: r→d.
         attention_init: "default" (PyTorch's nn.Linear initialisation) or "normal": W_down and W_up drawn from
             N(0, 0.01²), as the original code does.
+        centre_inputs: subtract from x̂ the mean x̂ of the training inputs seen so far (a running mean, saved
+            with the weights), so that what the inputs share does not swamp what tells them apart. Not in
+            the paper; off by default.
         train_layer_norm: train the LayerNorm's affine parameters (the original code never updates them;
             False keeps them at identity for exact reproduction).
         target_in_attention: the target prompt is one of the t+1 prompts attended over.
@@ -153,6 +156,7 @@ class AttemptConfig:
     temperature: float | str | None = "auto"
     bottleneck_size: int = 100
     attention_init: str = "default"
+    centre_inputs: bool = False
     train_layer_norm: bool = True
     target_in_attention: bool = True
     target_residual: bool = True

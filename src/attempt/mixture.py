@@ -4,6 +4,7 @@ For an input X with token embeddings x_1..x_L, t frozen source prompts P_1..P_t 
 P_{t+1} = P_tgt of the input's task (each m × d):
 
     x̂   = maxpool_l(x_l)                                   (padding excluded)
+          [− μ, the mean x̂ of the training inputs, with AttemptConfig.centre_inputs; not in the paper]
     h   = LayerNorm(W_up · SiLU(W_down · x̂))               W_down: d→r, W_up: r→d, no bias
     p̂_j = maxpool_k(P_j[k])                                 j = 1..t+1
     a_j = exp(p̂_j · h / T) / Σ_k exp(p̂_k · h / T)           T = d·e in the paper (see AttemptConfig.temperature)
@@ -66,8 +67,15 @@ class AttentionModule(nn.Module):
     after training without changing it.
     """
 
-    def __init__(self, hidden_size: int, bottleneck_size: int = 100, train_layer_norm: bool = True, init: str = "default"):
+    def __init__(
+        self, hidden_size: int, bottleneck_size: int = 100, train_layer_norm: bool = True, init: str = "default",
+        centre_inputs: bool = False,
+    ):  # fmt: skip
         super().__init__()
+        self.centre_inputs = centre_inputs
+        if centre_inputs:  # saved with the weights: evaluation and a reloaded model centre by the same μ
+            self.register_buffer("input_mean", torch.zeros(hidden_size))  # (d,) μ
+            self.register_buffer("inputs_seen", torch.zeros((), dtype=torch.long))
         self.down = nn.Linear(hidden_size, bottleneck_size, bias=False)
         self.up = nn.Linear(bottleneck_size, hidden_size, bias=False)
         if init == "normal":  # the original code's N(0, 0.01²)
@@ -77,7 +85,24 @@ class AttentionModule(nn.Module):
         self.norm.requires_grad_(train_layer_norm)
 
     def forward(self, pooled_input: torch.Tensor) -> torch.Tensor:
+        if self.centre_inputs:
+            pooled_input = self.centred(pooled_input)  # (B, d)
         return self.norm(self.up(nn.functional.silu(self.down(pooled_input))))  # (B, d)
+
+    def centred(self, pooled_input: torch.Tensor) -> torch.Tensor:
+        """x̂ − μ, μ the mean x̂ of every training input seen so far (updated in training mode only).
+
+        Max-pooled inputs of different texts are alike (cosine ~0.96 on SmolLM2: benchmarks/input_pooling.py):
+        their shared part dominates W_down · x̂. Subtracting it leaves what tells inputs apart. μ is a running
+        mean rather than a learned bias so that it needs no gradient and is the same for every task.
+        """
+        if self.training:
+            with torch.no_grad():
+                batch = pooled_input.shape[0]
+                seen = self.inputs_seen + batch
+                self.input_mean += (pooled_input.float().mean(dim=0) - self.input_mean) * (batch / seen)  # (d,)
+                self.inputs_seen.copy_(seen)
+        return pooled_input - self.input_mean.to(pooled_input.dtype)  # (B, d)
 
 
 class AttentionalMixture(nn.Module):
@@ -125,7 +150,7 @@ class AttentionalMixture(nn.Module):
         self.target_prompts = nn.Parameter(target_init.detach().float().repeat(len(config.tasks), 1, 1))
         self.temperature = config.resolved_temperature(d, centred_key_norm(self.source_prompts))
         self.attention = (
-            AttentionModule(d, config.bottleneck_size, config.train_layer_norm, config.attention_init)
+            AttentionModule(d, config.bottleneck_size, config.train_layer_norm, config.attention_init, config.centre_inputs)
             if self.uses_attention
             else None
         )
