@@ -10,6 +10,7 @@ from typing import Any
 
 from attempt.cli.options import UsageError, column_options, task_and_value
 from attempt.cli.tables import metrics_table
+from attempt.config import TrainConfig
 
 
 def _run_dir(path: str) -> Path:
@@ -34,7 +35,7 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace, config=None):
+def _load(args: argparse.Namespace, config: TrainConfig | None = None) -> tuple[Any, Any, TrainConfig]:
     from attempt.build import load_run
 
     backbone = tokenizer = None
