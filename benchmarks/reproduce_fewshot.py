@@ -426,6 +426,18 @@ def _claim_verdict(count: dict[str, int], n: int) -> str:
     return f"not shown: no difference at 95% in all {n}"
 
 
+def majority_score(task: str, rows: list[dict[str, Any]]) -> float:
+    """The task's score (its metrics' average) when every test row gets the most frequent label: the floor
+    a method must clear to have learned anything."""
+    from collections import Counter
+
+    from attempt.tasks import get_task
+
+    definition = get_task(task)
+    top = Counter(definition.label_of(r) for r in rows).most_common(1)[0][0]
+    return definition.compute_metrics([top] * len(rows), rows)["average"]
+
+
 def report(results: dict[str, Any]) -> str:
     """The Markdown report: protocol, the score table, the paired differences, the attention."""
     o, summary = results["options"], results["summary"]
@@ -437,11 +449,14 @@ def report(results: dict[str, Any]) -> str:
              f"method and seed (at most {o['test_limit']} per task: {results['test_rows']}). Sources: "
              f"{', '.join(results['sources'])}. SPoT's source per target (best untrained validation score): "
              + ", ".join(f"{t} → {v['chosen']}" for t, v in results["spot_sources"].items()) + ".", "",
-             "Test score, mean ± std over seeds (n):", "",
-             "| task | " + " | ".join(LABELS[m] for m in shown) + " |", "|---|" + "---:|" * len(shown)]  # fmt: skip
+             "Test score, mean ± std over seeds (n); majority = the score of always answering the test rows' most "
+             "frequent label:", "",
+             "| task | majority | " + " | ".join(LABELS[m] for m in shown) + " |", "|---|---:|" + "---:|" * len(shown)]  # fmt: skip
+    majority = results.get("majority", {})  # reports written before it lack it
     for row, methods in summary["table"].items():
         cells = [f"{methods[m]['mean']:.1f} ± {methods[m]['std']:.1f} ({methods[m]['n']})" if m in methods else "–" for m in shown]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        floor = majority.get(row.split(" ")[0])
+        lines.append(f"| {row} | {'–' if floor is None else f'{floor:.1f}'} | " + " | ".join(cells) + " |")
     lines += ["", "Paired difference method − baseline over the same seeds, 95% t-interval:", "",
               "| task | k | method | baseline | mean | 95% CI | seeds | verdict |", "|---|---:|---|---|---:|---|---:|---|"]
     for p in summary["paired"]:
@@ -485,11 +500,13 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = 
     ran = grid.run_all(compute)
     from attempt.splits import load_task_data
 
-    test_rows = {t: len(load_task_data(grid.config("prompt_tuning", t, 16, 0, out))[t]["test"]) for t in options.targets}
+    tests = {t: load_task_data(grid.config("prompt_tuning", t, 16, 0, out))[t]["test"] for t in options.targets}
+    test_rows = {t: len(rows) for t, rows in tests.items()}
     results = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()},
                "sources": grid.sources, "spot_sources": ran["spot_sources"], "cells": ran["cells"],
                "cells_computed": grid.computed, "cells_reused": grid.reused, "cells_missing": grid.missing,
-               "test_rows": test_rows, "summary": summarise(ran["cells"], options),
+               "test_rows": test_rows, "majority": {t: majority_score(t, rows) for t, rows in tests.items()},
+               "summary": summarise(ran["cells"], options),
                "attention_reach": attention_reach(options.library, grid.sources)}  # fmt: skip
     stem = out / f"reproduce-fewshot-{'tiny' if options.tiny else slug(options.backbone)}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

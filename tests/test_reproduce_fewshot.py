@@ -78,6 +78,7 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     attention = first["summary"]["attention"]
     assert {"cb attempt", "cb attempt_paper", "rte attempt", "rte attempt_paper"} == set(attention)
     assert first["test_rows"] == {"cb": 6, "rte": 6}
+    assert set(first["majority"]) == {"cb", "rte"} and 0 < first["majority"]["rte"] <= 100
     reach = first["attention_reach"]["this backbone"]
     assert reach["auto"]["max_weight"] > 0.9 > reach["paper"]["max_weight"] >= reach["uniform"] == 1 / 3
     written = (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
@@ -143,3 +144,13 @@ def test_an_ablation_runs_after_the_grid_and_is_paired_with_attempt(fewshot, tmp
     assert [(p["a"], p["b"]) for p in result["summary"]["paired"]][-1] == ("attempt_mean", "attempt")
     assert "cb attempt_mean" in result["summary"]["attention"]
     assert "ATTEMPT (mean-pooled x̂)" in (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
+
+
+def test_majority_score_uses_the_tasks_own_metrics(fewshot):
+    """cb's score is the mean of accuracy and macro-F1: answering the majority class on 14 / 11 / 3 rows gives
+    accuracy 50 and macro-F1 (2/3 + 0 + 0) / 3 = 22.2."""
+    rows = [{"premise": "p", "hypothesis": "h", "label": label, "idx": i}
+            for i, label in enumerate([0] * 14 + [1] * 11 + [2] * 3)]  # fmt: skip
+    assert fewshot.majority_score("cb", rows) == pytest.approx((50.0 + 200 / 9) / 2)
+    rte = [{"sentence1": "a", "sentence2": "b", "label": label, "idx": i} for i, label in enumerate([1, 1, 0])]
+    assert fewshot.majority_score("rte", rte) == pytest.approx(200 / 3)
