@@ -3,6 +3,7 @@
     python benchmarks/reproduce_fewshot.py                 # the grid (hours on 2 CPU cores; resumable)
     python benchmarks/reproduce_fewshot.py --report-only   # report the cells finished so far
     python benchmarks/reproduce_fewshot.py --ablations attempt_mean   # then ATTEMPT with mean-pooled x̂ (k = 16)
+    python benchmarks/reproduce_fewshot.py --ablations attempt_centred   # ATTEMPT with centred x̂ (k = 16)
     python benchmarks/reproduce_fewshot.py --tiny --out /tmp/x   # the tests' tiny causal LM (seconds)
 
 ATTEMPT's strongest claim (Asai et al., EMNLP 2022, arXiv 2205.11961, few-shot table) is that the mixture of
@@ -53,8 +54,9 @@ KS = (16, 32)
 METHODS = ("prompt_tuning", "spot", "attempt")
 K16_METHODS = ("attempt_paper", "lora")  # only at k = 16
 # --ablations, after the grid, at k = 16: ATTEMPT (T auto) with x̂ mean-pooled instead of max-pooled (max-pooled
-# inputs are 0.96 cosine-alike: benchmarks/input_pooling.py), to see whether the attention then varies per input
-ABLATIONS = {"attempt_mean": {"pooling": "mean"}}
+# inputs are 0.96 cosine-alike: benchmarks/input_pooling.py), or with x̂ centred by the training inputs' mean
+# (AttemptConfig.centre_inputs), to see whether the attention then varies per input and whether that helps
+ABLATIONS = {"attempt_mean": {"pooling": "mean"}, "attempt_centred": {"centre_inputs": True}}
 ATTEMPT_METHODS = ("attempt", "attempt_paper", *ABLATIONS)
 # BoolQ's training pool in the mirror: FewGLUE's two 32-row samples of the official train, together
 POOLS = {("aps/super_glue", "boolq"): ("train_fewglue32", "validation_fewglue32")}
@@ -380,7 +382,8 @@ def _std(values: list[float]) -> float:
 
 
 LABELS = {"prompt_tuning": "PT", "spot": "SPoT", "attempt": "ATTEMPT (T auto)", "attempt_paper": "ATTEMPT (T = d·e)",
-          "lora": "LoRA", "attempt_mean": "ATTEMPT (mean-pooled x̂)"}  # fmt: skip
+          "lora": "LoRA", "attempt_mean": "ATTEMPT (mean-pooled x̂)",
+          "attempt_centred": "ATTEMPT (centred x̂)"}  # fmt: skip
 
 
 CLAIMS = (  # (claim, method, baseline): each answered from the paired cells that compare the two
@@ -526,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--library", type=Path, default=LIBRARY)
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished cells")
     parser.add_argument("--ablations", nargs="*", default=[], choices=sorted(ABLATIONS),
-                        help="also run these at k = 16, after the grid (attempt_mean: x̂ mean-pooled)")
+                        help="also run these at k = 16, after the grid (attempt_mean: x̂ mean-pooled; "
+                             "attempt_centred: x̂ minus the training inputs' mean, AttemptConfig.centre_inputs)")
     parser.add_argument("--stash", action="store_true", help="train nothing: keep the finished cells in fewshot-state/")
     args = parser.parse_args(argv)
     if args.stash:
