@@ -62,6 +62,13 @@ def test_quickstart_uses_shipped_prompts_and_draws_each_example(tmp_path, data_d
     assert (out / "attention_examples.png").stat().st_size > 1000
     saved = json.loads((out / "runs" / "attempt-rte" / "train_config.json").read_text())
     assert saved["library"] == "../../../shipped/tiny-bert"  # relative to the run folder
+    assert "centre_inputs" not in saved["attempt"]  # the paper's x̂ unless asked
+
+    assert main([*argv, "--out", str(tmp_path / "centred"), "--centre-inputs"]) == 0
+    runs = tmp_path / "centred" / "runs"
+    assert json.loads((runs / "attempt-rte" / "train_config.json").read_text())["attempt"]["centre_inputs"] is True
+    assert "centre_inputs" not in json.loads((runs / "prompt_tuning-rte" / "train_config.json").read_text())["attempt"]
+    capsys.readouterr()
 
     other = [*argv, "--out", str(tmp_path / "qs6"), "--prompt-length", "6", "--source-steps", "1"]
     assert main(other) == 0  # the shipped ones have m = 4: trained here instead

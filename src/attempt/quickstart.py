@@ -41,6 +41,8 @@ class QuickstartConfig:
         batch_size: examples per step.
         learning_rate: the prompts' learning rate.
         attention_learning_rate: the attention module's (and an encoder head's) learning rate.
+        centre_inputs: ATTEMPT's input summary x̂ minus the training inputs' mean (AttemptConfig.centre_inputs;
+            not in the paper), which lets the attention give different inputs different weights.
         max_source_length: input tokens kept per example.
         train_limit: training examples per task at most.
         eval_limit: validation and test examples per task at most.
@@ -59,6 +61,7 @@ class QuickstartConfig:
     batch_size: int = 8
     learning_rate: float = 0.01  # the shipped SmolLM2 prompts' (MiniLM's prompts learn at 0.1)
     attention_learning_rate: float = 0.01
+    centre_inputs: bool = False
     max_source_length: int = 128
     train_limit: int | None = 2000
     eval_limit: int | None = 200
@@ -158,7 +161,9 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
     rows: list[dict[str, Any]] = []
     for method, mode in (("ATTEMPT", "attempt"), ("prompt tuning", "prompt_tuning")):
         run_dir = out / "runs" / f"{mode}-{qs.target}"
-        config = _run_config(qs, mode, (qs.target,), qs.target_steps, run_dir, library.root, source_prompts=qs.sources)
+        extra = {"attempt": {"prompt_length": qs.prompt_length, "centre_inputs": True}} if qs.centre_inputs and mode == "attempt" else {}
+        config = _run_config(qs, mode, (qs.target,), qs.target_steps, run_dir, library.root, source_prompts=qs.sources,
+                             **extra)  # fmt: skip
         print(f"[quickstart] training {method} on {qs.target!r} ({qs.target_steps} steps)")
         start = time.perf_counter()
         result = train(config, progress=progress)
