@@ -161,9 +161,9 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
     rows: list[dict[str, Any]] = []
     for method, mode in (("ATTEMPT", "attempt"), ("prompt tuning", "prompt_tuning")):
         run_dir = out / "runs" / f"{mode}-{qs.target}"
-        extra = {"attempt": {"prompt_length": qs.prompt_length, "centre_inputs": True}} if qs.centre_inputs and mode == "attempt" else {}
+        centred = {"centre_inputs": True} if qs.centre_inputs and mode == "attempt" else {}
         config = _run_config(qs, mode, (qs.target,), qs.target_steps, run_dir, library.root, source_prompts=qs.sources,
-                             **extra)  # fmt: skip
+                             attempt={"prompt_length": qs.prompt_length, **centred})  # fmt: skip
         print(f"[quickstart] training {method} on {qs.target!r} ({qs.target_steps} steps)")
         start = time.perf_counter()
         result = train(config, progress=progress)
