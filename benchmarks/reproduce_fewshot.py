@@ -455,11 +455,9 @@ def report(results: dict[str, Any]) -> str:
              "Test score, mean ± std over seeds (n); majority = the score of always answering the test rows' most "
              "frequent label:", "",
              "| task | majority | " + " | ".join(LABELS[m] for m in shown) + " |", "|---|---:|" + "---:|" * len(shown)]  # fmt: skip
-    majority = results.get("majority", {})  # reports written before it lack it
-    for row, methods in summary["table"].items():
+    for row, methods in summary["table"].items():  # row: "<task> k=<k>"
         cells = [f"{methods[m]['mean']:.1f} ± {methods[m]['std']:.1f} ({methods[m]['n']})" if m in methods else "–" for m in shown]
-        floor = majority.get(row.split(" ")[0])
-        lines.append(f"| {row} | {'–' if floor is None else f'{floor:.1f}'} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row} | {results['majority'][row.split(' ')[0]]:.1f} | " + " | ".join(cells) + " |")
     lines += ["", "Paired difference method − baseline over the same seeds, 95% t-interval:", "",
               "| task | k | method | baseline | mean | 95% CI | seeds | verdict |", "|---|---:|---|---|---:|---|---:|---|"]
     for p in summary["paired"]:
