@@ -31,9 +31,10 @@ def test_validation_curve_reads_only_validation_evaluations(sources, tmp_path):
 def test_report_says_which_bar_is_met(sources):
     row = {"task": "sst2", "steps": 600, "best_step": 500, "test": 88.0, "test_rows": 872, "two_standard_errors": 2.2,
            "zero_shot": 70.0, "step300": 87.0, "minilm_300_steps": 73.0, "meets_bar": True, "beats_own_step300": False}
-    text = sources.report([row, {**row, "task": "mnli", "meets_bar": False}], "smollm2")
-    assert "| sst2 | 600 | 500 | 88.0 (872) | 2.2 | 70.0 | 73.0 | met | 87.0 | no |" in text
-    assert "| mnli |" in text and "NOT met" in text
+    stopped = {**row, "task": "mnli", "meets_bar": False, "steps": 4000, "stopped_at": 1700, "best_step": 1200}
+    text = sources.report([row, stopped], "smollm2")
+    assert "| sst2 | 600 (600) | 500 | 88.0 (872) | 2.2 | 70.0 | 73.0 | met | 87.0 | no |" in text
+    assert "| mnli | 1700 (4000) | 1200 |" in text and "NOT met" in text
 
 
 def test_stash_and_restore_carry_an_unfinished_run_to_another_session(sources, tmp_path, monkeypatch):
