@@ -21,7 +21,7 @@ machine is shared and noisy; results are reported as ratios between methods of t
   like max_memory_allocated). --tiny measures in-process instead (no subprocess);
 * dynamic padding with length grouping against padding every batch to 256 tokens (the original protocol), on
   rte and mnli from the data mirror, with the same examples, batched as training batches them (the library's
-  `Collator`; the grouped batches from `attempt.batching.BatchStream`): time per epoch and the largest
+  `Collator`; the grouped batches from `attempt.data.batching.BatchStream`): time per epoch and the largest
   difference between an example's logits/loss padded and unpadded;
 * evaluation with rows batched longest first against file order (encoder, rte validation);
 * evaluation throughput of rank classification (score every verbalizer; input read once, and one full
@@ -124,7 +124,7 @@ def load(name: str, tiny: bool, dtype: torch.dtype | None = None):
         family = name.removeprefix("tiny-")
         backbone = build_backbone(family, hidden_size=32)
         return (backbone if dtype is None else backbone.to(dtype)), build_tokenizer(family), family
-    from attempt.resolve import load_backbone
+    from attempt.backbones.resolve import load_backbone
 
     return tuple(load_backbone(name, dtype=dtype))
 
@@ -174,7 +174,7 @@ def build_method(method: str, backbone, family: str, m: int):
         model.train()
         return model, loss_fn, optimizer, trainable
     from attempt import AttemptConfig, AttemptModel
-    from attempt.baselines import FineTuneModel
+    from attempt.modeling.finetune import FineTuneModel
 
     d = backbone.get_input_embeddings().weight.shape[1]
     num_labels = 2 if family == "encoder" else None
@@ -357,7 +357,7 @@ def _memory_worker(args: str) -> None:
 def mirror_rows(task: str, split: str, n: int, seed: int | None = 0) -> list[dict[str, Any]]:
     """n rows of a split from the data mirror (``$ATTEMPT_DATA_DIR``, else ../shared/data), shuffled with
     `seed` (None: the first n in file order)."""
-    from attempt.data import load_split
+    from attempt.data.sources import load_split
 
     rows = list(load_split(task, split, os.environ.get("ATTEMPT_DATA_DIR") or REPO.parent / "shared" / "data"))
     if seed is not None:
@@ -366,10 +366,10 @@ def mirror_rows(task: str, split: str, n: int, seed: int | None = 0) -> list[dic
 
 
 def grouped_batches(examples: list[dict[str, Any]], collator, batch: int, seed: int = 0) -> list[list[dict[str, Any]]]:
-    """The first epoch of the training loop's own length-grouped batches (`attempt.batching.BatchStream` with
+    """The first epoch of the training loop's own length-grouped batches (`attempt.data.batching.BatchStream` with
     group_by_length, one process) of one task's examples."""
-    from attempt.batching import BatchStream
     from attempt.config import TrainConfig
+    from attempt.data.batching import BatchStream
 
     task = examples[0]["task"]
     config = TrainConfig(tasks=(task,), batch_size=batch, seed=seed, group_by_length=True)
@@ -381,7 +381,7 @@ def padding_benchmark(backbone, tokenizer, family, tasks, n, batch, repeats, m, 
     batched by the library's `Collator`, the grouped batches from `BatchStream`); and the largest difference
     between padded and unpadded logits/losses on a few examples."""
     from attempt import AttemptConfig, AttemptModel
-    from attempt.collate import Collator, make_examples
+    from attempt.data.collate import Collator, make_examples
     from attempt.tasks import get_task
 
     d = backbone.get_input_embeddings().weight.shape[1]
@@ -459,7 +459,7 @@ def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]
     input read once, its KV cache reused for each verbalizer) and one full (prompt + input + verbalizer)
     training-style sequence per label."""
     from attempt import AttemptConfig, AttemptModel
-    from attempt.collate import Collator, make_examples
+    from attempt.data.collate import Collator, make_examples
     from attempt.tasks import get_task
 
     d = backbone.get_input_embeddings().weight.shape[1]
@@ -511,7 +511,7 @@ def eval_batching_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[
     """Seconds to evaluate n rte validation rows (ATTEMPT on the encoder, batches of 64) with the rows batched
     longest first (the library's default) against file order, and whether both give the same predictions."""
     from attempt import AttemptConfig, AttemptModel
-    from attempt.evaluate import evaluate
+    from attempt.evaluation.evaluate import evaluate
 
     d = backbone.get_input_embeddings().weight.shape[1]
     config = AttemptConfig(prompt_length=m, tasks=("rte",), num_labels=2)

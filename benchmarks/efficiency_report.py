@@ -53,7 +53,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> None:
-    from attempt import storage
+    from attempt.utils import storage
 
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_results(results, out_dir)
@@ -128,7 +128,7 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from attempt import storage
+    from attempt.utils import storage
 
     names = list(results["training"])
     fig, axes = plt.subplots(1, 2 * len(names), figsize=(5.5 * 2 * len(names), 4), squeeze=False)

@@ -31,7 +31,7 @@ POOLINGS = ("max", "mean")
 def pooled(task_name: str, embeddings: torch.Tensor, tokenizer, rows: int, data_dir: str) -> dict[str, Any]:
     """{pooling: (N, d) x̂} of the task's first `rows` validation inputs, formatted as training formats them, and
     "tokens": their (N, L, d) embeddings and (N, L) mask."""
-    from attempt.data import load_split
+    from attempt.data.sources import load_split
     from attempt.mixture import pool_inputs
     from attempt.tasks import get_task
 
@@ -57,7 +57,7 @@ def init_spread(tokens_by_task: dict, library: Path, sources: list[str], task: s
     each input's largest weight} of a freshly initialised mixture over the library's prompts (no training)."""
     from attempt.config import AttemptConfig
     from attempt.mixture import AttentionalMixture
-    from attempt.prompts import PromptLibrary
+    from attempt.prompts.library import PromptLibrary
 
     prompts = torch.stack([PromptLibrary(library).get(name).embeddings.float() for name in sources])  # (t, m, d)
     tokens, mask = tokens_by_task[task]
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=["mnli", "qnli", "sst2"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
-    from attempt.resolve import load_backbone
+    from attempt.backbones.resolve import load_backbone
 
     backbone, tokenizer, _ = load_backbone(args.backbone)
     embeddings = backbone.get_input_embeddings().weight.detach().float()
@@ -103,7 +103,7 @@ def main() -> None:
             "tasks": {t: spread(by_task[t][how]) for t in args.tasks},
             f"centroid_cosine_{args.tasks[0]}_{args.tasks[1]}": round(float(torch.nn.functional.cosine_similarity(first, second, dim=0)), 3),
         }  # fmt: skip
-    from attempt.shipped import shipped_library
+    from attempt.prompts.shipped import shipped_library
 
     library = args.library or shipped_library(args.backbone)
     if library is not None:

@@ -72,7 +72,7 @@ def config(options: Options, seed: int, out: Path, data_dir: Path):
 
 
 def _prompt_length(library: Path) -> int:
-    from attempt.prompts import PromptLibrary
+    from attempt.prompts.library import PromptLibrary
 
     lib = PromptLibrary(library)
     return lib.get(lib.names()[0]).length
@@ -100,7 +100,7 @@ def run_seed(options: Options, seed: int, root: Path, data_dir: Path, backbone, 
     """Train (or read back) one seed's run; returns its test scores and routing."""
     import copy
 
-    from attempt.train import train
+    from attempt.training.loop import train
 
     out = root / f"seed{seed}"
     if not (out / "results.json").is_file():
@@ -122,7 +122,7 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, threads: int | N
 
         backbone, tokenizer = build_backbone("causal"), build_tokenizer("causal")
     else:
-        from attempt.resolve import load_backbone
+        from attempt.backbones.resolve import load_backbone
 
         backbone, tokenizer, _ = load_backbone(options.backbone)
     name = "tiny-llama" if options.tiny else slug(options.backbone)

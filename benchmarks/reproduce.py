@@ -201,7 +201,7 @@ def data_overlay(source: Path, overlay: Path) -> Path:
 
 # -- the runner ---------------------------------------------------------------------------------------------
 class Runner:
-    """Runs (or reads back) cells; each cell is one `attempt.train.train` call in its own output_dir."""
+    """Runs (or reads back) cells; each cell is one `attempt.training.loop.train` call in its own output_dir."""
 
     def __init__(self, out: Path, options: Options, log=print):
         mode, steps = options.size_key, options.steps
@@ -232,7 +232,7 @@ class Runner:
 
             self._tokenizer, self.family = build_tokenizer("encoder"), "encoder"
             return
-        from attempt.resolve import load_backbone
+        from attempt.backbones.resolve import load_backbone
 
         self._backbone, self._tokenizer, self.family = load_backbone(self.backbone_name)
 
@@ -273,8 +273,8 @@ class Runner:
 
     def run_cell(self, key: dict[str, Any], config) -> dict[str, Any]:
         """Train one cell, or read back its results.json. Returns the cell record (key + results)."""
-        from attempt.splits import load_task_data
-        from attempt.train import train
+        from attempt.data.splits import load_task_data
+        from attempt.training.loop import train
 
         out = Path(config.output_dir)
         results_path = out / "results.json"
@@ -329,7 +329,7 @@ class Runner:
 
     # -- stages ---------------------------------------------------------------------------------------------
     def train_sources(self) -> list[dict[str, Any]]:
-        from attempt.prompts import PromptLibrary
+        from attempt.prompts.library import PromptLibrary
 
         records = []
         for task in self.sources:
@@ -407,7 +407,7 @@ class Runner:
 
     def attention_reach_or_none(self) -> dict[str, Any] | None:
         """attention_reach, or None while the library lacks a source prompt (a report before the sources ran)."""
-        from attempt.prompts import PromptLibrary
+        from attempt.prompts.library import PromptLibrary
 
         library = PromptLibrary(self.library)
         return self.attention_reach() if all(name in library for name in self.sources) else None
@@ -429,7 +429,7 @@ class Runner:
 
         from attempt.config import AttemptConfig
         from attempt.mixture import AttentionalMixture
-        from attempt.prompts import PromptLibrary, read_original_prompt
+        from attempt.prompts.library import PromptLibrary, read_original_prompt
 
         def reach(names, prompts):  # prompts: (t, m, d)
             d = prompts.shape[-1]

@@ -117,10 +117,10 @@ class FewShotGrid:
 
             self._backbone, self.tokenizer, self.family = build_backbone("causal"), build_tokenizer("causal"), "causal"
         else:
-            from attempt.resolve import load_backbone
+            from attempt.backbones.resolve import load_backbone
 
             self._backbone, self.tokenizer, self.family = load_backbone(options.backbone)
-        from attempt.prompts import PromptLibrary
+        from attempt.prompts.library import PromptLibrary
 
         library = PromptLibrary(options.library)
         missing = [name for name in options.sources if name not in library]
@@ -153,7 +153,7 @@ class FewShotGrid:
 
     def run_cell(self, key: dict[str, Any], config, compute: bool) -> dict[str, Any]:
         """Train one cell, or read back its results.json; returns the cell record (key + results)."""
-        from attempt.train import train
+        from attempt.training.loop import train
 
         out = Path(config.output_dir)
         record = {**key, "output_dir": str(out.relative_to(self.root))}
@@ -177,9 +177,9 @@ class FewShotGrid:
     def spot_sources(self, compute: bool) -> dict[str, dict[str, Any]]:
         """Per target, every source prompt's validation score as it is (untrained), and the best one: SPoT's
         source. Cached in spot_sources.json (a few minutes of evaluation)."""
-        from attempt.build import build_model
-        from attempt.evaluate import evaluate
-        from attempt.splits import load_task_data
+        from attempt.data.splits import load_task_data
+        from attempt.evaluation.evaluate import evaluate
+        from attempt.runs.build import build_model
 
         path = self.root / "spot_sources.json"
         chosen = json.loads(path.read_text()) if path.is_file() else {}
@@ -225,7 +225,7 @@ def attention_reach(library: Path, names: list[str]) -> dict[str, Any]:
 
     from attempt.config import AttemptConfig
     from attempt.mixture import AttentionalMixture
-    from attempt.prompts import PromptLibrary, read_original_prompt
+    from attempt.prompts.library import PromptLibrary, read_original_prompt
 
     def reach(prompts: torch.Tensor) -> dict[str, Any]:  # prompts: (t, m, d)
         out = {}
@@ -499,7 +499,7 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = 
         torch.set_num_threads(threads)
     grid = FewShotGrid(options, out, data_dir, log)
     ran = grid.run_all(compute)
-    from attempt.splits import load_task_data
+    from attempt.data.splits import load_task_data
 
     tests = {t: load_task_data(grid.config("prompt_tuning", t, 16, 0, out))[t]["test"] for t in options.targets}
     test_rows = {t: len(rows) for t, rows in tests.items()}

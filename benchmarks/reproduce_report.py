@@ -167,7 +167,7 @@ def claims(agg: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
 
 # -- report -------------------------------------------------------------------------------------------------
 def plot_attention(maps: dict[str, Any], out: Path, backbone: str, stem: str = "reproduce") -> list[str]:
-    from attempt.plot import attention_heatmap
+    from attempt.evaluation.plots import attention_heatmap
 
     written = []
     if maps["single_task"]:
@@ -186,7 +186,7 @@ def plot_attention(maps: dict[str, Any], out: Path, backbone: str, stem: str = "
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
-    from attempt import storage
+    from attempt.utils import storage
 
     storage.write_json(out / f"{results['report_stem']}.json", results)
     agg, targets, s = results["aggregate"], results["targets"], results["sizes"]

@@ -64,8 +64,8 @@ def make_run(root: Path, backbone: str | None, data_dir: Path) -> Path:
     import torch
 
     from attempt.config import TrainConfig
-    from attempt.prompts import PromptLibrary, SourcePrompt
-    from attempt.train import train
+    from attempt.prompts.library import PromptLibrary, SourcePrompt
+    from attempt.training.loop import train
 
     if backbone is None:  # the tests' tiny random T5, saved so the server can load it by path
         from attempt.testing import build_backbone, build_tokenizer
@@ -73,7 +73,7 @@ def make_run(root: Path, backbone: str | None, data_dir: Path) -> Path:
         backbone = str(root / "tiny-t5")
         build_backbone("seq2seq").save_pretrained(backbone)
         build_tokenizer("seq2seq").save_pretrained(backbone)
-    from attempt.resolve import load_backbone
+    from attempt.backbones.resolve import load_backbone
 
     hidden = load_backbone(backbone).model.get_input_embeddings().weight.shape[1]
     library = PromptLibrary(root / "library")

@@ -4,13 +4,13 @@
     python benchmarks/source_prompts.py --tasks sst2 --threads 2
     python benchmarks/source_prompts.py --report-only         # the table and curves of the finished ones
 
-Per source task: plain prompt tuning (`attempt.train`, mode="source") with one recipe (RECIPE; steps per task
+Per source task: plain prompt tuning (`attempt.training.loop`, mode="source") with one recipe (RECIPE; steps per task
 in STEPS), validation every `eval_every` steps on a fixed subset, test once on up to `test_limit` rows. The
 prompt of step 300 of the same run is kept too. Three scores on the same test rows:
 
 - the shipped prompt (best validation step);
 - the same run's prompt at step 300 (the budget of the project's earlier source prompts);
-- the backbone with no prompt at all (`attempt.zero_shot.ZeroShotModel`), same label words, same scoring.
+- the backbone with no prompt at all (`attempt.modeling.zero_shot.ZeroShotModel`), same label words, same scoring.
 
 Bar (issue 11): the shipped prompt beats the zero-shot score and the project's earlier 300-step source prompt
 of the same task (MiniLM, test scores in benchmarks/results/reproduce.json) by more than twice the test set's
@@ -68,7 +68,7 @@ def train_source(config: Any) -> dict[str, Any]:
     """Train (or resume, or read back) one source run; the step-300 prompt is saved beside it."""
     from safetensors.torch import save_file
 
-    from attempt.train import RESULTS_FILE, train
+    from attempt.training.loop import RESULTS_FILE, train
 
     run = Path(config.output_dir)
     snapshot = run / f"prompt_step{SNAPSHOT_STEP}.safetensors"
@@ -126,11 +126,11 @@ def validation_curve(run: Path) -> list[tuple[int, float]]:
 
 def test_scores(config: Any, snapshot: Path) -> dict[str, dict[str, Any]]:
     """Zero-shot and step-300 test metrics on the run's test rows (the shipped prompt's come from the run)."""
-    from attempt.evaluate import evaluate
+    from attempt.backbones.resolve import load_backbone
+    from attempt.data.splits import load_task_data
+    from attempt.evaluation.evaluate import evaluate
     from attempt.modeling import AttemptModel
-    from attempt.resolve import load_backbone
-    from attempt.splits import load_task_data
-    from attempt.zero_shot import ZeroShotModel
+    from attempt.modeling.zero_shot import ZeroShotModel
 
     backbone, tokenizer, family = load_backbone(config.backbone)
     task = config.tasks[0]
@@ -196,7 +196,7 @@ def _test_rows(run: Path) -> int:
 
 def ship(row: dict[str, Any], backbone: str) -> Path:
     """Copy the run's prompt into prompts/<slug>/ with its recipe, curve, test and zero-shot scores."""
-    from attempt.prompts import PromptLibrary
+    from attempt.prompts.library import PromptLibrary
 
     slug = SLUGS[backbone]
     staged = PromptLibrary(RESULTS / "sources" / slug / row["task"] / "library").get(row["task"])

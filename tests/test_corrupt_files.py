@@ -13,9 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from attempt import cli, reading
+from attempt import cli
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import train
+from attempt.training.loop import train
+from attempt.utils import reading
 from test_train import add_sources, make_config
 
 WEIGHTS = Path("best") / "attempt_model.safetensors"

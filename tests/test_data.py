@@ -14,10 +14,10 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from attempt.batching import LengthGroupedBatchSampler, MixtureSampler, mixing_rates
-from attempt.collate import Collator, make_examples
-from attempt.data import DATA_DIR_ENV, DataError, MissingSplitError, load_split, load_user_file
-from attempt.splits import few_shot, paper_splits
+from attempt.data.batching import LengthGroupedBatchSampler, MixtureSampler, mixing_rates
+from attempt.data.collate import Collator, make_examples
+from attempt.data.sources import DATA_DIR_ENV, DataError, MissingSplitError, load_split, load_user_file
+from attempt.data.splits import few_shot, paper_splits
 from attempt.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -312,7 +312,7 @@ def test_test_limit_and_split_seed(data_dir):
     """test_limit caps the test rows on their own; a fixed split_seed keeps the same test rows while the seed
     still draws another k-shot sample."""
     from attempt.config import TrainConfig
-    from attempt.splits import load_task_data
+    from attempt.data.splits import load_task_data
 
     def data(seed, **fields):
         return load_task_data(TrainConfig(tasks=("rte",), data_dir=str(data_dir), seed=seed, **fields))["rte"]

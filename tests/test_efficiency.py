@@ -27,7 +27,7 @@ def test_paper_param_counts(efficiency):
 
 def test_grouped_batches_are_the_training_loop_s(efficiency):
     """The padding benchmark batches with the library's BatchStream: every example once, similar lengths."""
-    from attempt.collate import Collator, make_examples
+    from attempt.data.collate import Collator, make_examples
     from attempt.testing import build_tokenizer
 
     words = ["a", "the cat is on the mat and the dog is in the house with the child"]

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from attempt.build import load_run
 from attempt.config import AttemptConfig
-from attempt.data import load_split
-from attempt.evaluate import PREDICTION_KEYS, evaluate, predict
+from attempt.data.sources import load_split
+from attempt.evaluation.evaluate import PREDICTION_KEYS, evaluate, predict
 from attempt.modeling import AttemptModel
-from attempt.prompts import SourcePrompt
+from attempt.prompts.library import SourcePrompt
+from attempt.runs.build import load_run
 from attempt.tasks import get_task
 from attempt.testing import build_backbone, build_tokenizer
 
@@ -182,7 +182,7 @@ def test_sharded_evaluation_checks_its_arguments(rte_rows):
 
 def test_evaluation_batches_rows_of_similar_length_and_keeps_row_order(monkeypatch, data_dir):
     """Rows are batched longest first (less padding), and records still come back in row order."""
-    from attempt import evaluate as evaluation
+    from attempt.evaluation import evaluate as evaluation
 
     rows = load_split("rte", "validation", data_dir)[:12]
     model, tokenizer = attempt_model("seq2seq"), build_tokenizer("seq2seq")

@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from attempt.collate import Collator, make_examples
 from attempt.config import AttemptConfig
-from attempt.hf_trainer import AttemptTrainer
+from attempt.data.collate import Collator, make_examples
 from attempt.modeling import AttemptModel, AttemptOutput
-from attempt.prompts import SourcePrompt
+from attempt.prompts.library import SourcePrompt
 from attempt.testing import build_backbone, build_tokenizer
+from attempt.training.hf_trainer import AttemptTrainer
 
 ROWS = [
     {"sentence1": "the cat is happy .", "sentence2": "the cat is sad .", "label": 1},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attempt.data import mirror_path
+from attempt.data.sources import mirror_path
 from attempt.tasks import get_task, list_tasks
 
 GLUE = ("train", "validation", "test")

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from attempt import cli, locking
-from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt import cli
+from attempt.prompts.library import PromptLibrary, SourcePrompt
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import train
+from attempt.training.loop import train
+from attempt.utils import locking
 from conftest import REPO
 from test_train import make_config
 
-HOLD = "import sys, time; from attempt import locking; held = locking.locked(sys.argv[1], 'test'); held.__enter__(); print('held', flush=True); time.sleep(120)"
+HOLD = "import sys, time; from attempt.utils import locking; held = locking.locked(sys.argv[1], 'test'); held.__enter__(); print('held', flush=True); time.sleep(120)"
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_the_cli_reports_a_locked_run_folder_in_one_line(tmp_path, holder, capsy
 
 def test_a_failed_run_leaves_no_empty_folder_behind(tmp_path, data_dir):
     # a prompt of another width d fails once the model is built, after the run folder was locked (a missing
-    # prompt is refused earlier, before the folder is made: attempt.preflight)
+    # prompt is refused earlier, before the folder is made: attempt.training.preflight)
     PromptLibrary(tmp_path / "lib").add(SourcePrompt("wide", torch.zeros(4, 16)))
     config = make_config(tmp_path, data_dir, tasks=("rte",), source_prompts=("wide",), mode="spot")
     with pytest.raises(ValueError, match="has d=16"):
@@ -91,7 +92,7 @@ def test_a_failed_run_leaves_no_empty_folder_behind(tmp_path, data_dir):
 def test_library_writes_wait_for_the_holder_then_give_up(tmp_path, holder, monkeypatch):
     library = PromptLibrary(tmp_path / "lib")
     process = holder(library.root)
-    monkeypatch.setattr("attempt.prompts.LOCK_WAIT_S", 0.3)
+    monkeypatch.setattr("attempt.prompts.library.LOCK_WAIT_S", 0.3)
     prompt = SourcePrompt("mnli", torch.ones(2, 4))
     with pytest.raises(locking.FolderInUse, match=rf"prompt library .* in use by process {process.pid}"):
         library.add(prompt)

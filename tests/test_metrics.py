@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from attempt import metrics
-from attempt.metrics import compute, get_metric, normalize_answer
+from attempt.tasks import metrics
+from attempt.tasks.metrics import compute, get_metric, normalize_answer
 
 
 def test_accuracy_exact():

@@ -333,7 +333,7 @@ def test_auto_temperature_is_saved_as_a_number_and_reloads_the_same(tmp_path):
 def test_causal_attention_reads_the_input_not_the_label_words():
     """A decoder-only training row is input + label words; the attention must pool the input only, so that
     training sees the same weights as inference (which has no label words)."""
-    from attempt.collate import Collator
+    from attempt.data.collate import Collator
 
     torch.manual_seed(0)
     sources = [SourcePrompt(n, torch.randn(4, 32) * 3, task=n) for n in ("mnli", "sst2")]
@@ -350,7 +350,7 @@ def test_causal_attention_reads_the_input_not_the_label_words():
 
 
 def test_from_pretrained_refuses_damaged_weights_naming_the_file(tmp_path):
-    from attempt.reading import CorruptFile
+    from attempt.utils.reading import CorruptFile
 
     torch.manual_seed(0)
     sources = [SourcePrompt("mnli", torch.randn(4, 32), task="mnli")]

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.prompts.library import PromptLibrary, SourcePrompt
 from conftest import load_benchmark
 
 

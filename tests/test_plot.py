@@ -1,4 +1,4 @@
-"""attempt.plot: the attention heatmap and the training curves."""
+"""attempt.evaluation.plots: the attention heatmap and the training curves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from attempt.plot import attention_heatmap, attention_matrix, curve_series, training_curves  # noqa: E402
+from attempt.evaluation.plots import attention_heatmap, attention_matrix, curve_series, training_curves  # noqa: E402
 
 ATTENTION = {
     "rte": {"mnli": 0.5, "qnli": 0.2, "sst2": 0.1, "target": 0.2},
@@ -100,7 +100,7 @@ def test_training_curves_tolerant_and_errors(tmp_path):
 
 
 def test_training_curves_read_the_nested_metrics_train_writes(tmp_path):
-    from attempt.plot import curve_series, read_records
+    from attempt.evaluation.plots import curve_series, read_records
 
     path = tmp_path / "metrics.jsonl"
     path.write_text(
@@ -114,7 +114,7 @@ def test_training_curves_read_the_nested_metrics_train_writes(tmp_path):
 
 
 def test_example_attention_heatmap_one_row_per_example(tmp_path):
-    from attempt.plot import example_attention_heatmap
+    from attempt.evaluation.plots import example_attention_heatmap
 
     records = [{"index": i, "reference": "yes" if i % 2 else "no",
                 "attention_weights": {"mnli": 0.1 * i, "sst2": 1 - 0.1 * i, "target": 0.0}} for i in range(5)]

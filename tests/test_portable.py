@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from attempt import build
 from attempt.cli import main
 from attempt.config import AttemptConfig, TrainConfig
 from attempt.modeling import AttemptModel
-from attempt.portable import run_config, saved_config
-from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.prompts.library import PromptLibrary, SourcePrompt
+from attempt.runs import build
+from attempt.runs.portable import run_config, saved_config
 from attempt.testing import build_backbone, build_tokenizer
 
 

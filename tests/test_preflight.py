@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from attempt import resolve
+from attempt.backbones import resolve
 from attempt.cli import main
 from attempt.config import TrainConfig
-from attempt.data import MissingSplitError
-from attempt.prompts import PromptLibrary, SourcePrompt
-from attempt.train import train
+from attempt.data.sources import MissingSplitError
+from attempt.prompts.library import PromptLibrary, SourcePrompt
+from attempt.training.loop import train
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attempt import PromptLibrary, SourcePrompt, read_original_prompt, read_peft_prompt, write_peft_adapter
-from attempt.prompts import content_hash
+from attempt.prompts.library import content_hash
 from attempt.testing import build_backbone
 
 
@@ -74,7 +74,7 @@ def test_failed_write_leaves_the_library_unchanged(tmp_path, monkeypatch):
             f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr("attempt.storage.save_file", broken_save)
+    monkeypatch.setattr("attempt.utils.storage.save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         library.add(prompt("mnli", seed=3), overwrite=True)
     assert (tmp_path / "mnli.safetensors").read_bytes() == before

@@ -39,8 +39,8 @@ def test_quickstart_writes_table_heatmap_and_reuses_sources(tmp_path, data_dir, 
 def test_quickstart_uses_shipped_prompts_and_draws_each_example(tmp_path, data_dir, capsys, monkeypatch):
     import torch
 
-    import attempt.shipped
-    from attempt.prompts import PromptLibrary, SourcePrompt
+    import attempt.prompts.shipped
+    from attempt.prompts.library import PromptLibrary, SourcePrompt
 
     backbone_dir = tmp_path / "tiny-bert"
     build_backbone("encoder").save_pretrained(backbone_dir)
@@ -48,7 +48,7 @@ def test_quickstart_uses_shipped_prompts_and_draws_each_example(tmp_path, data_d
     shipped = PromptLibrary(tmp_path / "shipped" / "tiny-bert")
     for i, name in enumerate(("sst2", "qnli")):
         shipped.add(SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name))
-    monkeypatch.setattr(attempt.shipped, "SHIPPED_ROOT", tmp_path / "shipped")
+    monkeypatch.setattr(attempt.prompts.shipped, "SHIPPED_ROOT", tmp_path / "shipped")
     out = tmp_path / "qs"
     argv = [
         "quickstart", "--out", str(out), "--backbone", str(backbone_dir), "--data-dir", str(data_dir),

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from attempt import AttemptConfig, AttemptModel, SourcePrompt
-from attempt.collate import Collator, make_examples
-from attempt.prompts import random_vocab_prompt
-from attempt.resolve import load_backbone
-from attempt.splits import paper_splits
+from attempt.backbones.resolve import load_backbone
+from attempt.data.collate import Collator, make_examples
+from attempt.data.splits import paper_splits
+from attempt.prompts.library import random_vocab_prompt
 
 pytestmark = [pytest.mark.real_weights, pytest.mark.slow]
 

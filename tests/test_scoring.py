@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attempt.baselines import FineTuneModel
-from attempt.collate import Collator, make_examples
-from attempt.evaluate import predict
+from attempt.data.collate import Collator, make_examples
+from attempt.evaluation.evaluate import predict
+from attempt.modeling.finetune import FineTuneModel
 from attempt.tasks import get_task
 from attempt.testing import build_backbone, build_tokenizer
 from test_modeling import build

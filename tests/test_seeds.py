@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from attempt.build import build_model
 from attempt.config import TrainConfig
-from attempt.prompts import PromptLibrary, SourcePrompt
+from attempt.prompts.library import PromptLibrary, SourcePrompt
+from attempt.runs.build import build_model
 from attempt.testing import build_backbone, build_tokenizer
 
 

@@ -30,14 +30,14 @@ httpx = pytest.importorskip("httpx")
 
 from attempt.cli import main  # noqa: E402
 from attempt.config import TrainConfig  # noqa: E402
-from attempt.prompts import PromptLibrary, SourcePrompt  # noqa: E402
+from attempt.prompts.library import PromptLibrary, SourcePrompt  # noqa: E402
 from attempt.serve import bound_port, build_app, load_runs, make_server  # noqa: E402
 from attempt.serve import predict as serve_predict  # noqa: E402
 from attempt.serve.batcher import Batcher  # noqa: E402
 from attempt.serve.predict import Item, length_groups  # noqa: E402
 from attempt.tasks import get_task  # noqa: E402
 from attempt.testing import WORDS, build_backbone, build_tokenizer  # noqa: E402
-from attempt.train import train  # noqa: E402
+from attempt.training.loop import train  # noqa: E402
 from conftest import load_benchmark  # noqa: E402
 
 pytestmark = pytest.mark.data

@@ -11,10 +11,10 @@ import yaml
 
 from attempt.cli import main
 from attempt.config import TrainConfig
-from attempt.portable import resolve_paths, saved_config
-from attempt.splits import load_task_data, paper_splits
+from attempt.data.splits import load_task_data, paper_splits
+from attempt.runs.portable import resolve_paths, saved_config
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.textfiles import DataError
+from attempt.utils.textfiles import DataError
 
 RTE_ROWS = ("premise,hypothesis,label\n"
             "A man plays a guitar.,A man makes music.,entailment\n"
@@ -70,7 +70,7 @@ def test_a_train_file_replaces_only_the_train_split(tmp_path, data_dir):
 
 
 def test_all_three_files_need_no_mirror_and_bad_rows_name_the_file_and_line(tmp_path, monkeypatch):
-    from attempt.preflight import check_before_training
+    from attempt.training.preflight import check_before_training
 
     monkeypatch.setenv("ATTEMPT_DATA_DIR", str(tmp_path / "empty-mirror"))
     (tmp_path / "empty-mirror").mkdir()

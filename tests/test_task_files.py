@@ -13,11 +13,11 @@ import yaml
 
 from attempt.cli import main
 from attempt.config import TrainConfig
-from attempt.data import load_split
+from attempt.data.sources import load_split
 from attempt.tasks import get_task
 from attempt.tasks.user import TaskFileError, read_task_file, register_definition
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.textfiles import DataError, numbered_rows
+from attempt.utils.textfiles import DataError, numbered_rows
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_task"
 GOOD_ROWS = "text,label\ngood thing,positive\nbad thing,negative\n"
@@ -40,7 +40,7 @@ def _task_file(folder: Path, name: str, extra: str = "", files: dict[str, str] |
 # ------------------------------------------------------------------------------------------- the format
 def test_a_task_files_data_ignore_the_mirror(tmp_path, monkeypatch):
     """With a mirror set (CI sets ATTEMPT_DATA_DIR), a task file's own files are still what is checked and read."""
-    from attempt.preflight import check_data_dir
+    from attempt.training.preflight import check_data_dir
 
     monkeypatch.setenv("ATTEMPT_DATA_DIR", str(tmp_path))  # an empty mirror: no task's data are in it
     register_definition(read_task_file(EXAMPLE / "task.yaml"), str(EXAMPLE / "task.yaml"))
@@ -107,7 +107,7 @@ def test_invalid_task_files_name_the_file_and_the_fix(tmp_path, extra, message):
 
 
 def test_task_files_split_files_and_the_reader_accept_the_same_file_types(tmp_path):
-    """One list (`attempt.textfiles.ROW_FILE_SUFFIXES`): a type one of them reads, the others take."""
+    """One list (`attempt.utils.textfiles.ROW_FILE_SUFFIXES`): a type one of them reads, the others take."""
     (tmp_path / "train.json").write_text('{"text": "good thing", "label": "positive"}\n')
     (tmp_path / "validation.txt").write_text("text\tlabel\nbad thing\tnegative\n")
     path = tmp_path / "typed_task.yaml"
@@ -286,7 +286,7 @@ def test_a_hub_task_file_reads_the_local_mirror(tmp_path):
                     "label_field: stars\nlabel_words: [bad, good]\n")  # fmt: skip
     register_definition(read_task_file(path), str(path))
     config = TrainConfig(tasks=("hub_reviews",), data_dir=str(tmp_path / "mirror"))
-    from attempt.splits import load_task_data
+    from attempt.data.splits import load_task_data
 
     splits = load_task_data(config)["hub_reviews"]
     assert len(splits["train"]) == 2 and len(splits["validation"]) + len(splits["test"]) == 2  # halved

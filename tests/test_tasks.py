@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from attempt.data import DataError, MissingSplitError, load_split, mirror_path
+from attempt.data.sources import DataError, MissingSplitError, load_split, mirror_path
 from attempt.tasks import UNKNOWN_LABEL, get_task, list_tasks
 
 REPO = Path(__file__).resolve().parents[1]

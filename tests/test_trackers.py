@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from attempt.metrics_log import flatten_record
+from attempt.runs.metrics_log import flatten_record
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import train
+from attempt.training.loop import train
 from test_train import make_config
 
 
@@ -57,7 +57,7 @@ def test_tensorboard_and_mlflow_get_the_metrics_of_metrics_jsonl(tmp_path, data_
 
 
 def test_a_tracker_that_is_not_installed_is_an_error_before_training(tmp_path, monkeypatch):
-    from attempt.devices import check_trackers
+    from attempt.training.devices import check_trackers
 
     with pytest.raises(ValueError, match=r"report_to wandb: not available here .*\(pip install wandb\)"):
         check_trackers(("tensorboard", "wandb"), ["tensorboard"])
@@ -66,7 +66,7 @@ def test_a_tracker_that_is_not_installed_is_an_error_before_training(tmp_path, m
 
 def test_report_to_does_not_stop_a_run_from_resuming(tmp_path):
     from attempt.config import TrainConfig
-    from attempt.run_state import _check_same_run
+    from attempt.runs.state import _check_same_run
 
     saved = TrainConfig().to_dict()
     del saved["report_to"]  # a checkpoint written before report_to existed

@@ -14,15 +14,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from attempt import checkpoint, storage
-from attempt.build import load_run
 from attempt.config import TrainConfig
-from attempt.evaluate import evaluate
-from attempt.prompts import PromptLibrary, SourcePrompt
-from attempt.run_state import CheckpointMismatch
-from attempt.splits import load_task_data
+from attempt.data.splits import load_task_data
+from attempt.evaluation.evaluate import evaluate
+from attempt.prompts.library import PromptLibrary, SourcePrompt
+from attempt.runs import checkpoint
+from attempt.runs.build import load_run
+from attempt.runs.state import CheckpointMismatch
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.train import TrainingDiverged, divergence_advice, train
+from attempt.training.loop import TrainingDiverged, divergence_advice, train
+from attempt.utils import storage
 from conftest import REPO
 
 BACKBONE_OF = {"seq2seq": "tiny-t5", "encoder": "tiny-bert", "causal": "tiny-llama"}
@@ -84,7 +85,7 @@ def assert_reload_matches(config: TrainConfig, result, family: str) -> None:
 )
 def test_every_mode_trains_saves_and_reloads(tmp_path, data_dir, mode, family, overrides):
     if mode in ("finetune", "lora"):
-        pytest.importorskip("attempt.baselines")
+        pytest.importorskip("attempt.modeling.finetune")
     if mode == "lora":
         pytest.importorskip("peft")
     add_sources(tmp_path / "lib")
@@ -476,7 +477,7 @@ def assert_close_nested(actual, expected, tol: float = 1e-4) -> None:
 def test_sharding_backends_are_refused_with_the_supported_alternative():
     from accelerate.utils import DistributedType
 
-    from attempt.devices import check_distributed_type
+    from attempt.training.devices import check_distributed_type
 
     for sharded in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
         with pytest.raises(NotImplementedError, match=rf"does not support {sharded.name}.*--multi_gpu"):
@@ -506,7 +507,7 @@ def test_extractive_qa_source_prompt_trains_and_answers_by_generation(tmp_path, 
 def test_attention_reach_note_says_when_the_attention_cannot_leave_uniform():
     from attempt.config import AttemptConfig
     from attempt.mixture import AttentionalMixture
-    from attempt.train import attention_reach_note
+    from attempt.training.loop import attention_reach_note
 
     torch.manual_seed(0)
     sources, target = 0.05 * torch.randn(4, 5, 32), 0.05 * torch.randn(5, 32)  # BERT-sized embeddings

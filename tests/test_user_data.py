@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from attempt.cli import main
-from attempt.data import DataError, load_split, load_user_file
-from attempt.evaluate import predict
+from attempt.data.sources import DataError, load_split, load_user_file
+from attempt.evaluation.evaluate import predict
 
 
 def _jsonl(path: Path, rows: list) -> Path:

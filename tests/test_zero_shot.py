@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attempt.collate import Collator
-from attempt.evaluate import evaluate
+from attempt.data.collate import Collator
+from attempt.evaluation.evaluate import evaluate
+from attempt.modeling.zero_shot import ZeroShotModel
 from attempt.testing import build_backbone, build_tokenizer
-from attempt.zero_shot import ZeroShotModel
 
 ROWS = [
     {"sentence1": "the cat is on the house", "sentence2": "a cat is in the house", "label": 0, "idx": 0},

@@ -1,7 +1,7 @@
 """Configuration dataclasses that validate themselves and round-trip through JSON.
 
 `AttemptConfig` describes the prompt side of a model: the attentional mixture of the paper and the plain
-prompt-tuning baseline share it. Training options live in `attempt.train.TrainConfig`.
+prompt-tuning baseline share it. Training options live in `attempt.training.loop.TrainConfig`.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ class TrainConfig:
             (single- or multi-task: one target prompt per task, one shared attention), and the baselines
             "prompt_tuning", "spot" (prompt tuning initialised from a source prompt), "finetune" (all
             backbone weights), "lora" (PEFT LoRA).
-        backbone: Hub id, alias or local folder (see `attempt.resolve`).
+        backbone: Hub id, alias or local folder (see `attempt.backbones.resolve`).
         tasks: target task names (several = multi-task with mixed batches).
         source_prompts: names in `library` used by ATTEMPT (and the one SPoT copies); empty = all.
         library: the prompt library folder.
@@ -305,7 +305,7 @@ class TrainConfig:
             (`attempt train --task-file task.yaml`); recorded with the run, so evaluating and predicting with it
             need no task file. None = built-in tasks only.
         data_files: a built-in task's splits from your own files, {task: {train/validation/test: path,
-            columns: {your_column: task_field}}} (`attempt.split_files`); a split without a file follows the
+            columns: {your_column: task_field}}} (`attempt.tasks.data_files`); a split without a file follows the
             paper's protocol. None = the mirror's or the Hub's data only.
     """
 
@@ -349,7 +349,7 @@ class TrainConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     prompt_name: str | None = None
-    report_to: tuple[str, ...] = ()  # resume-free (attempt.run_state.RESUME_FREE_FIELDS): it logs, never trains
+    report_to: tuple[str, ...] = ()  # resume-free (attempt.runs.state.RESUME_FREE_FIELDS): it logs, never trains
     task_definitions: dict[str, Any] | None = None  # None, not {}: runs saved before it resume unchanged
     data_files: dict[str, Any] | None = None  # None, not {}: runs saved before it resume unchanged
 
@@ -392,7 +392,7 @@ class TrainConfig:
 
             self.task_definitions = register_definitions(self.task_definitions)
         if self.data_files is not None:
-            from attempt.split_files import normalize_data_files
+            from attempt.tasks.data_files import normalize_data_files
 
             self.data_files = normalize_data_files(self.data_files, self.tasks)
 

@@ -1,7 +1,7 @@
 """`attempt quickstart`: the whole method, small, on real weights and real data, in a few CPU minutes.
 
 1. the source prompts (default mnli, qnli, sst2): the ones this repository ships for the backbone
-   (`attempt.shipped`, prompts/<backbone>/) when it has them all, else small ones trained here by prompt tuning;
+   (`attempt.prompts.shipped`, prompts/<backbone>/) when it has them all, else small ones trained here by prompt tuning;
 2. train ATTEMPT and plain prompt tuning on a small target task (default cb) under the same budget;
 3. evaluate both on the target's test split, print a table, draw the attention heatmaps (the task's mean, and
    every test example's: the weights depend on the input).
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attempt import storage
 from attempt.config import TrainConfig, config_from_dict
-from attempt.prompts import PromptLibrary
+from attempt.prompts.library import PromptLibrary
+from attempt.utils import storage
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _source_is_current(library: PromptLibrary, name: str, config: TrainConfig) -
 
 def _shipped(qs: QuickstartConfig) -> PromptLibrary | None:
     """The repository's library for this backbone, when it holds every source at the quickstart's length."""
-    from attempt.shipped import shipped_library
+    from attempt.prompts.shipped import shipped_library
 
     folder = shipped_library(qs.backbone) if qs.sources_from == "shipped" else None
     if folder is None:
@@ -130,7 +130,7 @@ def _shipped(qs: QuickstartConfig) -> PromptLibrary | None:
 
 def _source_library(qs: QuickstartConfig, progress: bool) -> PromptLibrary:
     """Step 1: the shipped source prompts, or prompts trained (or reused) under OUT/prompts."""
-    from attempt.train import train
+    from attempt.training.loop import train
 
     shipped = _shipped(qs)
     if shipped is not None:
@@ -154,7 +154,7 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
     Returns:
         One row per target method: task, method, trainable_parameters, metric, value, wall_time_s.
     """
-    from attempt.train import train
+    from attempt.training.loop import train
 
     out = Path(qs.out)
     library = _source_library(qs, progress)
@@ -196,7 +196,7 @@ def _heatmaps(out: Path, target: str) -> list[Path]:
     run = out / "runs" / f"attempt-{target}"
     if not (run / "attention.json").exists():
         return []
-    from attempt.plot import attention_heatmap, example_attention_heatmap
+    from attempt.evaluation.plots import attention_heatmap, example_attention_heatmap
 
     attention = json.loads((run / "attention.json").read_text())
     mean = attention_heatmap(attention, out / "attention_heatmap.png", title=f"ATTEMPT attention on {target} (test)")

@@ -20,11 +20,11 @@ def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _example(task, data_dir: str | None) -> str:
-    from attempt.data import resolve_data_dir
+    from attempt.data.sources import resolve_data_dir
 
     if not task.data_files and resolve_data_dir(data_dir) is None:  # a task file's own files need no mirror
         return "(pass --data-dir or set ATTEMPT_DATA_DIR to show an example)"
-    from attempt.data import load_split
+    from attempt.data.sources import load_split
 
     try:
         row = load_split(task, task.validation_split, data_dir)[0]
@@ -35,7 +35,7 @@ def _example(task, data_dir: str | None) -> str:
 
 
 def _protocol(t, short: bool = False) -> str:
-    """The paper's split protocol for task `t` (see `attempt.splits.paper_splits`)."""
+    """The paper's split protocol for task `t` (see `attempt.data.splits.paper_splits`)."""
     if t.test_split:
         return f"test = {t.test_split}" if short else (
             f"validation = {t.validation_split}, test = {t.test_split}, full train")
@@ -149,7 +149,7 @@ def run_prompts(args: argparse.Namespace) -> int:
     A library is a folder of <name>.safetensors + <name>.json; `attempt train-source` adds to it and
     `attempt train` reads source prompts from it.
     """
-    from attempt.prompts import PromptLibrary, SourcePrompt
+    from attempt.prompts.library import PromptLibrary, SourcePrompt
 
     library = PromptLibrary(args.library)
     if args.action == "list":

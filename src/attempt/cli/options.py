@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from attempt.config import AttemptConfig, TrainConfig
-from attempt.portable import CONFIG_FILE, resolve_paths
+from attempt.runs.portable import CONFIG_FILE, resolve_paths
 
 
 class UsageError(Exception):
@@ -228,12 +228,12 @@ def _add_task_files(data: dict[str, Any], paths: Sequence[str]) -> None:
 
 def _add_split_files(data: dict[str, Any], args: argparse.Namespace) -> None:
     """`--train-file/--validation-file/--test-file [TASK=]FILE` and `--columns [TASK:]COLUMN=FIELD` into
-    ``data["data_files"]`` (`attempt.split_files`); TASK may be left out when the run has one task.
+    ``data["data_files"]`` (`attempt.tasks.data_files`); TASK may be left out when the run has one task.
 
     Raises:
         UsageError: no TASK with several tasks, a --columns entry that is not COLUMN=FIELD.
     """
-    from attempt.split_files import SPLITS
+    from attempt.tasks.data_files import SPLITS
 
     tasks = data.get("tasks") or list(TrainConfig.tasks)
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)

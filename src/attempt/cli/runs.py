@@ -36,11 +36,11 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace, config: TrainConfig | None = None) -> tuple[Any, Any, TrainConfig]:
-    from attempt.build import load_run
+    from attempt.runs.build import load_run
 
     backbone = tokenizer = None
     if args.backbone is not None:
-        from attempt.resolve import load_backbone
+        from attempt.backbones.resolve import load_backbone
 
         backbone, tokenizer, _ = load_backbone(args.backbone)
     run_dir = _run_dir(args.run_dir)
@@ -69,8 +69,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def _task_rows(args: argparse.Namespace, config: Any, tasks: list[str]) -> dict[str, list[dict]]:
     """The rows `attempt evaluate` scores: with --file, your files' (for their tasks only); else the split of
     the paper's protocol, the very rows training used (same seed), with this command's overrides."""
-    from attempt.data import load_user_file
-    from attempt.splits import load_task_data
+    from attempt.data.sources import load_user_file
+    from attempt.data.splits import load_task_data
 
     if args.file:
         files = dict(task_and_value(item, "=", "--file", tasks) for item in args.file)
@@ -93,8 +93,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     Writes <out>/eval_<split>.json (metrics per task) and <out>/eval_<split>_predictions.jsonl (<split> is
     "file" with --file), where <out> is RUN_DIR unless --out is given.
     """
-    from attempt.build import read_run_config
-    from attempt.evaluate import evaluate
+    from attempt.evaluation.evaluate import evaluate
+    from attempt.runs.build import read_run_config
     from attempt.tasks import get_task
 
     config = read_run_config(_run_dir(args.run_dir))  # the rows first: a bad file fails before the backbone loads
@@ -145,8 +145,8 @@ def run_predict(args: argparse.Namespace) -> int:
     A task with one input field also reads a plain .txt file, one input per line (--task names the task when
     the run has several).
     """
-    from attempt.build import read_run_config
-    from attempt.evaluate import predict
+    from attempt.evaluation.evaluate import predict
+    from attempt.runs.build import read_run_config
 
     try:  # registers the run's own tasks (task files) before the inputs name them
         run_config = read_run_config(args.run_dir)
@@ -179,9 +179,9 @@ def run_predict(args: argparse.Namespace) -> int:
 def _read_inputs(path: Path) -> list[tuple[int, dict]]:
     """(file line, input) for each input of `attempt predict`, every one checked before the model loads (a task
     it knows, its fields present and text); errors name the file line, counted from 1 as editors show it."""
-    from attempt.data import check_fields
+    from attempt.data.sources import check_fields
     from attempt.tasks import get_task
-    from attempt.textfiles import numbered_jsonl
+    from attempt.utils.textfiles import numbered_jsonl
 
     if not path.is_file():
         raise UsageError(f"No such inputs file: {path}")
@@ -200,7 +200,7 @@ def _read_inputs(path: Path) -> list[tuple[int, dict]]:
 def _read_text_inputs(path: Path, run_tasks: tuple[str, ...], task_name: str | None) -> list[tuple[int, dict]]:
     """(file line, input) for each non-blank line of a plain-text file: the one input field of one task."""
     from attempt.tasks import get_task
-    from attempt.textfiles import decoded
+    from attempt.utils.textfiles import decoded
 
     if not path.is_file():
         raise UsageError(f"No such inputs file: {path}")
@@ -234,7 +234,7 @@ def run_plot(args: argparse.Namespace) -> int:
     attention.png from attention.json (ATTEMPT runs: mean weight of each source prompt per task) and
     training_curves.png from metrics.jsonl. Needs matplotlib (pip install attempt-tuning[plot]).
     """
-    from attempt import plot
+    from attempt.evaluation import plots as plot
 
     run_dir = _run_dir(args.run_dir)
     out = Path(args.out) if args.out else run_dir

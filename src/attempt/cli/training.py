@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from attempt.cli.options import add_config_arguments, build_config, dataclass_options
 from attempt.cli.tables import metrics_table
-from attempt.split_files import SPLITS
+from attempt.tasks.data_files import SPLITS
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
@@ -55,7 +55,7 @@ def _train(args: argparse.Namespace, mode: str | None) -> int:
 
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
-    from attempt.train import TrainingDiverged, train
+    from attempt.training.loop import TrainingDiverged, train
 
     print(f"Training mode={config.mode} on {', '.join(config.tasks)} with {config.backbone} → {config.output_dir}")
     try:

@@ -15,10 +15,16 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from attempt import reading, storage
 from attempt.config import AttemptConfig
 from attempt.mixture import AttentionalMixture
-from attempt.prompts import PromptLibrary, SourcePrompt, check_compatible, random_vocab_prompt, write_prompt
+from attempt.prompts.library import (
+    PromptLibrary,
+    SourcePrompt,
+    check_compatible,
+    random_vocab_prompt,
+    write_prompt,
+)
+from attempt.utils import reading, storage
 
 CONFIG_FILE = "attempt_config.json"
 WEIGHTS_FILE = "attempt_model.safetensors"
@@ -103,8 +109,8 @@ class AttemptModel(nn.Module):
     # -- construction -----------------------------------------------------------------------------------
     @staticmethod
     def wrapper_for(backbone_config: Any) -> type[AttemptModel]:
-        """The AttemptModel subclass for a backbone's config (see `attempt.resolve.family_of`)."""
-        from attempt.resolve import family_of
+        """The AttemptModel subclass for a backbone's config (see `attempt.backbones.resolve.family_of`)."""
+        from attempt.backbones.resolve import family_of
 
         return AttemptModel._wrappers[family_of(backbone_config)]
 

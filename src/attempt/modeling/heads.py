@@ -1,4 +1,4 @@
-"""The encoder family's head layer, shared by `EncoderAttemptModel` and the encoder baselines (`attempt.baselines`):
+"""The encoder family's head layer, shared by `EncoderAttemptModel` and the encoder baselines (`attempt.modeling.finetune`):
 pooling the input's hidden states, one linear head per task, and the per-task loss."""
 
 from __future__ import annotations

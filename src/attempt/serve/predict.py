@@ -11,7 +11,7 @@ similar input lengths, `length_groups`, so that a CPU does not spend its time on
   not depend on the other candidates, so this equals scoring each task alone);
 - LM backbones, generation (regression, QA, or ``method="generate"``): one greedy `generate` call.
 
-These are the calls `attempt.evaluate` makes, with the same collator and arguments, so a served prediction
+These are the calls `attempt.evaluation.evaluate` makes, with the same collator and arguments, so a served prediction
 is the one `attempt predict` writes for the same input.
 """
 

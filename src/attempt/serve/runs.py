@@ -1,7 +1,7 @@
 """Loading the run folders a server answers for: one frozen backbone, one trained mixture per run folder.
 
 Every run folder keeps its own AttemptModel (target prompts, attention, heads) over the SAME backbone module:
-the backbone is loaded once and handed to `attempt.build.load_run` for each folder, so N run folders cost
+the backbone is loaded once and handed to `attempt.runs.build.load_run` for each folder, so N run folders cost
 one backbone in memory, not N. Before anything heavy is loaded the recorded configs are checked: the same
 backbone (and dtype) for every folder, prompt-based runs only, and distinct folder names (a request names
 the folder when several answer its task, e.g. the quickstart's attempt-cb and prompt_tuning-cb).
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from attempt.collate import Collator
+from attempt.data.collate import Collator
 from attempt.tasks import Task, get_task
 
 # finetune / LoRA runs change the backbone itself, so they cannot share one frozen backbone with other runs
@@ -84,7 +84,7 @@ class ServedRuns:
 def read_run_config(run_dir: Path) -> Any:
     """The TrainConfig recorded in a run folder (train_config.json, or its copy in best/)."""
     from attempt.config import TrainConfig
-    from attempt.reading import read_json
+    from attempt.utils.reading import read_json
 
     path = next((p for p in (run_dir / "train_config.json", run_dir / "best" / "train_config.json") if p.is_file()), None)
     if not run_dir.is_dir() or path is None:
@@ -140,8 +140,8 @@ def load_runs(
         FileNotFoundError: a folder is not a finished run. ValueError: different backbones, a finetune/LoRA
         run, or two folders of the same name.
     """
-    from attempt.build import load_run
-    from attempt.resolve import load_backbone
+    from attempt.backbones.resolve import load_backbone
+    from attempt.runs.build import load_run
 
     if not run_dirs:
         raise ValueError("Name at least one run folder: attempt serve RUN_DIR [RUN_DIR ...].")

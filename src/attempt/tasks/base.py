@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attempt import metrics as metric_registry
+from attempt.tasks import metrics as metric_registry
 
 KINDS = ("classification", "multiple_choice", "regression", "extractive_qa")
 SMALL_TASK_LIMIT = 10_000  # tasks with fewer official training examples use the "halve validation" protocol
@@ -38,7 +38,7 @@ class Task:
         label_words: verbalizer words, index = integer label id; None for regression and QA.
         raw_labels: for datasets whose label column holds strings (winogrande ``"1"``/``"2"``, scitail
             ``"entails"``/``"neutral"``): the raw value of each label id. None when labels are already ids.
-        metrics: metric names from `attempt.metrics.METRICS`; the first is the headline.
+        metrics: metric names from `attempt.tasks.metrics.METRICS`; the first is the headline.
         official_train_size: size of the official training set; decides the split protocol (not the size
             of whatever copy is loaded, so subsampled mirrors do not change the protocol).
         train_split / validation_split: official split names.
@@ -54,7 +54,7 @@ class Task:
             ``[(f, row[f]) for f in fields]``.
         template: a user task's ``str.format`` text over `fields` (``"review: {text}"``); when set it is the
             whole source text (and an encoder's one text), instead of ``"<prefix> key: value ..."``.
-        data_files: a user task's own files, ``((split, path), ...)``; `attempt.data.load_split` reads them
+        data_files: a user task's own files, ``((split, path), ...)``; `attempt.data.sources.load_split` reads them
             instead of the mirror or the Hub.
         defined_in: where a user task was defined (its task file), so that data errors can name the fix.
     """

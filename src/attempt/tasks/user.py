@@ -15,7 +15,7 @@ labels are spelled, and how the task is scored::
 
 `read_task_file` checks it (every error names the file and the fix) and returns the *definition*: a plain,
 JSON-ready mapping with the data paths made absolute. A run records its definitions in
-`TrainConfig.task_definitions` (paths relative to the run folder, `attempt.portable`), so evaluating or
+`TrainConfig.task_definitions` (paths relative to the run folder, `attempt.runs.portable`), so evaluating or
 predicting with a run registers its tasks again (`register_definitions`) without the task file.
 """
 
@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from attempt.metrics import METRICS
 from attempt.tasks.base import Task, get_task, register_task, registered_task
-from attempt.textfiles import ROW_FILE_KINDS, ROW_FILE_SUFFIXES, decoded
+from attempt.tasks.metrics import METRICS
+from attempt.utils.textfiles import ROW_FILE_KINDS, ROW_FILE_SUFFIXES, decoded
 
 KEYS = ("name", "kind", "data", "fields", "template", "label_field", "label_words", "raw_labels", "label_range",
         "metrics", "k_shot")  # fmt: skip

@@ -1,0 +1,164 @@
+"""Resumable training checkpoints: everything needed to continue a run bit for bit.
+
+``<output_dir>/checkpoint/`` holds
+
+- ``trainable.safetensors``: the trainable weights (``model.trainable_state_dict()``);
+- ``optimizer.pt`` and ``scheduler.pt``: their ``state_dict()``;
+- ``rng.pt``: the Python, NumPy, torch (and CUDA) generator states of every process;
+- ``state.json``: step, data position (epoch, batch index, sampler seed), best-so-far, patience counter,
+  number of processes;
+- ``train_config.json``: the run's TrainConfig, to refuse resuming a different run;
+- ``manifest.json``: the content hashes of the source prompts the model mixes, to refuse resuming with
+  other prompts under the same names, and the sha256 of every file above, to refuse a damaged one (absent
+  from checkpoints written before it existed, which load unchecked).
+
+The folder is written to a temporary sibling and renamed into place (`attempt.utils.storage.atomic_directory`),
+so an interrupted write leaves the previous checkpoint intact; `recover` puts it back in place when the
+interruption fell between the two renames of that swap, and removes the unfinished temporary folders. A
+checkpoint folder that lacks a file is an error (`load`), never a silent restart from step 0. Every file loads with
+``torch.load(weights_only=True)``: RNG states are stored as tensors and plain Python values.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attempt.utils import reading, storage
+
+WEIGHTS = "trainable.safetensors"
+OPTIMIZER = "optimizer.pt"
+SCHEDULER = "scheduler.pt"
+RNG = "rng.pt"
+STATE = "state.json"
+CONFIG = "train_config.json"
+MANIFEST = "manifest.json"
+REQUIRED = (WEIGHTS, OPTIMIZER, SCHEDULER, RNG, STATE, CONFIG)
+
+
+class IncompleteCheckpoint(FileNotFoundError):
+    """A checkpoint folder lacks one of its files; the message says how to restart."""
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's generator states, in a form `torch.load(weights_only=True)` accepts."""
+    version, keys, gauss = random.getstate()
+    name, np_keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, torch.tensor(keys, dtype=torch.int64), gauss],
+        "numpy": [name, torch.from_numpy(np_keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore generator states captured by `rng_state`."""
+    version, keys, gauss = state["python"]
+    random.setstate((version, tuple(keys.tolist()), gauss))
+    name, np_keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(
+    directory: str | Path,
+    *,
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    scheduler: dict[str, Any],
+    rng: list[dict[str, Any]],
+    state: dict[str, Any],
+    config: dict[str, Any],
+    sources: dict[str, str] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically (call on the main process only).
+
+    Args:
+        directory: the checkpoint folder (replaced only once the new one is complete).
+        weights: trainable tensors.
+        optimizer, scheduler: their state dicts.
+        rng: one `rng_state()` per process, in process order.
+        state: JSON-serialisable loop state (step, epoch, batch_index, best, patience, ...).
+        config: the TrainConfig as a dict.
+        sources: ``{name: content hash}`` of the source prompts the model mixes.
+    """
+    directory = Path(directory)
+    with storage.atomic_directory(directory) as tmp:
+        storage.write_safetensors(tmp / WEIGHTS, weights, metadata={"format": "pt"})
+        torch.save(optimizer, tmp / OPTIMIZER)
+        torch.save(scheduler, tmp / SCHEDULER)
+        torch.save(rng, tmp / RNG)
+        storage.write_json(tmp / STATE, state)
+        storage.write_json(tmp / CONFIG, config)
+        hashes = {name: reading.file_sha256(tmp / name) for name in REQUIRED}
+        storage.write_json(tmp / MANIFEST, {"sources": dict(sources or {}), "sha256": hashes})
+    return directory
+
+
+def exists(directory: str | Path) -> bool:
+    """True when `directory` holds a complete checkpoint."""
+    directory = Path(directory)
+    return all((directory / name).is_file() for name in REQUIRED)
+
+
+def recover(directory: str | Path) -> None:
+    """Undo what an interrupted `save` (or `attempt.utils.storage.atomic_directory`) of `directory` left behind.
+
+    Call on the main process while holding the run folder's lock (no writer can be at work): a kill between
+    the two renames of the swap leaves only ``.<name>.old`` (the previous, complete folder), which is moved
+    back; a kill after them leaves both, and ``.<name>.old`` is deleted; unfinished ``.<name>.*.tmp`` folders
+    are deleted.
+    """
+    directory = Path(directory)
+    for tmp in directory.parent.glob(f".{directory.name}.*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    old = directory.with_name(f".{directory.name}.old")
+    if old.is_dir():
+        if directory.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, directory)
+
+
+def check_complete(directory: str | Path) -> None:
+    """Raise `IncompleteCheckpoint` naming the first file `directory` lacks."""
+    directory = Path(directory)
+    missing = [name for name in REQUIRED if not (directory / name).is_file()]
+    if missing:
+        raise IncompleteCheckpoint(
+            f"The checkpoint {directory} is incomplete: it has no {', '.join(missing)}. Delete {directory} to "
+            "restart this run from step 0 (or restore the missing file)."
+        )
+
+
+def load(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint folder: ``{"weights", "optimizer", "scheduler", "rng", "state", "config", "manifest"}``
+    (``manifest`` is ``{}`` for a checkpoint written before manifests existed)."""
+    directory = Path(directory)
+    check_complete(directory)
+    fix = (f"The checkpoint {directory} is damaged: delete it to restart this run from step 0 (metrics.jsonl "
+           "is kept).")
+    manifest = reading.read_json(directory / MANIFEST, fix) if (directory / MANIFEST).is_file() else {}
+    hashes = manifest.get("sha256", {}) if isinstance(manifest, dict) else {}
+    for name in REQUIRED:
+        reading.check_sha256(directory / name, hashes.get(name), fix)
+    return {
+        "manifest": manifest,
+        "weights": reading.load_safetensors(directory / WEIGHTS, fix),
+        "optimizer": reading.torch_load(directory / OPTIMIZER, fix, map_location=map_location),
+        "scheduler": reading.torch_load(directory / SCHEDULER, fix),
+        "rng": reading.torch_load(directory / RNG, fix),
+        "state": reading.read_json(directory / STATE, fix),
+        "config": reading.read_json(directory / CONFIG, fix),
+    }

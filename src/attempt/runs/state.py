@@ -1,0 +1,149 @@
+"""What of a training run survives an interruption: the loop's position (`LoopState`), the checkpoint written
+after every evaluation, and resuming from it.
+
+Only the same run may resume: the same configuration (but for `RESUME_FREE_FIELDS`), the same source prompts
+(by content hash) and the same number of processes; anything else is a `CheckpointMismatch`, never a silent
+restart. A checkpoint interrupted inside its atomic swap is put back first (`attempt.runs.checkpoint.recover`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attempt.config import TrainConfig
+from attempt.modeling.protocols import TrainableModel
+from attempt.runs import checkpoint
+from attempt.runs.portable import CONFIG_FILE, saved_config
+from attempt.utils import reading, storage
+
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+# fields that do not change the trajectory of a run: a resumed run may differ in them. The library may move:
+# the source prompts themselves are compared by content hash (`_check_same_sources`).
+RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to")
+
+
+class CheckpointMismatch(ValueError):
+    """``output_dir/checkpoint`` belongs to a run with a different configuration."""
+
+
+@dataclass
+class LoopState:
+    """The training loop's position; saved in every checkpoint."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # data epoch of the next batch
+    batch_index: int = 0  # next global batch within the epoch
+    sampler_seed: int = 0
+    num_processes: int = 1
+    best_score: float | None = None
+    best_step: int | None = None
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    bad_evals: int = 0  # evaluations since the last improvement (early stopping)
+    last_eval_step: int | None = None
+    stopped_early: bool = False
+
+
+def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: Path) -> None:
+    differs = sorted(k for k in set(saved) | set(current) if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k))
+    if differs:
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in differs)
+        raise CheckpointMismatch(
+            f"{directory} holds a checkpoint of a different run ({detail}). Pick another output_dir, or delete "
+            f"{directory} to start this run afresh in the same folder."
+        )
+
+
+def source_hashes(model: TrainableModel) -> dict[str, str]:
+    """{name: content hash} of the source prompts `model` mixes (none for the other modes)."""
+    return {s["name"]: s["hash"] for s in getattr(model, "source_info", [])}
+
+
+def _check_same_sources(saved: dict[str, str] | None, current: dict[str, str], library: str, directory: Path) -> None:
+    """Refuse to resume with source prompts other than those the checkpoint was trained with: a prompt
+    retrained or replaced under the same name would silently change the rest of the run."""
+    if saved is None or saved == current:  # None: a checkpoint written before the hashes were recorded
+        return
+    short = lambda h: f"{h[:19]}…" if h else "absent"  # noqa: E731
+    detail = "; ".join(
+        f"{name}: checkpoint {short(saved.get(name))} vs library {short(current.get(name))}"
+        for name in sorted(set(saved) | set(current)) if saved.get(name) != current.get(name)
+    )  # fmt: skip
+    raise CheckpointMismatch(
+        f"The source prompts in library {library} differ from those {directory} was trained with ({detail}). "
+        f"Put the original prompts back in the library to resume, or delete {directory} to restart this run "
+        "with the current ones."
+    )
+
+
+def resume_or_start(
+    config: TrainConfig, accelerator: Any, model: TrainableModel, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> tuple[LoopState, bool]:  # fmt: skip
+    """Restore weights, optimizer, schedule and random generators in place from ``output_dir/checkpoint``
+    when there is one (same run required), else start the run folder (its ``train_config.json``); returns
+    (loop state, resumed)."""
+    config_dict = saved_config(config)
+    output_dir = Path(config.output_dir)
+    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
+    if accelerator.is_main_process:  # under the run lock: no other writer, so leftovers are from a killed one
+        for folder in (checkpoint_dir, output_dir / BEST_DIR):
+            checkpoint.recover(folder)
+    accelerator.wait_for_everyone()
+    resumed = checkpoint_dir.exists()  # an incomplete folder is an error (checkpoint.load), not a restart
+    if resumed:
+        saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
+        # compared as the checkpoint records it: paths relative to checkpoint/ (your tasks' data files too)
+        _check_same_run(saved["config"], saved_config(config, checkpoint_dir), checkpoint_dir)
+        loaded = _loop_state(saved["state"], checkpoint_dir)
+        if loaded.num_processes != accelerator.num_processes:
+            raise CheckpointMismatch(
+                f"{checkpoint_dir} was written by {loaded.num_processes} process(es); this run has "
+                f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
+            )
+        missing, unexpected = model.load_state_dict(saved["weights"], strict=False)
+        if unexpected or set(saved["weights"]) - set(model.state_dict()):
+            raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
+        _check_same_sources(saved["manifest"].get("sources"), source_hashes(model), config.library, checkpoint_dir)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = loaded
+        checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
+    elif accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        storage.write_json(output_dir / CONFIG_FILE, config_dict)
+    return state, resumed
+
+
+def _loop_state(saved: Any, checkpoint_dir: Path) -> LoopState:
+    """The LoopState saved in ``state.json``; a file that parses but does not hold one is damaged too."""
+    try:
+        return LoopState(**saved)
+    except TypeError as error:
+        raise reading.CorruptFile(
+            f"{checkpoint_dir / checkpoint.STATE} does not hold a training loop state ({error}). Delete "
+            f"{checkpoint_dir} to restart this run from step 0."
+        ) from None
+
+
+def save_checkpoint(
+    config: TrainConfig, accelerator: Any, model: TrainableModel, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR, state: LoopState,
+) -> None:  # fmt: skip
+    """Write ``output_dir/checkpoint`` atomically (main process), with every process's random generators."""
+    from accelerate.utils import gather_object
+
+    rngs = gather_object([checkpoint.rng_state()])  # every process's generators, in process order
+    if accelerator.is_main_process:
+        checkpoint.save(
+            Path(config.output_dir) / CHECKPOINT_DIR, weights=model.trainable_state_dict(),
+            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rngs,
+            state=dataclasses.asdict(state), config=saved_config(config, Path(config.output_dir) / CHECKPOINT_DIR), sources=source_hashes(model),
+        )  # fmt: skip
+    accelerator.wait_for_everyone()
