@@ -70,17 +70,46 @@ GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
 
 # sizes: batch and input length per family, repeats, examples per task for the padding run, eval examples
 SIZES = {
-    "full": {"batch": {"encoder": 32, "causal": 8}, "length": 64, "repeats": 5, "pad_examples": 96,
-             "pad_repeats": 2, "eval_examples": 16, "eval_repeats": 2, "sort_examples": 256, "sort_repeats": 3},
-    "quick": {"batch": {"encoder": 8, "causal": 2}, "length": 32, "repeats": 3, "pad_examples": 32,
-              "pad_repeats": 1, "eval_examples": 8, "eval_repeats": 1, "sort_examples": 64, "sort_repeats": 1},
-    "tiny": {"batch": {"encoder": 4, "causal": 2}, "length": 16, "repeats": 2, "pad_examples": 16,
-             "pad_repeats": 1, "eval_examples": 4, "eval_repeats": 1, "sort_examples": 16, "sort_repeats": 1},
+    "full": {
+        "batch": {"encoder": 32, "causal": 8},
+        "length": 64,
+        "repeats": 5,
+        "pad_examples": 96,
+        "pad_repeats": 2,
+        "eval_examples": 16,
+        "eval_repeats": 2,
+        "sort_examples": 256,
+        "sort_repeats": 3,
+    },
+    "quick": {
+        "batch": {"encoder": 8, "causal": 2},
+        "length": 32,
+        "repeats": 3,
+        "pad_examples": 32,
+        "pad_repeats": 1,
+        "eval_examples": 8,
+        "eval_repeats": 1,
+        "sort_examples": 64,
+        "sort_repeats": 1,
+    },
+    "tiny": {
+        "batch": {"encoder": 4, "causal": 2},
+        "length": 16,
+        "repeats": 2,
+        "pad_examples": 16,
+        "pad_repeats": 1,
+        "eval_examples": 4,
+        "eval_repeats": 1,
+        "sort_examples": 16,
+        "sort_repeats": 1,
+    },
 }
 
 
 # -- parameter counts ------------------------------------------------------------------------------------
-def paper_param_counts(d: int = 768, m: int = 100, bottleneck: int = 100, shared_tasks: int = 8) -> dict[str, Any]:
+def paper_param_counts(
+    d: int = 768, m: int = 100, bottleneck: int = 100, shared_tasks: int = 8
+) -> dict[str, Any]:
     """Count ATTEMPT's trainable parameters on a T5-base-shaped config (d_model=d, everything else tiny, so
     no weights are needed) and compare them with the paper's arithmetic: prompt m·d, attention
     2·d·r (+2·d LayerNorm) per task; the attention shared by `shared_tasks` GLUE tasks."""
@@ -105,13 +134,24 @@ def paper_param_counts(d: int = 768, m: int = 100, bottleneck: int = 100, shared
     expected_single = expected_prompt + expected_attention + expected_norm
     expected_shared = expected_prompt + (expected_attention + expected_norm) / shared_tasks
     return {
-        "d": d, "m": m, "bottleneck": bottleneck, "shared_tasks": shared_tasks,
-        "prompt_per_task": single["prompt"], "attention": single["attention"],
-        "expected": {"prompt_per_task": expected_prompt, "attention": expected_attention + expected_norm,
-                     "per_task_single": expected_single, "per_task_shared": expected_shared},
-        "per_task_single": per_task_single, "per_task_shared": per_task_shared,
-        "matches_paper": per_task_single == expected_single and math.isclose(per_task_shared, expected_shared)
-        and round(per_task_single / 1000) == 232 and round(per_task_shared / 1000) == 96,
+        "d": d,
+        "m": m,
+        "bottleneck": bottleneck,
+        "shared_tasks": shared_tasks,
+        "prompt_per_task": single["prompt"],
+        "attention": single["attention"],
+        "expected": {
+            "prompt_per_task": expected_prompt,
+            "attention": expected_attention + expected_norm,
+            "per_task_single": expected_single,
+            "per_task_shared": expected_shared,
+        },
+        "per_task_single": per_task_single,
+        "per_task_shared": per_task_shared,
+        "matches_paper": per_task_single == expected_single
+        and math.isclose(per_task_shared, expected_shared)
+        and round(per_task_single / 1000) == 232
+        and round(per_task_shared / 1000) == 96,
     }
 
 
@@ -157,8 +197,14 @@ def _enable_checkpointing(model) -> None:
     from transformers import PreTrainedModel
 
     backbone = next(m for m in model.modules() if isinstance(m, PreTrainedModel))
-    enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
-    key = "activation_checkpointing_kwargs" if enable.__name__.startswith("activation") else "gradient_checkpointing_kwargs"
+    enable = (
+        getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
+    )
+    key = (
+        "activation_checkpointing_kwargs"
+        if enable.__name__.startswith("activation")
+        else "gradient_checkpointing_kwargs"
+    )
     enable(**{key: {"use_reentrant": False}})
 
 
@@ -179,9 +225,16 @@ def build_method(method: str, backbone, family: str, m: int):
     d = backbone.get_input_embeddings().weight.shape[1]
     num_labels = 2 if family == "encoder" else None
     if method in ("attempt", "prompt_tuning"):
-        config = AttemptConfig(method=method, prompt_length=m, tasks=("rte",), num_labels=num_labels,
-                               target_init="source" if method == "attempt" else "vocab")
-        model = AttemptModel.from_backbone(backbone, random_sources(d, m) if method == "attempt" else [], config)
+        config = AttemptConfig(
+            method=method,
+            prompt_length=m,
+            tasks=("rte",),
+            num_labels=num_labels,
+            target_init="source" if method == "attempt" else "vocab",
+        )
+        model = AttemptModel.from_backbone(
+            backbone, random_sources(d, m) if method == "attempt" else [], config
+        )
         params = model.parameter_groups(0.3, 0.1, 1e-3)
 
         def loss_fn(b):
@@ -191,14 +244,18 @@ def build_method(method: str, backbone, family: str, m: int):
         from peft import PromptTuningConfig, TaskType, get_peft_model
 
         task_type = TaskType.FEATURE_EXTRACTION if family == "encoder" else TaskType.CAUSAL_LM
-        peft_model = get_peft_model(copy.deepcopy(backbone), PromptTuningConfig(task_type=task_type, num_virtual_tokens=m))
+        peft_model = get_peft_model(
+            copy.deepcopy(backbone), PromptTuningConfig(task_type=task_type, num_virtual_tokens=m)
+        )
         model = PeftPromptClassifier(peft_model, d, m) if family == "encoder" else peft_model
         params = [p for p in model.parameters() if p.requires_grad]
 
         def loss_fn(b):
             if family == "encoder":
                 return model(b["input_ids"], b["attention_mask"], b["labels"])
-            return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+            return model(
+                input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]
+            ).loss
 
     else:
         model = FineTuneModel.from_backbone(copy.deepcopy(backbone), mode=method, num_labels=num_labels)
@@ -216,7 +273,11 @@ def random_batch(family: str, batch: int, length: int, vocab: int, device, seed:
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(10, min(vocab, 30000), (batch, length), generator=g)
     labels = torch.randint(0, 2, (batch,), generator=g) if family == "encoder" else ids.clone()
-    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device), "labels": labels.to(device)}
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": torch.ones_like(ids).to(device),
+        "labels": labels.to(device),
+    }
 
 
 def train_step(loss_fn, optimizer, batch) -> float:
@@ -250,8 +311,15 @@ def time_training(backbone, family: str, m: int, methods, batch: int, length: in
             train_step(loss_fn, opt, data)
             _sync(device)
             times[name].append(time.perf_counter() - start)
-    result = {name: {"step_s": statistics.median(t), "min_s": min(t), "runs_s": t, "trainable_params": built[name][3]}
-              for name, t in times.items()}
+    result = {
+        name: {
+            "step_s": statistics.median(t),
+            "min_s": min(t),
+            "runs_s": t,
+            "trainable_params": built[name][3],
+        }
+        for name, t in times.items()
+    }
     del built
     return result
 
@@ -290,8 +358,17 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def measure_memory(name: str, family: str, method: str, m: int, batch: int, length: int, tiny: bool, device,
-                   baseline: int | None = None) -> dict[str, Any]:
+def measure_memory(
+    name: str,
+    family: str,
+    method: str,
+    m: int,
+    batch: int,
+    length: int,
+    tiny: bool,
+    device,
+    baseline: int | None = None,
+) -> dict[str, Any]:
     """Peak memory of two training steps of one method (see the module docstring for the method)."""
     import peft  # noqa: F401  (imported before the baseline so that it is not counted)
     import transformers  # noqa: F401
@@ -314,10 +391,16 @@ def measure_memory(name: str, family: str, method: str, m: int, batch: int, leng
             train_step(loss_fn, opt, data)
     after_max = _maxrss_bytes()
     peak = max(sampler.peak, after_max if after_max > before_max else 0)
-    out = {"peak_mb": (peak - baseline) / 2**20, "weights_mb": (after_load - baseline) / 2**20,
-           "how": "rss-subprocess" if not tiny else "rss-in-process"}
+    out = {
+        "peak_mb": (peak - baseline) / 2**20,
+        "weights_mb": (after_load - baseline) / 2**20,
+        "how": "rss-subprocess" if not tiny else "rss-in-process",
+    }
     if device.type == "cuda":
-        out = {"peak_mb": (torch.cuda.max_memory_allocated() - start) / 2**20, "how": "cuda.max_memory_allocated"}
+        out = {
+            "peak_mb": (torch.cuda.max_memory_allocated() - start) / 2**20,
+            "how": "cuda.max_memory_allocated",
+        }
     out["trainable_params"] = trainable
     return out
 
@@ -334,10 +417,19 @@ def model_vocab(model) -> int:
 
 def memory_in_subprocess(name: str, method: str, m: int, batch: int, length: int) -> dict[str, Any]:
     args = json.dumps({"name": name, "method": method, "m": m, "batch": batch, "length": length})
-    proc = subprocess.run([sys.executable, __file__, "--memory-worker", args], capture_output=True, text=True,
-                          timeout=900, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--memory-worker", args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
     if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+        return {
+            "error": proc.stderr.strip().splitlines()[-1]
+            if proc.stderr.strip()
+            else f"exit {proc.returncode}"
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -348,8 +440,17 @@ def _memory_worker(args: str) -> None:
 
     baseline = _rss()
     family = "encoder" if spec["name"] == ENCODER else "causal"
-    result = measure_memory(spec["name"], family, spec["method"], spec["m"], spec["batch"], spec["length"],
-                            tiny=False, device=_device(), baseline=baseline)
+    result = measure_memory(
+        spec["name"],
+        family,
+        spec["method"],
+        spec["m"],
+        spec["batch"],
+        spec["length"],
+        tiny=False,
+        device=_device(),
+        baseline=baseline,
+    )
     print(json.dumps(result))
 
 
@@ -359,13 +460,17 @@ def mirror_rows(task: str, split: str, n: int, seed: int | None = 0) -> list[dic
     `seed` (None: the first n in file order)."""
     from attempt.data.sources import load_split
 
-    rows = list(load_split(task, split, os.environ.get("ATTEMPT_DATA_DIR") or REPO.parent / "shared" / "data"))
+    rows = list(
+        load_split(task, split, os.environ.get("ATTEMPT_DATA_DIR") or REPO.parent / "shared" / "data")
+    )
     if seed is not None:
         random.Random(seed).shuffle(rows)
     return rows[:n]
 
 
-def grouped_batches(examples: list[dict[str, Any]], collator, batch: int, seed: int = 0) -> list[list[dict[str, Any]]]:
+def grouped_batches(
+    examples: list[dict[str, Any]], collator, batch: int, seed: int = 0
+) -> list[list[dict[str, Any]]]:
     """The first epoch of the training loop's own length-grouped batches (`attempt.data.batching.BatchStream` with
     group_by_length, one process) of one task's examples."""
     from attempt.config import TrainConfig
@@ -376,7 +481,9 @@ def grouped_batches(examples: list[dict[str, Any]], collator, batch: int, seed: 
     return BatchStream({task: examples}, collator, config, rank=0, world=1).epoch_batches(0)
 
 
-def padding_benchmark(backbone, tokenizer, family, tasks, n, batch, repeats, m, tiny, device) -> dict[str, Any]:
+def padding_benchmark(
+    backbone, tokenizer, family, tasks, n, batch, repeats, m, tiny, device
+) -> dict[str, Any]:
     """Per-epoch training time, same examples, padded to 256 vs dynamic padding with length grouping (both
     batched by the library's `Collator`, the grouped batches from `BatchStream`); and the largest difference
     between padded and unpadded logits/losses on a few examples."""
@@ -399,8 +506,12 @@ def padding_benchmark(backbone, tokenizer, family, tasks, n, batch, repeats, m, 
         lengths = [dynamic_collator.source_length(e) for e in examples]
         padded = [padded_collator(examples[i : i + batch]) for i in range(0, n, batch)]
         dynamic = [dynamic_collator(chunk) for chunk in grouped_batches(examples, dynamic_collator, batch)]
-        timings = _time_epochs(model, optimizer, {"padded_256": padded, "dynamic_grouped": dynamic}, repeats, device)
-        diffs, loss_diffs = _padding_differences(model, examples[: min(4, n)], padded_collator, dynamic_collator, device)
+        timings = _time_epochs(
+            model, optimizer, {"padded_256": padded, "dynamic_grouped": dynamic}, repeats, device
+        )
+        diffs, loss_diffs = _padding_differences(
+            model, examples[: min(4, n)], padded_collator, dynamic_collator, device
+        )
         t_pad, t_dyn = statistics.median(timings["padded_256"]), statistics.median(timings["dynamic_grouped"])
         out[task] = {
             "examples": n, "mean_tokens": sum(lengths) / n, "max_tokens": max(lengths),
@@ -421,7 +532,7 @@ def _time_epochs(model, optimizer, epochs: dict[str, list], repeats: int, device
     model.train()
     timings: dict[str, list[float]] = {k: [] for k in epochs}
     for rep in range(repeats):
-        for key in (list(epochs) if rep % 2 == 0 else list(reversed(epochs))):
+        for key in list(epochs) if rep % 2 == 0 else list(reversed(epochs)):
             start = time.perf_counter()
             for b in epochs[key]:
                 train_step(lambda b: model(**_on(b, device)).loss, optimizer, b)
@@ -430,7 +541,9 @@ def _time_epochs(model, optimizer, epochs: dict[str, list], repeats: int, device
     return timings
 
 
-def _padding_differences(model, few, padded_collator, dynamic_collator, device) -> tuple[list[float], list[float]]:
+def _padding_differences(
+    model, few, padded_collator, dynamic_collator, device
+) -> tuple[list[float], list[float]]:
     """Per example: the largest |logit| and the |loss| difference between the example padded to 256 in a batch
     and the example alone, unpadded."""
     model.eval()
@@ -444,8 +557,12 @@ def _padding_differences(model, few, padded_collator, dynamic_collator, device) 
             width = int(torch.isfinite(logits[0]).sum())  # the task's classes (the other columns are -inf)
             diffs.append(float((logits[0, :width] - logits_padded[row, :width]).abs().max()))
             target = alone["labels"]
-            loss_diffs.append(abs(float(nn.functional.cross_entropy(logits[:, :width], target))
-                                  - float(nn.functional.cross_entropy(logits_padded[row : row + 1, :width], target))))
+            loss_diffs.append(
+                abs(
+                    float(nn.functional.cross_entropy(logits[:, :width], target))
+                    - float(nn.functional.cross_entropy(logits_padded[row : row + 1, :width], target))
+                )
+            )
     return diffs, loss_diffs
 
 
@@ -463,7 +580,9 @@ def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]
     from attempt.tasks import get_task
 
     d = backbone.get_input_embeddings().weight.shape[1]
-    model = AttemptModel.from_backbone(backbone, random_sources(d, m), AttemptConfig(prompt_length=m, tasks=("rte",)))
+    model = AttemptModel.from_backbone(
+        backbone, random_sources(d, m), AttemptConfig(prompt_length=m, tasks=("rte",))
+    )
     model.to(device).eval()
     task = get_task("rte")
     collator = Collator(tokenizer, "causal", ["rte"], max_source_length=128)
@@ -472,21 +591,31 @@ def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]
 
     def rank():
         inputs = _on(collator(examples, for_generation=True), device)
-        return model.score_candidates(inputs["input_ids"], inputs["attention_mask"], inputs["task_ids"], verbalizers).argmax(-1)
+        return model.score_candidates(
+            inputs["input_ids"], inputs["attention_mask"], inputs["task_ids"], verbalizers
+        ).argmax(-1)
 
     def rank_full_sequences():
         scores = []
         for label in range(len(verbalizers)):  # every example followed by this label's word
             labelled = [{**e, "row": {**e["row"], task.label_field: label}} for e in examples]
             batch = _on(collator(labelled), device)
-            scores.append(model.sequence_log_likelihood(batch["input_ids"], batch["attention_mask"], batch["labels"],
-                                                        batch["task_ids"]))
+            scores.append(
+                model.sequence_log_likelihood(
+                    batch["input_ids"], batch["attention_mask"], batch["labels"], batch["task_ids"]
+                )
+            )
         return torch.stack(scores, -1).argmax(-1)
 
     def generate():
         inputs = _on(collator(examples, for_generation=True), device)
-        return model.generate(inputs["input_ids"], inputs["attention_mask"], inputs["task_ids"],
-                              max_new_tokens=max(len(v) for v in verbalizers) - 1, do_sample=False)  # words, no eos
+        return model.generate(
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            inputs["task_ids"],
+            max_new_tokens=max(len(v) for v in verbalizers) - 1,
+            do_sample=False,
+        )  # words, no eos
 
     timings: dict[str, list[float]] = {"rank_classification": [], "rank_full_sequences": [], "generation": []}
     functions = (rank, rank_full_sequences, generate)
@@ -494,17 +623,24 @@ def eval_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]
         same = bool((rank() == rank_full_sequences()).all())  # warm-up, and the two rankings agree
         generate()
         for rep in range(repeats):
-            for key, fn in (list(zip(timings, functions, strict=True))[:: 1 if rep % 2 == 0 else -1]):
+            for key, fn in list(zip(timings, functions, strict=True))[:: 1 if rep % 2 == 0 else -1]:
                 start = time.perf_counter()
                 fn()
                 _sync(device)
                 timings[key].append(time.perf_counter() - start)
     median = {key: statistics.median(values) for key, values in timings.items()}
     rank_s, full_s, gen_s = median["rank_classification"], median["rank_full_sequences"], median["generation"]
-    return {"examples": n, "m": m, "classes": len(verbalizers), "verbalizer_tokens": [len(v) - 1 for v in verbalizers],
-            "examples_per_s": {key: n / value for key, value in median.items()},
-            "runs_s": timings, "rank_over_generation_time": rank_s / gen_s,
-            "full_sequence_rank_over_generation_time": full_s / gen_s, "same_predictions": same}
+    return {
+        "examples": n,
+        "m": m,
+        "classes": len(verbalizers),
+        "verbalizer_tokens": [len(v) - 1 for v in verbalizers],
+        "examples_per_s": {key: n / value for key, value in median.items()},
+        "runs_s": timings,
+        "rank_over_generation_time": rank_s / gen_s,
+        "full_sequence_rank_over_generation_time": full_s / gen_s,
+        "same_predictions": same,
+    }
 
 
 def eval_batching_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[str, Any]:
@@ -523,16 +659,29 @@ def eval_batching_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[
         for key in list(timings)[:: 1 if rep % 2 == 0 else -1]:
             path = Path(tempfile.mkdtemp()) / "predictions.jsonl"
             start = time.perf_counter()
-            evaluate(model, tokenizer, {"rte": rows}, batch_size=64, max_source_length=128,
-                     sort_by_length=key == "length_sorted", predictions_path=path)
+            evaluate(
+                model,
+                tokenizer,
+                {"rte": rows},
+                batch_size=64,
+                max_source_length=128,
+                sort_by_length=key == "length_sorted",
+                predictions_path=path,
+            )
             _sync(device)
             timings[key].append(time.perf_counter() - start)
             predictions[key] = [json.loads(line)["prediction"] for line in path.read_text().splitlines()]
             shutil.rmtree(path.parent, ignore_errors=True)
     median = {key: statistics.median(values) for key, values in timings.items()}
-    return {"examples": len(rows), "batch": 64, "m": m, "seconds": median, "runs_s": timings,
-            "speedup": median["file_order"] / median["length_sorted"],
-            "same_predictions": predictions["length_sorted"] == predictions["file_order"]}
+    return {
+        "examples": len(rows),
+        "batch": 64,
+        "m": m,
+        "seconds": median,
+        "runs_s": timings,
+        "speedup": median["file_order"] / median["length_sorted"],
+        "same_predictions": predictions["length_sorted"] == predictions["file_order"],
+    }
 
 
 # -- driver ------------------------------------------------------------------------------------------------
@@ -547,33 +696,81 @@ def run(out_dir: Path, mode: str, backbones: list[str] | None = None, log=print)
     backbones = backbones or (["tiny-encoder", "tiny-causal"] if tiny else [ENCODER, CAUSAL])
     prompt_lengths = (100, 10) if not tiny else (12, 4)
     results: dict[str, Any] = {
-        "mode": mode, "device": str(device), "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(), "torch": torch.__version__, "sizes": sizes,
-        "prompt_lengths": list(prompt_lengths), "num_sources": NUM_SOURCES,
-        "param_counts": paper_param_counts(), "training": {}, "memory": {}, "padding": {}, "evaluation": {}, "eval_batching": {},
+        "mode": mode,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sizes": sizes,
+        "prompt_lengths": list(prompt_lengths),
+        "num_sources": NUM_SOURCES,
+        "param_counts": paper_param_counts(),
+        "training": {},
+        "memory": {},
+        "padding": {},
+        "evaluation": {},
+        "eval_batching": {},
     }
-    log(f"param counts: {results['param_counts']['per_task_single']:,} / {results['param_counts']['per_task_shared']:,.0f}")
+    log(
+        f"param counts: {results['param_counts']['per_task_single']:,} / {results['param_counts']['per_task_shared']:,.0f}"
+    )
     for name in backbones:
         backbone, tokenizer, family = load(name, tiny)
         backbone.to(device)
         batch, length = sizes["batch"][family], sizes["length"]
         entry: dict[str, Any] = {"family": family, "batch": batch, "length": length}
         for m in prompt_lengths:
-            methods = METHODS if m == prompt_lengths[0] else PROMPT_METHODS  # no prompt: fine-tuning timed once
-            entry[f"m={m}"] = time_training(backbone, family, m, methods, batch, length, sizes["repeats"], device)
+            methods = (
+                METHODS if m == prompt_lengths[0] else PROMPT_METHODS
+            )  # no prompt: fine-tuning timed once
+            entry[f"m={m}"] = time_training(
+                backbone, family, m, methods, batch, length, sizes["repeats"], device
+            )
             log(f"{name} m={m}: " + ", ".join(f"{k} {v['step_s']:.3f}s" for k, v in entry[f"m={m}"].items()))
         results["training"][name] = entry
         if family == "encoder":
-            results["padding"] = {"backbone": name, **padding_benchmark(
-                backbone, tokenizer, family, ("rte", "mnli"), sizes["pad_examples"], batch, sizes["pad_repeats"],
-                prompt_lengths[0], tiny, device)}
-            log(f"padding: {json.dumps({k: v.get('speedup') for k, v in results['padding'].items() if isinstance(v, dict)})}")
-            results["eval_batching"] = {"backbone": name, **eval_batching_benchmark(
-                backbone, tokenizer, sizes["sort_examples"], sizes["sort_repeats"], prompt_lengths[0], device)}
+            results["padding"] = {
+                "backbone": name,
+                **padding_benchmark(
+                    backbone,
+                    tokenizer,
+                    family,
+                    ("rte", "mnli"),
+                    sizes["pad_examples"],
+                    batch,
+                    sizes["pad_repeats"],
+                    prompt_lengths[0],
+                    tiny,
+                    device,
+                ),
+            }
+            log(
+                f"padding: {json.dumps({k: v.get('speedup') for k, v in results['padding'].items() if isinstance(v, dict)})}"
+            )
+            results["eval_batching"] = {
+                "backbone": name,
+                **eval_batching_benchmark(
+                    backbone,
+                    tokenizer,
+                    sizes["sort_examples"],
+                    sizes["sort_repeats"],
+                    prompt_lengths[0],
+                    device,
+                ),
+            }
             log(f"evaluation batching: {results['eval_batching']['speedup']:.2f}x")
         if family == "causal":
-            results["evaluation"] = {"backbone": name, **eval_benchmark(
-                backbone, tokenizer, sizes["eval_examples"], sizes["eval_repeats"], prompt_lengths[0], device)}
+            results["evaluation"] = {
+                "backbone": name,
+                **eval_benchmark(
+                    backbone,
+                    tokenizer,
+                    sizes["eval_examples"],
+                    sizes["eval_repeats"],
+                    prompt_lengths[0],
+                    device,
+                ),
+            }
             log(f"evaluation: {results['evaluation']['examples_per_s']}")
         m = prompt_lengths[0]
         if mode == "quick" and family != "causal":
@@ -607,7 +804,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     results = run(args.out, mode, args.backbones)
     failed = [t["target"] for t in results["targets"] if t["passed"] is False]
-    print(f"wrote {args.out / 'efficiency.json'} in {time.perf_counter() - start:.0f}s; failed targets: {failed or 'none'}")
+    print(
+        f"wrote {args.out / 'efficiency.json'} in {time.perf_counter() - start:.0f}s; failed targets: {failed or 'none'}"
+    )
     return 0
 
 

@@ -33,22 +33,38 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             pt = timing["prompt_tuning"]["step_s"]
             add(f"{name} {key}: ATTEMPT / prompt tuning step time", timing["attempt"]["step_s"] / pt, 1.03)
-            add(f"{name} {key}: prompt tuning / PEFT prompt tuning step time", pt / timing["peft_prompt_tuning"]["step_s"], 1.0)
+            add(
+                f"{name} {key}: prompt tuning / PEFT prompt tuning step time",
+                pt / timing["peft_prompt_tuning"]["step_s"],
+                1.0,
+            )
     for name, memory in results["memory"].items():
         if "tiny" in name or name == CAUSAL:
             a, f = memory["attempt"].get("peak_mb"), memory["finetune"].get("peak_mb")
             add(f"{name}: ATTEMPT / full fine-tuning peak memory", None if a is None or not f else a / f, 0.5)
             a, f = (memory.get(k, {}).get("peak_mb") for k in CHECKPOINTED)
-            add(f"{name}: same, both with activation checkpointing", None if a is None or not f else a / f, 0.5)
+            add(
+                f"{name}: same, both with activation checkpointing",
+                None if a is None or not f else a / f,
+                0.5,
+            )
             a, f = memory.get(HALF_BACKBONE, {}).get("peak_mb"), memory["finetune"].get("peak_mb")
-            add(f"{name}: same, ATTEMPT's frozen backbone in bfloat16 (fine-tuning in float32)",
-                None if a is None or not f else a / f, 0.5)
+            add(
+                f"{name}: same, ATTEMPT's frozen backbone in bfloat16 (fine-tuning in float32)",
+                None if a is None or not f else a / f,
+                0.5,
+            )
     for task in ("rte", "mnli"):
         if task in results["padding"]:
             p = results["padding"][task]
             add(f"dynamic padding speed-up ({task})", p["speedup"], 2.0, ">=")
             add(f"padded vs unpadded max |logit diff| ({task})", p["max_abs_logit_diff"], 1e-4)
-    add("parameter counts match the paper (232K / 96K per task)", float(results["param_counts"]["matches_paper"]), 1.0, ">=")
+    add(
+        "parameter counts match the paper (232K / 96K per task)",
+        float(results["param_counts"]["matches_paper"]),
+        1.0,
+        ">=",
+    )
     return out
 
 
@@ -59,22 +75,35 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
     plots = plot_results(results, out_dir)
     results["plots"] = [p.name for p in plots]
     storage.write_json(out_dir / "efficiency.json", results)
-    lines = [f"# Efficiency ({results['mode']}, {results['device']}, {results['torch_threads']} threads)", "",
-             "All numbers come from one run; methods were timed interleaved (medians), so compare the ratios.", ""]
+    lines = [
+        f"# Efficiency ({results['mode']}, {results['device']}, {results['torch_threads']} threads)",
+        "",
+        "All numbers come from one run; methods were timed interleaved (medians), so compare the ratios.",
+        "",
+    ]
     for name, entry in results["training"].items():
-        lines += [f"## Training step: {name} ({entry['family']}, batch {entry['batch']}, input length {entry['length']})", "",
-                  "| m | method | median step (s) | × prompt tuning | min step (s) | min × prompt tuning | trainable params |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Training step: {name} ({entry['family']}, batch {entry['batch']}, input length {entry['length']})",
+            "",
+            "| m | method | median step (s) | × prompt tuning | min step (s) | min × prompt tuning | trainable params |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for key, timing in entry.items():
             if key.startswith("m="):
                 pt, pt_min = timing["prompt_tuning"]["step_s"], timing["prompt_tuning"]["min_s"]
                 for method, t in timing.items():
-                    lines.append(f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
-                                 f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |")
+                    lines.append(
+                        f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
+                        f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |"
+                    )
         lines.append("")
     for name, memory in results["memory"].items():
-        lines += [f"## Peak training memory: {name} (m = {memory['m']}, batch {memory['batch']})", "",
-                  "| method | peak (MiB) | × full fine-tuning | how |", "|---|---|---|---|"]
+        lines += [
+            f"## Peak training memory: {name} (m = {memory['m']}, batch {memory['batch']})",
+            "",
+            "| method | peak (MiB) | × full fine-tuning | how |",
+            "|---|---|---|---|",
+        ]
         ft = memory["finetune"].get("peak_mb") or float("nan")
         for method in (k for k in MEMORY_METHODS if k in memory):
             r = memory[method]
@@ -85,36 +114,56 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
         lines.append("")
     if results["padding"]:
         p = results["padding"]
-        lines += [f"## Dynamic padding vs padding to 256 ({p['backbone']}, ATTEMPT m = {p['m']}, batch {p['batch']})", "",
-                  "| task | examples | mean tokens | epoch padded (s) | epoch dynamic (s) | speed-up | max logit diff |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Dynamic padding vs padding to 256 ({p['backbone']}, ATTEMPT m = {p['m']}, batch {p['batch']})",
+            "",
+            "| task | examples | mean tokens | epoch padded (s) | epoch dynamic (s) | speed-up | max logit diff |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for task in ("rte", "mnli"):
             if task in p:
                 t = p[task]
-                lines.append(f"| {task} | {t['examples']} | {t['mean_tokens']:.1f} | {t['epoch_s']['padded_256']:.2f} | "
-                             f"{t['epoch_s']['dynamic_grouped']:.2f} | {t['speedup']:.2f}× | {t['max_abs_logit_diff']:.1e} |")
+                lines.append(
+                    f"| {task} | {t['examples']} | {t['mean_tokens']:.1f} | {t['epoch_s']['padded_256']:.2f} | "
+                    f"{t['epoch_s']['dynamic_grouped']:.2f} | {t['speedup']:.2f}× | {t['max_abs_logit_diff']:.1e} |"
+                )
         lines.append("")
     if results["evaluation"]:
         e = results["evaluation"]
-        lines += [f"## Evaluation throughput ({e['backbone']}, ATTEMPT m = {e['m']}, {e['examples']} rte examples)", "",
-                  f"rank classification {e['examples_per_s']['rank_classification']:.2f} ex/s (input read once), "
-                  f"{e['examples_per_s']['rank_full_sequences']:.2f} ex/s (one full sequence per label), "
-                  f"generation {e['examples_per_s']['generation']:.2f} ex/s. Time / generation time: rank "
-                  f"{e['rank_over_generation_time']:.2f}, rank by full sequences "
-                  f"{e['full_sequence_rank_over_generation_time']:.2f}; both rankings agree: {e['same_predictions']}.", ""]
+        lines += [
+            f"## Evaluation throughput ({e['backbone']}, ATTEMPT m = {e['m']}, {e['examples']} rte examples)",
+            "",
+            f"rank classification {e['examples_per_s']['rank_classification']:.2f} ex/s (input read once), "
+            f"{e['examples_per_s']['rank_full_sequences']:.2f} ex/s (one full sequence per label), "
+            f"generation {e['examples_per_s']['generation']:.2f} ex/s. Time / generation time: rank "
+            f"{e['rank_over_generation_time']:.2f}, rank by full sequences "
+            f"{e['full_sequence_rank_over_generation_time']:.2f}; both rankings agree: {e['same_predictions']}.",
+            "",
+        ]
     if results.get("eval_batching"):
         b = results["eval_batching"]
-        lines += [f"## Evaluation batching ({b['backbone']}, ATTEMPT m = {b['m']}, {b['examples']} rte validation rows, "
-                  f"batches of {b['batch']})", "",
-                  f"rows batched longest first {b['seconds']['length_sorted']:.2f} s, in file order "
-                  f"{b['seconds']['file_order']:.2f} s: {b['speedup']:.2f}× faster; same predictions: "
-                  f"{b['same_predictions']}.", ""]
+        lines += [
+            f"## Evaluation batching ({b['backbone']}, ATTEMPT m = {b['m']}, {b['examples']} rte validation rows, "
+            f"batches of {b['batch']})",
+            "",
+            f"rows batched longest first {b['seconds']['length_sorted']:.2f} s, in file order "
+            f"{b['seconds']['file_order']:.2f} s: {b['speedup']:.2f}× faster; same predictions: "
+            f"{b['same_predictions']}.",
+            "",
+        ]
     pc = results["param_counts"]
-    lines += ["## Trainable parameters (T5-base-shaped config, d = 768, m = 100)", "",
-              f"per task, one task: {pc['per_task_single']:,} (paper arithmetic {pc['expected']['per_task_single']:,}); "
-              f"per task, attention shared by {pc['shared_tasks']} tasks: {pc['per_task_shared']:,.0f} "
-              f"(paper {pc['expected']['per_task_shared']:,.0f}).", "",
-              "## Targets", "", "| target | value | threshold | passed |", "|---|---|---|---|"]
+    lines += [
+        "## Trainable parameters (T5-base-shaped config, d = 768, m = 100)",
+        "",
+        f"per task, one task: {pc['per_task_single']:,} (paper arithmetic {pc['expected']['per_task_single']:,}); "
+        f"per task, attention shared by {pc['shared_tasks']} tasks: {pc['per_task_shared']:,.0f} "
+        f"(paper {pc['expected']['per_task_shared']:,.0f}).",
+        "",
+        "## Targets",
+        "",
+        "| target | value | threshold | passed |",
+        "|---|---|---|---|",
+    ]
     for t in results["targets"]:
         value = "n/a" if t["value"] is None else f"{t['value']:.4g}"
         lines.append(f"| {t['target']} | {value} | {t['op']} {t['threshold']} | {t['passed']} |")

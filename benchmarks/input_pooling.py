@@ -40,7 +40,8 @@ def pooled(task_name: str, embeddings: torch.Tensor, tokenizer, rows: int, data_
     encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=128)
     tokens = embeddings[encoded["input_ids"]]  # (N, L, d)
     return {how: pool_inputs(tokens, encoded["attention_mask"], how) for how in POOLINGS} | {
-        "tokens": (tokens, encoded["attention_mask"])}
+        "tokens": (tokens, encoded["attention_mask"])
+    }
 
 
 def spread(x: torch.Tensor) -> dict[str, float]:
@@ -52,14 +53,18 @@ def spread(x: torch.Tensor) -> dict[str, float]:
     return {"pairwise_cosine": round(float(off_diagonal), 3), "varying_part": round(float(varying), 3)}
 
 
-def init_spread(tokens_by_task: dict, library: Path, sources: list[str], task: str, seeds: int = 5) -> dict[str, dict]:
+def init_spread(
+    tokens_by_task: dict, library: Path, sources: list[str], task: str, seeds: int = 5
+) -> dict[str, dict]:
     """{pooling/temperature: mean over seeds of the per-prompt std of the weights over the task's inputs, and of
     each input's largest weight} of a freshly initialised mixture over the library's prompts (no training)."""
     from attempt.config import AttemptConfig
     from attempt.mixture import AttentionalMixture
     from attempt.prompts.library import PromptLibrary
 
-    prompts = torch.stack([PromptLibrary(library).get(name).embeddings.float() for name in sources])  # (t, m, d)
+    prompts = torch.stack(
+        [PromptLibrary(library).get(name).embeddings.float() for name in sources]
+    )  # (t, m, d)
     tokens, mask = tokens_by_task[task]
     out = {}
     for how in POOLINGS:
@@ -67,7 +72,9 @@ def init_spread(tokens_by_task: dict, library: Path, sources: list[str], task: s
             spreads, peaks = [], []
             for seed in range(seeds):
                 torch.manual_seed(seed)
-                config = AttemptConfig(prompt_length=prompts.shape[1], tasks=(task,), pooling=how, temperature=temperature)
+                config = AttemptConfig(
+                    prompt_length=prompts.shape[1], tasks=(task,), pooling=how, temperature=temperature
+                )
                 mixture = AttentionalMixture(config, prompts.shape[2], prompts, prompts[0].clone(), sources)
                 _, weights = mixture(tokens, mask)  # (N, t+1)
                 spreads.append(float(weights.std(0).mean()))
@@ -82,9 +89,15 @@ def main() -> None:
     parser.add_argument("--backbone", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     parser.add_argument("--tasks", nargs="+", default=["cb", "rte", "sst2"])
     parser.add_argument("--rows", type=int, default=100, help="validation rows per task (default 100)")
-    parser.add_argument("--data-dir", default=os.environ.get("ATTEMPT_DATA_DIR", str(REPO.parent / "shared" / "data")))
-    parser.add_argument("--library", type=Path, help="also measure a fresh mixture over these source prompts "
-                        "(default: prompts/<backbone>/ when shipped)")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("ATTEMPT_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    )
+    parser.add_argument(
+        "--library",
+        type=Path,
+        help="also measure a fresh mixture over these source prompts "
+        "(default: prompts/<backbone>/ when shipped)",
+    )
     parser.add_argument("--sources", nargs="+", default=["mnli", "qnli", "sst2"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -94,7 +107,12 @@ def main() -> None:
     embeddings = backbone.get_input_embeddings().weight.detach().float()
     with torch.no_grad():
         by_task = {task: pooled(task, embeddings, tokenizer, args.rows, args.data_dir) for task in args.tasks}
-    result = {"backbone": args.backbone, "rows_per_task": args.rows, "python": platform.python_version(), "pooling": {}}
+    result = {
+        "backbone": args.backbone,
+        "rows_per_task": args.rows,
+        "python": platform.python_version(),
+        "pooling": {},
+    }
     for how in POOLINGS:
         everything = torch.cat([by_task[t][how] for t in args.tasks])
         centre = everything.mean(0)
@@ -118,7 +136,10 @@ def main() -> None:
              "validation rows per task. Cosine: mean over pairs of inputs; varying: mean ‖x̂ − mean x̂‖ / ‖x̂‖.", "",
              "| pooling | task | pairwise cosine | varying part |", "|---|---|---:|---:|"]  # fmt: skip
     for how, entry in result["pooling"].items():
-        lines += [f"| {how} | {t} | {s['pairwise_cosine']} | {s['varying_part']} |" for t, s in entry["tasks"].items()]
+        lines += [
+            f"| {how} | {t} | {s['pairwise_cosine']} | {s['varying_part']} |"
+            for t, s in entry["tasks"].items()
+        ]
     lines += [""] + [f"{how}: centroid cosine {args.tasks[0]}–{args.tasks[1]} (overall mean removed): "
                      f"{entry[f'centroid_cosine_{args.tasks[0]}_{args.tasks[1]}']}" for how, entry in result["pooling"].items()]  # fmt: skip
     if "fresh_mixture" in result:
@@ -126,7 +147,11 @@ def main() -> None:
         lines += ["", f"A fresh mixture (5 seeds, no training) over {', '.join(fresh['sources'])} + target on {fresh['task']}: "
                   "input spread = per-prompt std of the weights over inputs; peak = mean largest weight.", "",
                   "| pooling / temperature | T | input spread | peak |", "|---|---:|---:|---:|"]  # fmt: skip
-        lines += [f"| {k} | {v['T']} | {v['input_spread']} | {v['peak']} |" for k, v in fresh.items() if isinstance(v, dict)]
+        lines += [
+            f"| {k} | {v['T']} | {v['input_spread']} | {v['peak']} |"
+            for k, v in fresh.items()
+            if isinstance(v, dict)
+        ]
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

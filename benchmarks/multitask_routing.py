@@ -89,7 +89,9 @@ def routing(predictions: list[dict[str, Any]], sources: tuple[str, ...]) -> dict
     result: dict[str, Any] = {"tasks": {}}
     for task, rows in per_task.items():
         mean = {s: sum(r[s] for r in rows) / len(rows) for s in sources}
-        spread = sum(math.sqrt(sum((r[s] - mean[s]) ** 2 for r in rows) / len(rows)) for s in sources) / len(sources)
+        spread = sum(math.sqrt(sum((r[s] - mean[s]) ** 2 for r in rows) / len(rows)) for s in sources) / len(
+            sources
+        )
         result["tasks"][task] = {"mean": mean, "spread": spread, "rows": len(rows)}
     first, second = list(result["tasks"].values())[:2]
     result["distance"] = sum(abs(first["mean"][s] - second["mean"][s]) for s in sources) / 2
@@ -104,7 +106,12 @@ def run_seed(options: Options, seed: int, root: Path, data_dir: Path, backbone, 
 
     out = root / f"seed{seed}"
     if not (out / "results.json").is_file():
-        train(config(options, seed, out, data_dir), model=copy.deepcopy(backbone), tokenizer=tokenizer, progress=False)
+        train(
+            config(options, seed, out, data_dir),
+            model=copy.deepcopy(backbone),
+            tokenizer=tokenizer,
+            progress=False,
+        )
     results = json.loads((out / "results.json").read_text())
     predictions = [json.loads(line) for line in (out / "test_predictions.jsonl").read_text().splitlines()]
     return {"seed": seed, "test": {t: results["test"][t] for t in options.tasks},
@@ -126,17 +133,23 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, threads: int | N
 
         backbone, tokenizer, _ = load_backbone(options.backbone)
     name = "tiny-llama" if options.tiny else slug(options.backbone)
-    stem = f"multitask-routing-{name}" + (f"-attention-lr{options.attention_lr:g}" if options.attention_lr else "")
+    stem = f"multitask-routing-{name}" + (
+        f"-attention-lr{options.attention_lr:g}" if options.attention_lr else ""
+    )
     stem += "-centred" if options.centre_inputs else ""
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"  # not with_suffix: "lr0.1" has a dot
-    recorded = {"options": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}}
+    recorded = {
+        "options": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}
+    }
     kept = _kept_runs(json_path, recorded["options"])
     results = {**recorded, "runs": []}
     for seed in options.seeds:  # the JSON is rewritten after every seed: it is what a session commits
         if seed in kept:
             results["runs"].append(kept[seed])
         else:
-            root = out / "reproduce" / f"routing-{name}-{_options_key(recorded['options'])}"  # other options, other runs
+            root = (
+                out / "reproduce" / f"routing-{name}-{_options_key(recorded['options'])}"
+            )  # other options, other runs
             results["runs"].append(run_seed(options, seed, root, data_dir, backbone, tokenizer))
         json_path.write_text(json.dumps(results, indent=2) + "\n")
     md_path.write_text(report(results))
@@ -165,7 +178,9 @@ def _kept_runs(path: Path, options: dict[str, Any]) -> dict[int, dict[str, Any]]
     # an option added since is absent from an older JSON: at its default it describes the same runs
     added = {k: v for k, v in now.items() if k not in earlier["options"] and v == getattr(Options, k, None)}
     recorded = {**added, **earlier["options"]}
-    same = {k: v for k, v in recorded.items() if k != "seeds"} == {k: v for k, v in now.items() if k != "seeds"}
+    same = {k: v for k, v in recorded.items() if k != "seeds"} == {
+        k: v for k, v in now.items() if k != "seeds"
+    }
     return {r["seed"]: r for r in earlier["runs"]} if same else {}
 
 
@@ -182,7 +197,9 @@ def report(results: dict[str, Any]) -> str:
     for r in results["runs"]:
         for task, t in r["routing"]["tasks"].items():
             weights = " | ".join(f"{t['mean'][s]:.3f}" for s in sources)
-            lines.append(f"| {r['seed']} | {task} | {r['test'][task]['average']:.1f} | {weights} | {t['spread']:.4f} |")
+            lines.append(
+                f"| {r['seed']} | {task} | {r['test'][task]['average']:.1f} | {weights} | {t['spread']:.4f} |"
+            )
     distances = [r["routing"]["distance"] for r in results["runs"]]
     lines += ["", "Total-variation distance between the two tasks' mean source weights, per seed: "
               + ", ".join(f"{d:.3f}" for d in distances) + f" (mean {sum(distances) / len(distances):.3f}; "
@@ -202,8 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
     parser.add_argument("--library", type=Path, default=LIBRARY)
     args = parser.parse_args(argv)
-    options = Options(library=args.library, seeds=tuple(range(args.seeds)), steps=args.steps, tiny=args.tiny,
-                      attention_lr=args.attention_lr, centre_inputs=args.centre_inputs)
+    options = Options(
+        library=args.library,
+        seeds=tuple(range(args.seeds)),
+        steps=args.steps,
+        tiny=args.tiny,
+        attention_lr=args.attention_lr,
+        centre_inputs=args.centre_inputs,
+    )
     print(report(run(options, args.out, args.data_dir, threads=args.threads)))
     return 0
 

@@ -87,13 +87,29 @@ FEW_SHOT_KS = (4, 16, 32)
 STAGES = ("main", "few_shot", "ablation")  # besides the source prompts, which every stage needs
 # SPoT copies one source prompt: the source closest in format to the target (NLI -> mnli, paraphrase /
 # similarity -> qqp, passage QA -> qnli, single sentence -> sst2). The paper picks SPoT's source by search.
-SPOT_SOURCE = {"rte": "mnli", "cb": "mnli", "wic": "mnli", "wsc": "mnli", "mrpc": "qqp", "stsb": "qqp",
-               "boolq": "qnli", "multirc": "qnli", "cola": "sst2"}
+SPOT_SOURCE = {
+    "rte": "mnli",
+    "cb": "mnli",
+    "wic": "mnli",
+    "wsc": "mnli",
+    "mrpc": "qqp",
+    "stsb": "qqp",
+    "boolq": "qnli",
+    "multirc": "qnli",
+    "cola": "sst2",
+}
 # learning rate of the trained part: the prompt (prompt methods) or the backbone (finetune / LoRA). The head
 # (encoder backbones) and ATTEMPT's attention module use HEAD_LR / ATTENTION_LR for every method.
-LR_GRID = {"prompt_tuning": (0.03, 0.3), "spot": (0.03, 0.3), "attempt": (0.03, 0.3), "attempt_m": (0.03, 0.3),
-           "attempt_sqrt_d": (0.03, 0.3),
-           "finetune": (1e-4, 3e-5), "lora": (1e-3, 3e-4), "source": (0.03,)}
+LR_GRID = {
+    "prompt_tuning": (0.03, 0.3),
+    "spot": (0.03, 0.3),
+    "attempt": (0.03, 0.3),
+    "attempt_m": (0.03, 0.3),
+    "attempt_sqrt_d": (0.03, 0.3),
+    "finetune": (1e-4, 3e-5),
+    "lora": (1e-3, 3e-4),
+    "source": (0.03,),
+}
 HEAD_LR = 3e-3
 ATTENTION_LR = 3e-3
 # the mirror's stand-ins for splits it lacks: {(hub_id, config): {split the task reads: file in the mirror}}
@@ -109,19 +125,64 @@ SPLIT_STANDINS = {
 # --targets adds wic, wsc, multirc.
 FULL_TARGETS = ("rte", "mrpc", "stsb", "cola", "cb", "boolq")
 SIZES = {
-    "full": {"targets": FULL_TARGETS, "seeds": (0, 1, 2), "lrs": 2, "steps": 80, "batch": 8, "eval_limit": 200,
-             "eval_every": 40, "train_limit": None, "source_steps": 300, "source_batch": 16, "source_eval_limit": 300,
-             "source_eval_every": 100, "few_shot_tasks": FEW_SHOT_TASKS, "ks": FEW_SHOT_KS, "few_shot_steps": 40,
-             "prompt_length": 20, "max_source_length": 128},
-    "quick": {"targets": ("rte", "cb"), "seeds": (0,), "lrs": 1, "steps": 12, "batch": 8, "eval_limit": 48,
-              "eval_every": 0, "train_limit": 2000, "source_steps": 12, "source_batch": 8, "source_eval_limit": 48,
-              "source_eval_every": 0, "few_shot_tasks": ("cb", "rte"), "ks": (4,), "few_shot_steps": 6,
-              "prompt_length": 20, "max_source_length": 128},
+    "full": {
+        "targets": FULL_TARGETS,
+        "seeds": (0, 1, 2),
+        "lrs": 2,
+        "steps": 80,
+        "batch": 8,
+        "eval_limit": 200,
+        "eval_every": 40,
+        "train_limit": None,
+        "source_steps": 300,
+        "source_batch": 16,
+        "source_eval_limit": 300,
+        "source_eval_every": 100,
+        "few_shot_tasks": FEW_SHOT_TASKS,
+        "ks": FEW_SHOT_KS,
+        "few_shot_steps": 40,
+        "prompt_length": 20,
+        "max_source_length": 128,
+    },
+    "quick": {
+        "targets": ("rte", "cb"),
+        "seeds": (0,),
+        "lrs": 1,
+        "steps": 12,
+        "batch": 8,
+        "eval_limit": 48,
+        "eval_every": 0,
+        "train_limit": 2000,
+        "source_steps": 12,
+        "source_batch": 8,
+        "source_eval_limit": 48,
+        "source_eval_every": 0,
+        "few_shot_tasks": ("cb", "rte"),
+        "ks": (4,),
+        "few_shot_steps": 6,
+        "prompt_length": 20,
+        "max_source_length": 128,
+    },
     # boolq few-shot at k=16 exercises the "pool too small" path (FewGLUE's 32 rows hold 14 false)
-    "tiny": {"targets": ("rte", "cb"), "seeds": (0,), "lrs": 1, "steps": 2, "batch": 4, "eval_limit": 8,
-             "eval_every": 0, "train_limit": 64, "source_steps": 2, "source_batch": 4, "source_eval_limit": 8,
-             "source_eval_every": 0, "few_shot_tasks": ("boolq",), "ks": (4, 16), "few_shot_steps": 2,
-             "prompt_length": 4, "max_source_length": 64},
+    "tiny": {
+        "targets": ("rte", "cb"),
+        "seeds": (0,),
+        "lrs": 1,
+        "steps": 2,
+        "batch": 4,
+        "eval_limit": 8,
+        "eval_every": 0,
+        "train_limit": 64,
+        "source_steps": 2,
+        "source_batch": 4,
+        "source_eval_limit": 8,
+        "source_eval_every": 0,
+        "few_shot_tasks": ("boolq",),
+        "ks": (4, 16),
+        "few_shot_steps": 2,
+        "prompt_length": 4,
+        "max_source_length": 64,
+    },
 }
 # "full --tiny": the tiny backbone with the full grid's shape but tiny sizes
 SIZES["tiny-full"] = {**SIZES["tiny"], "targets": TARGETS[:4], "seeds": (0, 1), "lrs": 2, "ks": (4, 16, 32)}
@@ -152,8 +213,11 @@ class Options:
     steps: int | None = None
 
     def __post_init__(self) -> None:
-        for name, given, known in (("stage", self.stages, STAGES), ("method", self.methods, METHODS + ABLATION_METHODS),
-                                   ("target", self.targets, TARGETS)):
+        for name, given, known in (
+            ("stage", self.stages, STAGES),
+            ("method", self.methods, METHODS + ABLATION_METHODS),
+            ("target", self.targets, TARGETS),
+        ):
             unknown = sorted(set(given or ()) - set(known))
             if unknown:
                 raise ValueError(f"Unknown {name}(s) {unknown}; choose from {', '.join(known)}.")
@@ -193,7 +257,11 @@ def data_overlay(source: Path, overlay: Path) -> Path:
         for split, present in standins.items():
             target = source / hub_id / config / f"{present}.jsonl"
             link = overlay / hub_id / config / f"{split}.jsonl"
-            if target.is_file() and not (source / hub_id / config / f"{split}.jsonl").exists() and not link.exists():
+            if (
+                target.is_file()
+                and not (source / hub_id / config / f"{split}.jsonl").exists()
+                and not link.exists()
+            ):
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(target.resolve())
     return overlay
@@ -207,9 +275,15 @@ class Runner:
         mode, steps = options.size_key, options.steps
         self.mode, self.backbone_name, self.tiny, self.log = mode, options.backbone, options.tiny, log
         self.keep_weights = options.keep_weights
-        self.compute = options.compute  # False: only read finished cells back (a report of a pass still running)
-        self.stages = options.stages  # None: every stage; else train only these (sources always), read the rest back
-        self.methods = options.methods  # None: every method; else only these (the others are not part of this grid)
+        self.compute = (
+            options.compute
+        )  # False: only read finished cells back (a report of a pass still running)
+        self.stages = (
+            options.stages
+        )  # None: every stage; else train only these (sources always), read the rest back
+        self.methods = (
+            options.methods
+        )  # None: every method; else only these (the others are not part of this grid)
         self.sizes = options.sizes()
         # another per-run budget is another grid: its own folder, so no cell is mistaken for the default's
         # (its report is reproduce<variant>.md); the source prompts are the default grid's, trained once
@@ -248,9 +322,19 @@ class Runner:
     def sources(self) -> tuple[str, ...]:
         return SOURCES + (QA_SOURCES if self.family != "encoder" else ())
 
-    def config(self, mode: str, tasks: tuple[str, ...], lr: float, seed: int, output_dir: Path, *,
-               k: int | None = None, steps: int | None = None, source_prompts: tuple[str, ...] = (),
-               temperature: float | str | None = None):
+    def config(
+        self,
+        mode: str,
+        tasks: tuple[str, ...],
+        lr: float,
+        seed: int,
+        output_dir: Path,
+        *,
+        k: int | None = None,
+        steps: int | None = None,
+        source_prompts: tuple[str, ...] = (),
+        temperature: float | str | None = None,
+    ):
         from attempt.config import TrainConfig
 
         s = self.sizes
@@ -278,13 +362,17 @@ class Runner:
 
         out = Path(config.output_dir)
         results_path = out / "results.json"
-        expected = {k: v for k, v in config.to_dict().items() if k not in ("library", "data_dir", "output_dir")}
+        expected = {
+            k: v for k, v in config.to_dict().items() if k not in ("library", "data_dir", "output_dir")
+        }
         record = {**key, "output_dir": str(out.relative_to(self.root.parent))}
         if results_path.is_file():
             saved = json.loads((out / "train_config.json").read_text())
             differs = sorted(k for k in expected if saved.get(k) != expected[k])
             if differs:
-                raise RuntimeError(f"{out} holds a run with other settings ({', '.join(differs)}); delete it to rerun.")
+                raise RuntimeError(
+                    f"{out} holds a run with other settings ({', '.join(differs)}); delete it to rerun."
+                )
             self.reused += 1
             self._prune(out)
             return {**record, **self._read(results_path), "reused": True}
@@ -303,8 +391,10 @@ class Runner:
         self.computed += 1
         self._prune(out)
         result = self._read(results_path)
-        self.log(f"     test {result['test']['average']:.2f}  val {result['validation']['average']:.2f}  "
-                 f"({time.time() - started:.0f} s)")
+        self.log(
+            f"     test {result['test']['average']:.2f}  val {result['validation']['average']:.2f}  "
+            f"({time.time() - started:.0f} s)"
+        )
         return {**record, **result, "reused": False}
 
     def _prune(self, out: Path) -> None:
@@ -315,8 +405,18 @@ class Runner:
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
-        record = {k: data.get(k) for k in ("validation", "test", "attention", "trainable_parameters", "steps",
-                                            "best_step", "wall_time_s")}
+        record = {
+            k: data.get(k)
+            for k in (
+                "validation",
+                "test",
+                "attention",
+                "trainable_parameters",
+                "steps",
+                "best_step",
+                "wall_time_s",
+            )
+        }
         # the largest weight the attention gave one prompt on any test example (None without attention)
         predictions, peaks = path.parent / "test_predictions.jsonl", []
         if predictions.is_file():
@@ -343,21 +443,63 @@ class Runner:
             records.append(self.run_cell(key, self.config("source", (task,), lr, 0, out)))
         return records
 
-    def method_config(self, method: str, tasks: tuple[str, ...], lr: float, seed: int, out: Path,
-                      k: int | None = None, steps: int | None = None):
+    def method_config(
+        self,
+        method: str,
+        tasks: tuple[str, ...],
+        lr: float,
+        seed: int,
+        out: Path,
+        k: int | None = None,
+        steps: int | None = None,
+    ):
         if method in ("attempt", "attempt_m"):  # this grid measures the paper's temperature, T = d·e
-            return self.config("attempt", tasks, lr, seed, out, k=k, steps=steps, source_prompts=self.sources,
-                               temperature="paper")
+            return self.config(
+                "attempt",
+                tasks,
+                lr,
+                seed,
+                out,
+                k=k,
+                steps=steps,
+                source_prompts=self.sources,
+                temperature="paper",
+            )
         if method == "attempt_sqrt_d":
-            return self.config("attempt", tasks, lr, seed, out, k=k, steps=steps, source_prompts=self.sources,
-                               temperature=math.sqrt(self.hidden_size))
+            return self.config(
+                "attempt",
+                tasks,
+                lr,
+                seed,
+                out,
+                k=k,
+                steps=steps,
+                source_prompts=self.sources,
+                temperature=math.sqrt(self.hidden_size),
+            )
         if method == "spot":
-            return self.config("spot", tasks, lr, seed, out, k=k, steps=steps,
-                               source_prompts=(SPOT_SOURCE.get(tasks[0], "mnli"),))
+            return self.config(
+                "spot",
+                tasks,
+                lr,
+                seed,
+                out,
+                k=k,
+                steps=steps,
+                source_prompts=(SPOT_SOURCE.get(tasks[0], "mnli"),),
+            )
         return self.config(method, tasks, lr, seed, out, k=k, steps=steps)
 
-    def grid(self, method: str, tasks: tuple[str, ...], label: str, stage: str, k: int | None = None,
-             lrs: tuple[float, ...] | None = None, steps: int | None = None) -> list[dict[str, Any]]:
+    def grid(
+        self,
+        method: str,
+        tasks: tuple[str, ...],
+        label: str,
+        stage: str,
+        k: int | None = None,
+        lrs: tuple[float, ...] | None = None,
+        steps: int | None = None,
+    ) -> list[dict[str, Any]]:
         """lr grid with the first seed, best lr on validation, the other seeds with that lr."""
         seeds = self.sizes["seeds"]
         lrs = lrs or LR_GRID[method][: self.sizes["lrs"]]
@@ -366,13 +508,19 @@ class Runner:
         def cell(lr, seed):
             name = f"lr{fmt_lr(lr)}_s{seed}" + (f"_k{k}" if k else "")
             key = {"stage": stage, "method": method, "task": label, "lr": lr, "seed": seed, "k": k}
-            return self.run_cell(key, self.method_config(method, tasks, lr, seed, self.cells_dir / method / label / name,
-                                                         k=k, steps=steps))
+            return self.run_cell(
+                key,
+                self.method_config(
+                    method, tasks, lr, seed, self.cells_dir / method / label / name, k=k, steps=steps
+                ),
+            )
 
         first = [cell(lr, seeds[0]) for lr in lrs]
         records.extend(first)
         scored = [r for r in first if "skipped" not in r]
-        if not scored or any("missing" in r for r in first):  # no lr can be chosen before the whole lr grid ran
+        if not scored or any(
+            "missing" in r for r in first
+        ):  # no lr can be chosen before the whole lr grid ran
             return records
         best = max(scored, key=lambda r: finite(r["validation"]["average"]))["lr"]
         for r in records:
@@ -383,20 +531,35 @@ class Runner:
 
     def run_all(self) -> dict[str, Any]:
         cells = self.train_sources()
-        targets = tuple(t for t in self.sizes["targets"] if not (self.family == "encoder" and t in QA_SOURCES))
+        targets = tuple(
+            t for t in self.sizes["targets"] if not (self.family == "encoder" and t in QA_SOURCES)
+        )
         for task in targets:
             for method in self.wanted(("prompt_tuning", "spot", "attempt", "finetune", "lora")):
                 cells.extend(self.grid(method, (task,), task, "main"))
         multi_steps = self.sizes["steps"] * len(targets)  # one run for all targets: their summed budget
         for method in self.wanted(("attempt_m",)):
             cells.extend(self.grid(method, targets, "+".join(targets), "main", steps=multi_steps))
-        chosen = {(c["method"], c["task"]): c["selected_lr"] for c in cells if c.get("stage") == "main" and "selected_lr" in c}
+        chosen = {
+            (c["method"], c["task"]): c["selected_lr"]
+            for c in cells
+            if c.get("stage") == "main" and "selected_lr" in c
+        }
         for task in self.sizes["few_shot_tasks"]:
             for k in self.sizes["ks"]:
                 for method in self.wanted(FEW_SHOT_METHODS):
                     lr = chosen.get((method, task), LR_GRID[method][0])
-                    cells.extend(self.grid(method, (task,), task, "few_shot", k=k, lrs=(lr,),
-                                           steps=self.sizes["few_shot_steps"]))
+                    cells.extend(
+                        self.grid(
+                            method,
+                            (task,),
+                            task,
+                            "few_shot",
+                            k=k,
+                            lrs=(lr,),
+                            steps=self.sizes["few_shot_steps"],
+                        )
+                    )
         for task in targets:
             for method in self.wanted(ABLATION_METHODS):
                 cells.extend(self.grid(method, (task,), task, "ablation"))
@@ -415,7 +578,9 @@ class Runner:
     @property
     def hidden_size(self) -> int:
         if self._hidden_size is None:
-            backbone = self._backbone if self._backbone is not None else self.backbone()  # tiny: built per call
+            backbone = (
+                self._backbone if self._backbone is not None else self.backbone()
+            )  # tiny: built per call
             self._hidden_size = backbone.get_input_embeddings().embedding_dim
         return self._hidden_size
 
@@ -433,14 +598,19 @@ class Runner:
 
         def reach(names, prompts):  # prompts: (t, m, d)
             d = prompts.shape[-1]
-            out = {"hidden_size": d, "prompts": [*names, "target"],
-                   "key_norms": [round(float(n), 3) for n in prompts.max(dim=1).values.norm(dim=-1)]}
+            out = {
+                "hidden_size": d,
+                "prompts": [*names, "target"],
+                "key_norms": [round(float(n), 3) for n in prompts.max(dim=1).values.norm(dim=-1)],
+            }
             for label, temperature in (("d·e", None), ("√d", math.sqrt(d))):
                 config = AttemptConfig(prompt_length=prompts.shape[1], temperature=temperature)
                 mixture = AttentionalMixture(config, d, prompts, prompts[0], list(names))
-                out[label] = {"temperature": mixture.temperature,
-                              "logit_bounds": [round(float(b), 4) for b in mixture.logit_bounds()],
-                              "max_weight": round(mixture.max_attention_weight(), 4)}
+                out[label] = {
+                    "temperature": mixture.temperature,
+                    "logit_bounds": [round(float(b), 4) for b in mixture.logit_bounds()],
+                    "max_weight": round(mixture.max_attention_weight(), 4),
+                }
             out["uniform_weight"] = 1 / (len(names) + 1)
             return out
 
@@ -480,25 +650,42 @@ def _run(out: Path, options: Options, log) -> dict[str, Any]:
     cells, targets = ran["cells"], ran["targets"]
     agg = aggregate(cells, targets)
     results: dict[str, Any] = {
-        "mode": options.mode, "tiny": options.tiny,
+        "mode": options.mode,
+        "tiny": options.tiny,
         "backbone": "tiny random BERT (attempt.testing)" if options.tiny else options.backbone,
-        "family": runner.family, "paper_backbone": "t5-base", "sizes": runner.sizes, "targets": targets,
+        "family": runner.family,
+        "paper_backbone": "t5-base",
+        "sizes": runner.sizes,
+        "targets": targets,
         "methods": list(runner.wanted(METHODS + ABLATION_METHODS)),
-        "sources": list(runner.sources), "spot_source": {t: SPOT_SOURCE.get(t, "mnli") for t in targets},
+        "sources": list(runner.sources),
+        "spot_source": {t: SPOT_SOURCE.get(t, "mnli") for t in targets},
         "lr_grid": {m: list(v[: runner.sizes["lrs"]]) for m, v in LR_GRID.items() if m != "source"},
-        "head_lr": HEAD_LR, "attention_lr": ATTENTION_LR,
+        "head_lr": HEAD_LR,
+        "attention_lr": ATTENTION_LR,
         "machine": f"{platform.machine()} {torch.get_num_threads()} torch threads, "
-                   f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
-        "torch": torch.__version__, "runs_dir": str(runner.root),
-        "cells": cells, "aggregate": agg, "attention": attention_maps(cells), "attention_reach": runner.attention_reach_or_none(),
-        "cells_computed": runner.computed, "cells_reused": runner.reused, "cells_missing": runner.missing,
-        "paper_t5_base": PAPER_T5_BASE, "paper_note": PAPER_NOTE,
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
+        "torch": torch.__version__,
+        "runs_dir": str(runner.root),
+        "cells": cells,
+        "aggregate": agg,
+        "attention": attention_maps(cells),
+        "attention_reach": runner.attention_reach_or_none(),
+        "cells_computed": runner.computed,
+        "cells_reused": runner.reused,
+        "cells_missing": runner.missing,
+        "paper_t5_base": PAPER_T5_BASE,
+        "paper_note": PAPER_NOTE,
     }
     # a partial report (--report-only while a pass runs) judges the claims on the targets whose single-task
     # methods have all finished, so that every method is averaged over the same tasks
-    complete = [t for t in targets if all(m in agg["table"][t] for m in runner.wanted(METHODS) if m != "attempt_m")]
+    complete = [
+        t for t in targets if all(m in agg["table"][t] for m in runner.wanted(METHODS) if m != "attempt_m")
+    ]
     results["claims_targets"] = targets if not runner.missing else complete
-    results["claims"] = claims(agg if not runner.missing else aggregate(cells, complete), results["claims_targets"])
+    results["claims"] = claims(
+        agg if not runner.missing else aggregate(cells, complete), results["claims_targets"]
+    )
     results["report_stem"] = f"reproduce{runner.variant}"
     results["plots"] = plot_attention(results["attention"], out, results["backbone"], results["report_stem"])
     results["wall_time_s"] = time.time() - started
@@ -515,25 +702,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 targets, 1 seed, 1 lr, few steps (< 20 min)")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny random BERT (seconds)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--backbone", default=ENCODER, help=f"default {ENCODER}; {CAUSAL} adds the squad source")
+    parser.add_argument(
+        "--backbone", default=ENCODER, help=f"default {ENCODER}; {CAUSAL} adds the squad source"
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help=f"the data mirror (default {DATA_DIR})")
-    parser.add_argument("--keep-weights", action="store_true", help="keep every cell's checkpoint and best weights")
+    parser.add_argument(
+        "--keep-weights", action="store_true", help="keep every cell's checkpoint and best weights"
+    )
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: full 3, quick 1)")
-    parser.add_argument("--targets", nargs="+", default=None,
-                        help=f"targets, any of {' '.join(TARGETS)} (default: full {' '.join(FULL_TARGETS)}; quick rte cb)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on 2 cores shared with other jobs, 2 threads ran some "
-                             "steps up to 20x slower; 2 is ~1.6x faster on idle cores)")
-    parser.add_argument("--stages", nargs="+", choices=STAGES, default=None,
-                        help="train only these stages (source prompts always; default all), report the rest as "
-                             "read back: e.g. two processes on two cores, one per stage")
-    parser.add_argument("--methods", nargs="+", choices=METHODS + ABLATION_METHODS, default=None,
-                        help="only these methods (default all); the others are left out of the grid and the report")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="training steps per target run (default: the mode's); another value is another grid, "
-                             "kept in its own folder (e.g. a longer budget on fewer targets)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="train nothing: report the cells finished so far (e.g. while a pass is running)")
+    parser.add_argument(
+        "--targets",
+        nargs="+",
+        default=None,
+        help=f"targets, any of {' '.join(TARGETS)} (default: full {' '.join(FULL_TARGETS)}; quick rte cb)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on 2 cores shared with other jobs, 2 threads ran some "
+        "steps up to 20x slower; 2 is ~1.6x faster on idle cores)",
+    )
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGES,
+        default=None,
+        help="train only these stages (source prompts always; default all), report the rest as "
+        "read back: e.g. two processes on two cores, one per stage",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS + ABLATION_METHODS,
+        default=None,
+        help="only these methods (default all); the others are left out of the grid and the report",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps per target run (default: the mode's); another value is another grid, "
+        "kept in its own folder (e.g. a longer budget on fewer targets)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: report the cells finished so far (e.g. while a pass is running)",
+    )
     args = parser.parse_args(argv)
     options = Options(
         mode="quick" if args.quick else "full", backbone=args.backbone, tiny=args.tiny, data_dir=args.data_dir,
@@ -545,8 +761,10 @@ def main(argv: list[str] | None = None) -> int:
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")
     stem = results["report_stem"]
-    print(f"wrote {args.out / stem}.json, {stem}.md, {', '.join(results['plots'])} "
-          f"in {results['wall_time_s'] / 60:.1f} min")
+    print(
+        f"wrote {args.out / stem}.json, {stem}.md, {', '.join(results['plots'])} "
+        f"in {results['wall_time_s'] / 60:.1f} min"
+    )
     return 0
 
 

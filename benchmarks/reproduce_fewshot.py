@@ -68,7 +68,11 @@ class Options:
 
     backbone: str = BACKBONE
     library: Path = LIBRARY
-    sources: tuple[str, ...] = ("mnli", "qnli", "sst2")  # fixed, so a prompt added to the library later changes no cell
+    sources: tuple[str, ...] = (
+        "mnli",
+        "qnli",
+        "sst2",
+    )  # fixed, so a prompt added to the library later changes no cell
     targets: tuple[str, ...] = TARGETS
     ks: tuple[int, ...] = KS
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -96,7 +100,11 @@ def fewshot_data(source: Path, overlay: Path) -> Path:
         train = overlay / hub_id / config / "train.jsonl"
         if not (source / hub_id / config / "train.jsonl").exists():
             train.unlink(missing_ok=True)
-            lines = [line for part in parts for line in (source / hub_id / config / f"{part}.jsonl").read_text().splitlines()]
+            lines = [
+                line
+                for part in parts
+                for line in (source / hub_id / config / f"{part}.jsonl").read_text().splitlines()
+            ]
             train.write_text("\n".join(lines) + "\n")
     return overlay
 
@@ -115,7 +123,11 @@ class FewShotGrid:
         if options.tiny:
             from attempt.testing import build_backbone, build_tokenizer
 
-            self._backbone, self.tokenizer, self.family = build_backbone("causal"), build_tokenizer("causal"), "causal"
+            self._backbone, self.tokenizer, self.family = (
+                build_backbone("causal"),
+                build_tokenizer("causal"),
+                "causal",
+            )
         else:
             from attempt.backbones.resolve import load_backbone
 
@@ -125,11 +137,15 @@ class FewShotGrid:
         library = PromptLibrary(options.library)
         missing = [name for name in options.sources if name not in library]
         if missing:
-            raise ValueError(f"{options.library} lacks the source prompt(s) {missing}: run benchmarks/source_prompts.py first.")
+            raise ValueError(
+                f"{options.library} lacks the source prompt(s) {missing}: run benchmarks/source_prompts.py first."
+            )
         self.sources = list(options.sources)
         self.prompt_length = library.get(self.sources[0]).length
 
-    def config(self, method: str, task: str, k: int | None, seed: int, out: Path, sources: tuple[str, ...] = ()):
+    def config(
+        self, method: str, task: str, k: int | None, seed: int, out: Path, sources: tuple[str, ...] = ()
+    ):
         """The TrainConfig of one cell (method: a grid method name; attempt_paper = ATTEMPT at T = d·e)."""
         from attempt.config import TrainConfig
 
@@ -191,7 +207,9 @@ class FewShotGrid:
                 config = self.config("spot", task, None, 0, self.root / "spot", (name,))
                 rows = {task: load_task_data(config)[task]["validation"]}
                 model = build_model(config, self._backbone, self.tokenizer, self.family)
-                scores[name] = evaluate(model, self.tokenizer, rows, batch_size=32, max_source_length=config.max_source_length)["average"]
+                scores[name] = evaluate(
+                    model, self.tokenizer, rows, batch_size=32, max_source_length=config.max_source_length
+                )["average"]
             chosen[task] = {"chosen": max(scores, key=scores.get), "validation_untrained": scores}
             self.log(f"spot source for {task}: {chosen[task]}")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,8 +219,13 @@ class FewShotGrid:
 
     def run_all(self, compute: bool = True) -> dict[str, Any]:
         spot = self.spot_sources(compute)
-        order = [(k, task, seed, method) for k in self.options.ks  # k = 16 first: the cells every comparison needs
-                 for task in self.options.targets for seed in self.options.seeds for method in methods_at(k)]
+        order = [
+            (k, task, seed, method)
+            for k in self.options.ks  # k = 16 first: the cells every comparison needs
+            for task in self.options.targets
+            for seed in self.options.seeds
+            for method in methods_at(k)
+        ]
         order += [(16, task, seed, method) for method in self.options.ablations  # after the grid
                   for task in self.options.targets for seed in self.options.seeds]  # fmt: skip
         cells = []
@@ -285,7 +308,9 @@ def restore(state: Path, root: Path) -> int:
     for results in state.rglob("results.json"):
         cell = root / results.parent.relative_to(state)
         if not (cell / "results.json").is_file():
-            shutil.rmtree(cell, ignore_errors=True)  # an interrupted attempt at the cell: the kept one is whole
+            shutil.rmtree(
+                cell, ignore_errors=True
+            )  # an interrupted attempt at the cell: the kept one is whole
             shutil.copytree(results.parent, cell)
             restored += 1
     spot = state / "spot_sources.json"
@@ -339,7 +364,11 @@ def paired(cells: list[dict[str, Any]], a: str, b: str, task: str, k: int) -> di
     """Method a − method b on the seeds both finished (same k-shot sample per seed): mean and 95% t-interval."""
     from scipy import stats
 
-    score = {(c["method"], c["seed"]): c["test"] for c in cells if c["task"] == task and c["k"] == k and "test" in c}
+    score = {
+        (c["method"], c["seed"]): c["test"]
+        for c in cells
+        if c["task"] == task and c["k"] == k and "test" in c
+    }
     seeds = sorted(s for (m, s) in score if m == a and (b, s) in score)
     if len(seeds) < 2:
         return None
@@ -360,16 +389,29 @@ def summarise(cells: list[dict[str, Any]], options: Options) -> dict[str, Any]:
             table.setdefault(f"{c['task']} k={c['k']}", {}).setdefault(c["method"], []).append(c["test"])
     table = {row: {m: {"mean": sum(v) / len(v), "std": _std(v), "n": len(v)} for m, v in methods.items()}
              for row, methods in table.items()}  # fmt: skip
-    pairs = [paired(cells, "attempt", b, t, k) for k in options.ks for t in options.targets for b in ("prompt_tuning", "spot")]
-    pairs += [paired(cells, "attempt", b, t, 16) for b in K16_METHODS for t in options.targets]  # T auto vs d·e; vs LoRA
+    pairs = [
+        paired(cells, "attempt", b, t, k)
+        for k in options.ks
+        for t in options.targets
+        for b in ("prompt_tuning", "spot")
+    ]
+    pairs += [
+        paired(cells, "attempt", b, t, 16) for b in K16_METHODS for t in options.targets
+    ]  # T auto vs d·e; vs LoRA
     pairs += [paired(cells, a, "attempt", t, 16) for a in options.ablations for t in options.targets]
     attention: dict[str, Any] = {}
     for method in ATTEMPT_METHODS:
         for task in options.targets:
-            stats = [c["attention"] for c in cells if c["method"] == method and c["task"] == task and "attention" in c]
+            stats = [
+                c["attention"]
+                for c in cells
+                if c["method"] == method and c["task"] == task and "attention" in c
+            ]
             if stats:
-                attention[f"{task} {method}"] = {key: sum(s[key] for s in stats) / len(stats)
-                                                 for key in ("peak", "max_peak", "entropy", "uniform_entropy", "input_spread")}
+                attention[f"{task} {method}"] = {
+                    key: sum(s[key] for s in stats) / len(stats)
+                    for key in ("peak", "max_peak", "entropy", "uniform_entropy", "input_spread")
+                }
     summary = {"table": table, "paired": [p for p in pairs if p], "attention": attention}
     return {**summary, "claims": claims(summary)}
 
@@ -392,7 +434,9 @@ CLAIMS = (  # (claim, method, baseline): each answered from the paired cells tha
     ("T auto beats the paper's T = d·e on this backbone (the library's default)", "attempt", "attempt_paper"),
     ("ATTEMPT beats LoRA few-shot (the paper compares with full fine-tuning)", "attempt", "lora"),
 )
-SPREAD_THAT_VARIES = 0.05  # a prompt's weight varies over inputs by at least this (mean std) to count as chosen per input
+SPREAD_THAT_VARIES = (
+    0.05  # a prompt's weight varies over inputs by at least this (mean std) to count as chosen per input
+)
 
 
 def claims(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -445,7 +489,11 @@ def report(results: dict[str, Any]) -> str:
     """The Markdown report: protocol, the score table, the paired differences, the attention."""
     o, summary = results["options"], results["summary"]
     shown = [m for m in LABELS if m not in ABLATIONS or m in o.get("ablations", ())]
-    status = "complete" if not results["cells_missing"] else f"PARTIAL: {results['cells_missing']} cells not run yet"
+    status = (
+        "complete"
+        if not results["cells_missing"]
+        else f"PARTIAL: {results['cells_missing']} cells not run yet"
+    )
     lines = [f"# Few-shot ATTEMPT on {o['backbone']} ({status})", "",
              f"{o['steps']} steps of {o['batch']} examples per cell, prompt lr {o['prompt_lr']} (LoRA {o['lora_lr']}), "
              f"seeds {o['seeds']} (each its own k-shot sample and initialisation), the same test rows for every "
@@ -456,42 +504,82 @@ def report(results: dict[str, Any]) -> str:
              "frequent label:", "",
              "| task | majority | " + " | ".join(LABELS[m] for m in shown) + " |", "|---|---:|" + "---:|" * len(shown)]  # fmt: skip
     for row, methods in summary["table"].items():  # row: "<task> k=<k>"
-        cells = [f"{methods[m]['mean']:.1f} ± {methods[m]['std']:.1f} ({methods[m]['n']})" if m in methods else "–" for m in shown]
+        cells = [
+            f"{methods[m]['mean']:.1f} ± {methods[m]['std']:.1f} ({methods[m]['n']})" if m in methods else "–"
+            for m in shown
+        ]
         lines.append(f"| {row} | {results['majority'][row.split(' ')[0]]:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired difference method − baseline over the same seeds, 95% t-interval:", "",
-              "| task | k | method | baseline | mean | 95% CI | seeds | verdict |", "|---|---:|---|---|---:|---|---:|---|"]
+    lines += [
+        "",
+        "Paired difference method − baseline over the same seeds, 95% t-interval:",
+        "",
+        "| task | k | method | baseline | mean | 95% CI | seeds | verdict |",
+        "|---|---:|---|---|---:|---|---:|---|",
+    ]
     for p in summary["paired"]:
-        lines.append(f"| {p['task']} | {p['k']} | {LABELS[p['a']]} | {LABELS[p['b']]} | {p['mean']:+.1f} | "
-                     f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] | {len(p['seeds'])} | {_verdict(p)} |")
-    lines += ["", "Verdict per claim (ahead / behind: (task, k) cells where the 95% interval excludes 0):", "",
-              "| claim | verdict | ahead | behind | cells (mean difference) |", "|---|---|---:|---:|---|"]
+        lines.append(
+            f"| {p['task']} | {p['k']} | {LABELS[p['a']]} | {LABELS[p['b']]} | {p['mean']:+.1f} | "
+            f"[{p['ci95'][0]:+.1f}, {p['ci95'][1]:+.1f}] | {len(p['seeds'])} | {_verdict(p)} |"
+        )
+    lines += [
+        "",
+        "Verdict per claim (ahead / behind: (task, k) cells where the 95% interval excludes 0):",
+        "",
+        "| claim | verdict | ahead | behind | cells (mean difference) |",
+        "|---|---|---:|---:|---|",
+    ]
     for c in summary["claims"]:
         counts = f"{c['ahead']} | {c['behind']}" if "pairs" in c else "– | –"
         lines.append(f"| {c['claim']} | {c['verdict']} | {counts} | {c['cells']} |")
-    lines += ["", "Attention over the test rows (mean over seeds): peak = mean of each example's largest weight; "
-              "entropy against the uniform one; input spread = mean std over examples of a prompt's weight "
-              "(0: the same weights for every input).", "",
-              "| task, method | peak | largest | entropy (uniform) | input spread |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "Attention over the test rows (mean over seeds): peak = mean of each example's largest weight; "
+        "entropy against the uniform one; input spread = mean std over examples of a prompt's weight "
+        "(0: the same weights for every input).",
+        "",
+        "| task, method | peak | largest | entropy (uniform) | input spread |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for row, a in summary["attention"].items():
-        lines.append(f"| {row} | {a['peak']:.3f} | {a['max_peak']:.3f} | {a['entropy']:.3f} ({a['uniform_entropy']:.3f}) | "
-                     f"{a['input_spread']:.4f} |")
-    lines += ["", "How far the attention can move at the start (`max_attention_weight`: the most weight any input "
-              "can give one prompt, LayerNorm at identity):", "",
-              "| prompts | uniform | T = d·e | T = √d | T auto |", "|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {row} | {a['peak']:.3f} | {a['max_peak']:.3f} | {a['entropy']:.3f} ({a['uniform_entropy']:.3f}) | "
+            f"{a['input_spread']:.4f} |"
+        )
+    lines += [
+        "",
+        "How far the attention can move at the start (`max_attention_weight`: the most weight any input "
+        "can give one prompt, LayerNorm at identity):",
+        "",
+        "| prompts | uniform | T = d·e | T = √d | T auto |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, r in results["attention_reach"].items():
-        lines.append(f"| {name} | {r['uniform']:.3f} | " + " | ".join(
-            f"{r[t]['max_weight']:.3f} (T = {r[t]['T']:.3g})" for t in ("paper", "sqrt_d", "auto")) + " |")
+        lines.append(
+            f"| {name} | {r['uniform']:.3f} | "
+            + " | ".join(
+                f"{r[t]['max_weight']:.3f} (T = {r[t]['T']:.3g})" for t in ("paper", "sqrt_d", "auto")
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _verdict(pair: dict[str, Any]) -> str:
     """The paired verdict in words: which method wins at 95%, or that the interval holds 0."""
     method, baseline = LABELS[pair["a"]], LABELS[pair["b"]]
-    return {"a > b": f"{method} > {baseline}", "a < b": f"{method} < {baseline}"}.get(pair["verdict"], "no difference at 95%")
+    return {"a > b": f"{method} > {baseline}", "a < b": f"{method} < {baseline}"}.get(
+        pair["verdict"], "no difference at 95%"
+    )
 
 
-def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = True, threads: int | None = None,
-        log=print) -> dict[str, Any]:
+def run(
+    options: Options,
+    out: Path,
+    data_dir: Path = DATA_DIR,
+    compute: bool = True,
+    threads: int | None = None,
+    log=print,
+) -> dict[str, Any]:
     """Run (or read back) the grid and write reproduce-fewshot-<backbone>.{json,md} under `out`."""
     import torch
 
@@ -501,7 +589,9 @@ def run(options: Options, out: Path, data_dir: Path = DATA_DIR, compute: bool = 
     ran = grid.run_all(compute)
     from attempt.data.splits import load_task_data
 
-    tests = {t: load_task_data(grid.config("prompt_tuning", t, 16, 0, out))[t]["test"] for t in options.targets}
+    tests = {
+        t: load_task_data(grid.config("prompt_tuning", t, 16, 0, out))[t]["test"] for t in options.targets
+    }
     test_rows = {t: len(rows) for t, rows in tests.items()}
     results = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()},
                "sources": grid.sources, "spot_sources": ran["spot_sources"], "cells": ran["cells"],
@@ -526,18 +616,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM and a random library")
     parser.add_argument("--library", type=Path, default=LIBRARY)
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished cells")
-    parser.add_argument("--ablations", nargs="*", default=[], choices=sorted(ABLATIONS),
-                        help="also run these at k = 16, after the grid (attempt_mean: x̂ mean-pooled; "
-                             "attempt_centred: x̂ minus the training inputs' mean, AttemptConfig.centre_inputs)")
-    parser.add_argument("--stash", action="store_true", help="train nothing: keep the finished cells in fewshot-state/")
+    parser.add_argument(
+        "--ablations",
+        nargs="*",
+        default=[],
+        choices=sorted(ABLATIONS),
+        help="also run these at k = 16, after the grid (attempt_mean: x̂ mean-pooled; "
+        "attempt_centred: x̂ minus the training inputs' mean, AttemptConfig.centre_inputs)",
+    )
+    parser.add_argument(
+        "--stash", action="store_true", help="train nothing: keep the finished cells in fewshot-state/"
+    )
     args = parser.parse_args(argv)
     if args.stash:
         name = "tiny-llama" if args.tiny else slug(BACKBONE)
         kept = stash(args.out / "reproduce" / f"fewshot-{name}", args.out / "fewshot-state" / name)
         print(f"kept {kept} finished cells in {args.out / 'fewshot-state' / name}")
         return 0
-    options = Options(library=args.library, targets=tuple(args.targets), ks=tuple(args.ks),
-                      seeds=tuple(range(args.seeds)), tiny=args.tiny, ablations=tuple(args.ablations))
+    options = Options(
+        library=args.library,
+        targets=tuple(args.targets),
+        ks=tuple(args.ks),
+        seeds=tuple(range(args.seeds)),
+        tiny=args.tiny,
+        ablations=tuple(args.ablations),
+    )
     results = run(options, args.out, args.data_dir, compute=not args.report_only, threads=args.threads)
     print(report(results))
     return 0

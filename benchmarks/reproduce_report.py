@@ -14,16 +14,25 @@ METHODS = ("prompt_tuning", "spot", "attempt", "attempt_m", "finetune", "lora")
 FEW_SHOT_METHODS = ("prompt_tuning", "spot", "attempt")
 # ablation: ATTEMPT with the scaled dot-product temperature √d instead of the paper's d·e (see attention_reach)
 ABLATION_METHODS = ("attempt_sqrt_d",)
-METHOD_NAMES = {"prompt_tuning": "Prompt tuning", "spot": "SPoT", "attempt": "ATTEMPT", "attempt_m": "ATTEMPT-m",
-                "finetune": "Full fine-tuning", "lora": "LoRA", "attempt_sqrt_d": "ATTEMPT, T = √d"}
+METHOD_NAMES = {
+    "prompt_tuning": "Prompt tuning",
+    "spot": "SPoT",
+    "attempt": "ATTEMPT",
+    "attempt_m": "ATTEMPT-m",
+    "finetune": "Full fine-tuning",
+    "lora": "LoRA",
+    "attempt_sqrt_d": "ATTEMPT, T = √d",
+}
 
 # The paper's T5-base numbers (Tables 1-2) are NOT included: the reference search available when this script
 # was written returned only the abstract and introduction of arXiv 2205.11961, never its tables, so no number
 # could be verified. Fill this only with numbers checked against the paper: {method: {task: score}}.
 PAPER_T5_BASE: dict[str, dict[str, float]] = {}
-PAPER_NOTE = ("The paper's T5-base numbers (arXiv 2205.11961, Tables 1-2) are left out: they could not be "
-              "verified from the sources reachable here (only the abstract and introduction were), and numbers "
-              "are not quoted from memory.")
+PAPER_NOTE = (
+    "The paper's T5-base numbers (arXiv 2205.11961, Tables 1-2) are left out: they could not be "
+    "verified from the sources reachable here (only the abstract and introduction were), and numbers "
+    "are not quoted from memory."
+)
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -35,8 +44,11 @@ def mean_std(values: list[float]) -> dict[str, Any]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return {"mean": None, "std": None, "n": 0}
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
 def fmt_ms(entry: dict[str, Any] | None) -> str:
@@ -44,14 +56,21 @@ def fmt_ms(entry: dict[str, Any] | None) -> str:
         return "–"
     return f"{entry['mean']:.1f} ± {entry['std']:.1f}" if entry["n"] > 1 else f"{entry['mean']:.1f}"
 
+
 def finite(value: Any) -> float:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else -math.inf
 
 
 # -- aggregation --------------------------------------------------------------------------------------------
 def selected(cells: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
-    return [c for c in cells if c.get("stage") == stage and "skipped" not in c and "missing" not in c
-            and c.get("lr") == c.get("selected_lr")]
+    return [
+        c
+        for c in cells
+        if c.get("stage") == stage
+        and "skipped" not in c
+        and "missing" not in c
+        and c.get("lr") == c.get("selected_lr")
+    ]
 
 
 def aggregate(cells: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]:
@@ -80,7 +99,9 @@ def aggregate(cells: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]
         if "skipped" in c:
             slot.setdefault(c["method"], {"mean": None, "std": None, "n": 0, "skipped": c["skipped"]})
             continue
-        slot.setdefault(c["method"], {"scores": [], "lr": c["lr"]})["scores"].append(c["test"][c["task"]]["average"])
+        slot.setdefault(c["method"], {"scores": [], "lr": c["lr"]})["scores"].append(
+            c["test"][c["task"]]["average"]
+        )
     for slots in few.values():
         for methods in slots.values():
             for method, entry in methods.items():
@@ -89,16 +110,29 @@ def aggregate(cells: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]
     ablation: dict[str, dict[str, Any]] = {}
     for task in targets:
         for method in ("attempt", *ABLATION_METHODS):
-            runs = [c for c in selected(cells, "main" if method == "attempt" else "ablation")
-                    if c["method"] == method and c["task"] == task]
+            runs = [
+                c
+                for c in selected(cells, "main" if method == "attempt" else "ablation")
+                if c["method"] == method and c["task"] == task
+            ]
             if runs:
-                means = [max(c["attention"][task].values()) for c in runs if (c.get("attention") or {}).get(task)]
+                means = [
+                    max(c["attention"][task].values()) for c in runs if (c.get("attention") or {}).get(task)
+                ]
                 peaks = [c["peak_attention"] for c in runs if c.get("peak_attention") is not None]
                 ablation.setdefault(task, {})[method] = {
-                    **mean_std([c["test"][task]["average"] for c in runs]), "lr": runs[0]["selected_lr"],
-                    "top_mean_attention": max(means) if means else None, "peak_attention": max(peaks) if peaks else None}
-    return {"table": table, "average": averages, "trainable_parameters": params, "few_shot": few,
-            "ablation": ablation}
+                    **mean_std([c["test"][task]["average"] for c in runs]),
+                    "lr": runs[0]["selected_lr"],
+                    "top_mean_attention": max(means) if means else None,
+                    "peak_attention": max(peaks) if peaks else None,
+                }
+    return {
+        "table": table,
+        "average": averages,
+        "trainable_parameters": params,
+        "few_shot": few,
+        "ablation": ablation,
+    }
 
 
 def attention_maps(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -114,9 +148,19 @@ def attention_maps(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str,
                         single.setdefault(task, {}).setdefault(prompt, []).append(w)
         return {t: {p: statistics.fmean(v) for p, v in ws.items()} for t, ws in single.items()}
 
-    multi = next((c["attention"] for c in selected(cells, "main") if c["method"] == "attempt_m" and c.get("attention")), {})
-    return {"single_task": averaged("attempt", "main"), "multi_task": multi or {},
-            "single_task_sqrt_d": averaged("attempt_sqrt_d", "ablation")}
+    multi = next(
+        (
+            c["attention"]
+            for c in selected(cells, "main")
+            if c["method"] == "attempt_m" and c.get("attention")
+        ),
+        {},
+    )
+    return {
+        "single_task": averaged("attempt", "main"),
+        "multi_task": multi or {},
+        "single_task_sqrt_d": averaged("attempt_sqrt_d", "ablation"),
+    }
 
 
 def claims(agg: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
@@ -129,7 +173,11 @@ def claims(agg: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
         return statistics.fmean(stds) if stds else None
 
     def wins(a, b):
-        return sum(1 for t in targets if a in table[t] and b in table[t] and table[t][a]["mean"] > table[t][b]["mean"])
+        return sum(
+            1
+            for t in targets
+            if a in table[t] and b in table[t] and table[t][a]["mean"] > table[t][b]["mean"]
+        )
 
     def add(claim, verdict, numbers, note=""):
         out.append({"claim": claim, "verdict": verdict, "numbers": numbers, "note": note})
@@ -139,19 +187,41 @@ def claims(agg: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
 
     a, pt, spot, am, ft = (avg.get(m) for m in ("attempt", "prompt_tuning", "spot", "attempt_m", "finetune"))
     ok = None if None in (a, pt, spot) else (a > pt and a > spot)
-    add("ATTEMPT beats prompt tuning and SPoT (average test score over the targets)", verdict(ok),
-        {"attempt": a, "prompt_tuning": pt, "spot": spot, "tasks_won_vs_prompt_tuning": wins("attempt", "prompt_tuning"),
-         "tasks_won_vs_spot": wins("attempt", "spot"), "tasks": len(targets), "seed_std_attempt": spread("attempt")})
+    add(
+        "ATTEMPT beats prompt tuning and SPoT (average test score over the targets)",
+        verdict(ok),
+        {
+            "attempt": a,
+            "prompt_tuning": pt,
+            "spot": spot,
+            "tasks_won_vs_prompt_tuning": wins("attempt", "prompt_tuning"),
+            "tasks_won_vs_spot": wins("attempt", "spot"),
+            "tasks": len(targets),
+            "seed_std_attempt": spread("attempt"),
+        },
+    )
     ok = None if None in (a, am) else am >= a
-    add("ATTEMPT-m (one multi-task run) is at least as good as single-task ATTEMPT", verdict(ok),
-        {"attempt_m": am, "attempt": a, "tasks_won": wins("attempt_m", "attempt"), "tasks": len(targets)})
+    add(
+        "ATTEMPT-m (one multi-task run) is at least as good as single-task ATTEMPT",
+        verdict(ok),
+        {"attempt_m": am, "attempt": a, "tasks_won": wins("attempt_m", "attempt"), "tasks": len(targets)},
+    )
     pa, pf = params.get("attempt"), params.get("finetune")
     ratio = None if not pa or not pf else pa / pf
     ok = None if None in (a, ft, ratio) else (a >= ft - 2.0 and ratio < 0.01)
-    add("ATTEMPT comes close to full fine-tuning (within 2 points on average) with far fewer trained "
-        "parameters (< 1%)", verdict(ok),
-        {"attempt": a, "finetune": ft, "gap": None if None in (a, ft) else ft - a, "attempt_parameters": pa,
-         "finetune_parameters": pf, "parameter_ratio": ratio})
+    add(
+        "ATTEMPT comes close to full fine-tuning (within 2 points on average) with far fewer trained "
+        "parameters (< 1%)",
+        verdict(ok),
+        {
+            "attempt": a,
+            "finetune": ft,
+            "gap": None if None in (a, ft) else ft - a,
+            "attempt_parameters": pa,
+            "finetune_parameters": pf,
+            "parameter_ratio": ratio,
+        },
+    )
     pairs = []
     for task, slots in agg["few_shot"].items():
         for k, methods in slots.items():
@@ -159,9 +229,18 @@ def claims(agg: dict[str, Any], targets: list[str]) -> list[dict[str, Any]]:
             if x is not None and y is not None:
                 pairs.append({"task": task, "k": k, "attempt": x, "prompt_tuning": y})
     ok = None if not pairs else statistics.fmean(p["attempt"] - p["prompt_tuning"] for p in pairs) > 0
-    add("Few-shot: ATTEMPT beats prompt tuning (mean over task × k)", verdict(ok),
-        {"cells": pairs, "mean_difference": statistics.fmean(p["attempt"] - p["prompt_tuning"] for p in pairs) if pairs else None,
-         "cells_won": sum(p["attempt"] > p["prompt_tuning"] for p in pairs), "cells_total": len(pairs)})
+    add(
+        "Few-shot: ATTEMPT beats prompt tuning (mean over task × k)",
+        verdict(ok),
+        {
+            "cells": pairs,
+            "mean_difference": statistics.fmean(p["attempt"] - p["prompt_tuning"] for p in pairs)
+            if pairs
+            else None,
+            "cells_won": sum(p["attempt"] > p["prompt_tuning"] for p in pairs),
+            "cells_total": len(pairs),
+        },
+    )
     return out
 
 
@@ -171,16 +250,25 @@ def plot_attention(maps: dict[str, Any], out: Path, backbone: str, stem: str = "
 
     written = []
     if maps["single_task"]:
-        attention_heatmap(maps["single_task"], out / f"{stem}_attention.png",
-                          title=f"ATTEMPT attention over source prompts ({slug(backbone)}; single-task runs)")
+        attention_heatmap(
+            maps["single_task"],
+            out / f"{stem}_attention.png",
+            title=f"ATTEMPT attention over source prompts ({slug(backbone)}; single-task runs)",
+        )
         written.append(f"{stem}_attention.png")
     if maps["multi_task"]:
-        attention_heatmap(maps["multi_task"], out / f"{stem}_attention_multitask.png",
-                          title=f"ATTEMPT-m attention ({slug(backbone)}; one multi-task run)")
+        attention_heatmap(
+            maps["multi_task"],
+            out / f"{stem}_attention_multitask.png",
+            title=f"ATTEMPT-m attention ({slug(backbone)}; one multi-task run)",
+        )
         written.append(f"{stem}_attention_multitask.png")
     if maps.get("single_task_sqrt_d"):
-        attention_heatmap(maps["single_task_sqrt_d"], out / f"{stem}_attention_sqrt_d.png",
-                          title=f"ATTEMPT attention with T = √d ({slug(backbone)}; single-task runs)")
+        attention_heatmap(
+            maps["single_task_sqrt_d"],
+            out / f"{stem}_attention_sqrt_d.png",
+            title=f"ATTEMPT attention with T = √d ({slug(backbone)}; single-task runs)",
+        )
         written.append(f"{stem}_attention_sqrt_d.png")
     return written
 
@@ -193,9 +281,16 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     lines = [
         "# Reproduction of ATTEMPT's relative claims at small scale",
         "",
-        *([f"**PARTIAL REPORT**: {results['cells_missing']} cell(s) of this grid have not run yet (written with "
-           "--report-only while the pass goes on); the tables below hold only the finished cells, and a method or "
-           "task whose learning-rate grid is unfinished is left out.", ""] if results.get("cells_missing") else []),
+        *(
+            [
+                f"**PARTIAL REPORT**: {results['cells_missing']} cell(s) of this grid have not run yet (written with "
+                "--report-only while the pass goes on); the tables below hold only the finished cells, and a method or "
+                "task whose learning-rate grid is unfinished is left out.",
+                "",
+            ]
+            if results.get("cells_missing")
+            else []
+        ),
         f"Backbone: **{results['backbone']}** ({results['family']}), NOT the paper's T5-base. Mode `{results['mode']}`: "
         f"{s['steps']} steps × batch {s['batch']} per target run (ATTEMPT-m: {s['steps']} × {len(targets)} steps, one run), "
         f"prompt length {s['prompt_length']}, inputs ≤ {s['max_source_length']} tokens, "
@@ -220,15 +315,31 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     ]
     for task in targets:
         lines.append(f"| {task} | " + " | ".join(fmt_ms(agg["table"][task].get(m)) for m in METHODS) + " |")
-    lines.append("| **average** | " + " | ".join("–" if agg["average"].get(m) is None else f"**{agg['average'][m]:.1f}**"
-                                                   for m in METHODS) + " |")
-    lines.append("| trainable params | " + " | ".join(f"{agg['trainable_parameters'][m]:,}" if agg["trainable_parameters"].get(m) else "–"
-                                                       for m in METHODS) + " |")
-    lines += ["", "Trainable parameters include the encoder's classification head (every method trains one); "
-              "ATTEMPT-m's count is for all its tasks together (one shared attention module).", "",
-              "## Few-shot (k examples per class; test, mean ± std over seeds)", "",
-              "| task | k | " + " | ".join(METHOD_NAMES[m] for m in FEW_SHOT_METHODS) + " |",
-              "|---|---:|" + "---:|" * len(FEW_SHOT_METHODS)]
+    lines.append(
+        "| **average** | "
+        + " | ".join(
+            "–" if agg["average"].get(m) is None else f"**{agg['average'][m]:.1f}**" for m in METHODS
+        )
+        + " |"
+    )
+    lines.append(
+        "| trainable params | "
+        + " | ".join(
+            f"{agg['trainable_parameters'][m]:,}" if agg["trainable_parameters"].get(m) else "–"
+            for m in METHODS
+        )
+        + " |"
+    )
+    lines += [
+        "",
+        "Trainable parameters include the encoder's classification head (every method trains one); "
+        "ATTEMPT-m's count is for all its tasks together (one shared attention module).",
+        "",
+        "## Few-shot (k examples per class; test, mean ± std over seeds)",
+        "",
+        "| task | k | " + " | ".join(METHOD_NAMES[m] for m in FEW_SHOT_METHODS) + " |",
+        "|---|---:|" + "---:|" * len(FEW_SHOT_METHODS),
+    ]
     for task, slots in agg["few_shot"].items():
         for k, methods in slots.items():
             cells = []
@@ -239,18 +350,36 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     lines += reach_section(results)
     lines += ["", "## Claims", ""]
     if results.get("cells_missing"):
-        lines += [f"Partial: judged on the targets whose single-task cells have all finished "
-                  f"({', '.join(results['claims_targets']) or 'none yet'}).", ""]
+        lines += [
+            f"Partial: judged on the targets whose single-task cells have all finished "
+            f"({', '.join(results['claims_targets']) or 'none yet'}).",
+            "",
+        ]
     lines += ["| claim | verdict | numbers |", "|---|---|---|"]
     for c in results["claims"]:
-        numbers = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in c["numbers"].items() if k != "cells"}
+        numbers = {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in c["numbers"].items() if k != "cells"
+        }
         lines.append(f"| {c['claim']} | **{c['verdict']}** | `{json.dumps(numbers)}` |")
-    lines += ["", "### Reading", "", *results["discussion"], "",
-              "## The paper's numbers (T5-base, a different backbone)", "", PAPER_NOTE, ""]
+    lines += [
+        "",
+        "### Reading",
+        "",
+        *results["discussion"],
+        "",
+        "## The paper's numbers (T5-base, a different backbone)",
+        "",
+        PAPER_NOTE,
+        "",
+    ]
     if PAPER_T5_BASE:
         lines += ["| method | " + " | ".join(targets) + " |", "|---|" + "---:|" * len(targets)]
         for method, scores in PAPER_T5_BASE.items():
-            lines.append(f"| {method} (paper, T5-base) | " + " | ".join(str(scores.get(t, "–")) for t in targets) + " |")
+            lines.append(
+                f"| {method} (paper, T5-base) | "
+                + " | ".join(str(scores.get(t, "–")) for t in targets)
+                + " |"
+            )
         lines.append("")
     lines += ["## Attention over the source prompts", ""]
     for name in results["plots"]:
@@ -258,8 +387,13 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     maps = results["attention"]
     for kind, m in maps.items():
         if m:
-            lines += ["", f"{kind.replace('_', '-')}:", "", "| task | " + " | ".join(next(iter(m.values()))) + " |",
-                      "|---|" + "---:|" * len(next(iter(m.values())))]
+            lines += [
+                "",
+                f"{kind.replace('_', '-')}:",
+                "",
+                "| task | " + " | ".join(next(iter(m.values()))) + " |",
+                "|---|" + "---:|" * len(next(iter(m.values()))),
+            ]
             for task, weights in m.items():
                 lines.append(f"| {task} | " + " | ".join(f"{w:.3f}" for w in weights.values()) + " |")
     lines.append("")
@@ -278,28 +412,39 @@ def reach_section(results: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "## Why the attention stays near uniform here: the temperature ablation", ""]
     if reach:
-        lines += ["With the LayerNorm at its initial gain, no input can push prompt j's logit p̂_j · h / T past "
-                  "b_j = √d·‖p̂_j‖ / T (Cauchy-Schwarz; `AttentionalMixture.logit_bounds`), so no prompt can get more "
-                  "than the weight below, however W_down and W_up train (`max_attention_weight`). Prompts as a run "
-                  "starts them (the target is a copy of the first source):", "",
-                  "| prompts | d | T | key norms ‖p̂_j‖ | bound b_j per logit | most weight one prompt can get | uniform |",
-                  "|---|---:|---:|---|---|---:|---:|"]
-        rows = [("this backbone's source prompts", "this_backbone", "d·e"), ("this backbone's source prompts", "this_backbone", "√d"),
-                ("original release: T5-base ReCoRD prompt", "t5_base_record_original", "d·e")]
+        lines += [
+            "With the LayerNorm at its initial gain, no input can push prompt j's logit p̂_j · h / T past "
+            "b_j = √d·‖p̂_j‖ / T (Cauchy-Schwarz; `AttentionalMixture.logit_bounds`), so no prompt can get more "
+            "than the weight below, however W_down and W_up train (`max_attention_weight`). Prompts as a run "
+            "starts them (the target is a copy of the first source):",
+            "",
+            "| prompts | d | T | key norms ‖p̂_j‖ | bound b_j per logit | most weight one prompt can get | uniform |",
+            "|---|---:|---:|---|---|---:|---:|",
+        ]
+        rows = [
+            ("this backbone's source prompts", "this_backbone", "d·e"),
+            ("this backbone's source prompts", "this_backbone", "√d"),
+            ("original release: T5-base ReCoRD prompt", "t5_base_record_original", "d·e"),
+        ]
         for label, key, temp in rows:
             r = reach.get(key)
             if r:
                 bounds = r[temp]["logit_bounds"]
-                lines.append(f"| {label} | {r['hidden_size']} | {temp} = {r[temp]['temperature']:.4g} | "
-                             f"{span(r['key_norms'])} | {span(bounds)} | "
-                             f"{r[temp]['max_weight']:.3f} | {r['uniform_weight']:.3f} |")
+                lines.append(
+                    f"| {label} | {r['hidden_size']} | {temp} = {r[temp]['temperature']:.4g} | "
+                    f"{span(r['key_norms'])} | {span(bounds)} | "
+                    f"{r[temp]['max_weight']:.3f} | {r['uniform_weight']:.3f} |"
+                )
         lines.append("")
     if ablation:
-        lines += ["ATTEMPT at the paper's T = d·e against T = √d (scaled dot-product), same grid, seeds and lr "
-                  "selection; test mean ± std, the largest mean weight on one prompt, and the largest weight on one "
-                  "prompt for any test example:", "",
-                  "| task | ATTEMPT, T = d·e | top mean / peak weight | ATTEMPT, T = √d | top mean / peak weight |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [
+            "ATTEMPT at the paper's T = d·e against T = √d (scaled dot-product), same grid, seeds and lr "
+            "selection; test mean ± std, the largest mean weight on one prompt, and the largest weight on one "
+            "prompt for any test example:",
+            "",
+            "| task | ATTEMPT, T = d·e | top mean / peak weight | ATTEMPT, T = √d | top mean / peak weight |",
+            "|---|---:|---:|---:|---:|",
+        ]
 
         def weights(entry):
             if not entry or entry.get("top_mean_attention") is None:
@@ -309,11 +454,15 @@ def reach_section(results: dict[str, Any]) -> list[str]:
 
         for task, methods in ablation.items():
             paper, sharp = methods.get("attempt"), methods.get("attempt_sqrt_d")
-            lines.append(f"| {task} | {fmt_ms(paper)} | {weights(paper)} | {fmt_ms(sharp)} | {weights(sharp)} |")
+            lines.append(
+                f"| {task} | {fmt_ms(paper)} | {weights(paper)} | {fmt_ms(sharp)} | {weights(sharp)} |"
+            )
         both = [m for m in ablation.values() if "attempt" in m and "attempt_sqrt_d" in m]
         if both:
-            lines.append(f"| **average** ({len(both)} tasks) | **{statistics.fmean(m['attempt']['mean'] for m in both):.1f}** | | "
-                         f"**{statistics.fmean(m['attempt_sqrt_d']['mean'] for m in both):.1f}** | |")
+            lines.append(
+                f"| **average** ({len(both)} tasks) | **{statistics.fmean(m['attempt']['mean'] for m in both):.1f}** | | "
+                f"**{statistics.fmean(m['attempt_sqrt_d']['mean'] for m in both):.1f}** | |"
+            )
         lines.append("")
     return lines
 
@@ -324,51 +473,74 @@ def discussion(results: dict[str, Any]) -> list[str]:
     failed = [c["claim"] for c in results["claims"] if c["verdict"] == "does not hold"]
     if failed:
         notes.append("- Claims that do not hold here: " + "; ".join(failed) + ".")
-    notes.append(f"- Scale: {s['steps']} steps of {s['batch']} examples and ≤ {s['eval_limit']} test examples per "
-                 "task; a difference smaller than the seed std (or, with one seed, a few points) is noise.")
+    notes.append(
+        f"- Scale: {s['steps']} steps of {s['batch']} examples and ≤ {s['eval_limit']} test examples per "
+        "task; a difference smaller than the seed std (or, with one seed, a few points) is noise."
+    )
     if not results["tiny"]:
-        notes.append(f"- The backbone ({results['backbone']}) is not the paper's 220M text-to-text T5-base. On an "
-                     "encoder every method also trains a classification head, which learns much of each task by "
-                     "itself and narrows the gap a prompt can open; source prompts trained for "
-                     f"{s['source_steps']} steps of {s['source_batch']} examples carry far less transferable "
-                     "knowledge than the paper's (trained to convergence on the full source datasets).")
+        notes.append(
+            f"- The backbone ({results['backbone']}) is not the paper's 220M text-to-text T5-base. On an "
+            "encoder every method also trains a classification head, which learns much of each task by "
+            "itself and narrows the gap a prompt can open; source prompts trained for "
+            f"{s['source_steps']} steps of {s['source_batch']} examples carry far less transferable "
+            "knowledge than the paper's (trained to convergence on the full source datasets)."
+        )
     single = results["attention"]["single_task"]
     if single:
         own = statistics.fmean(w.get("target", 0.0) for w in single.values())
-        notes.append(f"- ATTEMPT's attention puts on average {own:.2f} of its weight on the target prompt itself "
-                     f"(uniform over {len(next(iter(single.values())))} prompts would be "
-                     f"{1 / len(next(iter(single.values()))):.2f}); close to uniform means the attention has barely "
-                     "moved from its initialisation in this budget.")
+        notes.append(
+            f"- ATTEMPT's attention puts on average {own:.2f} of its weight on the target prompt itself "
+            f"(uniform over {len(next(iter(single.values())))} prompts would be "
+            f"{1 / len(next(iter(single.values()))):.2f}); close to uniform means the attention has barely "
+            "moved from its initialisation in this budget."
+        )
     reach = results.get("attention_reach") or {}
     ours, t5 = reach.get("this_backbone"), reach.get("t5_base_record_original")
     if ours:
-        note = (f"- Why the attention is uniform: at the paper's T = d·e = {ours['d·e']['temperature']:.0f} this "
-                f"backbone's prompt keys (norms {min(ours['key_norms']):.3g}-{max(ours['key_norms']):.3g}) bound every "
-                f"logit by {max(ours['d·e']['logit_bounds']):.3g}, so no input can give a prompt more than "
-                f"{ours['d·e']['max_weight']:.2f} of the weight (uniform {ours['uniform_weight']:.2f}) until the "
-                "LayerNorm gain grows, which a short run barely does.")
+        note = (
+            f"- Why the attention is uniform: at the paper's T = d·e = {ours['d·e']['temperature']:.0f} this "
+            f"backbone's prompt keys (norms {min(ours['key_norms']):.3g}-{max(ours['key_norms']):.3g}) bound every "
+            f"logit by {max(ours['d·e']['logit_bounds']):.3g}, so no input can give a prompt more than "
+            f"{ours['d·e']['max_weight']:.2f} of the weight (uniform {ours['uniform_weight']:.2f}) until the "
+            "LayerNorm gain grows, which a short run barely does."
+        )
         if t5:
-            note += (f" The original release's T5-base ReCoRD prompt has a key of norm {t5['key_norms'][0]:.3g}: its "
-                     f"bound at T = d·e is {t5['d·e']['logit_bounds'][0]:.3g} per logit, "
-                     f"{t5['d·e']['logit_bounds'][0] / max(ours['d·e']['logit_bounds']):.1f}× ours, so the paper's "
-                     "temperature fits T5's large embeddings and not this backbone's small ones.")
+            note += (
+                f" The original release's T5-base ReCoRD prompt has a key of norm {t5['key_norms'][0]:.3g}: its "
+                f"bound at T = d·e is {t5['d·e']['logit_bounds'][0]:.3g} per logit, "
+                f"{t5['d·e']['logit_bounds'][0] / max(ours['d·e']['logit_bounds']):.1f}× ours, so the paper's "
+                "temperature fits T5's large embeddings and not this backbone's small ones."
+            )
         notes.append(note)
-    both = [m for m in results["aggregate"].get("ablation", {}).values() if "attempt" in m and "attempt_sqrt_d" in m]
+    both = [
+        m
+        for m in results["aggregate"].get("ablation", {}).values()
+        if "attempt" in m and "attempt_sqrt_d" in m
+    ]
     if both:
         paper = statistics.fmean(m["attempt"]["mean"] for m in both)
         sharp = statistics.fmean(m["attempt_sqrt_d"]["mean"] for m in both)
-        notes.append(f"- Ablation, T = √d instead of d·e on {len(both)} target(s): average test {sharp:.1f} vs "
-                     f"{paper:.1f} ({sharp - paper:+.1f}); see the ablation table for how far the attention moved.")
-    few = [(methods["attempt"], methods["prompt_tuning"]) for slots in results["aggregate"]["few_shot"].values()
-           for methods in slots.values() if (methods.get("attempt") or {}).get("mean") is not None
-           and (methods.get("prompt_tuning") or {}).get("mean") is not None]
+        notes.append(
+            f"- Ablation, T = √d instead of d·e on {len(both)} target(s): average test {sharp:.1f} vs "
+            f"{paper:.1f} ({sharp - paper:+.1f}); see the ablation table for how far the attention moved."
+        )
+    few = [
+        (methods["attempt"], methods["prompt_tuning"])
+        for slots in results["aggregate"]["few_shot"].values()
+        for methods in slots.values()
+        if (methods.get("attempt") or {}).get("mean") is not None
+        and (methods.get("prompt_tuning") or {}).get("mean") is not None
+    ]
     if few:
         gap = statistics.fmean(a["mean"] - p["mean"] for a, p in few)
         noise = statistics.fmean((a["std"] + p["std"]) / 2 for a, p in few)
-        notes.append(f"- Few-shot: ATTEMPT − prompt tuning is {gap:+.1f} points on average over {len(few)} task × k "
-                     f"cells, won in {sum(a['mean'] > p['mean'] for a, p in few)}; the cells' seed std averages "
-                     f"{noise:.1f}, so the difference is " + ("within" if abs(gap) < noise else "beyond") +
-                     " the seed noise.")
+        notes.append(
+            f"- Few-shot: ATTEMPT − prompt tuning is {gap:+.1f} points on average over {len(few)} task × k "
+            f"cells, won in {sum(a['mean'] > p['mean'] for a, p in few)}; the cells' seed std averages "
+            f"{noise:.1f}, so the difference is "
+            + ("within" if abs(gap) < noise else "beyond")
+            + " the seed noise."
+        )
     if "attempt_m" in results["aggregate"]["trainable_parameters"]:
         notes.append(
             f"- ATTEMPT-m is one run of {s['steps']} × {len(results['targets'])} steps with examples-proportional "
@@ -377,6 +549,8 @@ def discussion(results: dict[str, Any]) -> list[str]:
             "by 1-4 points."
         )
     if results["mode"] != "full":
-        notes.append("- This is a reduced run (`--quick`/`--tiny`): it checks the pipeline end to end; its numbers "
-                     "are not evidence for or against the paper.")
+        notes.append(
+            "- This is a reduced run (`--quick`/`--tiny`): it checks the pipeline end to end; its numbers "
+            "are not evidence for or against the paper."
+        )
     return notes

@@ -49,12 +49,20 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-BACKBONES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+BACKBONES = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
 TASKS = ("rte", "cb", "sst2")
 CONCURRENCY = (1, 4, 16)
 BATCHED = ("--max-batch-size", "32", "--max-wait-ms", "5")
 ONE_FORWARD = (*BATCHED, "--max-padding", "inf")  # never cut a batch by length (the GPU setting)
-NO_WAIT = ("--max-batch-size", "32", "--max-wait-ms", "0")  # batches only what queued while the model was busy
+NO_WAIT = (
+    "--max-batch-size",
+    "32",
+    "--max-wait-ms",
+    "0",
+)  # batches only what queued while the model was busy
 ONE_AT_A_TIME = ("--max-batch-size", "1", "--max-wait-ms", "0")
 
 
@@ -124,7 +132,9 @@ def wait_until_up(process: subprocess.Popen, url: str, seconds: float = 240) -> 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"attempt serve exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+            raise RuntimeError(
+                f"attempt serve exited with {process.returncode}: {process.stderr.read()[-2000:]}"
+            )
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
@@ -164,7 +174,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]  # nearest rank
 
 
-async def _drive(urls: dict[str, str], pairs: list, concurrency: int, max_seconds: float) -> tuple[list[float], float]:
+async def _drive(
+    urls: dict[str, str], pairs: list, concurrency: int, max_seconds: float
+) -> tuple[list[float], float]:
     """Send every pair as a one-input request from `concurrency` clients; stop issuing after max_seconds."""
     latencies: list[float] = []
     queue = list(reversed(pairs))
@@ -243,7 +255,9 @@ def run_all(run_dir: Path, pairs: list, args) -> dict[str, dict[str, Any]]:
         for _ in range(args.repeats):
             for concurrency in CONCURRENCY:
                 for name, setup in setups.items():
-                    raw.setdefault((name, concurrency), []).append(measure(setup["urls"], pairs, concurrency, args.max_seconds))
+                    raw.setdefault((name, concurrency), []).append(
+                        measure(setup["urls"], pairs, concurrency, args.max_seconds)
+                    )
     finally:
         memory = {name: [peak_rss_mib(p) for p in setup["processes"]] for name, setup in setups.items()}
         for setup in setups.values():
@@ -253,7 +267,12 @@ def run_all(run_dir: Path, pairs: list, args) -> dict[str, dict[str, Any]]:
     for name, setup in setups.items():
         cells = [summarise(c, raw[(name, c)]) for c in CONCURRENCY if (name, c) in raw]
         total = None if None in memory[name] else round(sum(memory[name]), 1)
-        results[name] = {"setup": name, "servers": len(setup["processes"]), "peak_rss_mib": total, "cells": cells}
+        results[name] = {
+            "setup": name,
+            "servers": len(setup["processes"]),
+            "peak_rss_mib": total,
+            "cells": cells,
+        }
         print(f"{name}: " + "; ".join(f"c={c['concurrency']} {c['requests_per_s']} req/s p50 {c['p50_ms']} ms" for c in cells)
               + f"; peak RSS {total} MiB", flush=True)  # fmt: skip
     return results
@@ -262,6 +281,7 @@ def run_all(run_dir: Path, pairs: list, args) -> dict[str, dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ the report
 def ratios(setups: dict[str, dict]) -> dict[str, Any]:
     """Batched over one-at-a-time and over per-task copies (requests/s per concurrency), and memory."""
+
     def per_c(a: str, b: str) -> dict[str, float]:
         pairs = zip(setups[a]["cells"], setups[b]["cells"], strict=True)
         return {str(x["concurrency"]): round(x["requests_per_s"] / y["requests_per_s"], 2) for x, y in pairs}
@@ -272,8 +292,15 @@ def ratios(setups: dict[str, dict]) -> dict[str, Any]:
         "batched_one_forward_vs_one_at_a_time_requests_per_s": per_c("batched_one_forward", "one_at_a_time"),
         "batched_no_wait_vs_one_at_a_time_requests_per_s": per_c("batched_no_wait", "one_at_a_time"),
         "batched_vs_copy_per_task_requests_per_s": per_c("batched", "copy_per_task"),
-        **({"batched_equal_threads_vs_copy_per_task_requests_per_s": per_c("batched_equal_threads", "copy_per_task")}
-           if "batched_equal_threads" in setups else {}),
+        **(
+            {
+                "batched_equal_threads_vs_copy_per_task_requests_per_s": per_c(
+                    "batched_equal_threads", "copy_per_task"
+                )
+            }
+            if "batched_equal_threads" in setups
+            else {}
+        ),
         "copy_per_task_vs_batched_memory": round(memory[0] / memory[1], 2) if None not in memory else None,
     }
 
@@ -286,7 +313,12 @@ def write_report(result: dict, out: Path) -> None:
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[result["backbone"]] = result
     path.write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# attempt serve load test", "", "Written by benchmarks/serve_load.py; one section per backbone.", ""]
+    lines = [
+        "# attempt serve load test",
+        "",
+        "Written by benchmarks/serve_load.py; one section per backbone.",
+        "",
+    ]
     for each in results.values():
         lines += _section(each)
     (out / "serve_load.md").write_text("\n".join(lines))
@@ -311,12 +343,19 @@ def _section(result: dict) -> list[str]:
             )
     r = result["ratios"]
     lines += ["", "| ratio | 1 client | 4 clients | 16 clients |", "|---|---|---|---|"]
-    for name, label in (("batched_vs_one_at_a_time_requests_per_s", "req/s: batched / one at a time"),
-                        ("batched_one_forward_vs_one_at_a_time_requests_per_s", "req/s: batched, one forward / one at a time"),
-                        ("batched_no_wait_vs_one_at_a_time_requests_per_s", "req/s: batched, no wait / one at a time"),
-                        ("batched_vs_copy_per_task_requests_per_s", "req/s: batched / a backbone copy per task"),
-                        ("batched_equal_threads_vs_copy_per_task_requests_per_s",
-                         "req/s: batched with the copies' threads / a backbone copy per task")):
+    for name, label in (
+        ("batched_vs_one_at_a_time_requests_per_s", "req/s: batched / one at a time"),
+        (
+            "batched_one_forward_vs_one_at_a_time_requests_per_s",
+            "req/s: batched, one forward / one at a time",
+        ),
+        ("batched_no_wait_vs_one_at_a_time_requests_per_s", "req/s: batched, no wait / one at a time"),
+        ("batched_vs_copy_per_task_requests_per_s", "req/s: batched / a backbone copy per task"),
+        (
+            "batched_equal_threads_vs_copy_per_task_requests_per_s",
+            "req/s: batched with the copies' threads / a backbone copy per task",
+        ),
+    ):
         if name not in r:  # a result from before that setup existed
             continue
         lines.append(f"| {label} | " + " | ".join(f"{r[name][str(c)]}×" for c in CONCURRENCY) + " |")
@@ -329,13 +368,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--tiny", action="store_true", help="the tests' tiny random T5 (default)")
-    which.add_argument("--backbone", choices=sorted(BACKBONES), help="train the throwaway run on this backbone")
+    which.add_argument(
+        "--backbone", choices=sorted(BACKBONES), help="train the throwaway run on this backbone"
+    )
     which.add_argument("--runs", type=Path, help="a trained multi-task run with the tasks rte, cb and sst2")
     parser.add_argument("--requests", type=int, default=32, help="requests per cell and repeat (default 32)")
-    parser.add_argument("--max-seconds", type=float, default=20.0, help="stop a cell's clients after this (default 20)")
-    parser.add_argument("--repeats", type=int, default=3, help="measure every cell this many times (default 3)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=20.0, help="stop a cell's clients after this (default 20)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="measure every cell this many times (default 3)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per server (default 1)")
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ATTEMPT_DATA_DIR", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("ATTEMPT_DATA_DIR", REPO.parent / "shared" / "data")),
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:

@@ -51,7 +51,13 @@ STEPS = {"sst2": 600, "mnli": 4000, "qnli": 3000, "qqp": 3000}
 PATIENCE = {"mnli": 5, "qnli": 5, "qqp": 5}
 SNAPSHOT_STEP = 300
 STATE = RESULTS / "sources-state"  # committed resumable state of unfinished runs (see stash)
-RESUMABLE = ("checkpoint", "best", "metrics.jsonl", "train_config.json", f"prompt_step{SNAPSHOT_STEP}.safetensors")
+RESUMABLE = (
+    "checkpoint",
+    "best",
+    "metrics.jsonl",
+    "train_config.json",
+    f"prompt_step{SNAPSHOT_STEP}.safetensors",
+)
 
 
 def run_config(task: str, backbone: str, slug: str, data_dir: str | None) -> Any:
@@ -135,7 +141,11 @@ def test_scores(config: Any, snapshot: Path) -> dict[str, dict[str, Any]]:
     backbone, tokenizer, family = load_backbone(config.backbone)
     task = config.tasks[0]
     rows = {task: load_task_data(config)[task]["test"]}
-    options = {"method": "rank", "batch_size": config.eval_batch_size, "max_source_length": config.max_source_length}
+    options = {
+        "method": "rank",
+        "batch_size": config.eval_batch_size,
+        "max_source_length": config.max_source_length,
+    }
     scores = {"zero_shot": evaluate(ZeroShotModel(backbone, family, [task]), tokenizer, rows, **options)}
     if snapshot.is_file():
         from safetensors.torch import load_file
@@ -170,7 +180,9 @@ def measure(task: str, backbone: str, data_dir: str | None, earlier: dict[str, f
     result = train_source(config)
     cached = run / "test_scores.json"
     if not cached.is_file():
-        cached.write_text(json.dumps(test_scores(config, run / f"prompt_step{SNAPSHOT_STEP}.safetensors"), indent=2))
+        cached.write_text(
+            json.dumps(test_scores(config, run / f"prompt_step{SNAPSHOT_STEP}.safetensors"), indent=2)
+        )
     others = json.loads(cached.read_text())
     test = result["test"]["average"]
     n = _test_rows(run)
@@ -200,8 +212,20 @@ def ship(row: dict[str, Any], backbone: str) -> Path:
 
     slug = SLUGS[backbone]
     staged = PromptLibrary(RESULTS / "sources" / slug / row["task"] / "library").get(row["task"])
-    keys = ("steps", "best_step", "test", "test_rows", "two_standard_errors", "zero_shot", f"step{SNAPSHOT_STEP}",
-            "minilm_300_steps", "meets_bar", "beats_own_step300", "curve", "recipe")
+    keys = (
+        "steps",
+        "best_step",
+        "test",
+        "test_rows",
+        "two_standard_errors",
+        "zero_shot",
+        f"step{SNAPSHOT_STEP}",
+        "minilm_300_steps",
+        "meets_bar",
+        "beats_own_step300",
+        "curve",
+        "recipe",
+    )
     staged.training = {**staged.training, "benchmark": {k: row.get(k) for k in keys}}
     staged.score = row["test_metrics"][row["task"]]
     return PromptLibrary(REPO / "prompts" / slug).add(staged, overwrite=True)
@@ -225,11 +249,15 @@ def report(rows: list[dict[str, Any]], backbone: str) -> str:
             f"{r['two_standard_errors']:.1f} | {r['zero_shot']:.1f} | {earlier} | {'met' if r['meets_bar'] else 'NOT met'} "
             f"| {'–' if snap is None else f'{snap:.1f}'} | {'yes' if r['beats_own_step300'] else 'no'} |"
         )
-    lines += ["", f"Steps: where the run stopped; runs with a patience (issue 22: {json.dumps(PATIENCE)}) stop after "
-              "that many validations in a row without a new best, i.e. at their plateau.",
-              "", "Bar: test > zero-shot + 2 SE and test > the earlier MiniLM 300-step prompt + 2 SE (SE = √(p(1−p)/n) at "
-              "the test accuracy). The last two columns: the same run's prompt at step 300, on the same rows.",
-              f"Learning curves (validation, {RECIPE['eval_limit']} rows): source_prompts-{SLUGS[backbone]}.png."]
+    lines += [
+        "",
+        f"Steps: where the run stopped; runs with a patience (issue 22: {json.dumps(PATIENCE)}) stop after "
+        "that many validations in a row without a new best, i.e. at their plateau.",
+        "",
+        "Bar: test > zero-shot + 2 SE and test > the earlier MiniLM 300-step prompt + 2 SE (SE = √(p(1−p)/n) at "
+        "the test accuracy). The last two columns: the same run's prompt at step 300, on the same rows.",
+        f"Learning curves (validation, {RECIPE['eval_limit']} rows): source_prompts-{SLUGS[backbone]}.png.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -260,9 +288,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="+", default=list(STEPS), choices=sorted(STEPS))
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--report-only", action="store_true", help="train nothing; report the finished sources")
-    parser.add_argument("--stash", action="store_true",
-                        help="train nothing; copy the unfinished runs' resumable state to results/sources-state/")
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing; report the finished sources"
+    )
+    parser.add_argument(
+        "--stash",
+        action="store_true",
+        help="train nothing; copy the unfinished runs' resumable state to results/sources-state/",
+    )
     args = parser.parse_args(argv)
     if args.stash:
         for task in args.tasks:
@@ -284,7 +317,9 @@ def write_report(backbone: str, data_dir: str, earlier: dict[str, float]) -> Non
     stem = RESULTS / f"source_prompts-{slug}"
     fresh = {task: measure(task, backbone, data_dir, earlier) for task in finished}
     kept = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").is_file() else []
-    kept = {r["task"]: r for r in kept}  # committed rows of sources whose run folder is not here (another session)
+    kept = {
+        r["task"]: r for r in kept
+    }  # committed rows of sources whose run folder is not here (another session)
     rows = [fresh.get(t) or kept[t] for t in STEPS if t in fresh or t in kept]
     if not rows:
         return

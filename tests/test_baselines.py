@@ -61,7 +61,11 @@ def test_forward_backward_and_trainable(family, arch, mode):
     else:
         assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
         assert parts["trainable"] < parts["backbone"] / 2  # tiny models: r=8 is large next to d=32
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+        assert any(
+            p.grad is not None and p.grad.abs().sum() > 0
+            for n, p in model.named_parameters()
+            if "lora_B" in n
+        )
     assert set(model.trainable_state_dict()) == trainable
     assert "trainable params" in model.print_trainable_parameters()
 
@@ -138,8 +142,15 @@ def test_load_checks_the_recorded_hash_and_finiteness_of_the_weights(tmp_path):
 def test_tied_embeddings_saved_once(tmp_path):
     import transformers as tf
 
-    config = tf.LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                            num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    config = tf.LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
     model = FineTuneModel.from_backbone(tf.LlamaForCausalLM(config), mode="finetune")
     model.save_pretrained(tmp_path / "m")  # safetensors refuses shared tensors: must not raise
     FineTuneModel.from_pretrained(tf.LlamaForCausalLM(config), tmp_path / "m")
@@ -179,8 +190,9 @@ def test_causal_left_padding_matches_unpadded():
 
 
 def test_encoder_heads_regression_and_tasks():
-    model = FineTuneModel.from_backbone(build_backbone("encoder"), mode="lora", tasks=["rte", "stsb"],
-                                        num_labels={"rte": 2, "stsb": 1})
+    model = FineTuneModel.from_backbone(
+        build_backbone("encoder"), mode="lora", tasks=["rte", "stsb"], num_labels={"rte": 2, "stsb": 1}
+    )
     ids, mask, _ = _batch("encoder")
     task_ids = model.task_ids(["rte", "stsb", "stsb"])
     out = model(ids, mask, labels=torch.tensor([1.0, 0.3, 0.7]), task_ids=task_ids)
@@ -219,7 +231,17 @@ def test_default_target_modules_and_config():
 
 
 def test_same_interface_as_attempt_model():
-    for name in ("forward", "generate", "sequence_log_likelihood", "parameter_groups", "trainable_state_dict",
-                 "save_pretrained", "from_pretrained", "task_ids", "num_parameters_by_part",
-                 "print_trainable_parameters", "tasks"):
+    for name in (
+        "forward",
+        "generate",
+        "sequence_log_likelihood",
+        "parameter_groups",
+        "trainable_state_dict",
+        "save_pretrained",
+        "from_pretrained",
+        "task_ids",
+        "num_parameters_by_part",
+        "print_trainable_parameters",
+        "tasks",
+    ):
         assert hasattr(CausalAttemptModel, name) and hasattr(FineTuneModel, name)

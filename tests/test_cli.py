@@ -60,13 +60,19 @@ def test_train_help_documents_every_config_field(capsys, command):
     mappings = ("attempt", "task_definitions", "data_files")
     fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in mappings]
     assert "--task-file TASK.yaml" in out
-    for option in ("--train-file [TASK=]FILE", "--validation-file [TASK=]FILE", "--test-file [TASK=]FILE",
-                   "--columns [TASK:]COLUMN=FIELD"):
+    for option in (
+        "--train-file [TASK=]FILE",
+        "--validation-file [TASK=]FILE",
+        "--test-file [TASK=]FILE",
+        "--columns [TASK:]COLUMN=FIELD",
+    ):
         assert option in out, option
     if command == "train-source":
         fields.remove("mode")  # fixed to "source"
         assert "--mode" not in out
-    nested = [f"attempt.{f.name}" for f in dataclasses.fields(AttemptConfig) if f.name not in ("method", "tasks")]
+    nested = [
+        f"attempt.{f.name}" for f in dataclasses.fields(AttemptConfig) if f.name not in ("method", "tasks")
+    ]
     for key in fields + nested:
         assert f"[{key}; default:" in out, key
         assert f"--{key.replace('_', '-')} " in out or f"--{key.replace('_', '-')} /" in out, key
@@ -82,11 +88,32 @@ def test_every_config_field_has_docstring_help():
 # ------------------------------------------------------------------------------------------- overrides
 def test_options_override_the_recipe_and_set_overrides_both(capsys, tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("mode: attempt\ntasks: [rte]\nmax_steps: 10\nbatch_size: 8\nattempt:\n  pooling: mean\n  prompt_length: 7\n")
+    recipe.write_text(
+        "mode: attempt\ntasks: [rte]\nmax_steps: 10\nbatch_size: 8\nattempt:\n  pooling: mean\n  prompt_length: 7\n"
+    )
     config = resolved(
-        capsys, "train", "--config", recipe, "--max-steps", "5", "--tasks", "rte", "mrpc", "--no-group-by-length",
-        "--pad_to", "none", "--attempt.prompt-length", "9", "--set", "attempt.prompt_length=3",
-        "--set", "learning_rate=1e-2", "--set", "source_prompts=[mnli, qnli]", "--attempt.num-labels", "2",
+        capsys,
+        "train",
+        "--config",
+        recipe,
+        "--max-steps",
+        "5",
+        "--tasks",
+        "rte",
+        "mrpc",
+        "--no-group-by-length",
+        "--pad_to",
+        "none",
+        "--attempt.prompt-length",
+        "9",
+        "--set",
+        "attempt.prompt_length=3",
+        "--set",
+        "learning_rate=1e-2",
+        "--set",
+        "source_prompts=[mnli, qnli]",
+        "--attempt.num-labels",
+        "2",
     )
     assert config["max_steps"] == 5 and config["batch_size"] == 8
     assert config["tasks"] == ["rte", "mrpc"] and config["source_prompts"] == ["mnli", "qnli"]
@@ -106,8 +133,14 @@ def test_train_source_fixes_the_mode(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--set", "bogus=1"], "Unknown TrainConfig key(s): bogus. Valid keys: attempt, attention_learning_rate,"),
-        (["--set", "attempt.bogus=1"], "Unknown attempt key(s): bogus. Valid keys: attention_init, bottleneck_size,"),
+        (
+            ["--set", "bogus=1"],
+            "Unknown TrainConfig key(s): bogus. Valid keys: attempt, attention_learning_rate,",
+        ),
+        (
+            ["--set", "attempt.bogus=1"],
+            "Unknown attempt key(s): bogus. Valid keys: attention_init, bottleneck_size,",
+        ),
         (["--set", "max_steps.x=1"], "Cannot set 'max_steps.x': 'max_steps' is not a mapping of keys."),
         (["--set", "bogus.x=1"], "Unknown TrainConfig key(s): bogus. Valid keys:"),
         (["--set", "max_steps"], "--set expects key=value"),
@@ -137,7 +170,9 @@ def test_unknown_key_in_a_recipe_lists_the_valid_ones(capsys, tmp_path):
 
 def test_other_commands_report_missing_inputs(capsys, tmp_path):
     assert run(capsys, "evaluate", tmp_path / "none")[0] == 2
-    assert run(capsys, "predict", tmp_path / "none", "--inputs", tmp_path / "x.jsonl", "--output", "y")[0] == 2
+    assert (
+        run(capsys, "predict", tmp_path / "none", "--inputs", tmp_path / "x.jsonl", "--output", "y")[0] == 2
+    )
     code, _, err = run(capsys, "plot", tmp_path)
     assert code == 2 and "neither attention.json nor metrics.jsonl" in err
     code, _, err = run(capsys, "evaluate", tmp_path)
@@ -168,7 +203,9 @@ def test_every_recipe_validates(path):
     head = lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]
     assert len(head) >= 2
     command = "train-source" if config.mode == "source" else "train"
-    assert any(f"attempt {command} --config configs/{path.relative_to(REPO / 'configs')}" in line for line in head)
+    assert any(
+        f"attempt {command} --config configs/{path.relative_to(REPO / 'configs')}" in line for line in head
+    )
     if path.parent.name == "paper":
         assert config.backbone == "google-t5/t5-base"
         assert (config.batch_size, config.learning_rate, config.attempt["prompt_length"]) == (32, 0.3, 100)
@@ -204,14 +241,23 @@ def test_prompts_round_trip(capsys, tmp_path, original_prompts_dir):
     code, out, _ = run(capsys, *lib, "list")
     assert code == 0 and "No prompts" in out
     original = original_prompts_dir / "record_prefix_embeddings.t5-base.pt"
-    code, out, err = run(capsys, *lib, "import", original, "--name", "record", "--task", "record", "--backbone", "t5-base")
+    code, out, err = run(
+        capsys, *lib, "import", original, "--name", "record", "--task", "record", "--backbone", "t5-base"
+    )
     assert code == 0, err
     assert "100×768, original format" in out
     code, out, _ = run(capsys, *lib, "export", "record", tmp_path / "peft", "--task-type", "SEQ_2_SEQ_LM")
     assert code == 0 and sorted(p.name for p in (tmp_path / "peft").iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors"]
-    assert json.loads((tmp_path / "peft/adapter_config.json").read_text())["base_model_name_or_path"] == "t5-base"
-    assert run(capsys, *lib, "import", tmp_path / "peft", "--name", "again")[0] == 0  # PEFT detected from the folder
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    assert (
+        json.loads((tmp_path / "peft/adapter_config.json").read_text())["base_model_name_or_path"]
+        == "t5-base"
+    )
+    assert (
+        run(capsys, *lib, "import", tmp_path / "peft", "--name", "again")[0] == 0
+    )  # PEFT detected from the folder
     assert run(capsys, *lib, "add", "copy", tmp_path / "peft/adapter_model.safetensors")[0] == 0
     assert run(capsys, *lib, "rename", "again", "record.peft")[0] == 0
     code, out, _ = run(capsys, *lib, "list", "--json")
@@ -223,7 +269,8 @@ def test_prompts_round_trip(capsys, tmp_path, original_prompts_dir):
     assert PromptLibrary(tmp_path / "lib").names() == ["record", "record.peft"]
     code, _, err = run(capsys, *lib, "remove", "copy")
     assert code == 2 and err.strip() == (
-        f"attempt prompts: error: No source prompt 'copy' in library {tmp_path / 'lib'}. It has: record, record.peft.")
+        f"attempt prompts: error: No source prompt 'copy' in library {tmp_path / 'lib'}. It has: record, record.peft."
+    )
     assert run(capsys, *lib, "rename", "record", "record.peft")[0] == 2
     assert run(capsys, *lib, "import", tmp_path / "missing.pt", "--name", "x")[0] == 2
 
@@ -234,7 +281,14 @@ def test_train_source_refuses_a_taken_or_bad_prompt_name_before_loading_anything
     from attempt.prompts.library import SourcePrompt
 
     PromptLibrary(tmp_path / "lib").add(SourcePrompt("rte", torch.ones(2, 4)))
-    common = ["--library", tmp_path / "lib", "--backbone", tmp_path / "no-such-backbone", "--output-dir", tmp_path / "run"]
+    common = [
+        "--library",
+        tmp_path / "lib",
+        "--backbone",
+        tmp_path / "no-such-backbone",
+        "--output-dir",
+        tmp_path / "run",
+    ]
     code, _, err = run(capsys, "train-source", "--tasks", "rte", *common)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "already has a prompt named 'rte'" in err and "--overwrite" in err
@@ -246,7 +300,14 @@ def test_train_source_refuses_a_taken_or_bad_prompt_name_before_loading_anything
 
 # ---------------------------------------------------------------------------------------- end to end
 EVAL_FILES = ["eval_validation.json", "eval_validation_attention.json", "eval_validation_predictions.jsonl"]
-RUN_FILES = {"best", "checkpoint", "metrics.jsonl", "results.json", "test_predictions.jsonl", "train_config.json"}
+RUN_FILES = {
+    "best",
+    "checkpoint",
+    "metrics.jsonl",
+    "results.json",
+    "test_predictions.jsonl",
+    "train_config.json",
+}
 
 
 def _run_files(run_dir: Path) -> set[str]:
@@ -276,7 +337,12 @@ def test_the_pipeline_end_to_end(capsys, tmp_path, data_dir):
     run_dir = tmp_path / "rte"
     assert _run_files(run_dir) == RUN_FILES | {"attention.json"}
     saved = TrainConfig.from_dict(json.loads((run_dir / "train_config.json").read_text()))
-    assert (saved.mode, saved.tasks, saved.source_prompts, saved.max_steps) == ("attempt", ("rte",), ("sst2",), 2)
+    assert (saved.mode, saved.tasks, saved.source_prompts, saved.max_steps) == (
+        "attempt",
+        ("rte",),
+        ("sst2",),
+        2,
+    )
     assert saved.attempt == {"prompt_length": 4} and saved.backbone == str(backbone)
     assert saved.library == "../lib" and saved.output_dir == "."  # relative to the run folder: it can move
     assert set(json.loads((run_dir / "attention.json").read_text())["rte"]) == {"sst2", "target"}
@@ -296,12 +362,17 @@ def test_the_pipeline_end_to_end(capsys, tmp_path, data_dir):
         '{"task": "rte", "sentence1": "the cat is happy .", "sentence2": "the cat is sad ."}\n'
         '{"task": "rte", "sentence1": "a dog", "sentence2": "a dog", "label": 0}\n'
     )
-    code, out, err = run(capsys, "predict", run_dir, "--inputs", inputs, "--output", tmp_path / "out/pred.jsonl")
+    code, out, err = run(
+        capsys, "predict", run_dir, "--inputs", inputs, "--output", tmp_path / "out/pred.jsonl"
+    )
     assert code == 0, err
     predictions = [json.loads(line) for line in (tmp_path / "out/pred.jsonl").read_text().splitlines()]
     assert [p["index"] for p in predictions] == [0, 1]
     assert all(p["prediction"] in ("entailment", "not_entailment") for p in predictions)
-    assert predictions[1]["reference"] == "entailment" and set(predictions[0]["attention_weights"]) == {"sst2", "target"}
+    assert predictions[1]["reference"] == "entailment" and set(predictions[0]["attention_weights"]) == {
+        "sst2",
+        "target",
+    }
     inputs.write_text('{"task": "sst2", "sentence": "good"}\n')
     code, _, err = run(capsys, "predict", run_dir, "--inputs", inputs, "--output", tmp_path / "bad.jsonl")
     assert code == 2 and "not one of the model's tasks" in err
@@ -313,6 +384,8 @@ def test_the_pipeline_end_to_end(capsys, tmp_path, data_dir):
 
 
 def test_the_console_entry_point_runs():
-    done = subprocess.run([sys.executable, "-m", "attempt.cli", "tasks", "--task", "nope"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "attempt.cli", "tasks", "--task", "nope"], capture_output=True, text=True
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("attempt tasks: error: Unknown task 'nope'.")

@@ -57,7 +57,9 @@ def one_line_error(capsys, *argv) -> str:
 
 
 def evaluate(capsys, run: Path, *options) -> str:
-    return one_line_error(capsys, "evaluate", run, "--split", "validation", "--out", run.parent / "eval", *options)
+    return one_line_error(
+        capsys, "evaluate", run, "--split", "validation", "--out", run.parent / "eval", *options
+    )
 
 
 def resume(capsys, run: Path) -> str:
@@ -95,7 +97,10 @@ def test_changed_weight_bytes_are_caught_by_the_recorded_hash(run_copy, capsys):
 
 def test_a_model_saved_without_a_hash_still_loads_but_not_with_nan(run_copy, capsys):
     drop_hash(run_copy)
-    assert cli.main(["evaluate", str(run_copy), "--split", "validation", "--out", str(run_copy.parent / "eval")]) == 0
+    assert (
+        cli.main(["evaluate", str(run_copy), "--split", "validation", "--out", str(run_copy.parent / "eval")])
+        == 0
+    )
     weights = load_file(str(run_copy / WEIGHTS))
     weights["mixture.target_prompts"][0, 0, 0] = float("nan")
     save_file(weights, str(run_copy / WEIGHTS))
@@ -130,7 +135,9 @@ def test_a_damaged_library_prompt_is_one_line_saying_how_to_replace_it(run_copy,
 
 
 # --------------------------------------------------------------------------------------- checkpoints
-@pytest.mark.parametrize("name", ["optimizer.pt", "scheduler.pt", "rng.pt", "trainable.safetensors", "state.json"])
+@pytest.mark.parametrize(
+    "name", ["optimizer.pt", "scheduler.pt", "rng.pt", "trainable.safetensors", "state.json"]
+)
 @pytest.mark.parametrize("manifest", [True, False], ids=["hashed", "before-hashes"])
 def test_a_damaged_checkpoint_file_is_one_line_saying_delete_to_restart(run_copy, capsys, name, manifest):
     path = run_copy / "checkpoint" / name
@@ -148,4 +155,6 @@ def test_a_state_file_that_is_no_loop_state_is_one_line(run_copy, capsys):
     (run_copy / "checkpoint" / "manifest.json").unlink()
     (run_copy / "checkpoint" / "state.json").write_text('{"steps": 2}')
     err = resume(capsys, run_copy)
-    assert "state.json does not hold a training loop state" in err and "to restart this run from step 0" in err
+    assert (
+        "state.json does not hold a training loop state" in err and "to restart this run from step 0" in err
+    )

@@ -72,7 +72,8 @@ def test_hub_path_needs_datasets(monkeypatch):
 def test_hub_path_calls_load_dataset_and_filters_mrqa(monkeypatch):
     calls = []
     mrqa_rows = [
-        {"subset": subset, "question": "q", "context": "c", "answers": ["a"]} for subset in ("SQuAD", "NewsQA")
+        {"subset": subset, "question": "q", "context": "c", "answers": ["a"]}
+        for subset in ("SQuAD", "NewsQA")
     ]
 
     def load_dataset(hub_id, config, split):
@@ -117,7 +118,9 @@ def test_bad_data_errors_name_file_row_and_field(tmp_path, mirror):
     empty = _write_jsonl(mirror / "nyu-mll/glue/rte/empty.jsonl", [])
     with pytest.raises(DataError, match=rf"{empty.name} has no rows \(empty split\)"):
         load_split("rte", "empty", mirror)
-    _write_jsonl(mirror / "nyu-mll/glue/rte/unlabelled.jsonl", [{"sentence1": "a", "sentence2": "b", "label": -1}])
+    _write_jsonl(
+        mirror / "nyu-mll/glue/rte/unlabelled.jsonl", [{"sentence1": "a", "sentence2": "b", "label": -1}]
+    )
     with pytest.raises(DataError, match=r"unlabelled\.jsonl, line 1, field 'label'"):
         load_split("rte", "unlabelled", mirror)
 
@@ -153,7 +156,10 @@ def test_paper_splits_on_the_real_mirror():
     mnli = paper_splits("mnli", DATA_DIR)
     assert (len(mnli["train"]), len(mnli["validation"]), len(mnli["test"])) == (9999, 1000, 9815)
     multirc = paper_splits("multirc", DATA_DIR)
-    questions = [{(r["idx"]["paragraph"], r["idx"]["question"]) for r in multirc[key]} for key in ("validation", "test")]
+    questions = [
+        {(r["idx"]["paragraph"], r["idx"]["question"]) for r in multirc[key]}
+        for key in ("validation", "test")
+    ]
     assert questions[0].isdisjoint(questions[1]) and len(multirc["validation"]) + len(multirc["test"]) == 4848
     qqp = paper_splits("qqp", DATA_DIR, official_validation="validation_bimpm_proxy")
     assert (len(qqp["train"]), len(qqp["validation"]), len(qqp["test"])) == (31869, 1000, 18405)
@@ -224,10 +230,16 @@ def _tokenizer(style: str) -> PreTrainedTokenizerFast:
         backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 4)])
     if style == "bert":
         backend.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
         )
     pad = None if style == "gpt" else "[PAD]"
-    names = ["input_ids", "token_type_ids", "attention_mask"] if style == "bert" else ["input_ids", "attention_mask"]
+    names = (
+        ["input_ids", "token_type_ids", "attention_mask"]
+        if style == "bert"
+        else ["input_ids", "attention_mask"]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token=pad, unk_token="[UNK]", eos_token="</s>", model_input_names=names
     )
@@ -247,7 +259,9 @@ ENT, NOT_ENT, EOS, PAD = VOCAB["entailment"], VOCAB["not_entailment"], VOCAB["</
 def test_seq2seq_batch():
     collator = Collator(_tokenizer("t5"), "seq2seq", ["stsb", "rte"])
     stsb_row = {**ROW_A, "label": 3.75}
-    batch = collator([{"task": "rte", "row": ROW_B, "index": 5}, {"task": "stsb", "row": stsb_row, "index": 9}])
+    batch = collator(
+        [{"task": "rte", "row": ROW_B, "index": 5}, {"task": "stsb", "row": stsb_row, "index": 9}]
+    )
     stsb_source = [VOCAB["stsb"], *SOURCE_A[1:]]
     assert batch["input_ids"].tolist() == [SOURCE_B + [EOS], stsb_source + [EOS, PAD]]
     assert batch["attention_mask"].tolist() == [[1] * 10, [1] * 9 + [0]]
@@ -259,7 +273,9 @@ def test_seq2seq_batch():
     assert set(generation) == {"input_ids", "attention_mask", "task_ids"}
     uncached = Collator(_tokenizer("t5"), "seq2seq", ["stsb", "rte"], cache=False)
     assert uncached(make_examples("rte", [ROW_A]))["input_ids"].tolist() == [SOURCE_A + [EOS]]
-    fixed = Collator(_tokenizer("t5"), "seq2seq", ["rte"], max_source_length=4, pad_to=6)(make_examples("rte", [ROW_A]))
+    fixed = Collator(_tokenizer("t5"), "seq2seq", ["rte"], max_source_length=4, pad_to=6)(
+        make_examples("rte", [ROW_A])
+    )
     assert fixed["input_ids"].tolist() == [SOURCE_A[:3] + [EOS, PAD, PAD]]
 
 

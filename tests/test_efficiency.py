@@ -31,8 +31,15 @@ def test_grouped_batches_are_the_training_loop_s(efficiency):
     from attempt.testing import build_tokenizer
 
     words = ["a", "the cat is on the mat and the dog is in the house with the child"]
-    rows = [{"sentence1": " ".join(words[i % 2].split()[: 1 + (i % 2) * (8 - i // 2)]), "sentence2": "yes",
-             "label": 0, "idx": i} for i in range(8)]
+    rows = [
+        {
+            "sentence1": " ".join(words[i % 2].split()[: 1 + (i % 2) * (8 - i // 2)]),
+            "sentence2": "yes",
+            "label": 0,
+            "idx": i,
+        }
+        for i in range(8)
+    ]
     collator = Collator(build_tokenizer("encoder"), "encoder", ["rte"])
     examples = make_examples("rte", rows)
     lengths = [collator.source_length(e) for e in examples]
@@ -57,10 +64,17 @@ def test_tiny_run_writes_report(efficiency, tmp_path, data_dir):
         assert written["padding"][task]["same_results"], written["padding"][task]
         tokens = written["padding"][task]["padded_tokens"]
         assert tokens["dynamic_grouped"] < tokens["padded_256"]
-    assert set(written["evaluation"]["examples_per_s"]) == {"rank_classification", "rank_full_sequences", "generation"}
+    assert set(written["evaluation"]["examples_per_s"]) == {
+        "rank_classification",
+        "rank_full_sequences",
+        "generation",
+    }
     assert written["evaluation"]["same_predictions"] is True
     batching = written["eval_batching"]
-    assert batching["same_predictions"] is True and batching["examples"] == efficiency.SIZES["tiny"]["sort_examples"]
+    assert (
+        batching["same_predictions"] is True
+        and batching["examples"] == efficiency.SIZES["tiny"]["sort_examples"]
+    )
     assert set(batching["seconds"]) == {"length_sorted", "file_order"}
     assert (tmp_path / "efficiency.md").read_text().startswith("# Efficiency")
     assert (tmp_path / "efficiency.png").stat().st_size > 1000

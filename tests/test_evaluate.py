@@ -35,7 +35,15 @@ def rte_rows(data_dir):
 def test_rank_classification_picks_the_most_likely_label(tmp_path, rte_rows):
     model, tokenizer = attempt_model("seq2seq"), build_tokenizer("seq2seq")
     path = tmp_path / "predictions.jsonl"
-    metrics = evaluate(model, tokenizer, {"rte": rte_rows}, method="rank", batch_size=4, max_source_length=32, predictions_path=path)
+    metrics = evaluate(
+        model,
+        tokenizer,
+        {"rte": rte_rows},
+        method="rank",
+        batch_size=4,
+        max_source_length=32,
+        predictions_path=path,
+    )
     records = [json.loads(line) for line in path.read_text().splitlines()]
     task = get_task("rte")
 
@@ -46,7 +54,9 @@ def test_rank_classification_picks_the_most_likely_label(tmp_path, rte_rows):
         for word in task.label_words:
             labels = tokenizer(word, return_tensors="pt")["input_ids"]  # word </s>
             with torch.no_grad():
-                logits = model(enc["input_ids"], enc["attention_mask"], labels=labels, task_ids=torch.tensor([0])).logits
+                logits = model(
+                    enc["input_ids"], enc["attention_mask"], labels=labels, task_ids=torch.tensor([0])
+                ).logits
             scores.append(logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).sum().item())
         expected.append(task.label_words[max(range(len(scores)), key=scores.__getitem__)])
     assert [r["prediction"] for r in records] == expected
@@ -71,12 +81,18 @@ def test_attention_file_and_generation_with_a_causal_lm(tmp_path, rte_rows, data
         model, tokenizer, {"rte": rte_rows[:3], "stsb": stsb}, method="generate", batch_size=2,
         max_source_length=32, max_target_length=4, predictions_path=path, attention_path=attention_path,
     )  # fmt: skip
-    assert set(metrics) == {"rte", "stsb", "average"} and set(metrics["stsb"]) == {"pearson", "spearman", "average"}
+    assert set(metrics) == {"rte", "stsb", "average"} and set(metrics["stsb"]) == {
+        "pearson",
+        "spearman",
+        "average",
+    }
     attention = json.loads(attention_path.read_text())
     assert set(attention) == {"rte", "stsb"} and metrics.attention == attention  # returned too
     assert json.loads(json.dumps(metrics)) == dict(metrics)  # the metrics serialise as a plain dict
     for weights in attention.values():
-        assert set(weights) == {"mnli", "qnli", "target"} and sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+        assert set(weights) == {"mnli", "qnli", "target"} and sum(weights.values()) == pytest.approx(
+            1.0, abs=1e-5
+        )
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["task"] for r in records] == ["rte"] * 3 + ["stsb"] * 3
     assert all(isinstance(r["prediction"], str) for r in records)  # generated text
@@ -84,16 +100,29 @@ def test_attention_file_and_generation_with_a_causal_lm(tmp_path, rte_rows, data
 
 def test_encoder_head_argmax_and_regression(rte_rows, data_dir):
     model = AttemptModel.from_backbone(
-        build_backbone("encoder"), config=AttemptConfig(method="prompt_tuning", tasks=("rte", "stsb"), prompt_length=4, num_labels={"rte": 2, "stsb": 1})
+        build_backbone("encoder"),
+        config=AttemptConfig(
+            method="prompt_tuning", tasks=("rte", "stsb"), prompt_length=4, num_labels={"rte": 2, "stsb": 1}
+        ),
     ).eval()
     tokenizer = build_tokenizer("encoder")
     stsb = load_split("stsb", "validation", data_dir)[:3]
-    out = predict(model, tokenizer, [{"task": "rte", **rte_rows[0]}, {"task": "stsb", **stsb[0]}], max_source_length=64)
+    out = predict(
+        model, tokenizer, [{"task": "rte", **rte_rows[0]}, {"task": "stsb", **stsb[0]}], max_source_length=64
+    )
     task = get_task("rte")
     enc = tokenizer(*task.text_fields(rte_rows[0]), return_tensors="pt")
     with torch.no_grad():
-        logits = model(enc["input_ids"], enc["attention_mask"], task_ids=torch.tensor([0]), token_type_ids=enc["token_type_ids"]).logits
-        value = model(**tokenizer(*get_task("stsb").text_fields(stsb[0]), return_tensors="pt"), task_ids=torch.tensor([1])).logits[0, 0]
+        logits = model(
+            enc["input_ids"],
+            enc["attention_mask"],
+            task_ids=torch.tensor([0]),
+            token_type_ids=enc["token_type_ids"],
+        ).logits
+        value = model(
+            **tokenizer(*get_task("stsb").text_fields(stsb[0]), return_tensors="pt"),
+            task_ids=torch.tensor([1]),
+        ).logits[0, 0]
     assert out[0]["prediction"] == task.label_words[int(logits[0, :2].argmax())]
     assert out[1]["prediction"] == pytest.approx(float(value), abs=1e-5)
     assert "attention_weights" not in out[0]  # prompt tuning has no attention
@@ -104,11 +133,18 @@ def test_predict_keeps_input_order_across_mixed_tasks_without_labels(data_dir):
     cb = load_split("cb", "validation", data_dir)[:2]
     rte = load_split("rte", "validation", data_dir)[:2]
     strip = lambda row: {k: v for k, v in row.items() if k != "label"}  # noqa: E731
-    inputs = [{"task": "cb", **strip(cb[0])}, {"task": "rte", **strip(rte[0])}, {"task": "cb", **strip(cb[1])}]
+    inputs = [
+        {"task": "cb", **strip(cb[0])},
+        {"task": "rte", **strip(rte[0])},
+        {"task": "cb", **strip(cb[1])},
+    ]
     out = predict(model, tokenizer, inputs, batch_size=2, max_source_length=32)
     assert [r["task"] for r in out] == ["cb", "rte", "cb"] and [r["index"] for r in out] == [0, 1, 2]
     assert all(r["reference"] is None for r in out)
-    assert out[0]["prediction"] in get_task("cb").label_words and out[1]["prediction"] in get_task("rte").label_words
+    assert (
+        out[0]["prediction"] in get_task("cb").label_words
+        and out[1]["prediction"] in get_task("rte").label_words
+    )
     with pytest.raises(ValueError, match="not one of the model's tasks"):
         predict(model, tokenizer, [{"task": "sst2", "sentence": "good"}])
 
@@ -145,7 +181,10 @@ def test_sharded_evaluation_gathers_to_the_unsharded_result(tmp_path, rte_rows, 
     for rank in (0, 1):
         with pytest.raises(_Gathered):
             evaluate(model, tokenizer, task_rows, shard=(rank, 2), gather=stash(rank), **kwargs)
-    [rte0, cb0], [rte1, cb1] = stashed[0][0], stashed[1][0]  # one item per process: that process's records per task
+    [rte0, cb0], [rte1, cb1] = (
+        stashed[0][0],
+        stashed[1][0],
+    )  # one item per process: that process's records per task
     assert [r["index"] for r in rte0] == [0, 2, 4] and [r["index"] for r in rte1] == [1, 3]
     assert [r["index"] for r in cb0] == [0, 2] and [r["index"] for r in cb1] == [1]
 
@@ -159,12 +198,27 @@ def test_sharded_evaluation_gathers_to_the_unsharded_result(tmp_path, rte_rows, 
     for rank in (0, 1):
         path = tmp_path / f"rank{rank}.jsonl"
         metrics = evaluate(
-            model, tokenizer, task_rows, shard=(rank, 2), gather=concatenate(rank), predictions_path=path, **kwargs
+            model,
+            tokenizer,
+            task_rows,
+            shard=(rank, 2),
+            gather=concatenate(rank),
+            predictions_path=path,
+            **kwargs,
         )
         attention = metrics.attention
         assert metrics == whole and attention == whole_attention
         assert path.read_text() == whole_path.read_text()
-        assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 1, 2, 3, 4, 0, 1, 2]
+        assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [
+            0,
+            1,
+            2,
+            3,
+            4,
+            0,
+            1,
+            2,
+        ]
     # plain evaluate forwards them; one process (shard=(0, 1)) needs no gather
     assert evaluate(model, tokenizer, task_rows, shard=(1, 2), gather=concatenate(1), **kwargs) == whole
     assert evaluate(model, tokenizer, task_rows, shard=(0, 1), **kwargs) == whole
@@ -177,7 +231,15 @@ def test_sharded_evaluation_checks_its_arguments(rte_rows):
     with pytest.raises(ValueError, match="not a valid"):
         evaluate(model, tokenizer, {"rte": rte_rows}, shard=(2, 2), gather=lambda x: x)
     with pytest.raises(RuntimeError, match="exactly once"):  # a gather that loses the other process's rows
-        evaluate(model, tokenizer, {"rte": rte_rows}, shard=(0, 2), gather=lambda x: x, batch_size=4, max_source_length=32)
+        evaluate(
+            model,
+            tokenizer,
+            {"rte": rte_rows},
+            shard=(0, 2),
+            gather=lambda x: x,
+            batch_size=4,
+            max_source_length=32,
+        )
 
 
 def test_evaluation_batches_rows_of_similar_length_and_keeps_row_order(monkeypatch, data_dir):
@@ -195,10 +257,14 @@ def test_evaluation_batches_rows_of_similar_length_and_keeps_row_order(monkeypat
         return batch
 
     monkeypatch.setattr(evaluation.Collator, "__call__", spy)
-    records = predict(model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=4, max_source_length=64)
+    records = predict(
+        model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=4, max_source_length=64
+    )
     assert [r["index"] for r in records] == list(range(12))
     assert [r["idx"] for r in records] == [row["idx"] for row in rows]
     lengths = [length for batch in seen for length in batch]
     assert lengths == sorted(lengths, reverse=True) and len(lengths) == 12
-    one_by_one = predict(model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=1, max_source_length=64)
+    one_by_one = predict(
+        model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=1, max_source_length=64
+    )
     assert [r["prediction"] for r in records] == [r["prediction"] for r in one_by_one]

@@ -38,16 +38,28 @@ def _trainer(model: AttemptModel, out: Path, max_steps: int):
         output_dir=str(out), max_steps=max_steps, per_device_train_batch_size=4, learning_rate=0.3, save_steps=2,
         save_strategy="steps", logging_steps=1, report_to=[], use_cpu=True, disable_tqdm=True, seed=3,
     )  # fmt: skip
-    collator = Collator(build_tokenizer("seq2seq"), model.family, ["rte"], max_source_length=32, max_target_length=8)
-    return AttemptTrainer(model=model, args=args, train_dataset=make_examples("rte", ROWS), data_collator=collator)
+    collator = Collator(
+        build_tokenizer("seq2seq"), model.family, ["rte"], max_source_length=32, max_target_length=8
+    )
+    return AttemptTrainer(
+        model=model, args=args, train_dataset=make_examples("rte", ROWS), data_collator=collator
+    )
 
 
 def test_attempt_output_reads_by_key_and_position_like_transformers_outputs():
     from transformers.utils import ModelOutput
 
     out = AttemptOutput(loss=torch.tensor(2.0), logits=torch.ones(1, 3))
-    assert isinstance(out, ModelOutput) and out["loss"] is out.loss and out[0] is out.loss and out[1] is out.logits
-    assert out.to_tuple() == (out.loss, out.logits)  # attention_weights is None: left out, as transformers does
+    assert (
+        isinstance(out, ModelOutput)
+        and out["loss"] is out.loss
+        and out[0] is out.loss
+        and out[1] is out.logits
+    )
+    assert out.to_tuple() == (
+        out.loss,
+        out.logits,
+    )  # attention_weights is None: left out, as transformers does
 
 
 @pytest.mark.slow
@@ -60,16 +72,27 @@ def test_trainer_trains_saves_only_the_trained_part_and_reloads(tmp_path):
     assert [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]  # and logged a loss
 
     trainer.save_model(str(tmp_path / "final"))
-    files = sorted(str(p.relative_to(tmp_path / "final")) for p in (tmp_path / "final").rglob("*") if p.is_file())
-    assert files == ["attempt_config.json", "attempt_model.safetensors", "sources/mnli.json", "sources/mnli.safetensors",
-                     "sources/qnli.json", "sources/qnli.safetensors", "training_args.bin"]  # no backbone weights
+    files = sorted(
+        str(p.relative_to(tmp_path / "final")) for p in (tmp_path / "final").rglob("*") if p.is_file()
+    )
+    assert files == [
+        "attempt_config.json",
+        "attempt_model.safetensors",
+        "sources/mnli.json",
+        "sources/mnli.safetensors",
+        "sources/qnli.json",
+        "sources/qnli.safetensors",
+        "training_args.bin",
+    ]  # no backbone weights
     checkpoint = tmp_path / "out" / "checkpoint-4"
     assert (checkpoint / "attempt_model.safetensors").is_file() and (checkpoint / "optimizer.pt").is_file()
     assert not list(checkpoint.glob("model*.safetensors"))
 
     loaded = AttemptModel.from_pretrained(build_backbone("seq2seq"), tmp_path / "final").eval()
     model.eval()
-    collator = Collator(build_tokenizer("seq2seq"), "seq2seq", ["rte"], max_source_length=32, max_target_length=8)
+    collator = Collator(
+        build_tokenizer("seq2seq"), "seq2seq", ["rte"], max_source_length=32, max_target_length=8
+    )
     batch = dict(collator(make_examples("rte", ROWS[:4])))
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, loaded(**batch).logits)
@@ -94,6 +117,8 @@ def test_trainer_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
     interrupted.add_callback(_StopAt(2))  # a 4-step run (same schedule) killed after its step-2 checkpoint
     interrupted.train()
     again = _model()  # a fresh process: weights come from the checkpoint
-    _trainer(again, tmp_path / "resumed", max_steps=4).train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
+    _trainer(again, tmp_path / "resumed", max_steps=4).train(
+        resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2")
+    )
     for name, tensor in straight.trainable_state_dict().items():
         assert torch.allclose(tensor, again.trainable_state_dict()[name], atol=1e-6), name

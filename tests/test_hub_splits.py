@@ -16,8 +16,17 @@ SUPER_GLUE = ("train", "validation", "test")
 # (hub_id, config) → the split names on the Hub (dataset cards, as of 2025)
 HUB_SPLITS: dict[tuple[str, str | None], tuple[str, ...]] = {
     **{("nyu-mll/glue", c): GLUE for c in ("cola", "sst2", "mrpc", "qqp", "stsb", "qnli", "rte")},
-    ("nyu-mll/glue", "mnli"): ("train", "validation_matched", "validation_mismatched", "test_matched", "test_mismatched"),
-    **{("aps/super_glue", c): SUPER_GLUE for c in ("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc", "wsc.fixed")},
+    ("nyu-mll/glue", "mnli"): (
+        "train",
+        "validation_matched",
+        "validation_mismatched",
+        "test_matched",
+        "test_mismatched",
+    ),
+    **{
+        ("aps/super_glue", c): SUPER_GLUE
+        for c in ("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc", "wsc.fixed")
+    },
     ("rajpurkar/squad", "plain_text"): ("train", "validation"),
     ("mrqa-workshop/mrqa", "plain_text"): ("train", "validation", "test"),
     ("allenai/winogrande", "winogrande_xl"): ("train", "validation", "test"),
@@ -33,7 +42,9 @@ MIRROR_ONLY_SUFFIXES = ("_proxy", "_fewglue32")
 def test_every_split_a_task_asks_for_is_a_hub_split_of_its_dataset(name):
     task = get_task(name)
     key = (task.hub_id, task.config)
-    assert key in HUB_SPLITS, f"{name}: record the Hub's split names of {key} in HUB_SPLITS (from its dataset card)"
+    assert key in HUB_SPLITS, (
+        f"{name}: record the Hub's split names of {key} in HUB_SPLITS (from its dataset card)"
+    )
     asked = [task.train_split, task.validation_split] + ([task.test_split] if task.test_split else [])
     missing = [split for split in asked if split not in HUB_SPLITS[key]]
     assert not missing, f"{name} asks for {missing}; {task.hub_id} has {HUB_SPLITS[key]}"
@@ -52,6 +63,8 @@ def test_the_mirror_names_its_files_by_the_hub_splits(data_dir):
         folder = mirror_path(task, "train", data_dir).parent
         for path in sorted(Path(folder).glob("*.jsonl")) if folder.is_dir() else []:
             split = path.stem
-            assert split in HUB_SPLITS[(task.hub_id, task.config)] or split.endswith(MIRROR_ONLY_SUFFIXES), path
+            assert split in HUB_SPLITS[(task.hub_id, task.config)] or split.endswith(MIRROR_ONLY_SUFFIXES), (
+                path
+            )
             checked += 1
     assert checked > 20

@@ -31,7 +31,9 @@ def holder():
 
     def start(folder: Path) -> subprocess.Popen:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        process = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env=env
+        )
         started.append(process)
         assert process.stdout.readline().strip() == "held"
         return process
@@ -46,7 +48,10 @@ def holder():
 def test_a_held_folder_is_refused_naming_the_holder(tmp_path, holder):
     process = holder(tmp_path / "run")
     assert locking.holder_pid(tmp_path / "run") == process.pid
-    with pytest.raises(locking.FolderInUse, match=rf"in use by process {process.pid}"), locking.locked(tmp_path / "run", "run folder"):
+    with (
+        pytest.raises(locking.FolderInUse, match=rf"in use by process {process.pid}"),
+        locking.locked(tmp_path / "run", "run folder"),
+    ):
         pass
 
 
@@ -64,8 +69,12 @@ def test_a_second_training_run_on_the_same_folder_fails_at_once(tmp_path, data_d
     config = make_config(tmp_path, data_dir)
     process = holder(Path(config.output_dir))
     started = time.time()
-    with pytest.raises(locking.FolderInUse, match=rf"run folder .*run is in use by process {process.pid}.*another output_dir"):
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    with pytest.raises(
+        locking.FolderInUse, match=rf"run folder .*run is in use by process {process.pid}.*another output_dir"
+    ):
+        train(
+            config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+        )
     assert time.time() - started < 10
     assert sorted(p.name for p in Path(config.output_dir).iterdir()) == [locking.LOCK_FILE]  # nothing written
 
@@ -85,7 +94,9 @@ def test_a_failed_run_leaves_no_empty_folder_behind(tmp_path, data_dir):
     PromptLibrary(tmp_path / "lib").add(SourcePrompt("wide", torch.zeros(4, 16)))
     config = make_config(tmp_path, data_dir, tasks=("rte",), source_prompts=("wide",), mode="spot")
     with pytest.raises(ValueError, match="has d=16"):
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(
+            config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+        )
     assert not Path(config.output_dir).exists()
 
 

@@ -82,7 +82,9 @@ def test_auto_temperature_gives_the_same_reach_on_any_embedding_scale():
     keys = sources.max(dim=1).values  # (t, d)
     centred = (keys - keys.mean(dim=-1, keepdim=True)).norm(dim=-1)  # (t,)
     assert mixture.temperature == pytest.approx(math.sqrt(D) * float(centred.max()) / 5)
-    big = AttentionalMixture(AttemptConfig(prompt_length=M), D, sources * 100, mixture.target_prompts[0].detach() * 100)
+    big = AttentionalMixture(
+        AttemptConfig(prompt_length=M), D, sources * 100, mixture.target_prompts[0].detach() * 100
+    )
     assert big.temperature == pytest.approx(100 * mixture.temperature, rel=1e-5)
     with torch.no_grad():
         big.attention.norm.weight.copy_(mixture.attention.norm.weight)
@@ -145,7 +147,9 @@ def test_prompt_tuning_returns_the_task_prompt():
     x, mask = batch()
     prompt, weights = mixture(x, mask, torch.tensor([1, 0, 1]))
     assert weights is None
-    assert torch.equal(prompt[0], mixture.target_prompts[1]) and torch.equal(prompt[1], mixture.target_prompts[0])
+    assert torch.equal(prompt[0], mixture.target_prompts[1]) and torch.equal(
+        prompt[1], mixture.target_prompts[0]
+    )
 
 
 def test_adding_and_removing_a_source_prompt_keeps_the_attention_module():
@@ -165,7 +169,9 @@ def test_adding_and_removing_a_source_prompt_keeps_the_attention_module():
 
 
 def test_config_validates_itself():
-    with pytest.raises(ValueError, match="pooling='avg' is not valid. Choose one of: max, max_unmasked, mean"):
+    with pytest.raises(
+        ValueError, match="pooling='avg' is not valid. Choose one of: max, max_unmasked, mean"
+    ):
         AttemptConfig(pooling="avg")
     with pytest.raises(ValueError, match="Unknown AttemptConfig key"):
         AttemptConfig.from_dict({"poolin": "max"})
@@ -197,7 +203,9 @@ def test_logit_bounds_match_their_formula_and_hold_against_an_adversary():
     assert reached > 1.05 / (T + 1)  # the adversary did move the attention
     assert reached <= bound + 1e-6
     scores = weights.log() - weights.log().mean(-1, keepdim=True)  # logits up to a shift
-    assert float((scores[:, 0] - scores[:, 1:].min(-1).values).max()) <= float(2 * mixture.logit_bounds(1).max())
+    assert float((scores[:, 0] - scores[:, 1:].min(-1).values).max()) <= float(
+        2 * mixture.logit_bounds(1).max()
+    )
 
 
 def test_lower_temperature_and_larger_gain_raise_the_bound():
@@ -222,7 +230,9 @@ def test_original_preset_matches_the_original_code():
     for weight in (mixture.attention.down.weight, mixture.attention.up.weight):
         assert float(weight.std()) == pytest.approx(0.01, rel=0.1) and abs(float(weight.mean())) < 2e-3
     assert not any(p.requires_grad for p in mixture.attention.norm.parameters())
-    default = AttentionalMixture(AttemptConfig(prompt_length=M), 256, torch.randn(T, M, 256), torch.randn(M, 256))
+    default = AttentionalMixture(
+        AttemptConfig(prompt_length=M), 256, torch.randn(T, M, 256), torch.randn(M, 256)
+    )
     assert float(default.attention.down.weight.std()) > 0.03  # nn.Linear's kaiming-uniform: 1/sqrt(3·256)
     assert AttemptConfig.original(temperature=5.0).temperature == 5.0
     with pytest.raises(ValueError, match="attention_init"):
@@ -242,7 +252,9 @@ def test_the_attention_learns_to_route_two_kinds_of_input_to_their_own_sources(s
         mixture = AttentionalMixture(config, D, sources, torch.randn(M, D))
         directions = torch.randn(D) * shared + torch.randn(2, D)  # (2, D): kind 0's and kind 1's direction
         kinds = torch.arange(32) % 2
-        x = directions[kinds][:, None, :] + 0.3 * torch.randn(32, L, D)  # (32, L, D) noisy tokens of each kind
+        x = directions[kinds][:, None, :] + 0.3 * torch.randn(
+            32, L, D
+        )  # (32, L, D) noisy tokens of each kind
         wanted = sources[kinds]  # (32, M, D): kind 0 is served best by source 0, kind 1 by source 1
         optimizer = torch.optim.Adam(mixture.attention.parameters(), lr=0.01)  # the target prompt stays put
         for _ in range(300):
@@ -265,7 +277,10 @@ def test_centred_inputs_subtract_the_running_mean_of_the_training_inputs():
     centred, _ = make(AttemptConfig(prompt_length=M, tasks=("a",), centre_inputs=True))
     plain, _ = make(AttemptConfig(prompt_length=M, tasks=("a",)))
     plain.load_state_dict({k: v for k, v in centred.state_dict().items() if "input" not in k})
-    assert set(centred.attention.state_dict()) - set(plain.attention.state_dict()) == {"input_mean", "inputs_seen"}
+    assert set(centred.attention.state_dict()) - set(plain.attention.state_dict()) == {
+        "input_mean",
+        "inputs_seen",
+    }
     x, mask = batch(1)
     more = torch.randn(2, L, D) + 3.0
     centred.train()

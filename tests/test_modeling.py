@@ -13,8 +13,13 @@ from attempt.testing import build_backbone, build_tokenizer
 
 M = 4
 FAMILIES = [
-    ("seq2seq", None), ("seq2seq", "bart"), ("causal", None), ("causal", "gpt2"), ("causal", "qwen2"),
-    ("encoder", None), ("encoder", "roberta"),
+    ("seq2seq", None),
+    ("seq2seq", "bart"),
+    ("causal", None),
+    ("causal", "gpt2"),
+    ("causal", "qwen2"),
+    ("encoder", None),
+    ("encoder", "roberta"),
 ]
 
 
@@ -31,14 +36,22 @@ def build(family, arch=None, tasks=("rte", "cb"), method="attempt", **fields):
     return AttemptModel.from_backbone(backbone, source_prompts=sources(), config=config)
 
 
-def make_batch(family, texts=("the cat is happy", "a dog", "the movie was great and good"), task_ids=(0, 1, 0)):
+def make_batch(
+    family, texts=("the cat is happy", "a dog", "the movie was great and good"), task_ids=(0, 1, 0)
+):
     tokenizer = build_tokenizer("causal" if family == "causal" else family)
     if family == "causal":
         tokenizer.padding_side = "right"
     enc = tokenizer(list(texts), padding=True, return_tensors="pt")
-    batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "task_ids": torch.tensor(task_ids)}
+    batch = {
+        "input_ids": enc["input_ids"],
+        "attention_mask": enc["attention_mask"],
+        "task_ids": torch.tensor(task_ids),
+    }
     if family == "seq2seq":
-        labels = build_tokenizer("seq2seq")(["yes", "no", "yes"], padding=True, return_tensors="pt")["input_ids"]
+        labels = build_tokenizer("seq2seq")(["yes", "no", "yes"], padding=True, return_tensors="pt")[
+            "input_ids"
+        ]
         batch["labels"] = labels.masked_fill(labels == 0, -100)
     elif family == "causal":
         batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
@@ -71,10 +84,20 @@ def test_only_prompt_attention_and_head_get_gradients_and_change(family, arch):
     optimizer = torch.optim.AdamW(model.parameter_groups(prompt_lr=0.1, attention_lr=0.05), weight_decay=0.0)
     model(**make_batch(family)).loss.backward()
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
-    expected = {"mixture.target_prompts", "mixture.attention.down.weight", "mixture.attention.up.weight",
-                "mixture.attention.norm.weight", "mixture.attention.norm.bias"}
+    expected = {
+        "mixture.target_prompts",
+        "mixture.attention.down.weight",
+        "mixture.attention.up.weight",
+        "mixture.attention.norm.weight",
+        "mixture.attention.norm.bias",
+    }
     if family == "encoder":
-        expected |= {"head.heads.rte.weight", "head.heads.rte.bias", "head.heads.cb.weight", "head.heads.cb.bias"}
+        expected |= {
+            "head.heads.rte.weight",
+            "head.heads.rte.bias",
+            "head.heads.cb.weight",
+            "head.heads.cb.bias",
+        }
     assert with_grad == expected
     assert all(not p.requires_grad for p in model.backbone.parameters())
     optimizer.step()
@@ -113,10 +136,20 @@ def test_save_load_round_trip(tmp_path, family, arch):
     from safetensors.torch import load_file
 
     keys = set(load_file(str(tmp_path / "run" / "attempt_model.safetensors")))
-    expected = {"mixture.target_prompts", "mixture.attention.down.weight", "mixture.attention.up.weight",
-                "mixture.attention.norm.weight", "mixture.attention.norm.bias"}
+    expected = {
+        "mixture.target_prompts",
+        "mixture.attention.down.weight",
+        "mixture.attention.up.weight",
+        "mixture.attention.norm.weight",
+        "mixture.attention.norm.bias",
+    }
     if family == "encoder":
-        expected |= {"head.heads.rte.weight", "head.heads.rte.bias", "head.heads.cb.weight", "head.heads.cb.bias"}
+        expected |= {
+            "head.heads.rte.weight",
+            "head.heads.rte.bias",
+            "head.heads.cb.weight",
+            "head.heads.cb.bias",
+        }
     assert keys == expected
     loaded = AttemptModel.from_pretrained(model.backbone, tmp_path / "run", source_prompts=library)
     batch = make_batch(family)
@@ -136,16 +169,26 @@ def test_load_catches_a_changed_source_prompt_and_a_dimension_mismatch(tmp_path)
     with pytest.raises(ValueError, match="pass them"):
         AttemptModel.from_pretrained(model.backbone, tmp_path / "run")
     with pytest.raises(ValueError, match="d=32"):
-        AttemptModel.from_pretrained(build_backbone("causal", hidden_size=48), tmp_path / "run", source_prompts=sources())
+        AttemptModel.from_pretrained(
+            build_backbone("causal", hidden_size=48), tmp_path / "run", source_prompts=sources()
+        )
     with pytest.raises(ValueError, match=r"has d=32 .* this backbone's embeddings have d=48"):
-        AttemptModel.from_backbone(build_backbone("causal", hidden_size=48), source_prompts=sources(), prompt_length=M)
+        AttemptModel.from_backbone(
+            build_backbone("causal", hidden_size=48), source_prompts=sources(), prompt_length=M
+        )
 
 
 @pytest.mark.parametrize(
     ("shape", "message"),
     [
-        ((M, 16), rf"Source prompt 'src1' has shape \(m, d\) = \({M}, 16\) .*\(d: expected 32, found 16; m: expected"),
-        ((M + 2, 32), rf"Source prompt 'src1' has shape \(m, d\) = \({M + 2}, 32\) .*m: expected {M}, found {M + 2}\)"),
+        (
+            (M, 16),
+            rf"Source prompt 'src1' has shape \(m, d\) = \({M}, 16\) .*\(d: expected 32, found 16; m: expected",
+        ),
+        (
+            (M + 2, 32),
+            rf"Source prompt 'src1' has shape \(m, d\) = \({M + 2}, 32\) .*m: expected {M}, found {M + 2}\)",
+        ),
     ],
 )
 def test_load_reports_a_library_prompt_of_another_shape_as_a_shape_mismatch(tmp_path, shape, message):
@@ -189,8 +232,10 @@ def test_mixed_task_generate_uses_each_task_prompt(family, arch):
     task_ids = torch.tensor([0, 1, 1, 0])
     kwargs = {"max_new_tokens": 5, "do_sample": False, "output_scores": True, "return_dict_in_generate": True}
     mixed = model.generate(enc["input_ids"], enc["attention_mask"], task_ids=task_ids, **kwargs)
-    outputs = {t: model.generate(enc["input_ids"], enc["attention_mask"], task_ids=torch.full((4,), t), **kwargs)
-               for t in (0, 1)}
+    outputs = {
+        t: model.generate(enc["input_ids"], enc["attention_mask"], task_ids=torch.full((4,), t), **kwargs)
+        for t in (0, 1)
+    }
     for row, task in enumerate(task_ids.tolist()):
         assert torch.equal(mixed.sequences[row], outputs[task].sequences[row])
         torch.testing.assert_close(mixed.scores[0][row], outputs[task].scores[0][row])
@@ -206,7 +251,9 @@ def test_causal_generation_ignores_left_padding(arch):
     texts = ["the cat is happy and the dog is sad", "a dog"]
     enc = tokenizer(texts, padding=True, return_tensors="pt")
     kwargs = {"max_new_tokens": 4, "do_sample": False}
-    together = model.generate(enc["input_ids"], enc["attention_mask"], task_ids=torch.tensor([0, 1]), **kwargs)
+    together = model.generate(
+        enc["input_ids"], enc["attention_mask"], task_ids=torch.tensor([0, 1]), **kwargs
+    )
     alone = tokenizer([texts[1]], return_tensors="pt")
     single = model.generate(alone["input_ids"], alone["attention_mask"], task_ids=torch.tensor([1]), **kwargs)
     assert torch.equal(together[1], single[0])
@@ -214,7 +261,7 @@ def test_causal_generation_ignores_left_padding(arch):
     for _ in range(4):
         logits = model(ids, torch.ones_like(ids), task_ids=torch.tensor([1])).logits
         ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    assert torch.equal(single[0], ids[0, alone["input_ids"].shape[1]:])
+    assert torch.equal(single[0], ids[0, alone["input_ids"].shape[1] :])
 
 
 def test_causal_generate_rejects_right_padding():
@@ -257,10 +304,17 @@ def test_target_initialisation_options():
     prompts = sources()
     model = AttemptModel.from_backbone(backbone, source_prompts=prompts, prompt_length=M)
     assert torch.equal(model.mixture.target_prompts[0], prompts[0].embeddings)  # the original's choice
-    model = AttemptModel.from_backbone(backbone, source_prompts=prompts, prompt_length=M, target_init_source="src2")
+    model = AttemptModel.from_backbone(
+        backbone, source_prompts=prompts, prompt_length=M, target_init_source="src2"
+    )
     assert torch.equal(model.mixture.target_prompts[0], prompts[2].embeddings)
     model = AttemptModel.from_backbone(
-        backbone, prompt_length=M, method="prompt_tuning", target_init="text", target_init_text="the cat", tokenizer=tokenizer
+        backbone,
+        prompt_length=M,
+        method="prompt_tuning",
+        target_init="text",
+        target_init_text="the cat",
+        tokenizer=tokenizer,
     )
     embedding = backbone.get_input_embeddings().weight
     ids = tokenizer("the cat", add_special_tokens=False)["input_ids"]
@@ -296,7 +350,10 @@ def test_modularity_add_source_prompt_to_trained_model(tmp_path):
     assert model(**make_batch("seq2seq")).attention_weights.shape == (3, 5)
     assert all(torch.equal(v, attention[k]) for k, v in model.mixture.attention.state_dict().items())
     model.save_pretrained(tmp_path / "run")
-    names = [s["name"] for s in json.loads((tmp_path / "run" / "attempt_config.json").read_text())["source_prompts"]]
+    names = [
+        s["name"]
+        for s in json.loads((tmp_path / "run" / "attempt_config.json").read_text())["source_prompts"]
+    ]
     assert names == ["src0", "src1", "src2", "new"]
 
 
@@ -305,7 +362,9 @@ def test_causal_lm_head_on_input_positions_only_changes_nothing(arch):
     """Skipping the prompt positions' logits (logits_to_keep) gives the same logits and loss as computing all."""
     model = build("causal", arch)
     batch = make_batch("causal")
-    batch["labels"][:, 0] = batch["input_ids"][:, 0]  # a label on the first input token, predicted from the prompt
+    batch["labels"][:, 0] = batch["input_ids"][
+        :, 0
+    ]  # a label on the first input token, predicted from the prompt
     assert model._keeps_logits
     fast = model(**batch)
     model.__dict__["_keeps_logits"] = False
@@ -337,14 +396,20 @@ def test_causal_attention_reads_the_input_not_the_label_words():
 
     torch.manual_seed(0)
     sources = [SourcePrompt(n, torch.randn(4, 32) * 3, task=n) for n in ("mnli", "sst2")]
-    model = AttemptModel.from_backbone(build_backbone("causal"), sources, AttemptConfig(prompt_length=4, tasks=("rte",)))
+    model = AttemptModel.from_backbone(
+        build_backbone("causal"), sources, AttemptConfig(prompt_length=4, tasks=("rte",))
+    )
     collator = Collator(build_tokenizer("causal"), "causal", ["rte"], 64, 8)
-    rows = [{"sentence1": "the cat is happy", "sentence2": "a cat", "label": 0, "idx": 0},
-            {"sentence1": "a dog", "sentence2": "the dog is not sad", "label": 1, "idx": 1}]
+    rows = [
+        {"sentence1": "the cat is happy", "sentence2": "a cat", "label": 0, "idx": 0},
+        {"sentence1": "a dog", "sentence2": "the dog is not sad", "label": 1, "idx": 1},
+    ]
     examples = [{"task": "rte", "row": row, "index": i} for i, row in enumerate(rows)]
     training, inference = collator(examples), collator(examples, for_generation=True)
     trained = model(**training).attention_weights
-    _, _, inferred = model.prompted_inputs(inference["input_ids"], inference["attention_mask"], inference["task_ids"])
+    _, _, inferred = model.prompted_inputs(
+        inference["input_ids"], inference["attention_mask"], inference["task_ids"]
+    )
     torch.testing.assert_close(trained, inferred)
     assert float((trained - trained.mean(0)).abs().max()) > 1e-4  # the weights do depend on the input
 
@@ -355,7 +420,9 @@ def test_from_pretrained_refuses_damaged_weights_naming_the_file(tmp_path):
     torch.manual_seed(0)
     sources = [SourcePrompt("mnli", torch.randn(4, 32), task="mnli")]
     backbone = build_backbone("causal")
-    AttemptModel.from_backbone(backbone, sources, AttemptConfig(prompt_length=4, tasks=("rte",))).save_pretrained(tmp_path / "m")
+    AttemptModel.from_backbone(
+        backbone, sources, AttemptConfig(prompt_length=4, tasks=("rte",))
+    ).save_pretrained(tmp_path / "m")
     weights = tmp_path / "m" / "attempt_model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-64:] = b"\x7f" * 64  # inside the tensor bytes: still loads, different values
@@ -371,7 +438,9 @@ def test_centred_inputs_mean_is_saved_and_reloads_the_same(tmp_path):
     batch = make_batch("causal")
     model.train()
     model(**batch)  # a training forward sets μ
-    assert int(model.mixture.attention.inputs_seen) == 3 and model.mixture.attention.input_mean.abs().sum() > 0
+    assert (
+        int(model.mixture.attention.inputs_seen) == 3 and model.mixture.attention.input_mean.abs().sum() > 0
+    )
     model.save_pretrained(tmp_path / "run")
     from safetensors.torch import load_file
 

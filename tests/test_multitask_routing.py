@@ -37,36 +37,61 @@ def test_routing_renormalises_over_the_sources_and_measures_the_distance(routing
 def test_a_tiny_multitask_run_reports_each_tasks_routing(routing_bench, tmp_path, data_dir):
     library = PromptLibrary(tmp_path / "lib")
     for i, name in enumerate(("mnli", "sst2")):
-        library.add(SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name))
+        library.add(
+            SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name)
+        )
     options = routing_bench.Options(library=tmp_path / "lib", sources=("mnli", "sst2"), seeds=(0, 1), steps=2,
                                     batch=4, train_limit=8, test_limit=6, tiny=True)  # fmt: skip
     results = routing_bench.run(options, tmp_path / "out", data_dir)
     assert [r["seed"] for r in results["runs"]] == [0, 1]
     for r in results["runs"]:
         assert set(r["routing"]["tasks"]) == {"sst2", "rte"} and 0 <= r["routing"]["distance"] <= 1
-        assert all(t["rows"] == 6 and sum(t["mean"].values()) == pytest.approx(1) for t in r["routing"]["tasks"].values())
+        assert all(
+            t["rows"] == 6 and sum(t["mean"].values()) == pytest.approx(1)
+            for t in r["routing"]["tasks"].values()
+        )
     written = (tmp_path / "out" / "multitask-routing-tiny-llama.md").read_text()
     assert "| 1 | rte |" in written and "Total-variation distance" in written
     saved = json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())
     assert saved["runs"] == results["runs"]
     finished = sorted((tmp_path / "out" / "reproduce").rglob("results.json"))
     stamps = [p.stat().st_mtime_ns for p in finished]
-    again = routing_bench.run(options, tmp_path / "out", data_dir)  # finished seeds are read back, not retrained
+    again = routing_bench.run(
+        options, tmp_path / "out", data_dir
+    )  # finished seeds are read back, not retrained
     assert again["runs"] == results["runs"] and [p.stat().st_mtime_ns for p in finished] == stamps
     assert len(finished) == 2
     shutil.rmtree(tmp_path / "out" / "reproduce")  # a new session: only the committed JSON is left
     more = routing_bench.run(dataclasses.replace(options, seeds=(0, 1, 2)), tmp_path / "out", data_dir)
     assert more["runs"][:2] == results["runs"] and more["runs"][2]["seed"] == 2
     assert sorted(p.parent.name for p in (tmp_path / "out" / "reproduce").rglob("results.json")) == ["seed2"]
-    faster = routing_bench.run(dataclasses.replace(options, attention_lr=0.1, seeds=(0,)), tmp_path / "out", data_dir)
-    assert faster["options"]["attention_lr"] == 0.1 and "attention 0.1" in (tmp_path / "out" / "multitask-routing-tiny-llama-attention-lr0.1.md").read_text()
-    assert json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())["runs"] == more["runs"]
+    faster = routing_bench.run(
+        dataclasses.replace(options, attention_lr=0.1, seeds=(0,)), tmp_path / "out", data_dir
+    )
+    assert (
+        faster["options"]["attention_lr"] == 0.1
+        and "attention 0.1"
+        in (tmp_path / "out" / "multitask-routing-tiny-llama-attention-lr0.1.md").read_text()
+    )
+    assert (
+        json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())["runs"]
+        == more["runs"]
+    )
     longer = routing_bench.run(dataclasses.replace(options, steps=3, seeds=(0,)), tmp_path / "out", data_dir)
-    assert longer["options"]["steps"] == 3 and len(list((tmp_path / "out" / "reproduce").rglob("results.json"))) == 3
-    centred = routing_bench.run(dataclasses.replace(options, centre_inputs=True, seeds=(0,)), tmp_path / "out", data_dir)
+    assert (
+        longer["options"]["steps"] == 3
+        and len(list((tmp_path / "out" / "reproduce").rglob("results.json"))) == 3
+    )
+    centred = routing_bench.run(
+        dataclasses.replace(options, centre_inputs=True, seeds=(0,)), tmp_path / "out", data_dir
+    )
     assert "x̂ centred" in (tmp_path / "out" / "multitask-routing-tiny-llama-centred.md").read_text()
-    assert centred["runs"][0]["routing"] != more["runs"][0]["routing"]  # the same seed, another attention input
+    assert (
+        centred["runs"][0]["routing"] != more["runs"][0]["routing"]
+    )  # the same seed, another attention input
     older = json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())
     del older["options"]["centre_inputs"]  # a JSON written before the option existed still counts
     (tmp_path / "out" / "multitask-routing-tiny-llama.json").write_text(json.dumps(older))
-    assert routing_bench._kept_runs(tmp_path / "out" / "multitask-routing-tiny-llama.json", longer["options"]).keys() == {0}
+    assert routing_bench._kept_runs(
+        tmp_path / "out" / "multitask-routing-tiny-llama.json", longer["options"]
+    ).keys() == {0}

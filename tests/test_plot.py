@@ -32,8 +32,9 @@ def test_attention_matrix_layout():
 
 
 def test_attention_heatmap_png(tmp_path):
-    path, fig = attention_heatmap(ATTENTION, tmp_path / "sub" / "attn.png", title="ATTEMPT", dpi=50,
-                                  return_figure=True)
+    path, fig = attention_heatmap(
+        ATTENTION, tmp_path / "sub" / "attn.png", title="ATTEMPT", dpi=50, return_figure=True
+    )
     assert path.is_file() and path.stat().st_size > 1000
     width, height = _png_size(path)
     assert abs(width - 50 * (1.1 * 4 + 2.5)) <= 2 and abs(height - 50 * (0.6 * 3 + 1.5)) <= 2
@@ -116,8 +117,14 @@ def test_training_curves_read_the_nested_metrics_train_writes(tmp_path):
 def test_example_attention_heatmap_one_row_per_example(tmp_path):
     from attempt.evaluation.plots import example_attention_heatmap
 
-    records = [{"index": i, "reference": "yes" if i % 2 else "no",
-                "attention_weights": {"mnli": 0.1 * i, "sst2": 1 - 0.1 * i, "target": 0.0}} for i in range(5)]
+    records = [
+        {
+            "index": i,
+            "reference": "yes" if i % 2 else "no",
+            "attention_weights": {"mnli": 0.1 * i, "sst2": 1 - 0.1 * i, "target": 0.0},
+        }
+        for i in range(5)
+    ]
     path = example_attention_heatmap(records, tmp_path / "each.png", title="t")
     assert path.stat().st_size > 1000
     with pytest.raises(ValueError, match="No record has attention_weights"):

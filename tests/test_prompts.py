@@ -14,7 +14,9 @@ from attempt.testing import build_backbone
 
 def prompt(name="mnli", m=4, d=8, seed=0) -> SourcePrompt:
     g = torch.Generator().manual_seed(seed)
-    return SourcePrompt(name, torch.randn(m, d, generator=g), task=name, backbone="tiny", score={"accuracy": 80.0})
+    return SourcePrompt(
+        name, torch.randn(m, d, generator=g), task=name, backbone="tiny", score={"accuracy": 80.0}
+    )
 
 
 def test_library_add_list_load_rename_remove(tmp_path):
@@ -23,11 +25,19 @@ def test_library_add_list_load_rename_remove(tmp_path):
     library.add(prompt("mnli"))
     library.add(prompt("qnli", seed=1))
     assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == [
-        "mnli.json", "mnli.safetensors", "qnli.json", "qnli.safetensors"
+        "mnli.json",
+        "mnli.safetensors",
+        "qnli.json",
+        "qnli.safetensors",
     ]
     meta = library.list()[0]
     assert set(meta) == {"name", "task", "backbone", "hidden_size", "length", "training", "score", "hash"}
-    assert (meta["name"], meta["hidden_size"], meta["length"], meta["score"]) == ("mnli", 8, 4, {"accuracy": 80.0})
+    assert (meta["name"], meta["hidden_size"], meta["length"], meta["score"]) == (
+        "mnli",
+        8,
+        4,
+        {"accuracy": 80.0},
+    )
     loaded = library.load(["qnli", "mnli"])
     assert [p.name for p in loaded] == ["qnli", "mnli"]
     assert torch.equal(loaded[1].embeddings, prompt("mnli").embeddings)
@@ -90,7 +100,10 @@ def test_import_original_release(tmp_path, original_prompts_dir):
     assert torch.equal(library.get("record").embeddings, tensor)
     assert library.list()[0]["training"]["imported_from"] == str(path)
     assert imported.hash == content_hash(tensor)
-    assert read_original_prompt(original_prompts_dir / "record_prefix_embeddings_2b.d1024.pt").shape == (100, 1024)
+    assert read_original_prompt(original_prompts_dir / "record_prefix_embeddings_2b.d1024.pt").shape == (
+        100,
+        1024,
+    )
 
 
 def test_import_original_refuses_pickled_code(tmp_path):

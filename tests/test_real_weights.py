@@ -47,8 +47,10 @@ def test_minilm_attempt_steps_lower_the_loss(data_dir):
     batch = collator(make_examples("rte", rows))
     torch.manual_seed(0)
     model = AttemptModel.from_backbone(
-        backbone, sources(backbone.get_input_embeddings().weight, 20),
-        AttemptConfig(prompt_length=20, tasks=("rte",), num_labels=2), tokenizer=tokenizer,
+        backbone,
+        sources(backbone.get_input_embeddings().weight, 20),
+        AttemptConfig(prompt_length=20, tasks=("rte",), num_labels=2),
+        tokenizer=tokenizer,
     )
     losses = fit(model, dict(batch), steps=6, lr=0.05)
     assert losses[-1] < losses[0], losses
@@ -62,8 +64,10 @@ def test_smollm2_attempt_steps_lower_the_loss(data_dir):
     collator = Collator(tokenizer, family, ["rte"], max_source_length=96, max_target_length=4)
     batch = collator(make_examples("rte", rows))
     model = AttemptModel.from_backbone(
-        backbone, sources(backbone.get_input_embeddings().weight, 8),
-        AttemptConfig(prompt_length=8, tasks=("rte",)), tokenizer=tokenizer,
+        backbone,
+        sources(backbone.get_input_embeddings().weight, 8),
+        AttemptConfig(prompt_length=8, tasks=("rte",)),
+        tokenizer=tokenizer,
     )
     losses = fit(model, dict(batch), steps=4, lr=0.01)
     assert losses[-1] < losses[0], losses
@@ -77,19 +81,26 @@ def test_smollm2_rank_scores_reuse_the_cache_exactly(data_dir):
     rows = paper_splits("rte", data_dir)["validation"][:4]
     collator = Collator(tokenizer, "causal", ["rte"], max_source_length=96, max_target_length=8)
     model = AttemptModel.from_backbone(
-        backbone, sources(backbone.get_input_embeddings().weight, 8),
-        AttemptConfig(prompt_length=8, tasks=("rte",)), tokenizer=tokenizer,
+        backbone,
+        sources(backbone.get_input_embeddings().weight, 8),
+        AttemptConfig(prompt_length=8, tasks=("rte",)),
+        tokenizer=tokenizer,
     ).eval()
     candidates = collator.label_candidates("rte")
     assert max(len(c) for c in candidates) > 2  # " not_entailment" + eos is several BPE tokens
     inputs = collator(make_examples("rte", rows), for_generation=True)
-    fast = model.score_candidates(inputs["input_ids"], inputs["attention_mask"], inputs["task_ids"], candidates)
+    fast = model.score_candidates(
+        inputs["input_ids"], inputs["attention_mask"], inputs["task_ids"], candidates
+    )
     slow = []
     with torch.no_grad():
         for label in range(len(candidates)):
             batch = collator(make_examples("rte", [{**row, "label": label} for row in rows]))
-            slow.append(model.sequence_log_likelihood(
-                batch["input_ids"], batch["attention_mask"], batch["labels"], batch["task_ids"]))
+            slow.append(
+                model.sequence_log_likelihood(
+                    batch["input_ids"], batch["attention_mask"], batch["labels"], batch["task_ids"]
+                )
+            )
     slow = torch.stack(slow, dim=1)  # (B, C)
     torch.testing.assert_close(fast, slow, atol=2e-3, rtol=1e-4)
     assert fast.argmax(-1).tolist() == slow.argmax(-1).tolist()

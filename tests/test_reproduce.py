@@ -23,21 +23,50 @@ def test_mean_std_and_claims_on_made_up_numbers():
     targets = ["rte", "cb"]
     entry = lambda v: {"mean": v, "std": 0.0, "n": 1}  # noqa: E731
     agg = {
-        "table": {t: {"prompt_tuning": entry(50), "spot": entry(55), "attempt": entry(60), "attempt_m": entry(61),
-                      "finetune": entry(70)} for t in targets},
+        "table": {
+            t: {
+                "prompt_tuning": entry(50),
+                "spot": entry(55),
+                "attempt": entry(60),
+                "attempt_m": entry(61),
+                "finetune": entry(70),
+            }
+            for t in targets
+        },
         "average": {"prompt_tuning": 50, "spot": 55, "attempt": 60, "attempt_m": 61, "finetune": 70},
         "trainable_parameters": {"attempt": 10, "finetune": 10_000},
         "few_shot": {"rte": {"k=4": {"attempt": entry(52), "prompt_tuning": entry(51)}}},
     }
     verdicts = [c["verdict"] for c in report.claims(agg, targets)]
-    assert verdicts == ["holds", "holds", "does not hold", "holds"]  # 10 points below fine-tuning is not close
+    assert verdicts == [
+        "holds",
+        "holds",
+        "does not hold",
+        "holds",
+    ]  # 10 points below fine-tuning is not close
 
 
 def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
     first = reproduce.run(tmp_path, reproduce.Options(tiny=True, data_dir=data_dir), log=lambda *_: None)
     written = json.loads((tmp_path / "reproduce.json").read_text())
-    for key in ("mode", "backbone", "sizes", "targets", "sources", "cells", "aggregate", "attention", "claims",
-                "plots", "cells_computed", "cells_reused", "wall_time_s", "cells_wall_time_s", "paper_note", "lr_grid"):
+    for key in (
+        "mode",
+        "backbone",
+        "sizes",
+        "targets",
+        "sources",
+        "cells",
+        "aggregate",
+        "attention",
+        "claims",
+        "plots",
+        "cells_computed",
+        "cells_reused",
+        "wall_time_s",
+        "cells_wall_time_s",
+        "paper_note",
+        "lr_grid",
+    ):
         assert key in written, key
     assert set(written["aggregate"]) == {"table", "average", "trainable_parameters", "few_shot", "ablation"}
     for task in written["targets"]:  # the temperature ablation beside the paper's ATTEMPT, with its attention
@@ -55,7 +84,9 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
     few = written["aggregate"]["few_shot"]["boolq"]
     assert set(few["k=4"]) == set(reproduce.FEW_SHOT_METHODS)
     assert all("skipped" in entry for entry in few["k=16"].values())  # FewGLUE's 32 rows: 14 false < 16
-    assert [c["verdict"] in ("holds", "does not hold", "not measured") for c in written["claims"]] == [True] * 4
+    assert [c["verdict"] in ("holds", "does not hold", "not measured") for c in written["claims"]] == [
+        True
+    ] * 4
     assert set(written["attention"]["multi_task"]) == set(written["targets"])
     assert set(written["attention"]["single_task"]) == set(written["targets"])
     assert first["cells_computed"] > 0 and first["cells_reused"] == 0
@@ -76,13 +107,18 @@ def test_tiny_quick_writes_report_and_resumes(reproduce, tmp_path, data_dir):
 
 
 def test_full_sizes_validate_multi_task_runs_as_often_as_single_task_runs(reproduce, tmp_path, data_dir):
-    runner = reproduce.Runner(tmp_path, reproduce.Options(mode="full", tiny=True, data_dir=data_dir), log=lambda *_: None)
+    runner = reproduce.Runner(
+        tmp_path, reproduce.Options(mode="full", tiny=True, data_dir=data_dir), log=lambda *_: None
+    )
     shutil.rmtree(runner.data_dir, ignore_errors=True)  # only symlinks; no cell runs here
     runner.sizes = reproduce.SIZES["full"]
     every = runner.sizes["eval_every"]
     assert runner.config("attempt", ("rte",), 0.3, 0, tmp_path / "a").eval_every == every
     assert runner.config("attempt", ("rte", "cb", "cola"), 0.3, 0, tmp_path / "b").eval_every == 3 * every
-    assert runner.config("source", ("mnli",), 0.03, 0, tmp_path / "c").eval_every == runner.sizes["source_eval_every"]
+    assert (
+        runner.config("source", ("mnli",), 0.03, 0, tmp_path / "c").eval_every
+        == runner.sizes["source_eval_every"]
+    )
     assert set(runner.sizes["targets"]) <= set(reproduce.TARGETS)
     assert set(runner.sizes["few_shot_tasks"]) <= set(runner.sizes["targets"])
 
@@ -132,7 +168,9 @@ def test_methods_and_steps_make_a_smaller_grid_of_its_own(reproduce, tmp_path, d
     quiet = {"tiny": True, "data_dir": data_dir}
     silent = lambda *_: None  # noqa: E731
     default = reproduce.run(tmp_path, reproduce.Options(methods=("prompt_tuning",), **quiet), log=silent)
-    picked = reproduce.run(tmp_path, reproduce.Options(methods=("prompt_tuning", "attempt_sqrt_d"), steps=3, **quiet), log=silent)
+    picked = reproduce.run(
+        tmp_path, reproduce.Options(methods=("prompt_tuning", "attempt_sqrt_d"), steps=3, **quiet), log=silent
+    )
     assert Path(picked["runs_dir"]).name == "tiny-steps3-tiny-bert" and picked["sizes"]["steps"] == 3
     assert all(c["reused"] for c in picked["cells"] if c["stage"] == "source")  # the default grid's sources
     assert default["report_stem"] == "reproduce" and picked["report_stem"] == "reproduce-steps3"

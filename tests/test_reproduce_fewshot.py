@@ -19,15 +19,20 @@ def fewshot():
 
 
 def test_paired_difference_and_its_interval_by_hand(fewshot):
-    cells = [{"method": m, "task": "cb", "k": 16, "seed": s, "test": v}
-             for m, values in (("attempt", (60, 62, 70)), ("prompt_tuning", (50, 55, 58))) for s, v in enumerate(values)]
+    cells = [
+        {"method": m, "task": "cb", "k": 16, "seed": s, "test": v}
+        for m, values in (("attempt", (60, 62, 70)), ("prompt_tuning", (50, 55, 58)))
+        for s, v in enumerate(values)
+    ]
     p = fewshot.paired(cells, "attempt", "prompt_tuning", "cb", 16)
     diffs = [10, 7, 12]
     mean, sd = sum(diffs) / 3, math.sqrt(sum((d - 29 / 3) ** 2 for d in diffs) / 2)
     half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 degrees of freedom)
     assert p["mean"] == pytest.approx(mean) and p["ci95"] == pytest.approx([mean - half, mean + half])
     assert p["verdict"] == "a > b" and p["seeds"] == [0, 1, 2]
-    assert fewshot.paired(cells[:4], "attempt", "prompt_tuning", "cb", 16) is None  # one paired seed: no interval
+    assert (
+        fewshot.paired(cells[:4], "attempt", "prompt_tuning", "cb", 16) is None
+    )  # one paired seed: no interval
     assert fewshot._verdict(p) == "ATTEMPT (T auto) > PT"
     assert fewshot._verdict({**p, "verdict": "no difference at 95%"}) == "no difference at 95%"
 
@@ -50,7 +55,9 @@ def test_claim_verdicts_count_the_cells_each_way(fewshot):
     assert verdicts["attempt_paper"]["verdict"] == "not shown: no difference at 95% in all 1"
     assert verdicts["lora"]["verdict"] == "mixed: ahead in 1, behind in 1 of 2"
     assert verdicts["spot"]["cells"] == "cb k=16 -4.0, rte k=16 +1.0"
-    assert verdicts["input"]["verdict"] == "does not hold: input spread below 0.05"  # attempt_paper's 0.3 not counted
+    assert (
+        verdicts["input"]["verdict"] == "does not hold: input spread below 0.05"
+    )  # attempt_paper's 0.3 not counted
     summary["attention"]["rte attempt"]["input_spread"] = 0.06
     assert {c.get("b", "input"): c["verdict"] for c in fewshot.claims(summary)}["input"] == "holds"
     assert fewshot.claims({"paired": [], "attention": {}})[0]["verdict"] == "not measured"
@@ -66,7 +73,9 @@ def test_attention_stats_of_uniform_and_peaked_rows(fewshot):
 def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     library = PromptLibrary(tmp_path / "lib")
     for i, name in enumerate(("mnli", "sst2")):
-        library.add(SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name))
+        library.add(
+            SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name)
+        )
     options = fewshot.Options(library=tmp_path / "lib", sources=("mnli", "sst2"), targets=("cb", "rte"), ks=(16,), seeds=(0, 1), steps=2,
                               batch=4, test_limit=6, eval_limit=6, tiny=True)  # fmt: skip
     first = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
@@ -83,10 +92,18 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     assert reach["auto"]["max_weight"] > 0.9 > reach["paper"]["max_weight"] >= reach["uniform"] == 1 / 3
     written = (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
     assert "method − baseline" in written and "PARTIAL" not in written and "mean-pooled" not in written
-    assert [c["pairs"] for c in first["summary"]["claims"][:4]] == [2, 2, 2, 2] and "Verdict per claim" in written
+    assert [c["pairs"] for c in first["summary"]["claims"][:4]] == [
+        2,
+        2,
+        2,
+        2,
+    ] and "Verdict per claim" in written
     again = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert again["cells_computed"] == 0 and again["cells_reused"] == 20
-    assert json.loads((tmp_path / "out" / "reproduce-fewshot-tiny.json").read_text())["summary"] == again["summary"]
+    assert (
+        json.loads((tmp_path / "out" / "reproduce-fewshot-tiny.json").read_text())["summary"]
+        == again["summary"]
+    )
     # every method and seed saw the same test rows: the seed moves the k-shot sample, not the split
     root = tmp_path / "out" / "reproduce" / "fewshot-tiny-llama"
     for task in ("cb", "rte"):
@@ -102,13 +119,23 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
         "cells/attempt/cb/k16_s0/results.json", "cells/attempt/cb/k16_s0/test_predictions.jsonl",
         "cells/attempt/cb/k16_s0/train_config.json", "cells/attempt/cb/k16_s1/attention.json"]  # fmt: skip
     row = json.loads((kept / "cells/attempt/cb/k16_s0/test_predictions.jsonl").read_text().splitlines()[0])
-    assert set(row) == {"task", "index", "idx", "prediction", "reference", "attention_weights"}  # no input text
+    assert set(row) == {
+        "task",
+        "index",
+        "idx",
+        "prediction",
+        "reference",
+        "attention_weights",
+    }  # no input text
     shutil.rmtree(tmp_path / "out" / "reproduce")
     restored = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert restored["cells_computed"] == 0 and restored["cells_reused"] == 20
     assert restored["summary"]["paired"] == again["summary"]["paired"]
     assert restored["spot_sources"] == again["spot_sources"]
-    att, att_again = restored["summary"]["attention"]["cb attempt"], again["summary"]["attention"]["cb attempt"]
+    att, att_again = (
+        restored["summary"]["attention"]["cb attempt"],
+        again["summary"]["attention"]["cb attempt"],
+    )
     assert att["peak"] == pytest.approx(att_again["peak"], abs=1e-5)
 
 
@@ -117,11 +144,18 @@ def test_stash_keeps_only_finished_cells(fewshot, tmp_path):
     done, partial = root / "cells" / "attempt" / "cb" / "k16_s0", root / "cells" / "attempt" / "cb" / "k16_s1"
     done.mkdir(parents=True), partial.mkdir(parents=True)
     (done / "results.json").write_text("{}")
-    (done / "test_predictions.jsonl").write_text(json.dumps({"source": "long text", "prediction": "a"}) + "\n")
+    (done / "test_predictions.jsonl").write_text(
+        json.dumps({"source": "long text", "prediction": "a"}) + "\n"
+    )
     (partial / "metrics.jsonl").write_text("")  # no results.json: unfinished, not kept
     assert fewshot.stash(root, state) == 1
-    assert sorted(p.name for p in state.rglob("*") if p.is_file()) == ["results.json", "test_predictions.jsonl"]
-    assert json.loads((state / "cells/attempt/cb/k16_s0/test_predictions.jsonl").read_text()) == {"prediction": "a"}
+    assert sorted(p.name for p in state.rglob("*") if p.is_file()) == [
+        "results.json",
+        "test_predictions.jsonl",
+    ]
+    assert json.loads((state / "cells/attempt/cb/k16_s0/test_predictions.jsonl").read_text()) == {
+        "prediction": "a"
+    }
     shutil.rmtree(root)
     partial.mkdir(parents=True)
     (partial / "metrics.jsonl").write_text("")
@@ -132,7 +166,9 @@ def test_stash_keeps_only_finished_cells(fewshot, tmp_path):
 def test_an_ablation_runs_after_the_grid_and_is_paired_with_attempt(fewshot, tmp_path, data_dir):
     library = PromptLibrary(tmp_path / "lib")
     for i, name in enumerate(("mnli", "sst2")):
-        library.add(SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name))
+        library.add(
+            SourcePrompt(name, torch.randn(4, 32, generator=torch.Generator().manual_seed(i)), task=name)
+        )
     options = fewshot.Options(library=tmp_path / "lib", sources=("mnli", "sst2"), targets=("cb",), ks=(16,), seeds=(0, 1), steps=2,
                               batch=4, test_limit=6, eval_limit=6, tiny=True, ablations=("attempt_mean",))  # fmt: skip
     result = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
@@ -140,7 +176,12 @@ def test_an_ablation_runs_after_the_grid_and_is_paired_with_attempt(fewshot, tmp
     root = tmp_path / "out" / "reproduce" / "fewshot-tiny-llama"
     saved = json.loads((root / "cells/attempt_mean/cb/k16_s0/train_config.json").read_text())
     assert saved["mode"] == "attempt" and saved["attempt"]["pooling"] == "mean"
-    assert json.loads((root / "cells/attempt/cb/k16_s0/train_config.json").read_text())["attempt"].get("pooling", "max") == "max"
+    assert (
+        json.loads((root / "cells/attempt/cb/k16_s0/train_config.json").read_text())["attempt"].get(
+            "pooling", "max"
+        )
+        == "max"
+    )
     assert [(p["a"], p["b"]) for p in result["summary"]["paired"]][-1] == ("attempt_mean", "attempt")
     assert "cb attempt_mean" in result["summary"]["attention"]
     assert "ATTEMPT (mean-pooled x̂)" in (tmp_path / "out" / "reproduce-fewshot-tiny.md").read_text()
@@ -152,5 +193,7 @@ def test_majority_score_uses_the_tasks_own_metrics(fewshot):
     rows = [{"premise": "p", "hypothesis": "h", "label": label, "idx": i}
             for i, label in enumerate([0] * 14 + [1] * 11 + [2] * 3)]  # fmt: skip
     assert fewshot.majority_score("cb", rows) == pytest.approx((50.0 + 200 / 9) / 2)
-    rte = [{"sentence1": "a", "sentence2": "b", "label": label, "idx": i} for i, label in enumerate([1, 1, 0])]
+    rte = [
+        {"sentence1": "a", "sentence2": "b", "label": label, "idx": i} for i, label in enumerate([1, 1, 0])
+    ]
     assert fewshot.majority_score("rte", rte) == pytest.approx(200 / 3)

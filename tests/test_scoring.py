@@ -35,7 +35,9 @@ def _full_sequence_scores(model, family: str) -> torch.Tensor:
         if family == "seq2seq":
             enc = _inputs(family, left=False)
             labels = torch.tensor([candidate] * len(TEXTS))  # (B, T)
-            columns.append(model.sequence_log_likelihood(enc["input_ids"], enc["attention_mask"], labels, TASK_IDS))
+            columns.append(
+                model.sequence_log_likelihood(enc["input_ids"], enc["attention_mask"], labels, TASK_IDS)
+            )
             continue
         sources = [build_tokenizer("causal")(text)["input_ids"] for text in TEXTS]
         length = max(len(s) for s in sources) + len(candidate)
@@ -71,7 +73,9 @@ def test_score_candidates_equals_full_sequence_scoring(family, arch, method):
 @pytest.mark.parametrize(("family", "arch"), [("seq2seq", None), ("causal", None), ("causal", "gpt2")])
 @pytest.mark.parametrize("mode", ["finetune", "lora"])
 def test_baseline_score_candidates_equals_full_sequence_scoring(family, arch, mode):
-    model = FineTuneModel.from_backbone(build_backbone(family, arch=arch), mode=mode, tasks=["rte", "cb"]).eval()
+    model = FineTuneModel.from_backbone(
+        build_backbone(family, arch=arch), mode=mode, tasks=["rte", "cb"]
+    ).eval()
     if mode == "lora":  # non-zero adapters, so that they must be used for the scores to agree
         with torch.no_grad():
             for name, parameter in model.named_parameters():
@@ -116,7 +120,9 @@ def test_rank_evaluation_predicts_the_argmax_of_full_sequence_scores(family, arc
     """End to end: predict(method="rank") agrees with argmax over independently computed full-sequence scores."""
     model = build(family, arch, tasks=("rte",)).eval()
     tokenizer = build_tokenizer(family)
-    rows = [{"sentence1": text, "sentence2": "the dog", "label": i % 2, "idx": i} for i, text in enumerate(TEXTS)]
+    rows = [
+        {"sentence1": text, "sentence2": "the dog", "label": i % 2, "idx": i} for i, text in enumerate(TEXTS)
+    ]
     collator = Collator(tokenizer, family, ["rte"], 64, 8)
     expected = []
     with torch.no_grad():
@@ -124,9 +130,24 @@ def test_rank_evaluation_predicts_the_argmax_of_full_sequence_scores(family, arc
             scores = []
             for label in (0, 1):
                 batch = collator(make_examples("rte", [{**row, "label": label}]))
-                scores.append(float(model.sequence_log_likelihood(
-                    batch["input_ids"], batch["attention_mask"], batch["labels"], batch["task_ids"])[0]))
+                scores.append(
+                    float(
+                        model.sequence_log_likelihood(
+                            batch["input_ids"], batch["attention_mask"], batch["labels"], batch["task_ids"]
+                        )[0]
+                    )
+                )
             expected.append(max((0, 1), key=lambda k: scores[k]))
-    words = [r["prediction"] for r in predict(model, tokenizer, [{"task": "rte", **row} for row in rows],
-                                              method="rank", batch_size=3, max_source_length=64, max_target_length=8)]
+    words = [
+        r["prediction"]
+        for r in predict(
+            model,
+            tokenizer,
+            [{"task": "rte", **row} for row in rows],
+            method="rank",
+            batch_size=3,
+            max_source_length=64,
+            max_target_length=8,
+        )
+    ]
     assert words == [get_task("rte").label_words[label] for label in expected]

@@ -15,7 +15,14 @@ def _library(path, d=32, m=4):
     if library.names():
         return path
     for i, name in enumerate(("mnli", "sst2")):
-        library.add(SourcePrompt(name, torch.randn(m, d, generator=torch.Generator().manual_seed(i)), task=name, backbone="tiny"))
+        library.add(
+            SourcePrompt(
+                name,
+                torch.randn(m, d, generator=torch.Generator().manual_seed(i)),
+                task=name,
+                backbone="tiny",
+            )
+        )
     return path
 
 

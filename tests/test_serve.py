@@ -132,13 +132,23 @@ def test_mixed_task_concurrent_requests_match_attempt_predict(served, runs, tmp_
     batches, forwards = [], []  # the tasks of each batch the worker took, and of each forward it ran
     real_batch, real_tensors = serve_predict.predict_batch, serve_predict._tensors
     monkeypatch.setattr(
-        "attempt.serve.app.predict_batch", lambda items, **o: batches.append({i.task.name for i in items}) or real_batch(items, **o)
+        "attempt.serve.app.predict_batch",
+        lambda items, **o: batches.append({i.task.name for i in items}) or real_batch(items, **o),
     )
-    monkeypatch.setattr(serve_predict, "_tensors", lambda run, items, **o: forwards.append({i.task.name for i in items}) or real_tensors(run, items, **o))
+    monkeypatch.setattr(
+        serve_predict,
+        "_tensors",
+        lambda run, items, **o: (
+            forwards.append({i.task.name for i in items}) or real_tensors(run, items, **o)
+        ),
+    )
 
     requests = [(task, [row]) for task, rows in inputs.items() for row in rows]  # one input per request ...
     requests += [("cb", inputs["cb"][:3]), ("stsb", inputs["stsb"][2:])]  # ... and a few with several
-    with running(served, max_batch_size=16, max_wait_ms=200, max_padding=math.inf) as (url, _, _), ThreadPoolExecutor(16) as pool:
+    with (
+        running(served, max_batch_size=16, max_wait_ms=200, max_padding=math.inf) as (url, _, _),
+        ThreadPoolExecutor(16) as pool,
+    ):
         answers = list(pool.map(lambda r: _post(url, {"task": r[0], "inputs": r[1]}), requests))
 
     assert [a.status_code for a in answers] == [200] * len(requests)
@@ -159,7 +169,9 @@ def test_mixed_task_concurrent_requests_match_attempt_predict(served, runs, tmp_
 
 def _same(got: list[dict], alone: list[dict]) -> bool:
     """Same predictions; scores equal up to float noise (a batch pads rows to another length than alone)."""
-    return [{**g, "scores": pytest.approx(g.get("scores"), abs=1e-4)} for g in got] == [{**a, "scores": a.get("scores")} for a in alone]
+    return [{**g, "scores": pytest.approx(g.get("scores"), abs=1e-4)} for g in got] == [
+        {**a, "scores": a.get("scores")} for a in alone
+    ]
 
 
 def _key(row: dict) -> str:
@@ -174,13 +186,25 @@ def test_the_other_families_match_attempt_predict(tmp_path, data_dir, family, ta
     run_dir = _train(tmp_path, data_dir, family, family, tasks=tasks)
     rows = [{"task": task, **row} for index, task in enumerate(tasks) for row in _inputs(task, 6, index)]
     expected = [record["prediction"] for record in _predict_cli(tmp_path, run_dir, rows)]
-    with running(load_runs([run_dir]), max_batch_size=32, max_wait_ms=200) as (url, _, _), ThreadPoolExecutor(12) as pool:
-        bodies = [{"task": row["task"], "inputs": [{k: v for k, v in row.items() if k != "task"}]} for row in rows]
+    with (
+        running(load_runs([run_dir]), max_batch_size=32, max_wait_ms=200) as (url, _, _),
+        ThreadPoolExecutor(12) as pool,
+    ):
+        bodies = [
+            {"task": row["task"], "inputs": [{k: v for k, v in row.items() if k != "task"}]} for row in rows
+        ]
         answers = list(pool.map(lambda body: _post(url, body).json()["predictions"][0], bodies))
     got = [answer["prediction"] for answer in answers]
     if family == "encoder":  # the head's regression value: equal up to float noise from the batch's padding
-        assert got == [pytest.approx(value, abs=1e-4) if isinstance(value, float) else value for value in expected]
-        assert all(set(a) >= {"value"} if a["task"] == "stsb" else list(a["scores"]) == ["entailment", "not_entailment"] for a in answers)
+        assert got == [
+            pytest.approx(value, abs=1e-4) if isinstance(value, float) else value for value in expected
+        ]
+        assert all(
+            set(a) >= {"value"}
+            if a["task"] == "stsb"
+            else list(a["scores"]) == ["entailment", "not_entailment"]
+            for a in answers
+        )
     else:
         assert got == expected
 
@@ -188,7 +212,10 @@ def test_the_other_families_match_attempt_predict(tmp_path, data_dir, family, ta
 def test_a_task_of_several_runs_is_asked_of_one_by_name(runs, tmp_path):
     """Like the quickstart's attempt-cb and prompt_tuning-cb: both served, the request names the run."""
     rows = _inputs("rte", 4, 11)
-    expected = [r["prediction"] for r in _predict_cli(tmp_path, runs["rte-pt"], [{"task": "rte", **row} for row in rows])]
+    expected = [
+        r["prediction"]
+        for r in _predict_cli(tmp_path, runs["rte-pt"], [{"task": "rte", **row} for row in rows])
+    ]
     with running(load_runs([runs["multi"], runs["rte-pt"]])) as (url, _, _):
         unnamed = _post(url, {"task": "rte", "inputs": rows})
         named = _post(url, {"task": "rte", "inputs": rows, "run": "rte-pt"})
@@ -196,10 +223,18 @@ def test_a_task_of_several_runs_is_asked_of_one_by_name(runs, tmp_path):
         wrong = _post(url, {"task": "cb", "inputs": _inputs("cb", 1), "run": "rte-pt"})
         listed = [(entry["task"], entry["run"]) for entry in httpx.get(f"{url}/v1/tasks").json()["tasks"]]
     assert unnamed.status_code == 422
-    assert unnamed.json()["error"] == 'Task \'rte\' is served by several runs (multi, rte-pt): add "run": one of them.'
+    assert (
+        unnamed.json()["error"]
+        == "Task 'rte' is served by several runs (multi, rte-pt): add \"run\": one of them."
+    )
     assert [p["prediction"] for p in named.json()["predictions"]] == expected
-    assert {p["run"] for p in named.json()["predictions"]} == {"rte-pt"} and {p["run"] for p in other.json()["predictions"]} == {"multi"}
-    assert wrong.status_code == 404 and wrong.json()["error"] == "No served run named 'rte-pt' answers 'cb'; these do: multi."
+    assert {p["run"] for p in named.json()["predictions"]} == {"rte-pt"} and {
+        p["run"] for p in other.json()["predictions"]
+    } == {"multi"}
+    assert (
+        wrong.status_code == 404
+        and wrong.json()["error"] == "No served run named 'rte-pt' answers 'cb'; these do: multi."
+    )
     assert listed == [("rte", "multi"), ("cb", "multi"), ("rte", "rte-pt")]
 
 
@@ -207,11 +242,17 @@ def test_attention_weights_come_on_request(served):
     row = _inputs("rte", 1)[0]
     with running(served) as (url, _, _):
         plain = _post(url, {"task": "rte", "inputs": [row]}).json()["predictions"][0]
-        weighted = _post(url, {"task": "rte", "inputs": [row], "return_attention": True}).json()["predictions"][0]
-        tuned = _post(url, {"task": "stsb", "inputs": [row], "return_attention": True}).json()["predictions"][0]
+        weighted = _post(url, {"task": "rte", "inputs": [row], "return_attention": True}).json()[
+            "predictions"
+        ][0]
+        tuned = _post(url, {"task": "stsb", "inputs": [row], "return_attention": True}).json()["predictions"][
+            0
+        ]
     assert "attention_weights" not in plain
     weights = weighted["attention_weights"]
-    assert list(weights) == ["mnli", "qnli", "target"] and sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+    assert list(weights) == ["mnli", "qnli", "target"] and sum(weights.values()) == pytest.approx(
+        1.0, abs=1e-5
+    )
     assert "attention_weights" not in tuned  # prompt tuning has no attention
 
 
@@ -219,7 +260,11 @@ def test_runs_share_one_backbone(served):
     first, second = served.runs
     assert first.model.backbone is second.model.backbone
     assert served.tasks == ["rte", "cb", "stsb"]
-    assert served.runs_of("CB") == [first] and served.runs_of("stsb") == [second] and served.runs_of("mnli") == []
+    assert (
+        served.runs_of("CB") == [first]
+        and served.runs_of("stsb") == [second]
+        and served.runs_of("mnli") == []
+    )
 
 
 # ---------------------------------------------------------------------------------------- bad requests
@@ -244,7 +289,9 @@ def test_bad_requests_get_a_clear_4xx_and_do_not_poison_the_batch(served):
         with ThreadPoolExecutor(16) as pool:  # the bad ones arrive while the good ones wait for their batch
             bodies = [{"task": "cb", "inputs": [row]} for row in good] + [body for body, _, _ in BAD_REQUESTS]
             answers = list(pool.map(lambda body: _post(url, body), bodies))
-        not_json = httpx.post(f"{url}/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+        not_json = httpx.post(
+            f"{url}/v1/predict", content=b"{not json", headers={"content-type": "application/json"}
+        )
         health = httpx.get(f"{url}/health")
     assert _same([a.json()["predictions"][0] for a in answers[: len(good)]], alone)
     for (_, status, message), answer in zip(BAD_REQUESTS, answers[len(good) :], strict=True):
@@ -264,7 +311,9 @@ def test_an_input_that_breaks_the_model_fails_alone(served, monkeypatch):
 
     monkeypatch.setattr(serve_predict, "predict_run", fragile)
     rows = _inputs("rte", 5, 7)
-    bodies = [{"task": "rte", "inputs": [row]} for row in rows] + [{"task": "rte", "inputs": [{"sentence1": "boom", "sentence2": "a"}]}]
+    bodies = [{"task": "rte", "inputs": [row]} for row in rows] + [
+        {"task": "rte", "inputs": [{"sentence1": "boom", "sentence2": "a"}]}
+    ]
     with running(served, max_batch_size=64, max_wait_ms=300) as (url, _, _):
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda body: _post(url, body), bodies))
@@ -298,7 +347,10 @@ def test_tasks_health_and_metrics(served, runs):
     assert 'attempt_serve_requests_total{status="404",task="unknown"} 1.0' in text  # never the client's text
     assert 'attempt_serve_inputs_total{task="rte"} 3.0' in text
     assert "attempt_serve_batch_size_count 1.0" in text and "attempt_serve_batch_size_sum 3.0" in text
-    assert 'attempt_serve_request_seconds_count{task="rte"} 1.0' in text and "attempt_serve_inputs_in_flight 0.0" in text
+    assert (
+        'attempt_serve_request_seconds_count{task="rte"} 1.0' in text
+        and "attempt_serve_inputs_in_flight 0.0" in text
+    )
 
 
 # -------------------------------------------------------------------------------------------- shutdown
@@ -341,8 +393,12 @@ def _copy_config(runs: dict[str, Path], tmp_path: Path, name: str, **changes) ->
 
 
 def test_runs_that_cannot_share_one_backbone_are_refused_before_loading(runs, tmp_path):
-    other = _copy_config(runs, tmp_path, "other", backbone="HuggingFaceTB/SmolLM2-135M-Instruct", tasks=["sst2"])
-    with pytest.raises(ValueError, match=r"trained on different backbones .* start one `attempt serve` per backbone"):
+    other = _copy_config(
+        runs, tmp_path, "other", backbone="HuggingFaceTB/SmolLM2-135M-Instruct", tasks=["sst2"]
+    )
+    with pytest.raises(
+        ValueError, match=r"trained on different backbones .* start one `attempt serve` per backbone"
+    ):
         load_runs([runs["multi"], other])
     halved = _copy_config(runs, tmp_path, "halved", backbone_dtype="bfloat16", tasks=["sst2"])
     with pytest.raises(ValueError, match="different backbones"):
@@ -357,10 +413,15 @@ def test_runs_that_cannot_share_one_backbone_are_refused_before_loading(runs, tm
 
 
 def test_the_serve_command_refuses_mixed_backbones_in_one_line(runs, tmp_path, capsys):
-    other = _copy_config(runs, tmp_path, "other", backbone="HuggingFaceTB/SmolLM2-135M-Instruct", tasks=["sst2"])
+    other = _copy_config(
+        runs, tmp_path, "other", backbone="HuggingFaceTB/SmolLM2-135M-Instruct", tasks=["sst2"]
+    )
     assert main(["serve", str(runs["multi"]), str(other)]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("attempt serve: error: These runs were trained on different backbones") and error.count("\n") == 1
+    assert (
+        error.startswith("attempt serve: error: These runs were trained on different backbones")
+        and error.count("\n") == 1
+    )
 
 
 @pytest.mark.slow
@@ -368,12 +429,25 @@ def test_the_serve_command_answers_and_stops_on_ctrl_c(runs):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "attempt.cli", "serve", str(runs["multi"]), str(runs["stsb"]), "--port", str(port), "--threads", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "attempt.cli",
+        "serve",
+        str(runs["multi"]),
+        str(runs["stsb"]),
+        "--port",
+        str(port),
+        "--threads",
+        "1",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
         while True:
-            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "no answer"
+            assert process.poll() is None and time.monotonic() < deadline, (
+                process.stderr.read() if process.poll() is not None else "no answer"
+            )
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
@@ -432,12 +506,21 @@ def test_length_groups_cut_a_batch_where_padding_would_pass_the_bound():
 # -------------------------------------------------------------------------------------------- benchmark
 def test_the_load_benchmark_reports_medians_and_ratios(tmp_path):
     bench = load_benchmark("serve_load")
-    repeats = [{"latencies": [0.01] * 9 + [0.5], "seconds": seconds, "batches": 5, "inputs": 10} for seconds in (1.0, 0.5, 2.0)]
+    repeats = [
+        {"latencies": [0.01] * 9 + [0.5], "seconds": seconds, "batches": 5, "inputs": 10}
+        for seconds in (1.0, 0.5, 2.0)
+    ]
     cell = bench.summarise(4, repeats)
     assert cell == {"concurrency": 4, "requests": 30, "requests_per_s": 10.0, "requests_per_s_range": [5.0, 20.0],
                     "p50_ms": 10.0, "p99_ms": 500.0, "mean_batch": 2.0}  # fmt: skip
-    rates = {"batched": 30.0, "batched_one_forward": 20.0, "batched_no_wait": 15.0, "one_at_a_time": 10.0, "copy_per_task": 20.0,
-             "batched_equal_threads": 50.0}
+    rates = {
+        "batched": 30.0,
+        "batched_one_forward": 20.0,
+        "batched_no_wait": 15.0,
+        "one_at_a_time": 10.0,
+        "copy_per_task": 20.0,
+        "batched_equal_threads": 50.0,
+    }
     setups = {
         name: {"setup": name, "servers": 1, "peak_rss_mib": 900.0 if name == "copy_per_task" else 300.0,
                "cells": [{**cell, "concurrency": c, "requests_per_s": rate} for c in bench.CONCURRENCY]}
@@ -445,15 +528,25 @@ def test_the_load_benchmark_reports_medians_and_ratios(tmp_path):
     }  # fmt: skip
     ratios = bench.ratios(setups)
     assert ratios["batched_vs_one_at_a_time_requests_per_s"] == {"1": 3.0, "4": 3.0, "16": 3.0}
-    assert ratios["batched_vs_copy_per_task_requests_per_s"]["16"] == 1.5 and ratios["copy_per_task_vs_batched_memory"] == 3.0
+    assert (
+        ratios["batched_vs_copy_per_task_requests_per_s"]["16"] == 1.5
+        and ratios["copy_per_task_vs_batched_memory"] == 3.0
+    )
     assert ratios["batched_equal_threads_vs_copy_per_task_requests_per_s"] == {"1": 2.5, "4": 2.5, "16": 2.5}
     result = {"backbone": "tiny-t5", "requests": 10, "repeats": 3, "max_seconds": 5, "threads": 1, "machine": "m",
               "setups": setups, "ratios": ratios}  # fmt: skip
     bench.write_report(result, tmp_path)
     old_setups = {k: v for k, v in setups.items() if k != "batched_equal_threads"}  # a result from before it
-    bench.write_report({**result, "backbone": "minilm", "setups": old_setups, "ratios": bench.ratios(old_setups)}, tmp_path)
+    bench.write_report(
+        {**result, "backbone": "minilm", "setups": old_setups, "ratios": bench.ratios(old_setups)}, tmp_path
+    )
     assert list(json.loads((tmp_path / "serve_load.json").read_text())) == ["tiny-t5", "minilm"]
     report = (tmp_path / "serve_load.md").read_text()
     assert "## tiny-t5" in report and "## minilm" in report
     assert "| req/s: batched / one at a time | 3.0× | 3.0× | 3.0× |" in report
-    assert report.count("| req/s: batched with the copies' threads / a backbone copy per task | 2.5× | 2.5× | 2.5× |") == 1
+    assert (
+        report.count(
+            "| req/s: batched with the copies' threads / a backbone copy per task | 2.5× | 2.5× | 2.5× |"
+        )
+        == 1
+    )

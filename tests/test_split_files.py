@@ -52,7 +52,12 @@ def test_the_options_fill_data_files_and_a_run_of_several_tasks_needs_the_task(t
                                              "columns": {"premise": "sentence1", "hypothesis": "sentence2"}}}  # fmt: skip
     assert main(["train", "--tasks", "rte", "cb", "--train-file", "mine.csv", "--print-config"]) == 2
     assert "write --train-file TASK=mine.csv" in capsys.readouterr().err
-    assert main(["train", "--tasks", "rte", "--train-file", "mine.csv", "--columns", "premise", "--print-config"]) == 2
+    assert (
+        main(
+            ["train", "--tasks", "rte", "--train-file", "mine.csv", "--columns", "premise", "--print-config"]
+        )
+        == 2
+    )
     assert "write COLUMN=FIELD" in capsys.readouterr().err
 
 
@@ -60,12 +65,21 @@ def test_the_options_fill_data_files_and_a_run_of_several_tasks_needs_the_task(t
 def test_a_train_file_replaces_only_the_train_split(tmp_path, data_dir):
     path = _rte_file(tmp_path)
     columns = {"premise": "sentence1", "hypothesis": "sentence2"}
-    config = TrainConfig(tasks=("rte",), data_dir=str(data_dir), data_files={"rte": {"train": str(path), "columns": columns}})
+    config = TrainConfig(
+        tasks=("rte",), data_dir=str(data_dir), data_files={"rte": {"train": str(path), "columns": columns}}
+    )
     data = load_task_data(config)["rte"]
     assert [row["sentence1"] for row in data["train"]] == ["A man plays a guitar.", "A dog sleeps.", "Two kids read.",
                                                            "The sun is up."]  # fmt: skip
-    assert [row["label"] for row in data["train"]] == [0, 1, 0, 1]  # label words and ids, both read as the ids
-    official = paper_splits("rte", data_dir, seed=config.seed)  # validation and test: the protocol's, unchanged
+    assert [row["label"] for row in data["train"]] == [
+        0,
+        1,
+        0,
+        1,
+    ]  # label words and ids, both read as the ids
+    official = paper_splits(
+        "rte", data_dir, seed=config.seed
+    )  # validation and test: the protocol's, unchanged
     assert data["validation"] == official["validation"] and data["test"] == official["test"]
 
 
@@ -77,9 +91,15 @@ def test_all_three_files_need_no_mirror_and_bad_rows_name_the_file_and_line(tmp_
     path = _rte_file(tmp_path)
     spec = {split: str(path) for split in ("train", "validation", "test")}
     spec["columns"] = {"premise": "sentence1", "hypothesis": "sentence2"}
-    config = TrainConfig(mode="prompt_tuning", tasks=("rte",), output_dir=str(tmp_path / "run"), data_files={"rte": spec})
+    config = TrainConfig(
+        mode="prompt_tuning", tasks=("rte",), output_dir=str(tmp_path / "run"), data_files={"rte": spec}
+    )
     check_before_training(config)  # no mirror file is asked for
-    assert {split: len(rows) for split, rows in load_task_data(config)["rte"].items()} == {"train": 4, "validation": 4, "test": 4}
+    assert {split: len(rows) for split, rows in load_task_data(config)["rte"].items()} == {
+        "train": 4,
+        "validation": 4,
+        "test": 4,
+    }
 
     _rte_file(tmp_path, "bad.csv", RTE_ROWS + "A cat.,A pet.,maybe\n")
     bad = TrainConfig(tasks=("rte",), data_files={"rte": {**spec, "train": str(tmp_path / "bad.csv")}})
@@ -94,7 +114,9 @@ def test_all_three_files_need_no_mirror_and_bad_rows_name_the_file_and_line(tmp_
 def test_a_run_records_its_files_relative_to_itself(tmp_path):
     (tmp_path / "data").mkdir()
     path = _rte_file(tmp_path / "data")
-    config = TrainConfig(tasks=("rte",), output_dir=str(tmp_path / "runs" / "a"), data_files={"rte": {"train": str(path)}})
+    config = TrainConfig(
+        tasks=("rte",), output_dir=str(tmp_path / "runs" / "a"), data_files={"rte": {"train": str(path)}}
+    )
     saved = saved_config(config)
     assert saved["data_files"] == {"rte": {"train": "../../data/mine.csv", "columns": {}}}
     back = resolve_paths(saved, tmp_path / "runs" / "a")

@@ -347,7 +347,10 @@ def test_attempt_tasks_lists_and_shows_a_task_files_task(capsys):
     assert row.split()[1:4] == ["your", "files", "classification"]
     assert main(["tasks", "--task-file", path, "--task", "product_reviews"]) == 0
     shown = capsys.readouterr().out
-    assert f"test={(EXAMPLE / 'test.csv').resolve()}" in shown and "labels               0=negative, 1=positive" in shown
+    assert (
+        f"test={(EXAMPLE / 'test.csv').resolve()}" in shown
+        and "labels               0=negative, 1=positive" in shown
+    )
     assert "example:\nsource: review: " in shown  # from its own files, with no mirror needed
     assert main(["tasks", "--task-file", str(EXAMPLE / "nope.yaml")]) == 2
     assert "No such task file" in capsys.readouterr().err
@@ -363,5 +366,8 @@ def test_a_recipe_defines_a_task_inline_with_paths_from_where_it_runs(tmp_path, 
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", "recipe.yaml", "--print-config"]) == 0, capsys.readouterr().err
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["task_definitions"]["reviews"]["data"]["files"] == {"train": "own/train.csv", "validation": "own/validation.csv"}
+    assert printed["task_definitions"]["reviews"]["data"]["files"] == {
+        "train": "own/train.csv",
+        "validation": "own/validation.csv",
+    }
     assert len(load_split(get_task("reviews"), "train")) == 40  # read from where the command runs

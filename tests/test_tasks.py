@@ -89,7 +89,10 @@ FIRST_EXAMPLES = {
         "been more skeptical. span1_text: Mark span2_text: He",
         "false",
     ),
-    ("stsb", "train"): ("stsb sentence1: A plane is taking off. sentence2: An air plane is taking off.", "5.0"),
+    ("stsb", "train"): (
+        "stsb sentence1: A plane is taking off. sentence2: An air plane is taking off.",
+        "5.0",
+    ),
 }
 
 
@@ -189,7 +192,13 @@ def test_cb_macro_f1_and_stsb_correlations():
 
 def test_multirc_metrics_group_by_question():
     rows = [
-        {"paragraph": "p", "question": "q", "answer": "a", "label": label, "idx": {"paragraph": 0, "question": q}}
+        {
+            "paragraph": "p",
+            "question": "q",
+            "answer": "a",
+            "label": label,
+            "idx": {"paragraph": 0, "question": q},
+        }
         for label, q in [(1, 0), (0, 0), (1, 1), (0, 1)]
     ]
     scores = get_task("multirc").compute_metrics(["true", "false", "true", "true"], rows)
@@ -198,6 +207,12 @@ def test_multirc_metrics_group_by_question():
 
 
 def test_qa_metrics_with_rows():
-    rows = [{"question": "q", "context": "c", "answers": {"text": ["Simon Fuller", "Fuller"], "answer_start": [0, 6]}}]
+    rows = [
+        {
+            "question": "q",
+            "context": "c",
+            "answers": {"text": ["Simon Fuller", "Fuller"], "answer_start": [0, 6]},
+        }
+    ]
     scores = get_task("squad").compute_metrics(["fuller."], rows)
     assert scores == {"squad_f1": 100.0, "squad_exact_match": 100.0, "average": 100.0}

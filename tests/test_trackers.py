@@ -37,7 +37,9 @@ def test_tensorboard_and_mlflow_get_the_metrics_of_metrics_jsonl(tmp_path, data_
     train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
     run = Path(config.output_dir)
     expected = expected_scalars(run)
-    assert {"train/loss", "eval/metrics/rte/accuracy", "eval/metrics/average", "eval/best_step"} <= set(expected)
+    assert {"train/loss", "eval/metrics/rte/accuracy", "eval/metrics/average", "eval/best_step"} <= set(
+        expected
+    )
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -46,7 +48,9 @@ def test_tensorboard_and_mlflow_get_the_metrics_of_metrics_jsonl(tmp_path, data_
     assert set(board) == set(expected)
     for tag, values in expected.items():
         assert board[tag].keys() == values.keys(), tag
-        assert all(math.isclose(board[tag][s], v, rel_tol=1e-6) for s, v in values.items()), tag  # float32 in TB
+        assert all(math.isclose(board[tag][s], v, rel_tol=1e-6) for s, v in values.items()), (
+            tag
+        )  # float32 in TB
 
     client = mlflow.tracking.MlflowClient()
     [logged] = client.search_runs([client.get_experiment_by_name("attempt").experiment_id])

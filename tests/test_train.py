@@ -110,7 +110,9 @@ def test_every_mode_trains_saves_and_reloads(tmp_path, data_dir, mode, family, o
     if "attention_learning_rate" in overrides:  # each parameter group really gets its own learning rate
         lrs = records[0]["lr"]
         assert lrs["attention"] / lrs["prompt"] == pytest.approx(0.01 / 0.3)
-    if config.backbone_dtype is not None:  # the frozen backbone in half precision, the trained part in float32
+    if (
+        config.backbone_dtype is not None
+    ):  # the frozen backbone in half precision, the trained part in float32
         assert {p.dtype for p in backbone.parameters()} == {torch.bfloat16}
         saved = load_file(str(out / "best" / "attempt_model.safetensors"))
         assert {t.dtype for t in saved.values()} == {torch.float32}
@@ -126,7 +128,9 @@ def test_backbone_dtype_is_checked():
 
 
 def test_source_mode_adds_the_best_prompt_to_the_library(tmp_path, data_dir):
-    config = make_config(tmp_path, data_dir, mode="source", prompt_name="rte.tiny", gradient_checkpointing=True)
+    config = make_config(
+        tmp_path, data_dir, mode="source", prompt_name="rte.tiny", gradient_checkpointing=True
+    )
     backbone, tokenizer = tiny("seq2seq")
     initial = None
 
@@ -177,8 +181,12 @@ def test_source_run_checks_the_prompt_name_and_the_library_before_training(tmp_p
 
 
 def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path, data_dir):
-    config = make_config(tmp_path, data_dir, max_steps=10, eval_every=1, early_stopping_patience=2, learning_rate=0.0)
-    result = train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    config = make_config(
+        tmp_path, data_dir, max_steps=10, eval_every=1, early_stopping_patience=2, learning_rate=0.0
+    )
+    result = train(
+        config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+    )
     assert result.steps == 3 and result.best_step == 1  # lr 0: nothing improves after the first evaluation
     assert json.loads((Path(config.output_dir) / "results.json").read_text())["stopped_early"] is True
 
@@ -188,7 +196,12 @@ def test_fp16_without_cuda_is_a_clear_error(tmp_path, data_dir):
         pytest.skip("has CUDA")
     backbone, tokenizer = tiny("seq2seq")
     with pytest.raises(ValueError, match="fp16.*CUDA"):
-        train(make_config(tmp_path, data_dir, mixed_precision="fp16"), backbone=backbone, tokenizer=tokenizer, progress=False)
+        train(
+            make_config(tmp_path, data_dir, mixed_precision="fp16"),
+            backbone=backbone,
+            tokenizer=tokenizer,
+            progress=False,
+        )
 
 
 # -------------------------------------------------------------------------------------------- resume
@@ -215,9 +228,17 @@ def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir, atte
             raise Killed
 
     with pytest.raises(Killed):
-        train(cut, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False, _on_step=kill)
+        train(
+            cut,
+            backbone=build_backbone("encoder"),
+            tokenizer=build_tokenizer("encoder"),
+            progress=False,
+            _on_step=kill,
+        )
     assert json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())["step"] == 3
-    result = train(cut, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
+    result = train(
+        cut, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False
+    )
     assert result.steps == 6
 
     a = load_file(str(tmp_path / "full" / "checkpoint" / checkpoint.WEIGHTS))
@@ -229,7 +250,9 @@ def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir, atte
     assert [r["step"] for r in lines("full")] == [r["step"] for r in lines("cut")]
 
     # a checkpoint of another configuration is refused with a clear message
-    other = make_config(tmp_path, data_dir, output_dir=str(tmp_path / "cut"), **{**common, "learning_rate": 0.1})
+    other = make_config(
+        tmp_path, data_dir, output_dir=str(tmp_path / "cut"), **{**common, "learning_rate": 0.1}
+    )
     with pytest.raises(CheckpointMismatch, match="learning_rate.*another output_dir"):
         train(other, backbone=build_backbone("encoder"), tokenizer=build_tokenizer("encoder"), progress=False)
 
@@ -245,14 +268,31 @@ def test_resume_refuses_source_prompts_changed_in_the_library(tmp_path, data_dir
             raise Killed
 
     with pytest.raises(Killed):
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
-    library.add(SourcePrompt("mnli", original.embeddings + 1.0, task="mnli"), overwrite=True)  # retrained, same name
+        train(
+            config,
+            backbone=build_backbone("seq2seq"),
+            tokenizer=build_tokenizer("seq2seq"),
+            progress=False,
+            _on_step=kill,
+        )
+    library.add(
+        SourcePrompt("mnli", original.embeddings + 1.0, task="mnli"), overwrite=True
+    )  # retrained, same name
     with pytest.raises(CheckpointMismatch, match=r"differ from those .*checkpoint was trained with \(mnli: checkpoint "
                        r"sha256:.* vs library sha256:.*\)\. Put the original prompts back"):  # fmt: skip
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(
+            config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+        )
     library.add(original, overwrite=True)
-    (Path(config.output_dir) / "checkpoint" / checkpoint.MANIFEST).unlink()  # as written before hashes were kept
-    assert train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False).steps == 4
+    (
+        Path(config.output_dir) / "checkpoint" / checkpoint.MANIFEST
+    ).unlink()  # as written before hashes were kept
+    assert (
+        train(
+            config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+        ).steps
+        == 4
+    )
 
 
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, data_dir, monkeypatch):
@@ -272,14 +312,22 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, data_dir,
         armed["on"] = step == 1
 
     with pytest.raises(OSError, match="disk full"):
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=arm)
+        train(
+            config,
+            backbone=build_backbone("seq2seq"),
+            tokenizer=build_tokenizer("seq2seq"),
+            progress=False,
+            _on_step=arm,
+        )
     ckpt = Path(config.output_dir) / "checkpoint"
     saved = checkpoint.load(ckpt)
     assert saved["state"]["step"] == 1
     assert [p.name for p in ckpt.parent.iterdir() if p.name.startswith(".checkpoint")] == []
     # and the run resumes from it
     armed["on"] = False
-    result = train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    result = train(
+        config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+    )
     assert result.steps == 2
 
 
@@ -291,7 +339,13 @@ def _killed_at_step_1(config: TrainConfig) -> Path:
             raise Killed
 
     with pytest.raises(Killed):
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=kill)
+        train(
+            config,
+            backbone=build_backbone("seq2seq"),
+            tokenizer=build_tokenizer("seq2seq"),
+            progress=False,
+            _on_step=kill,
+        )
     return Path(config.output_dir)
 
 
@@ -323,7 +377,9 @@ def test_an_incomplete_checkpoint_is_an_error_not_a_restart(tmp_path, data_dir):
     log = (run / "metrics.jsonl").read_bytes()
     with pytest.raises(checkpoint.IncompleteCheckpoint, match=r"checkpoint is incomplete: it has no rng\.pt\. Delete "
                        r".*checkpoint to restart this run from step 0"):  # fmt: skip
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        train(
+            config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+        )
     assert (run / "metrics.jsonl").read_bytes() == log  # the history of the run is untouched
     shutil.rmtree(run / "checkpoint")  # the way out the message gives: a restart, the earlier log kept aside
     with pytest.warns(UserWarning, match="restarts from step 0.*metrics.previous-1.jsonl"):
@@ -340,19 +396,34 @@ def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, data_dir):
         assert _steps_trained(config) == [2]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["type"]) for r in records if r.get("split") != "test"] == [
-        (1, "train"), (1, "eval"), (2, "train"), (2, "eval")]
-    (run / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')  # damage inside is not guessed at
-    with pytest.raises(ValueError, match=r"metrics.jsonl line 2 is not a JSON record.*Fix or delete that line"):
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+        (1, "train"),
+        (1, "eval"),
+        (2, "train"),
+        (2, "eval"),
+    ]
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1}\nnot json\n{"step": 2}\n'
+    )  # damage inside is not guessed at
+    with pytest.raises(
+        ValueError, match=r"metrics.jsonl line 2 is not a JSON record.*Fix or delete that line"
+    ):
+        train(
+            config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+        )
 
 
 def test_rerunning_a_finished_run_keeps_one_test_record(tmp_path, data_dir):
     config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
     assert _steps_trained(config) == [1, 2]
     assert _steps_trained(config) == []  # finished: nothing to train, the test is evaluated again
-    records = [json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (Path(config.output_dir) / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [(r["step"], r["type"], r.get("split")) for r in records if r["type"] == "eval"] == [
-        (1, "eval", "validation"), (2, "eval", "validation"), (2, "eval", "test")]
+        (1, "eval", "validation"),
+        (2, "eval", "validation"),
+        (2, "eval", "test"),
+    ]
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, data_dir):
@@ -365,7 +436,13 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
 
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 3.*last good checkpoint.*Try: lower the "
                        r"learning rate \(now 0\.3; e\.g\. 0\.03\); and train again") as raised:  # fmt: skip
-        train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False, _on_step=poison)
+        train(
+            config,
+            backbone=build_backbone("seq2seq"),
+            tokenizer=build_tokenizer("seq2seq"),
+            progress=False,
+            _on_step=poison,
+        )
     saved = checkpoint.load(Path(config.output_dir) / "checkpoint")
     assert saved["state"]["step"] == 2
     assert all(torch.isfinite(t).all() for t in saved["weights"].values())
@@ -379,7 +456,10 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     [
         ({"max_grad_norm": 0.0}, "clip gradients (max_grad_norm=1.0)"),
         ({"mixed_precision": "bf16"}, "train without mixed precision (mixed_precision='no', now 'bf16')"),
-        ({"backbone_dtype": "bfloat16"}, "keep the backbone in float32 (backbone_dtype=None, now 'bfloat16')"),
+        (
+            {"backbone_dtype": "bfloat16"},
+            "keep the backbone in float32 (backbone_dtype=None, now 'bfloat16')",
+        ),
     ],
 )
 def test_divergence_advice_names_only_what_the_run_does_not_do_yet(tmp_path, data_dir, overrides, advice):
@@ -389,7 +469,9 @@ def test_divergence_advice_names_only_what_the_run_does_not_do_yet(tmp_path, dat
 def test_backbone_keyword_and_its_former_name_model(tmp_path, data_dir):
     """train(config, backbone=...) names what it takes; model= (its former name) still works, not both."""
     config = make_config(tmp_path, data_dir, max_steps=1)
-    result = train(config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    result = train(
+        config, model=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
+    )
     assert result.steps == 1
     with pytest.raises(TypeError, match="both backbone= and model="):
         train(config, backbone=build_backbone("seq2seq"), model=build_backbone("seq2seq"), progress=False)
@@ -415,7 +497,9 @@ def test_two_processes_match_one_process(tmp_path, data_dir):
     a = load_file(str(tmp_path / "one" / "checkpoint" / checkpoint.WEIGHTS))
     b = load_file(str(tmp_path / "two" / "checkpoint" / checkpoint.WEIGHTS))
     start = load_file(str(tmp_path / "one" / "initial.safetensors"))
-    assert not torch.equal(a["mixture.target_prompts"], start["mixture.target_prompts"])  # the step did something
+    assert not torch.equal(
+        a["mixture.target_prompts"], start["mixture.target_prompts"]
+    )  # the step did something
     assert a.keys() == b.keys()
     # Float tolerance of one AdamW step: each weight moves by lr·g/(|g|+eps). Where a gradient is within a few
     # eps of zero (2e-8 seen on the attention's up-projection), the float32 rounding of g that differs between
@@ -443,7 +527,11 @@ def test_two_processes_match_one_process(tmp_path, data_dir):
         json.loads((tmp_path / "one" / "attention.json").read_text()),
     )
     evals = [
-        [r for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines()) if r["type"] == "eval"]
+        [
+            r
+            for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())
+            if r["type"] == "eval"
+        ]
         for run in ("one", "two")
     ]
     assert [r["split"] for r in evals[0]] == [r["split"] for r in evals[1]] == ["validation", "test"]
@@ -491,14 +579,25 @@ def test_extractive_qa_source_prompt_trains_and_answers_by_generation(tmp_path, 
     """A SQuAD source prompt on a backbone that generates: trained, scored with EM/F1 on generated answers,
     added to the library (the paper's squad source)."""
     config = make_config(
-        tmp_path, data_dir, mode="source", tasks=("squad",), backbone=BACKBONE_OF[family], max_source_length=48,
-        max_target_length=6, eval_method="generate", eval_limit=4, train_limit=8,
+        tmp_path,
+        data_dir,
+        mode="source",
+        tasks=("squad",),
+        backbone=BACKBONE_OF[family],
+        max_source_length=48,
+        max_target_length=6,
+        eval_method="generate",
+        eval_limit=4,
+        train_limit=8,
     )
     backbone, tokenizer = tiny(family)
     result = train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
     assert set(result.test_metrics["squad"]) == {"squad_exact_match", "squad_f1", "average"}
     assert all(0.0 <= v <= 100.0 for v in result.test_metrics["squad"].values())
-    predictions = [json.loads(line) for line in (Path(config.output_dir) / "test_predictions.jsonl").read_text().splitlines()]
+    predictions = [
+        json.loads(line)
+        for line in (Path(config.output_dir) / "test_predictions.jsonl").read_text().splitlines()
+    ]
     assert len(predictions) == 4 and all(isinstance(p["prediction"], str) for p in predictions)
     assert all(isinstance(p["reference"], list) and p["reference"] for p in predictions)  # every gold answer
     assert "squad" in PromptLibrary(config.library)

@@ -30,8 +30,14 @@ def test_a_utf8_bom_csv_from_excel_reads(tmp_path):
 @pytest.mark.parametrize("name", ["latin1.csv", "latin1.jsonl"])
 def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path, name):
     path = tmp_path / name
-    good, bad = ("a,b,0\n", "caf\xe9,d,1\n") if name.endswith(".csv") else (
-        '{"sentence1": "a", "sentence2": "b", "label": 0}\n', '{"sentence1": "caf\xe9", "sentence2": "d", "label": 1}\n')
+    good, bad = (
+        ("a,b,0\n", "caf\xe9,d,1\n")
+        if name.endswith(".csv")
+        else (
+            '{"sentence1": "a", "sentence2": "b", "label": 0}\n',
+            '{"sentence1": "caf\xe9", "sentence2": "d", "label": 1}\n',
+        )
+    )
     header = "sentence1,sentence2,label\n" if name.endswith(".csv") else ""
     path.write_bytes((header + good + bad).encode("latin-1"))
     line = 3 if name.endswith(".csv") else 2
@@ -43,13 +49,20 @@ def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path, name):
 # ------------------------------------------------------------------------------------------ text fields
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(None, r"null"), (12345, r"a number \(12345\)"), (["x"], r"a list \(\['x'\]\)"), ({"a": 1}, "an object"),
-     (True, r"true")],
+    [
+        (None, r"null"),
+        (12345, r"a number \(12345\)"),
+        (["x"], r"a list \(\['x'\]\)"),
+        ({"a": 1}, "an object"),
+        (True, r"true"),
+    ],
 )
 def test_text_fields_must_be_text(tmp_path, value, shown):
     path = _jsonl(tmp_path / "rows.jsonl", [{"sentence1": "a", "sentence2": "b", "label": 0},
                                             {"sentence1": value, "sentence2": "b", "label": 1}])  # fmt: skip
-    with pytest.raises(DataError, match=rf"rows\.jsonl, line 2, field 'sentence1': expected text, got {shown}"):
+    with pytest.raises(
+        DataError, match=rf"rows\.jsonl, line 2, field 'sentence1': expected text, got {shown}"
+    ):
         load_user_file(path, "rte")
 
 
@@ -75,7 +88,9 @@ def test_stsb_labels_are_scores_in_range(tmp_path, label, message):
 
 
 def test_an_stsb_mirror_label_out_of_range_is_refused(tmp_path):
-    _jsonl(tmp_path / "nyu-mll/glue/stsb/validation.jsonl", [{"sentence1": "a", "sentence2": "b", "label": 9.5}])
+    _jsonl(
+        tmp_path / "nyu-mll/glue/stsb/validation.jsonl", [{"sentence1": "a", "sentence2": "b", "label": 9.5}]
+    )
     with pytest.raises(DataError, match=r"validation\.jsonl, line 1, field 'label'.*outside the score range"):
         load_split("stsb", "validation", tmp_path)
 
@@ -110,13 +125,22 @@ def test_csv_lines_count_quoted_newlines_and_blank_lines(tmp_path):
 # -------------------------------------------------------------------------------------------- predict
 def test_predict_inputs_are_checked_before_the_model_loads_naming_file_lines(tmp_path, capsys):
     inputs = tmp_path / "inputs.jsonl"
-    inputs.write_text('{"task": "rte", "sentence1": "a", "sentence2": "b"}\n\n{"task": "rte", "sentence1": "a"}\n')
-    code = main(["predict", str(tmp_path / "no-run"), "--inputs", str(inputs), "--output", str(tmp_path / "o.jsonl")])
+    inputs.write_text(
+        '{"task": "rte", "sentence1": "a", "sentence2": "b"}\n\n{"task": "rte", "sentence1": "a"}\n'
+    )
+    code = main(
+        ["predict", str(tmp_path / "no-run"), "--inputs", str(inputs), "--output", str(tmp_path / "o.jsonl")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "inputs.jsonl, line 3: field(s) 'sentence2' missing for task 'rte'" in err, err
     inputs.write_text('{"task": "rte", "sentence1": "a", "sentence2": 7}\n')
-    assert main(["predict", str(tmp_path / "no-run"), "--inputs", str(inputs), "--output", str(tmp_path / "o")]) == 2
-    assert "inputs.jsonl, line 1, field 'sentence2': expected text, got a number (7)" in capsys.readouterr().err
+    assert (
+        main(["predict", str(tmp_path / "no-run"), "--inputs", str(inputs), "--output", str(tmp_path / "o")])
+        == 2
+    )
+    assert (
+        "inputs.jsonl, line 1, field 'sentence2': expected text, got a number (7)" in capsys.readouterr().err
+    )
 
 
 def test_predict_counts_inputs_from_1_in_its_errors():
@@ -124,5 +148,7 @@ def test_predict_counts_inputs_from_1_in_its_errors():
     rows = [{"task": "rte", "sentence1": "a", "sentence2": "b"}, {"task": "rte", "sentence1": "a"}]
     with pytest.raises(ValueError, match=r"Input 2 \(counted from 1, .*\): field\(s\) 'sentence2' missing"):
         predict(model, None, rows)
-    with pytest.raises(ValueError, match=r"Input 1 \(counted from 1, .*\): task 'cb' is not one of the model's tasks"):
+    with pytest.raises(
+        ValueError, match=r"Input 1 \(counted from 1, .*\): task 'cb' is not one of the model's tasks"
+    ):
         predict(model, None, [{"task": "cb", "premise": "a", "hypothesis": "b"}])

@@ -25,7 +25,9 @@ def test_zero_shot_scores_equal_full_sequences_by_hand(family):
     examples = [{"task": "rte", "row": row, "index": i} for i, row in enumerate(ROWS)]
     batch = collator(examples, for_generation=True)
     candidates = collator.label_candidates("rte")
-    scores = model.score_candidates(batch["input_ids"], batch["attention_mask"], batch["task_ids"], candidates)
+    scores = model.score_candidates(
+        batch["input_ids"], batch["attention_mask"], batch["task_ids"], candidates
+    )
     for b in range(len(examples)):
         real = batch["input_ids"][b][batch["attention_mask"][b].bool()].tolist()
         for c, ids in enumerate(candidates):
@@ -34,7 +36,11 @@ def test_zero_shot_scores_equal_full_sequences_by_hand(family):
                     logits = backbone(input_ids=torch.tensor([real + ids])).logits[0].log_softmax(-1)
                     expected = sum(float(logits[len(real) - 1 + i, t]) for i, t in enumerate(ids))
                 else:
-                    logits = backbone(input_ids=torch.tensor([real]), labels=torch.tensor([ids])).logits[0].log_softmax(-1)
+                    logits = (
+                        backbone(input_ids=torch.tensor([real]), labels=torch.tensor([ids]))
+                        .logits[0]
+                        .log_softmax(-1)
+                    )
                     expected = sum(float(logits[i, t]) for i, t in enumerate(ids))
             assert float(scores[b, c]) == pytest.approx(expected, abs=1e-4), (b, c)
 

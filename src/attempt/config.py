@@ -84,7 +84,9 @@ def _coerce(f: dataclasses.Field, value: Any, what: str) -> Any:
                     pass
             if "str" in kinds or (kind is int and "float" in kinds and isinstance(value, float)):
                 continue
-            raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {value!r} ({type(value).__name__}).")
+            raise ValueError(
+                f"{what} key {f.name!r} must be {f.type}; got {value!r} ({type(value).__name__})."
+            )
     if isinstance(value, bool) and "bool" not in kinds and "int" in kinds:
         raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {value!r}.")
     return value
@@ -204,7 +206,12 @@ class AttemptConfig:
         The training side of the original is set on TrainConfig: no weight decay on the attention
         (weight_decay=0) and padding to max_source_length (pad_to=max_source_length, without which
         "max_unmasked" pools over a batch-dependent amount of padding)."""
-        preset = {"pooling": "max_unmasked", "train_layer_norm": False, "temperature": "paper", "attention_init": "normal"}
+        preset = {
+            "pooling": "max_unmasked",
+            "train_layer_norm": False,
+            "temperature": "paper",
+            "attention_init": "normal",
+        }
         return cls(**{**preset, **fields})
 
     def labels_per_task(self) -> dict[str, int]:
@@ -349,7 +356,9 @@ class TrainConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     prompt_name: str | None = None
-    report_to: tuple[str, ...] = ()  # resume-free (attempt.runs.state.RESUME_FREE_FIELDS): it logs, never trains
+    report_to: tuple[
+        str, ...
+    ] = ()  # resume-free (attempt.runs.state.RESUME_FREE_FIELDS): it logs, never trains
     task_definitions: dict[str, Any] | None = None  # None, not {}: runs saved before it resume unchanged
     data_files: dict[str, Any] | None = None  # None, not {}: runs saved before it resume unchanged
 
@@ -367,13 +376,21 @@ class TrainConfig:
         if isinstance(self.tasks, str):
             self.tasks = (self.tasks,)
         self.tasks = tuple(self.tasks)
-        self.source_prompts = (self.source_prompts,) if isinstance(self.source_prompts, str) else tuple(self.source_prompts)
+        self.source_prompts = (
+            (self.source_prompts,) if isinstance(self.source_prompts, str) else tuple(self.source_prompts)
+        )
         self.report_to = (self.report_to,) if isinstance(self.report_to, str) else tuple(self.report_to)
         if not self.tasks:
             raise ValueError("tasks must name at least one task, e.g. tasks: [rte].")
         if self.mode == "source" and len(self.tasks) != 1:
             raise ValueError(f"mode='source' trains one source prompt per run; got tasks={list(self.tasks)}.")
-        for name in ("max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "max_source_length"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "eval_batch_size",
+            "gradient_accumulation_steps",
+            "max_source_length",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         for name in ("learning_rate", "weight_decay", "max_grad_norm"):

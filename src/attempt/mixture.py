@@ -22,7 +22,9 @@ from torch import nn
 from attempt.config import AttemptConfig
 
 
-def pool_inputs(input_embeds: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+def pool_inputs(
+    input_embeds: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
+) -> torch.Tensor:
     """Pool token embeddings into one vector per instance.
 
     Args:
@@ -100,7 +102,9 @@ class AttentionModule(nn.Module):
             with torch.no_grad():
                 batch = pooled_input.shape[0]
                 seen = self.inputs_seen + batch
-                self.input_mean += (pooled_input.float().mean(dim=0) - self.input_mean) * (batch / seen)  # (d,)
+                self.input_mean += (pooled_input.float().mean(dim=0) - self.input_mean) * (
+                    batch / seen
+                )  # (d,)
                 self.inputs_seen.copy_(seen)
         return pooled_input - self.input_mean.to(pooled_input.dtype)  # (B, d)
 
@@ -146,11 +150,19 @@ class AttentionalMixture(nn.Module):
         self.hidden_size = d
         self.source_names = list(source_names or [f"source_{i}" for i in range(source_prompts.shape[0])])
         # not in state_dict: a saved model references its source prompts by name and content hash
-        self.register_buffer("source_prompts", source_prompts.detach().clone().float(), persistent=False)  # (t, m, d)
+        self.register_buffer(
+            "source_prompts", source_prompts.detach().clone().float(), persistent=False
+        )  # (t, m, d)
         self.target_prompts = nn.Parameter(target_init.detach().float().repeat(len(config.tasks), 1, 1))
         self.temperature = config.resolved_temperature(d, centred_key_norm(self.source_prompts))
         self.attention = (
-            AttentionModule(d, config.bottleneck_size, config.train_layer_norm, config.attention_init, config.centre_inputs)
+            AttentionModule(
+                d,
+                config.bottleneck_size,
+                config.train_layer_norm,
+                config.attention_init,
+                config.centre_inputs,
+            )
             if self.uses_attention
             else None
         )
@@ -214,10 +226,14 @@ class AttentionalMixture(nn.Module):
     def add_source_prompt(self, name: str, prompt: torch.Tensor) -> None:
         """Append a frozen source prompt; the attention module is reused unchanged (it scores any prompt)."""
         if name in self.source_names:
-            raise ValueError(f"A source prompt named {name!r} is already in the mixture: {self.source_names}.")
+            raise ValueError(
+                f"A source prompt named {name!r} is already in the mixture: {self.source_names}."
+            )
         expected = tuple(self.source_prompts.shape[1:])
         if tuple(prompt.shape) != expected:
-            raise ValueError(f"Source prompt {name!r} has shape {tuple(prompt.shape)}; this mixture needs {expected}.")
+            raise ValueError(
+                f"Source prompt {name!r} has shape {tuple(prompt.shape)}; this mixture needs {expected}."
+            )
         new = prompt.detach().to(self.source_prompts).unsqueeze(0)
         self.source_prompts = torch.cat([self.source_prompts, new], dim=0)
         self.source_names.append(name)
@@ -225,7 +241,9 @@ class AttentionalMixture(nn.Module):
     def remove_source_prompt(self, name: str) -> None:
         """Drop a source prompt; the softmax renormalises over the prompts that remain."""
         if name not in self.source_names:
-            raise KeyError(f"No source prompt named {name!r}. This mixture has: {', '.join(self.source_names)}.")
+            raise KeyError(
+                f"No source prompt named {name!r}. This mixture has: {', '.join(self.source_names)}."
+            )
         if self.uses_attention and self.num_sources == 1:
             raise ValueError("Cannot remove the last source prompt of an ATTEMPT mixture.")
         keep = [i for i, n in enumerate(self.source_names) if n != name]
@@ -244,13 +262,17 @@ class AttentionalMixture(nn.Module):
         temperature can (see `max_attention_weight`).
         """
         if not self.uses_attention or self.config.uniform_weights:
-            raise ValueError("logit_bounds needs a learned attention (method='attempt', uniform_weights=False).")
+            raise ValueError(
+                "logit_bounds needs a learned attention (method='attempt', uniform_weights=False)."
+            )
         keys = self.source_prompts.max(dim=1).values  # (t, d)
         if self.config.target_in_attention:
             keys = torch.cat([keys, self.target_prompts[task_id].max(dim=0).values[None]])  # (K, d)
         norm = self.attention.norm
         gain = norm.weight.float() if norm.weight is not None else torch.ones_like(keys[0])  # (d,)
-        shift = (keys @ norm.bias.float()).abs() if norm.bias is not None else torch.zeros_like(keys[:, 0])  # (K,)
+        shift = (
+            (keys @ norm.bias.float()).abs() if norm.bias is not None else torch.zeros_like(keys[:, 0])
+        )  # (K,)
         return (self.hidden_size**0.5 * (keys * gain).norm(dim=-1) + shift) / self.temperature  # (K,)
 
     def max_attention_weight(self, task_id: int = 0) -> float:

@@ -72,9 +72,13 @@ class QuickstartConfig:
         if not self.sources:
             raise ValueError("quickstart needs at least one source task, e.g. sources=('sst2',).")
         if self.sources_from not in ("shipped", "train"):
-            raise ValueError(f"sources_from={self.sources_from!r} is not valid. Choose one of: shipped, train.")
+            raise ValueError(
+                f"sources_from={self.sources_from!r} is not valid. Choose one of: shipped, train."
+            )
         if self.target in self.sources:
-            raise ValueError(f"target {self.target!r} is also a source task; pick a target outside {self.sources}.")
+            raise ValueError(
+                f"target {self.target!r} is also a source task; pick a target outside {self.sources}."
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuickstartConfig:
@@ -139,7 +143,9 @@ def _source_library(qs: QuickstartConfig, progress: bool) -> PromptLibrary:
     out = Path(qs.out)
     library = PromptLibrary(out / "prompts")
     for task in qs.sources:
-        config = _run_config(qs, "source", (task,), qs.source_steps, out / "runs" / f"source-{task}", library.root)
+        config = _run_config(
+            qs, "source", (task,), qs.source_steps, out / "runs" / f"source-{task}", library.root
+        )
         if _source_is_current(library, task, config):
             print(f"[quickstart] reusing source prompt {task!r} from {library.root}")
             continue
@@ -172,10 +178,16 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
         if len(metrics) == 2:  # one metric and its "average": the same number twice
             metrics.pop("average", None)
         for name, value in metrics.items():
-            rows.append({
-                "task": qs.target, "method": method, "trainable_parameters": result.trainable_parameters,
-                "metric": name, "value": round(float(value), 2), "wall_time_s": round(wall, 1),
-            })
+            rows.append(
+                {
+                    "task": qs.target,
+                    "method": method,
+                    "trainable_parameters": result.trainable_parameters,
+                    "metric": name,
+                    "value": round(float(value), 2),
+                    "wall_time_s": round(wall, 1),
+                }
+            )
 
     heatmaps = _heatmaps(out, qs.target)
     table = format_table(rows)
@@ -199,7 +211,9 @@ def _heatmaps(out: Path, target: str) -> list[Path]:
     from attempt.evaluation.plots import attention_heatmap, example_attention_heatmap
 
     attention = json.loads((run / "attention.json").read_text())
-    mean = attention_heatmap(attention, out / "attention_heatmap.png", title=f"ATTEMPT attention on {target} (test)")
+    mean = attention_heatmap(
+        attention, out / "attention_heatmap.png", title=f"ATTEMPT attention on {target} (test)"
+    )
     each = example_attention_heatmap(run / "test_predictions.jsonl", out / "attention_examples.png",
                                      title=f"ATTEMPT attention per {target} test example")  # fmt: skip
     return [mean, each]

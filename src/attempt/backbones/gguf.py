@@ -62,4 +62,3 @@ def convert_gguf(
             raise RuntimeError(
                 f"GGUF conversion of {gguf_file} is not faithful: max |logit diff| = {diff:.3g}"
             )
-

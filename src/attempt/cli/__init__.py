@@ -80,7 +80,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
 def build_parser() -> argparse.ArgumentParser:
     """The `attempt` parser: one subcommand per `COMMANDS` entry, its help taken from the run function's docstring."""
     parser = argparse.ArgumentParser(
-        prog="attempt", formatter_class=HelpFormatter,
+        prog="attempt",
+        formatter_class=HelpFormatter,
         description="ATTEMPT: attentional mixtures of soft prompts (Asai et al., EMNLP 2022) on any HF backbone.",
         epilog="Run `attempt COMMAND --help` for a command's options.",
     )
@@ -115,7 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `attempt tasks | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UsageError, FileNotFoundError, FileExistsError, KeyError, ValueError, ImportError, OSError) as error:
+    except (
+        UsageError,
+        FileNotFoundError,
+        FileExistsError,
+        KeyError,
+        ValueError,
+        ImportError,
+        OSError,
+    ) as error:
         # the library's errors for bad input (unknown task/key/prompt, missing file or split, invalid value,
         # backbone not found, optional dependency missing) say what is wrong and what to do
         if debug:

@@ -13,10 +13,21 @@ from attempt.cli.tables import text_table
 
 def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `attempt tasks`."""
-    parser.add_argument("--task", metavar="NAME", help="show one task in detail (with a formatted example if the data is available)")
-    parser.add_argument("--data-dir", help="local benchmark mirror for the example (default: $ATTEMPT_DATA_DIR)")
-    parser.add_argument("--task-file", action="append", metavar="TASK.yaml", default=[],
-                        help="also list your own task of this task file (checked as `attempt train` does); repeatable")
+    parser.add_argument(
+        "--task",
+        metavar="NAME",
+        help="show one task in detail (with a formatted example if the data is available)",
+    )
+    parser.add_argument(
+        "--data-dir", help="local benchmark mirror for the example (default: $ATTEMPT_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--task-file",
+        action="append",
+        metavar="TASK.yaml",
+        default=[],
+        help="also list your own task of this task file (checked as `attempt train` does); repeatable",
+    )
 
 
 def _example(task, data_dir: str | None) -> str:
@@ -37,11 +48,18 @@ def _example(task, data_dir: str | None) -> str:
 def _protocol(t, short: bool = False) -> str:
     """The paper's split protocol for task `t` (see `attempt.data.splits.paper_splits`)."""
     if t.test_split:
-        return f"test = {t.test_split}" if short else (
-            f"validation = {t.validation_split}, test = {t.test_split}, full train")
+        return (
+            f"test = {t.test_split}"
+            if short
+            else (f"validation = {t.validation_split}, test = {t.test_split}, full train")
+        )
     if t.is_small:
         return "halve validation" if short else "small: official validation halved into validation / test"
-    return "hold out 1k train" if short else "large: 1,000 train rows held out as validation, official validation = test"
+    return (
+        "hold out 1k train"
+        if short
+        else "large: 1,000 train rows held out as validation, official validation = test"
+    )
 
 
 def _source(t, short: bool = False) -> str:
@@ -76,12 +94,22 @@ def run_tasks(args: argparse.Namespace) -> int:
     t = get_task(args.task)
     labels = ", ".join(f"{i}={w}" for i, w in enumerate(t.label_words)) if t.label_words else "-"
     fields = [
-        ("task", t.name), ("source", _source(t)), ("kind", t.kind),
-        ("fields", ", ".join(t.fields)), ("label field", t.label_field), ("labels", labels),
+        ("task", t.name),
+        ("source", _source(t)),
+        ("kind", t.kind),
+        ("fields", ", ".join(t.fields)),
+        ("label field", t.label_field),
+        ("labels", labels),
         ("metrics", ", ".join(t.metrics) + " (the first is the headline)"),
-        ("official train size", f"{t.official_train_size:,}" if t.defined_in is None else f"- (defined in {t.defined_in})"),
-        ("splits", f"train={t.train_split}, validation={t.validation_split}"
-         + (f", test={t.test_split}" if t.test_split else "")),
+        (
+            "official train size",
+            f"{t.official_train_size:,}" if t.defined_in is None else f"- (defined in {t.defined_in})",
+        ),
+        (
+            "splits",
+            f"train={t.train_split}, validation={t.validation_split}"
+            + (f", test={t.test_split}" if t.test_split else ""),
+        ),
         ("paper protocol", _protocol(t)),
     ]
     if t.subset:
@@ -97,11 +125,15 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 def add_prompts_arguments(parser: argparse.ArgumentParser) -> None:
     """The actions of `attempt prompts` (list, add, remove, rename, import, export) and their options."""
-    parser.add_argument("--library", default="prompts", metavar="DIR", help="the prompt library folder (default: prompts)")
+    parser.add_argument(
+        "--library", default="prompts", metavar="DIR", help="the prompt library folder (default: prompts)"
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="list the prompts with task, backbone, shape and hash")
     listing.add_argument("--json", action="store_true", help="print the metadata as JSON")
-    add = actions.add_parser("add", help="add a prompt from a .safetensors file (key 'prompt' or its only tensor)")
+    add = actions.add_parser(
+        "add", help="add a prompt from a .safetensors file (key 'prompt' or its only tensor)"
+    )
     add.add_argument("name", help="library name, e.g. mnli")
     add.add_argument("file", metavar="FILE.safetensors")
     remove = actions.add_parser("remove", help="delete a prompt")
@@ -109,23 +141,40 @@ def add_prompts_arguments(parser: argparse.ArgumentParser) -> None:
     rename = actions.add_parser("rename", help="rename a prompt (content and hash unchanged)")
     rename.add_argument("old")
     rename.add_argument("new")
-    imp = actions.add_parser("import", help="import a prompt of the original ATTEMPT code (.pt) or a PEFT adapter")
-    imp.add_argument("source", metavar="FILE_OR_DIR", help="a torch.save'd [m, d] tensor, or a PEFT adapter folder/file")
+    imp = actions.add_parser(
+        "import", help="import a prompt of the original ATTEMPT code (.pt) or a PEFT adapter"
+    )
+    imp.add_argument(
+        "source", metavar="FILE_OR_DIR", help="a torch.save'd [m, d] tensor, or a PEFT adapter folder/file"
+    )
     imp.add_argument("--name", required=True, help="library name for the imported prompt")
-    imp.add_argument("--format", choices=("original", "peft"),
-                     help="default: peft for a folder or .safetensors file, original otherwise")
+    imp.add_argument(
+        "--format",
+        choices=("original", "peft"),
+        help="default: peft for a folder or .safetensors file, original otherwise",
+    )
     for sub in (add, imp):
         sub.add_argument("--task", help="the task the prompt was trained on (metadata)")
-        sub.add_argument("--backbone", help="the backbone it was trained with, e.g. google-t5/t5-base (metadata)")
+        sub.add_argument(
+            "--backbone", help="the backbone it was trained with, e.g. google-t5/t5-base (metadata)"
+        )
     add.add_argument("--overwrite", action="store_true", help="replace a prompt of the same name")
     export = actions.add_parser("export", help="write a prompt as a PEFT prompt-tuning adapter")
     export.add_argument("name")
     export.add_argument("out_dir", metavar="OUT_DIR")
-    export.add_argument("--task-type", required=True, choices=("CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION"),
-                        help="PEFT task type of the backbone (SEQ_2_SEQ_LM for T5)")
-    export.add_argument("--base-model", help="base_model_name_or_path to record (default: the prompt's backbone)")
+    export.add_argument(
+        "--task-type",
+        required=True,
+        choices=("CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION"),
+        help="PEFT task type of the backbone (SEQ_2_SEQ_LM for T5)",
+    )
+    export.add_argument(
+        "--base-model", help="base_model_name_or_path to record (default: the prompt's backbone)"
+    )
     for sub in (listing, add, remove, rename, imp, export):  # --library also after the action
-        sub.add_argument("--library", default=argparse.SUPPRESS, metavar="DIR", help="the prompt library folder")
+        sub.add_argument(
+            "--library", default=argparse.SUPPRESS, metavar="DIR", help="the prompt library folder"
+        )
 
 
 def _read_safetensors_prompt(path: Path):
@@ -137,7 +186,9 @@ def _read_safetensors_prompt(path: Path):
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())
             if "prompt" not in keys and len(keys) != 1:
-                raise UsageError(f"{path} has tensors {', '.join(keys)}; expected one, or one named 'prompt'.")
+                raise UsageError(
+                    f"{path} has tensors {', '.join(keys)}; expected one, or one named 'prompt'."
+                )
             return f.get_tensor("prompt" if "prompt" in keys else keys[0])
     except SafetensorError as error:
         raise UsageError(f"{path} is not a safetensors file ({error}).") from None
@@ -159,12 +210,25 @@ def run_prompts(args: argparse.Namespace) -> int:
         elif not entries:
             print(f"No prompts in {library.root}.")
         else:
-            rows = [(e["name"], e.get("task"), e.get("backbone"), f"{e['length']}×{e['hidden_size']}",
-                     (e.get("hash") or "")[:19]) for e in entries]
+            rows = [
+                (
+                    e["name"],
+                    e.get("task"),
+                    e.get("backbone"),
+                    f"{e['length']}×{e['hidden_size']}",
+                    (e.get("hash") or "")[:19],
+                )
+                for e in entries
+            ]
             print(text_table(rows, ("name", "task", "backbone", "m×d", "hash")))
     elif args.action == "add":
-        prompt = SourcePrompt(args.name, _read_safetensors_prompt(Path(args.file)), task=args.task,
-                              backbone=args.backbone, training={"added_from": str(args.file)})
+        prompt = SourcePrompt(
+            args.name,
+            _read_safetensors_prompt(Path(args.file)),
+            task=args.task,
+            backbone=args.backbone,
+            training={"added_from": str(args.file)},
+        )
         path = library.add(prompt, overwrite=args.overwrite)
         print(f"Added {args.name!r} ({prompt.length}×{prompt.hidden_size}) → {path}")
     elif args.action == "remove":
@@ -180,7 +244,9 @@ def run_prompts(args: argparse.Namespace) -> int:
         fmt = args.format or ("peft" if source.is_dir() or source.suffix == ".safetensors" else "original")
         reader = library.import_peft if fmt == "peft" else library.import_original
         prompt = reader(source, args.name, task=args.task, backbone=args.backbone)
-        print(f"Imported {args.name!r} ({prompt.length}×{prompt.hidden_size}, {fmt} format) into {library.root}")
+        print(
+            f"Imported {args.name!r} ({prompt.length}×{prompt.hidden_size}, {fmt} format) into {library.root}"
+        )
     elif args.action == "export":
         kwargs = {"task_type": args.task_type}
         if args.base_model:

@@ -132,7 +132,9 @@ def _option_kwargs(tp: Any) -> dict[str, Any] | None:
     return {"type": _parse_yaml_value, "metavar": "YAML"}  # unions such as int | dict[str, int] | None
 
 
-def dataclass_options(cls: type, prefix: str = "", skip: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
+def dataclass_options(
+    cls: type, prefix: str = "", skip: Sequence[str] = ()
+) -> list[tuple[str, dict[str, Any]]]:
     """(config key, argparse kwargs) for the fields of dataclass `cls`, in field order: the type from the
     type hints, the help from the docstring's Attributes section, no default (so only given options count).
     Mapping fields are left out (set them with dotted keys)."""
@@ -215,7 +217,9 @@ def _add_task_files(data: dict[str, Any], paths: Sequence[str]) -> None:
         except (ValueError, FileNotFoundError) as error:
             raise UsageError(str(error)) from None
         if definition["name"] in definitions:
-            raise UsageError(f"{path}: another --task-file already defines a task named {definition['name']!r}.")
+            raise UsageError(
+                f"{path}: another --task-file already defines a task named {definition['name']!r}."
+            )
         definitions[definition["name"]] = definition
     data["task_definitions"] = {**(data.get("task_definitions") or {}), **definitions}
     data.setdefault("tasks", list(definitions))
@@ -303,7 +307,7 @@ def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConf
             data = resolve_paths(data, path.parent)
     if mode is not None and data.get("mode", mode) != mode:
         raise UsageError(f"{args.config} has mode {data['mode']!r}, but this command trains mode {mode!r}.")
-    overrides = [(k[len("config:"):], v) for k, v in vars(args).items() if k.startswith("config:")]
+    overrides = [(k[len("config:") :], v) for k, v in vars(args).items() if k.startswith("config:")]
     for key, value in overrides + parse_set(args.set or []):
         _set_dotted(data, key, value)
     if mode is not None:

@@ -23,15 +23,20 @@ def _run_dir(path: str) -> Path:
 def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run's output_dir")
     parser.add_argument(
-        "--backbone", help="load the backbone from here instead of the one recorded in the run (moved folders)"
+        "--backbone",
+        help="load the backbone from here instead of the one recorded in the run (moved folders)",
     )
     parser.add_argument(
         "--library", help="take the source prompts from this library (default: the copies in RUN_DIR/best/sources, "
         "else the library the run recorded)",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, help="examples per batch (default: the run's eval_batch_size)")
     parser.add_argument(
-        "--method", choices=("rank", "generate"), help="rank label verbalizers or generate (default: the run's)"
+        "--batch-size", type=int, help="examples per batch (default: the run's eval_batch_size)"
+    )
+    parser.add_argument(
+        "--method",
+        choices=("rank", "generate"),
+        help="rank label verbalizers or generate (default: the run's)",
     )
 
 
@@ -53,17 +58,35 @@ def _load(args: argparse.Namespace, config: TrainConfig | None = None) -> tuple[
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `attempt evaluate`."""
     _add_load_arguments(parser)
-    parser.add_argument("--split", choices=("test", "validation"), default="test",
-                        help="which split of the paper's protocol to score (default: test)")
-    parser.add_argument("--data-dir", help="local benchmark mirror (default: the run's data_dir, $ATTEMPT_DATA_DIR)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="which split of the paper's protocol to score (default: test)",
+    )
+    parser.add_argument(
+        "--data-dir", help="local benchmark mirror (default: the run's data_dir, $ATTEMPT_DATA_DIR)"
+    )
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="score only these of the run's tasks")
-    parser.add_argument("--limit", type=int, help="score at most N examples per task (default: the run's eval_limit)")
+    parser.add_argument(
+        "--limit", type=int, help="score at most N examples per task (default: the run's eval_limit)"
+    )
     parser.add_argument("--out", metavar="DIR", help="write metrics and predictions here instead of RUN_DIR")
-    parser.add_argument("--file", action="append", metavar="[TASK=]FILE", default=[],
-                        help="score your labelled CSV/TSV/JSONL file instead of a split, for its task only (TASK= needed "
-                        "when the run has several tasks); writes eval_file.json. Repeatable")
-    parser.add_argument("--columns", action="append", metavar="[TASK:]COLUMN=FIELD", default=[],
-                        help="with --file: your file's COLUMN holds the task's FIELD (or its label); repeatable")
+    parser.add_argument(
+        "--file",
+        action="append",
+        metavar="[TASK=]FILE",
+        default=[],
+        help="score your labelled CSV/TSV/JSONL file instead of a split, for its task only (TASK= needed "
+        "when the run has several tasks); writes eval_file.json. Repeatable",
+    )
+    parser.add_argument(
+        "--columns",
+        action="append",
+        metavar="[TASK:]COLUMN=FIELD",
+        default=[],
+        help="with --file: your file's COLUMN holds the task's FIELD (or its label); repeatable",
+    )
 
 
 def _task_rows(args: argparse.Namespace, config: Any, tasks: list[str]) -> dict[str, list[dict]]:
@@ -76,11 +99,15 @@ def _task_rows(args: argparse.Namespace, config: Any, tasks: list[str]) -> dict[
         files = dict(task_and_value(item, "=", "--file", tasks) for item in args.file)
         columns = column_options(args.columns, tasks)
         rows = {task: load_user_file(path, task, columns.get(task)) for task, path in files.items()}
-        return {task: task_rows[: args.limit] if args.limit else task_rows for task, task_rows in rows.items()}
+        return {
+            task: task_rows[: args.limit] if args.limit else task_rows for task, task_rows in rows.items()
+        }
     if args.columns:
         raise UsageError("--columns maps the columns of a --file; give the file too.")
     data_config = dataclasses.replace(
-        config, tasks=tuple(tasks), data_dir=args.data_dir or config.data_dir,
+        config,
+        tasks=tuple(tasks),
+        data_dir=args.data_dir or config.data_dir,
         eval_limit=args.limit if args.limit is not None else config.eval_limit,
     )
     return {task: splits[args.split] for task, splits in load_task_data(data_config).items()}
@@ -97,11 +124,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from attempt.runs.build import read_run_config
     from attempt.tasks import get_task
 
-    config = read_run_config(_run_dir(args.run_dir))  # the rows first: a bad file fails before the backbone loads
+    config = read_run_config(
+        _run_dir(args.run_dir)
+    )  # the rows first: a bad file fails before the backbone loads
     tasks = [get_task(t).name for t in (args.tasks or config.tasks)]
     unknown = sorted(set(tasks) - {get_task(t).name for t in config.tasks})
     if unknown:
-        raise UsageError(f"The run was not trained on {', '.join(unknown)}; its tasks: {', '.join(config.tasks)}.")
+        raise UsageError(
+            f"The run was not trained on {', '.join(unknown)}; its tasks: {', '.join(config.tasks)}."
+        )
     task_rows = _task_rows(args, config, tasks)
     model, tokenizer, config = _load(args, config)
     name = "file" if args.file else args.split  # what the outputs are named after
@@ -110,10 +141,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     predictions_path = out / f"eval_{name}_predictions.jsonl"
     attention_path = out / f"eval_{name}_attention.json"
     metrics = evaluate(
-        model, tokenizer, task_rows, method=args.method or config.eval_method,
-        batch_size=args.batch_size or config.eval_batch_size, max_source_length=config.max_source_length,
-        max_target_length=config.max_target_length, pad_to=config.pad_to,
-        predictions_path=predictions_path, attention_path=attention_path,
+        model,
+        tokenizer,
+        task_rows,
+        method=args.method or config.eval_method,
+        batch_size=args.batch_size or config.eval_batch_size,
+        max_source_length=config.max_source_length,
+        max_target_length=config.max_target_length,
+        pad_to=config.pad_to,
+        predictions_path=predictions_path,
+        attention_path=attention_path,
     )
     metrics_path = out / f"eval_{name}.json"
     metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -131,11 +168,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `attempt predict`."""
     _add_load_arguments(parser)
-    parser.add_argument("--inputs", required=True, metavar="FILE.jsonl",
-                        help='one JSON object per line: "task" plus the task\'s fields (tasks may be mixed); or, for a '
-                        "task with one input field, a .txt file with one input per line")
+    parser.add_argument(
+        "--inputs",
+        required=True,
+        metavar="FILE.jsonl",
+        help='one JSON object per line: "task" plus the task\'s fields (tasks may be mixed); or, for a '
+        "task with one input field, a .txt file with one input per line",
+    )
     parser.add_argument("--task", help="the task of a .txt file's inputs (default: the run's only task)")
-    parser.add_argument("--output", required=True, metavar="FILE.jsonl", help="where to write one prediction per line")
+    parser.add_argument(
+        "--output", required=True, metavar="FILE.jsonl", help="where to write one prediction per line"
+    )
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -161,12 +204,18 @@ def run_predict(args: argparse.Namespace) -> int:
     model, tokenizer, config = _load(args, run_config)
     for line, row in numbered:
         if row["task"] not in model.tasks:
-            raise UsageError(f"{args.inputs}, line {line}: task {row['task']!r} is not one of the model's tasks "
-                             f"{list(model.tasks)}.")
+            raise UsageError(
+                f"{args.inputs}, line {line}: task {row['task']!r} is not one of the model's tasks "
+                f"{list(model.tasks)}."
+            )
     inputs = [row for _, row in numbered]
     predictions = predict(
-        model, tokenizer, inputs, method=args.method or config.eval_method,
-        batch_size=args.batch_size or config.eval_batch_size, max_source_length=config.max_source_length,
+        model,
+        tokenizer,
+        inputs,
+        method=args.method or config.eval_method,
+        batch_size=args.batch_size or config.eval_batch_size,
+        max_source_length=config.max_source_length,
         max_target_length=config.max_target_length,
     )
     output = Path(args.output)
@@ -197,7 +246,9 @@ def _read_inputs(path: Path) -> list[tuple[int, dict]]:
     return numbered
 
 
-def _read_text_inputs(path: Path, run_tasks: tuple[str, ...], task_name: str | None) -> list[tuple[int, dict]]:
+def _read_text_inputs(
+    path: Path, run_tasks: tuple[str, ...], task_name: str | None
+) -> list[tuple[int, dict]]:
     """(file line, input) for each non-blank line of a plain-text file: the one input field of one task."""
     from attempt.tasks import get_task
     from attempt.utils.textfiles import decoded
@@ -240,7 +291,9 @@ def run_plot(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir
     attention_path, metrics_path = run_dir / "attention.json", run_dir / "metrics.jsonl"
     if not attention_path.is_file() and not metrics_path.is_file():
-        raise UsageError(f"{run_dir} has neither attention.json nor metrics.jsonl: is it a training run's output_dir?")
+        raise UsageError(
+            f"{run_dir} has neither attention.json nor metrics.jsonl: is it a training run's output_dir?"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if attention_path.is_file():
         attention = json.loads(attention_path.read_text())

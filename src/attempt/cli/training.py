@@ -16,33 +16,54 @@ def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = 
         "%(prog)s [--config RECIPE.yaml] [--task-file TASK.yaml ...] [OPTION ...] [--set KEY=VALUE ...] "
         "[--train-file [TASK=]FILE ...] [--columns COLUMN=FIELD ...] [--print-config] [--quiet] [--overwrite]"
     )
-    parser.add_argument("--config", "-c", metavar="RECIPE.yaml", help="a YAML recipe (see configs/); options below override it")
     parser.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", default=[],
+        "--config",
+        "-c",
+        metavar="RECIPE.yaml",
+        help="a YAML recipe (see configs/); options below override it",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
         help="override any config key with a YAML value; dotted keys reach into the `attempt:` mapping, "
         "e.g. --set attempt.prompt_length=10 --set tasks=[rte,mrpc]. Applied after the options below; repeatable.",
     )
     parser.add_argument(
-        "--task-file", action="append", metavar="TASK.yaml", default=[],
+        "--task-file",
+        action="append",
+        metavar="TASK.yaml",
+        default=[],
         help="your own task (YAML or JSON: name, data files or hub_id, fields, template, label_field, label_words "
         "or raw_labels, metrics, k_shot); its tasks are the run's unless --tasks names them. Recorded in the run "
         "(task_definitions), so evaluate/predict need no task file. Repeatable.",
     )
     for split in SPLITS:
         parser.add_argument(
-            f"--{split}-file", action="append", metavar="[TASK=]FILE", default=[], dest=f"{split}_file",
+            f"--{split}-file",
+            action="append",
+            metavar="[TASK=]FILE",
+            default=[],
+            dest=f"{split}_file",
             help=f"the {split} split of a built-in task from your CSV/TSV/JSONL file (TASK= needed when the run "
             "has several tasks); the other splits follow the paper's protocol. Recorded in data_files.",
         )
     parser.add_argument(
-        "--columns", action="append", metavar="[TASK:]COLUMN=FIELD", default=[],
+        "--columns",
+        action="append",
+        metavar="[TASK:]COLUMN=FIELD",
+        default=[],
         help="with --*-file: your file's COLUMN holds the task's FIELD (or its label), e.g. --columns "
         "premise=sentence1. Repeatable.",
     )
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config as YAML and exit"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="mode=source: replace a prompt of the same name already in the library (default: refuse, before training)",
     )
     add_config_arguments(parser, skip=skip)
@@ -57,15 +78,19 @@ def _train(args: argparse.Namespace, mode: str | None) -> int:
         return 0
     from attempt.training.loop import TrainingDiverged, train
 
-    print(f"Training mode={config.mode} on {', '.join(config.tasks)} with {config.backbone} → {config.output_dir}")
+    print(
+        f"Training mode={config.mode} on {', '.join(config.tasks)} with {config.backbone} → {config.output_dir}"
+    )
     try:
         # writes output_dir/train_config.json (resolved)
         result = train(config, progress=not args.quiet, overwrite_prompt=args.overwrite)
     except TrainingDiverged as error:
         print(f"attempt {args.command}: training diverged: {error}", file=sys.stderr)
         return 1
-    print(f"\nDone in {result.wall_time_s:.1f}s: {result.steps} steps, "
-          f"{result.trainable_parameters:,} trainable parameters; best step {result.best_step}.")
+    print(
+        f"\nDone in {result.wall_time_s:.1f}s: {result.steps} steps, "
+        f"{result.trainable_parameters:,} trainable parameters; best step {result.best_step}."
+    )
     for title, metrics in (("validation (best)", result.best_metrics), ("test", result.test_metrics)):
         if metrics:
             print(f"\n{title}:\n{metrics_table(metrics)}")

@@ -173,7 +173,9 @@ class BatchStream:
     is split into contiguous per-process slices.
     """
 
-    def __init__(self, examples: dict[str, list[dict]], collator: Collator, config: TrainConfig, rank: int, world: int):
+    def __init__(
+        self, examples: dict[str, list[dict]], collator: Collator, config: TrainConfig, rank: int, world: int
+    ):
         self.tasks = list(examples)
         self.examples = examples
         self.config = config
@@ -203,19 +205,25 @@ class BatchStream:
         if self.lengths is None:
             order = np.random.default_rng([seed, epoch]).permutation(len(rows))
             return [[rows[i] for i in batch] for batch in _cut(order, self.global_batch)]
-        sampler = LengthGroupedBatchSampler(self.lengths[task], self.global_batch, seed=seed, group_factor=GROUP_FACTOR)
+        sampler = LengthGroupedBatchSampler(
+            self.lengths[task], self.global_batch, seed=seed, group_factor=GROUP_FACTOR
+        )
         sampler.set_epoch(epoch)
         return [[rows[i] for i in batch] for batch in sampler]
 
     def _mixed(self, epoch: int) -> list[list[dict]]:
         seed = self.config.seed
         sizes = [len(self.examples[t]) for t in self.tasks]
-        sampler = MixtureSampler(sizes, cap=self.config.mixing_cap, temperature=self.config.mixing_temperature, seed=seed)
+        sampler = MixtureSampler(
+            sizes, cap=self.config.mixing_cap, temperature=self.config.mixing_temperature, seed=seed
+        )
         sampler.set_epoch(epoch)
         drawn = [(self.tasks[t], i) for t, i in sampler]
         if self.lengths is not None:
             lengths = [self.lengths[t][i] for t, i in drawn]
-            drawn = [drawn[j] for j in longest_first(range(len(drawn)), lengths, self.global_batch * GROUP_FACTOR)]
+            drawn = [
+                drawn[j] for j in longest_first(range(len(drawn)), lengths, self.global_batch * GROUP_FACTOR)
+            ]
         batches = [[self.examples[t][i] for t, i in batch] for batch in _cut(drawn, self.global_batch)]
         if self.lengths is not None:  # the mega-batches were sorted longest first: shuffle the batches again
             order = np.random.default_rng([seed, epoch, 1]).permutation(len(batches))

@@ -18,7 +18,9 @@ FAMILIES = ("seq2seq", "causal", "encoder")
 IGNORE_INDEX = -100  # label value ignored by the loss
 
 
-def make_examples(task: Task | str, rows: Sequence[Mapping[str, Any]], start: int = 0) -> list[dict[str, Any]]:
+def make_examples(
+    task: Task | str, rows: Sequence[Mapping[str, Any]], start: int = 0
+) -> list[dict[str, Any]]:
     """Wrap rows as collator examples ``{"task": name, "row": row, "index": start + i}``.
 
     Args:
@@ -240,11 +242,16 @@ class Collator:
         them after the input (seq2seq: the labels; causal: " " + word + eos), in label-id order."""
         task = get_task(task)
         if not task.is_classification or self.family == "encoder":
-            raise ValueError(f"label_candidates needs a classification task on an LM backbone, not {task.name!r}/{self.family}.")
+            raise ValueError(
+                f"label_candidates needs a classification task on an LM backbone, not {task.name!r}/{self.family}."
+            )
         if self.family == "seq2seq":
             return [self._ids(word, self.max_target_length) for word in task.label_words]
         eos = self.tokenizer.eos_token_id
-        return [self._ids(" " + word, self.max_target_length - 1, special=False) + [eos] for word in task.label_words]
+        return [
+            self._ids(" " + word, self.max_target_length - 1, special=False) + [eos]
+            for word in task.label_words
+        ]
 
     def _encoder_batch(self, unpacked: list) -> dict[str, torch.Tensor]:
         encodings = []

@@ -90,7 +90,11 @@ def _read_hub(task: Task, split: str) -> list[dict[str, Any]]:
 def where(source: str, index: int, lines: Sequence[int] | None) -> str:
     """How errors name row `index` (0-based) of `source`: ``"<file>, line 7"`` when the rows' file lines are
     known, else ``"<source>, row 3 (counted from 1)"``."""
-    return f"{source}, line {lines[index]}" if lines is not None else f"{source}, row {index + 1} (counted from 1)"
+    return (
+        f"{source}, line {lines[index]}"
+        if lines is not None
+        else f"{source}, row {index + 1} (counted from 1)"
+    )
 
 
 def _shown(value: Any) -> str:
@@ -108,8 +112,10 @@ def _fix(task: Task, fix: str) -> str:
     """The fix an error suggests: `fix`, or for a task defined in a task file, what to change there."""
     if task.defined_in is None:
         return fix
-    return (f"Fix the file, or the task definition in {task.defined_in}: `fields:` and `label_field:` name its "
-            f"columns, `label_words:`, `raw_labels:` or `label_range:` its labels, `files:` its data files.")
+    return (
+        f"Fix the file, or the task definition in {task.defined_in}: `fields:` and `label_field:` name its "
+        f"columns, `label_words:`, `raw_labels:` or `label_range:` its labels, `files:` its data files."
+    )
 
 
 def check_fields(row: Mapping[str, Any], task: Task, at: str, also: Sequence[str] = ()) -> None:
@@ -132,7 +138,9 @@ def check_fields(row: Mapping[str, Any], task: Task, at: str, also: Sequence[str
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise DataError(f"{at}, field {name!r}: expected a list of strings, got {_shown(value)}.")
         elif not isinstance(value, str):
-            raise DataError(f"{at}, field {name!r}: expected text, got {_shown(value)}. Quote it as a JSON string.")
+            raise DataError(
+                f"{at}, field {name!r}: expected text, got {_shown(value)}. Quote it as a JSON string."
+            )
 
 
 def validate_rows(
@@ -150,8 +158,9 @@ def validate_rows(
         DataError: naming the source, the line (or the row, counted from 1) and the field.
     """
     if not rows:
-        raise DataError(f"Task {task.name!r}: {source} has no rows (empty split). "
-                        f"{_fix(task, 'Give a split with rows.')}")
+        raise DataError(
+            f"Task {task.name!r}: {source} has no rows (empty split). {_fix(task, 'Give a split with rows.')}"
+        )
     for index, row in enumerate(rows):
         at = where(source, index, lines)
         check_fields(row, task, at, also=(task.label_field,))
@@ -184,7 +193,9 @@ def load_split(
     if task.data_files:  # a user task's own files (`attempt.tasks.user`)
         files = dict(task.data_files)
         if split not in files:
-            raise MissingSplitError(f"Task {task.name!r} has no {split!r} file; its files: {', '.join(files)}.")
+            raise MissingSplitError(
+                f"Task {task.name!r} has no {split!r} file; its files: {', '.join(files)}."
+            )
         return load_user_file(files[split], task)
     folder = resolve_data_dir(data_dir)
     lines: list[int] | None = None
@@ -230,8 +241,10 @@ def _coerce_label(value: Any, task: Task) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"not a JSON list of answers ({error}): {text[:60]!r}. Write one answer as plain "
-                             'text, several as ["a", "b"].') from None
+            raise ValueError(
+                f"not a JSON list of answers ({error}): {text[:60]!r}. Write one answer as plain "
+                'text, several as ["a", "b"].'
+            ) from None
     # a text cell "1" is the raw label 1 of a task file's `raw_labels: {1: ...}`
     if task.raw_labels is not None:
         return next((raw for raw in task.raw_labels if str(raw) == text), text)

@@ -145,16 +145,25 @@ def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, An
     data = {}
     for name in config.tasks:
         task = get_task(name)
-        splits = read_own_splits(task.name, config.data_files)  # your files replace those splits of the protocol
+        splits = read_own_splits(
+            task.name, config.data_files
+        )  # your files replace those splits of the protocol
         if len(splits) < len(SPLITS):
             seed = config.seed if config.split_seed is None else config.split_seed
             splits = {**paper_splits(task, config.data_dir, seed=seed), **splits}
         train_rows = list(splits["train"])
         if config.k_shot is not None:
-            train_rows = list(few_shot(train_rows, task, config.k_shot, seed=config.seed, allow_fewer=config.k_shot_allow_fewer))
+            train_rows = list(
+                few_shot(
+                    train_rows, task, config.k_shot, seed=config.seed, allow_fewer=config.k_shot_allow_fewer
+                )
+            )
         if config.train_limit is not None:
             train_rows = train_rows[: config.train_limit]
-        limits = {"validation": config.eval_limit, "test": config.eval_limit if config.test_limit is None else config.test_limit}
+        limits = {
+            "validation": config.eval_limit,
+            "test": config.eval_limit if config.test_limit is None else config.test_limit,
+        }
         evaluation = {s: list(splits[s])[: limits[s]] if limits[s] else list(splits[s]) for s in limits}
         data[task.name] = {"train": train_rows, **evaluation}
     return data
@@ -169,4 +178,6 @@ def read_own_splits(task: str, data_files: Mapping[str, Any] | None) -> dict[str
     spec = (data_files or {}).get(task)
     if not spec:
         return {}
-    return {split: load_user_file(spec[split], task, spec.get("columns")) for split in SPLITS if split in spec}
+    return {
+        split: load_user_file(spec[split], task, spec.get("columns")) for split in SPLITS if split in spec
+    }

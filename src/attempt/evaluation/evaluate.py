@@ -97,7 +97,9 @@ def _rank_predictions(
     scores every label word's tokens from there (`score_candidates`).
     """
     candidates = collator.label_candidates(task)  # C token-id lists, label-id order
-    scores = model.score_candidates(batch["input_ids"], batch["attention_mask"], batch["task_ids"], candidates)
+    scores = model.score_candidates(
+        batch["input_ids"], batch["attention_mask"], batch["task_ids"], candidates
+    )
     return scores.float().argmax(-1).tolist()  # (B, C) -> (B,)
 
 
@@ -142,7 +144,9 @@ def _predict_task(
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not valid. Choose one of: {', '.join(METHODS)}.")
     if model.family == "encoder" and task.kind == "extractive_qa":
-        raise ValueError(f"Task {task.name!r} is extractive QA; an encoder backbone with a head cannot answer it.")
+        raise ValueError(
+            f"Task {task.name!r} is extractive QA; an encoder backbone with a head cannot answer it."
+        )
     collator = Collator(tokenizer, model.family, model.tasks, max_source_length, max_target_length, pad_to)
     # longest inputs first, so that each batch pads to rows of about its own length (and running out of memory
     # shows on the first batch); the records are put back in the order of `examples`
@@ -329,7 +333,7 @@ def evaluate(
     rank, world_size = _shard_of(shard, gather)
     tasks = [get_task(name) for name in task_rows]
     local: list[list[dict[str, Any]]] = []  # this process's records, per task
-    with _eval_mode(model), (autocast() if autocast is not None else contextlib.nullcontext()):
+    with _eval_mode(model), autocast() if autocast is not None else contextlib.nullcontext():
         for task, rows in zip(tasks, task_rows.values(), strict=True):
             examples = make_examples(task, rows)[rank::world_size]  # rows i with i % world_size == rank
             records = _predict_task(

@@ -37,7 +37,9 @@ def _save(fig, path: str | Path, dpi: int) -> Path:
     return path
 
 
-def attention_matrix(attention: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[str], list[list[float]]]:
+def attention_matrix(
+    attention: Mapping[str, Mapping[str, float]],
+) -> tuple[list[str], list[str], list[list[float]]]:
     """Rows (target tasks), columns (source prompts in first-seen order, "target" last) and the weights;
     a prompt a task did not attend to gets NaN (an empty cell)."""
     if not attention or not any(attention.values()):
@@ -93,8 +95,15 @@ def attention_heatmap(
             for j in range(len(columns)):
                 if np.isfinite(data[i, j]):
                     dark = data[i, j] > 0.6 * vmax
-                    ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                            color="white" if dark else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{data[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if dark else "black",
+                    )
         fig.colorbar(image, ax=ax, label="attention weight")
         if title:
             ax.set_title(title)
@@ -235,7 +244,9 @@ def example_attention_heatmap(
     """
     rows = [r for r in read_records(records) if r.get("attention_weights")]
     if not rows:
-        raise ValueError("No record has attention_weights: pass the test_predictions.jsonl of an ATTEMPT run.")
+        raise ValueError(
+            "No record has attention_weights: pass the test_predictions.jsonl of an ATTEMPT run."
+        )
     rows.sort(key=lambda r: str(r.get("reference")))
     rows = rows[:max_rows]
     columns = list(rows[0]["attention_weights"])
@@ -247,8 +258,11 @@ def example_attention_heatmap(
     try:
         image = ax.imshow(data, cmap="Blues", vmin=0.0, vmax=max(float(data.max()), 1e-9), aspect="auto")
         ax.set_xticks(range(len(columns)), labels=columns, rotation=45, ha="right")
-        ax.set_yticks(range(len(rows)), labels=[f"{r.get('index', i)} ({r.get('reference')})" for i, r in enumerate(rows)],
-                      fontsize=6)
+        ax.set_yticks(
+            range(len(rows)),
+            labels=[f"{r.get('index', i)} ({r.get('reference')})" for i, r in enumerate(rows)],
+            fontsize=6,
+        )
         ax.set_xlabel("prompt")
         ax.set_ylabel("test example (gold label)")
         fig.colorbar(image, ax=ax, label="attention weight")

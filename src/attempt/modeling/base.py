@@ -79,7 +79,9 @@ class AttemptModel(nn.Module):
         source_prompts = list(source_prompts or [])
         self.backbone = backbone
         self.backbone.requires_grad_(False)
-        self.backbone_name = backbone_name or getattr(backbone.config, "_name_or_path", None) or type(backbone).__name__
+        self.backbone_name = (
+            backbone_name or getattr(backbone.config, "_name_or_path", None) or type(backbone).__name__
+        )
         embedding = backbone.get_input_embeddings()
         hidden_size = embedding.weight.shape[1]
         check_compatible(source_prompts, hidden_size, config.prompt_length)
@@ -100,9 +102,13 @@ class AttemptModel(nn.Module):
         )  # (t, m, d)
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
-            self.mixture = AttentionalMixture(config, hidden_size, stacked, target_init, [p.name for p in mixed])
+            self.mixture = AttentionalMixture(
+                config, hidden_size, stacked, target_init, [p.name for p in mixed]
+            )
             self.head = self._build_head(hidden_size)
-        if config.temperature == "auto":  # fixed now, from these sources: a saved model reloads with the same T
+        if (
+            config.temperature == "auto"
+        ):  # fixed now, from these sources: a saved model reloads with the same T
             self.config = dataclasses.replace(config, temperature=self.mixture.temperature)
         self.source_info = [{"name": p.name, "hash": p.hash, "task": p.task} for p in mixed]
 
@@ -151,11 +157,15 @@ class AttemptModel(nn.Module):
         m = config.prompt_length
         if config.target_init == "source":
             if not sources:
-                raise ValueError("target_init='source' needs source prompts; pass some or use target_init='vocab'.")
+                raise ValueError(
+                    "target_init='source' needs source prompts; pass some or use target_init='vocab'."
+                )
             name = config.target_init_source or sources[0].name
             by_name = {p.name: p for p in sources}
             if name not in by_name:
-                raise ValueError(f"target_init_source={name!r} is not among the source prompts: {list(by_name)}.")
+                raise ValueError(
+                    f"target_init_source={name!r} is not among the source prompts: {list(by_name)}."
+                )
             return by_name[name].embeddings.clone()
         if config.target_init == "vocab":
             return random_vocab_prompt(embedding_weight, m, seed=config.seed)
@@ -212,7 +222,9 @@ class AttemptModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if task_ids is not None and task_ids.numel() and int(task_ids.max()) >= len(self.tasks):
-            raise ValueError(f"task_ids go up to {int(task_ids.max())} but this model has {len(self.tasks)} task(s).")
+            raise ValueError(
+                f"task_ids go up to {int(task_ids.max())} but this model has {len(self.tasks)} task(s)."
+            )
         embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, d)
         read = attention_mask if read_mask is None else read_mask
         prompt, weights = self.mixture(embeds, read, task_ids)  # (B, m, d), (B, t+1)
@@ -261,16 +273,29 @@ class AttemptModel(nn.Module):
         """
         attention_lr = prompt_lr if attention_lr is None else attention_lr
         head_lr = attention_lr if head_lr is None else head_lr
-        groups = [{"name": "prompt", "params": [self.mixture.target_prompts], "lr": prompt_lr, "weight_decay": 0.0}]
+        groups = [
+            {"name": "prompt", "params": [self.mixture.target_prompts], "lr": prompt_lr, "weight_decay": 0.0}
+        ]
         if self.mixture.attention is not None:
             attention = self.mixture.attention
             decayed = [attention.down.weight, attention.up.weight]
             norm = [p for p in attention.norm.parameters() if p.requires_grad]
-            groups.append({"name": "attention", "params": decayed, "lr": attention_lr, "weight_decay": weight_decay})
+            groups.append(
+                {"name": "attention", "params": decayed, "lr": attention_lr, "weight_decay": weight_decay}
+            )
             if norm:
-                groups.append({"name": "attention_norm", "params": norm, "lr": attention_lr, "weight_decay": 0.0})
+                groups.append(
+                    {"name": "attention_norm", "params": norm, "lr": attention_lr, "weight_decay": 0.0}
+                )
         if self.head is not None:
-            groups.append({"name": "head", "params": list(self.head.parameters()), "lr": head_lr, "weight_decay": weight_decay})
+            groups.append(
+                {
+                    "name": "head",
+                    "params": list(self.head.parameters()),
+                    "lr": head_lr,
+                    "weight_decay": weight_decay,
+                }
+            )
         return groups
 
     def num_parameters_by_part(self) -> dict[str, int]:
@@ -337,7 +362,10 @@ class AttemptModel(nn.Module):
         (a model cast to another dtype no longer holds the prompts it was trained with)."""
         for index, info in enumerate(self.source_info):
             prompt = SourcePrompt(
-                info["name"], self.mixture.source_prompts[index], task=info.get("task"), backbone=self.backbone_name
+                info["name"],
+                self.mixture.source_prompts[index],
+                task=info.get("task"),
+                backbone=self.backbone_name,
             )
             if prompt.hash != info["hash"]:
                 raise ValueError(
@@ -380,10 +408,14 @@ class AttemptModel(nn.Module):
                 f"{directory} was trained on a backbone with d={meta['hidden_size']} ({meta['backbone']}); "
                 f"this backbone has d={hidden}. Load it onto {meta['backbone']}."
             )
-        prompts = _match_sources(meta["source_prompts"], source_prompts, directory, hidden, config.prompt_length)
+        prompts = _match_sources(
+            meta["source_prompts"], source_prompts, directory, hidden, config.prompt_length
+        )
         wrapper = AttemptModel.wrapper_for(backbone.config)
         if wrapper.family != meta["family"]:
-            raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {wrapper.family}.")
+            raise ValueError(
+                f"{directory} holds a {meta['family']} model; this backbone is {wrapper.family}."
+            )
         model = wrapper(backbone, config, prompts, backbone_name=meta["backbone"], initialise=False)
         state = reading.load_safetensors(directory / WEIGHTS_FILE, fix, sha256=meta.get(reading.HASH_KEY))
         expected = set(model.trainable_state_dict())
@@ -391,13 +423,19 @@ class AttemptModel(nn.Module):
             raise ValueError(
                 f"{directory / WEIGHTS_FILE} has keys {sorted(state)}; expected {sorted(expected)}."
             )
-        model.mixture.load_state_dict({k[len("mixture.") :]: v for k, v in state.items() if k.startswith("mixture.")})
+        model.mixture.load_state_dict(
+            {k[len("mixture.") :]: v for k, v in state.items() if k.startswith("mixture.")}
+        )
         if model.head is not None:
-            model.head.load_state_dict({k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")})
+            model.head.load_state_dict(
+                {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
+            )
         return model.to(backbone.device)
 
 
-def _match_sources(recorded: list[dict], given, directory: Path, hidden_size: int, length: int) -> list[SourcePrompt]:
+def _match_sources(
+    recorded: list[dict], given, directory: Path, hidden_size: int, length: int
+) -> list[SourcePrompt]:
     if not recorded:
         return []
     if given is None:
@@ -416,7 +454,10 @@ def _match_sources(recorded: list[dict], given, directory: Path, hidden_size: in
         if r["name"] not in by_name:
             raise ValueError(f"Source prompt {r['name']!r} that {directory} was trained with is missing.")
         prompt = by_name[r["name"]]
-        if (prompt.length, prompt.hidden_size) != (length, hidden_size):  # say which dimension is off, not "hash"
+        if (prompt.length, prompt.hidden_size) != (
+            length,
+            hidden_size,
+        ):  # say which dimension is off, not "hash"
             raise ValueError(
                 f"Source prompt {r['name']!r} has shape (m, d) = ({prompt.length}, {prompt.hidden_size}) but "
                 f"{directory} was trained with one of ({length}, {hidden_size}) (d: expected {hidden_size}, found "

@@ -20,7 +20,9 @@ def pad_token_id(backbone) -> int | None:
     """The id that pads generated rows: the generation config's pad token, else its (first) eos token."""
     config = backbone.generation_config
     eos = config.eos_token_id
-    return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+    return (
+        config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+    )
 
 
 def _input_only(mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
@@ -54,7 +56,11 @@ class CausalAttemptModel(AttemptModel):
             ignore = labels.new_full((labels.shape[0], self.prompt_length - 1), -100)
             labels = torch.cat([ignore, labels], dim=1)  # (B, m+L)
         out = self.backbone(
-            inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions(mask), labels=labels, **kwargs
+            inputs_embeds=inputs_embeds,
+            attention_mask=mask,
+            position_ids=positions(mask),
+            labels=labels,
+            **kwargs,
         )
         logits = out.logits[:, -keep + 1 :]  # (B, L, V)
         return AttemptOutput(loss=out.loss, logits=logits, attention_weights=weights)
@@ -71,7 +77,9 @@ class CausalAttemptModel(AttemptModel):
         generate_kwargs.setdefault("pad_token_id", pad_token_id(self.backbone))
         return self.backbone.generate(inputs_embeds=inputs_embeds, attention_mask=mask, **generate_kwargs)
 
-    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+    def sequence_log_likelihood(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None
+    ) -> torch.Tensor:
         """(B,) sum of log p(tokens where labels != -100 | the tokens before them)."""
         logits = self(input_ids, attention_mask, labels=labels, task_ids=task_ids).logits  # (B, L, V)
         return label_log_likelihood(logits[:, :-1], labels[:, 1:])
@@ -81,4 +89,6 @@ class CausalAttemptModel(AttemptModel):
         """(B, C) log p(candidate | input) of C continuations (token ids) of LEFT-padded inputs; the prompted
         input is read once and its key/value cache reused for every candidate."""
         inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
-        return causal_candidate_log_likelihoods(self.backbone, inputs_embeds, mask, candidates, pad_token_id(self.backbone) or 0)
+        return causal_candidate_log_likelihoods(
+            self.backbone, inputs_embeds, mask, candidates, pad_token_id(self.backbone) or 0
+        )

@@ -147,7 +147,9 @@ class FineTuneModel(nn.Module):
                 "FineTuneModel.from_backbone(backbone, ...), which picks the class of the backbone's family."
             )
         self.config = config
-        self.backbone_name = backbone_name or getattr(backbone.config, "_name_or_path", None) or type(backbone).__name__
+        self.backbone_name = (
+            backbone_name or getattr(backbone.config, "_name_or_path", None) or type(backbone).__name__
+        )
         self.hidden_size = backbone.get_input_embeddings().weight.shape[1]
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
@@ -162,10 +164,15 @@ class FineTuneModel(nn.Module):
     def _with_lora(backbone: nn.Module, config: FineTuneConfig) -> nn.Module:
         from peft import LoraConfig, get_peft_model
 
-        targets = list(config.target_modules) if config.target_modules else default_target_modules(backbone.config)
+        targets = (
+            list(config.target_modules) if config.target_modules else default_target_modules(backbone.config)
+        )
         lora = LoraConfig(
-            r=int(config.lora_rank), lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=targets, bias="none",
+            r=int(config.lora_rank),
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=targets,
+            bias="none",
             fan_in_fan_out=getattr(backbone.config, "model_type", None) == "gpt2",  # GPT-2's Conv1D layers
         )
         return get_peft_model(backbone, lora)  # freezes everything but the adapters
@@ -199,8 +206,14 @@ class FineTuneModel(nn.Module):
         passed as keywords.
         """
         config = FineTuneConfig(
-            mode=mode, tasks=tuple(tasks), num_labels=num_labels, lora_rank=lora_rank, lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout, target_modules=target_modules, **config_fields,
+            mode=mode,
+            tasks=tuple(tasks),
+            num_labels=num_labels,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=target_modules,
+            **config_fields,
         )
         subclass = FineTuneModel.class_for(backbone) if cls is FineTuneModel else cls
         return subclass(backbone, config, backbone_name=backbone_name)
@@ -246,7 +259,9 @@ class FineTuneModel(nn.Module):
         """Generated ids (seq2seq: decoder ids; causal: only the new ids, inputs LEFT-padded)."""
         raise NotImplementedError(f"{type(self).__name__} ({self.family} backbone) does not generate text.")
 
-    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+    def sequence_log_likelihood(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None
+    ) -> torch.Tensor:
         """(B,) sum of log p(label tokens | input), as AttemptModel's (for rank classification)."""
         raise NotImplementedError(f"{type(self).__name__} ({self.family} backbone) classifies with its head.")
 
@@ -273,18 +288,39 @@ class FineTuneModel(nn.Module):
         head_lr = (prompt_lr if attention_lr is None else attention_lr) if head_lr is None else head_lr
         trained = [p for p in self.backbone.parameters() if p.requires_grad]
         groups = [
-            {"name": "backbone", "params": [p for p in trained if p.dim() >= 2], "lr": prompt_lr, "weight_decay": weight_decay},
-            {"name": "backbone_no_decay", "params": [p for p in trained if p.dim() < 2], "lr": prompt_lr, "weight_decay": 0.0},
+            {
+                "name": "backbone",
+                "params": [p for p in trained if p.dim() >= 2],
+                "lr": prompt_lr,
+                "weight_decay": weight_decay,
+            },
+            {
+                "name": "backbone_no_decay",
+                "params": [p for p in trained if p.dim() < 2],
+                "lr": prompt_lr,
+                "weight_decay": 0.0,
+            },
         ]
         if self.head is not None:
-            groups.append({"name": "head", "params": list(self.head.parameters()), "lr": head_lr, "weight_decay": weight_decay})
+            groups.append(
+                {
+                    "name": "head",
+                    "params": list(self.head.parameters()),
+                    "lr": head_lr,
+                    "weight_decay": weight_decay,
+                }
+            )
         return [g for g in groups if g["params"]]
 
     def num_parameters_by_part(self) -> dict[str, int]:
         """trainable (backbone part + head), head, and backbone (all its weights, LoRA included)."""
         head = sum(p.numel() for p in self.head.parameters()) if self.head is not None else 0
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"trainable": trainable, "head": head, "backbone": sum(p.numel() for p in self.backbone.parameters())}
+        return {
+            "trainable": trainable,
+            "head": head,
+            "backbone": sum(p.numel() for p in self.backbone.parameters()),
+        }
 
     def print_trainable_parameters(self) -> str:
         """Print (and return) the trainable parameter count."""
@@ -318,8 +354,10 @@ class FineTuneModel(nn.Module):
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory} has no {name}: it is not a saved FineTuneModel.")
-        fix = (f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train it "
-               "again.")
+        fix = (
+            f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train it "
+            "again."
+        )
         meta = read_json(directory / CONFIG_FILE, fix)
         hidden = backbone.get_input_embeddings().weight.shape[1]
         if hidden != meta["hidden_size"]:
@@ -329,9 +367,13 @@ class FineTuneModel(nn.Module):
             )
         subclass = FineTuneModel.class_for(backbone) if cls is FineTuneModel else cls
         if subclass.family != meta["family"]:
-            raise ValueError(f"{directory} holds a {meta['family']} model; this backbone is {subclass.family}.")
+            raise ValueError(
+                f"{directory} holds a {meta['family']} model; this backbone is {subclass.family}."
+            )
         model = subclass(backbone, FineTuneConfig.from_dict(meta["finetune"]), backbone_name=meta["backbone"])
-        state = load_safetensors(directory / WEIGHTS_FILE, fix, sha256=meta.get(HASH_KEY))  # older saves: no hash
+        state = load_safetensors(
+            directory / WEIGHTS_FILE, fix, sha256=meta.get(HASH_KEY)
+        )  # older saves: no hash
         params = model.trainable_state_dict()
         if set(state) != set(params):
             missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
@@ -342,7 +384,9 @@ class FineTuneModel(nn.Module):
         with torch.no_grad():
             for name, value in state.items():
                 if params[name].shape != value.shape:
-                    raise ValueError(f"{name}: saved shape {tuple(value.shape)} != model {tuple(params[name].shape)}.")
+                    raise ValueError(
+                        f"{name}: saved shape {tuple(value.shape)} != model {tuple(params[name].shape)}."
+                    )
                 params[name].copy_(value)
         return model
 
@@ -364,7 +408,9 @@ class Seq2SeqFineTuneModel(FineTuneModel):
         """Decoder ids generated for each input."""
         return self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
 
-    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+    def sequence_log_likelihood(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None
+    ) -> torch.Tensor:
         logits = self(input_ids, attention_mask, labels=labels).logits  # (B, T, V)
         return label_log_likelihood(logits, labels)
 
@@ -397,7 +443,9 @@ class CausalFineTuneModel(FineTuneModel):
         out = self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
         return out[:, input_ids.shape[1] :]
 
-    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+    def sequence_log_likelihood(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None
+    ) -> torch.Tensor:
         logits = self(input_ids, attention_mask).logits  # (B, L, V)
         return label_log_likelihood(logits[:, :-1], labels[:, 1:])
 
@@ -421,7 +469,9 @@ class EncoderFineTuneModel(FineTuneModel):
             )
         return ClassificationHeads(self.hidden_size, labels)
 
-    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs) -> AttemptOutput:
+    def forward(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs
+    ) -> AttemptOutput:
         """labels (B,) class ids or scores; task_ids (B,) picks the head. logits (B, C)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -433,7 +483,9 @@ class EncoderFineTuneModel(FineTuneModel):
         hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
         hidden = getattr(hidden, "last_hidden_state", None)
         if hidden is None:
-            raise ValueError("The encoder backbone must return last_hidden_state: pass the bare encoder (AutoModel).")
+            raise ValueError(
+                "The encoder backbone must return last_hidden_state: pass the bare encoder (AutoModel)."
+            )
         pooled = pool(hidden, attention_mask, self.config.head_pooling)  # (B, d)
         logits = self.head(pooled.float(), task_ids, self.tasks)  # (B, C)
         loss = per_task_loss(logits, labels, task_ids, self.head, self.tasks) if labels is not None else None

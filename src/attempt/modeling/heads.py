@@ -37,7 +37,11 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def per_task_loss(
-    logits: torch.Tensor, labels: torch.Tensor, task_ids: torch.Tensor, heads: ClassificationHeads, tasks: tuple[str, ...]
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    task_ids: torch.Tensor,
+    heads: ClassificationHeads,
+    tasks: tuple[str, ...],
 ) -> torch.Tensor:
     """Mean over the batch of each row's own task loss: cross-entropy over that task's classes, or squared
     error for a regression head (1 output). logits (B, C), labels (B,), task_ids (B,)."""
@@ -46,7 +50,9 @@ def per_task_loss(
         rows = task_ids == index
         head = heads.heads[tasks[index]]
         if head.out_features == 1:
-            total = total + nn.functional.mse_loss(logits[rows, 0], labels[rows].to(logits.dtype), reduction="sum")
+            total = total + nn.functional.mse_loss(
+                logits[rows, 0], labels[rows].to(logits.dtype), reduction="sum"
+            )
         else:
             total = total + nn.functional.cross_entropy(
                 logits[rows, : head.out_features], labels[rows].long(), reduction="sum"

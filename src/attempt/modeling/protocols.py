@@ -28,7 +28,9 @@ class Predictor(Protocol):
     @property
     def tasks(self) -> tuple[str, ...]: ...
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **inputs: Any) -> Any:
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **inputs: Any
+    ) -> Any:
         """forward: an output with ``.logits`` (encoders: (B, C) head logits) and ``.loss`` given labels."""
 
     def generate(

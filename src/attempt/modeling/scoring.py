@@ -27,7 +27,9 @@ from attempt.modeling.padding import check_left_padded, positions
 IGNORE_INDEX = -100
 
 
-def _padded(candidates: Sequence[Sequence[int]], value: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded(
+    candidates: Sequence[Sequence[int]], value: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(C, T) ids padded on the right with `value`, and the (C, T) mask of real tokens."""
     if not candidates or any(len(ids) == 0 for ids in candidates):
         raise ValueError("Every candidate needs at least one token.")
@@ -54,7 +56,10 @@ def _accepts(forward_type: type, name: str) -> bool:
 
 
 def seq2seq_candidate_log_likelihoods(
-    backbone: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, candidates: Sequence[Sequence[int]]
+    backbone: nn.Module,
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    candidates: Sequence[Sequence[int]],
 ) -> torch.Tensor:
     """(B, C) summed log p(candidate | input) for an encoder-decoder backbone (T5, BART).
 
@@ -64,11 +69,15 @@ def seq2seq_candidate_log_likelihoods(
         candidates: C token-id lists, each as the decoder's labels (eos included when the tokenizer adds it).
     """
     batch, count = inputs_embeds.shape[0], len(candidates)
-    hidden = backbone.get_encoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+    hidden = backbone.get_encoder()(
+        inputs_embeds=inputs_embeds, attention_mask=attention_mask
+    ).last_hidden_state
     labels, _ = _padded(candidates, IGNORE_INDEX, inputs_embeds.device)  # (C, T), -100 after the shorter ones
     labels = labels.repeat(batch, 1)  # (B*C, T), example-major
     out = backbone(
-        encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(count, dim=0)),  # (B*C, S, d)
+        encoder_outputs=BaseModelOutput(
+            last_hidden_state=hidden.repeat_interleave(count, dim=0)
+        ),  # (B*C, S, d)
         attention_mask=attention_mask.repeat_interleave(count, dim=0),
         labels=labels,
     )
@@ -95,21 +104,32 @@ def causal_candidate_log_likelihoods(
     ids, real = _padded(candidates, pad_token_id, inputs_embeds.device)  # (C, T)
     extra = {"logits_to_keep": 1} if _accepts(type(backbone), "logits_to_keep") else {}
     prefix = backbone(
-        inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions(attention_mask), use_cache=True,
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        position_ids=positions(attention_mask),
+        use_cache=True,
         **extra,
     )
     first = prefix.logits[:, -1].float().log_softmax(-1)[:, ids[:, 0]]  # (B, V) -> (B, C)
     if ids.shape[1] == 1:
         return first
     cache = prefix.cache if getattr(prefix, "cache", None) is not None else prefix.past_key_values
-    cache_argument = "cache" if _accepts(type(backbone), "cache") else "past_key_values"  # renamed in transformers 5
+    cache_argument = (
+        "cache" if _accepts(type(backbone), "cache") else "past_key_values"
+    )  # renamed in transformers 5
     cache.batch_repeat_interleave(count)  # (B*C, ...) in place, example-major
     rest = ids[:, :-1].repeat(batch, 1)  # (B*C, T-1): the tokens that predict tokens 2..T
     mask = torch.cat(
-        [attention_mask.repeat_interleave(count, dim=0), real[:, :-1].repeat(batch, 1).to(attention_mask.dtype)], dim=1
+        [
+            attention_mask.repeat_interleave(count, dim=0),
+            real[:, :-1].repeat(batch, 1).to(attention_mask.dtype),
+        ],
+        dim=1,
     )  # (B*C, S+T-1)
     start = attention_mask.long().sum(-1).repeat_interleave(count).unsqueeze(-1)  # (B*C, 1)
     steps = start + torch.arange(rest.shape[1], device=rest.device)  # (B*C, T-1)
-    logits = backbone(input_ids=rest, attention_mask=mask, position_ids=steps, **{cache_argument: cache}).logits
+    logits = backbone(
+        input_ids=rest, attention_mask=mask, position_ids=steps, **{cache_argument: cache}
+    ).logits
     targets = ids[:, 1:].masked_fill(~real[:, 1:], IGNORE_INDEX).repeat(batch, 1)  # (B*C, T-1)
     return first + label_log_likelihood(logits, targets).view(batch, count)

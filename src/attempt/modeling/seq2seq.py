@@ -11,11 +11,17 @@ from attempt.modeling.scoring import label_log_likelihood, seq2seq_candidate_log
 class Seq2SeqAttemptModel(AttemptModel):
     family = "seq2seq"
 
-    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, decoder_input_ids=None, **kwargs):
+    def forward(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, decoder_input_ids=None, **kwargs
+    ):
         """Args: input_ids/attention_mask (B, L), labels (B, T) with -100 on padding, task_ids (B,)."""
         inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids)
         out = self.backbone(
-            inputs_embeds=inputs_embeds, attention_mask=mask, labels=labels, decoder_input_ids=decoder_input_ids, **kwargs
+            inputs_embeds=inputs_embeds,
+            attention_mask=mask,
+            labels=labels,
+            decoder_input_ids=decoder_input_ids,
+            **kwargs,
         )
         return AttemptOutput(loss=out.loss, logits=out.logits, attention_weights=weights)  # logits (B, T, V)
 
@@ -25,7 +31,9 @@ class Seq2SeqAttemptModel(AttemptModel):
         inputs_embeds, mask, _ = self.prompted_inputs(input_ids, attention_mask, task_ids)
         return self.backbone.generate(inputs_embeds=inputs_embeds, attention_mask=mask, **generate_kwargs)
 
-    def sequence_log_likelihood(self, input_ids, attention_mask=None, labels=None, task_ids=None) -> torch.Tensor:
+    def sequence_log_likelihood(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None
+    ) -> torch.Tensor:
         """(B,) sum of log p(label tokens | input): rank classification scores each verbalizer with it."""
         logits = self(input_ids, attention_mask, labels=labels, task_ids=task_ids).logits  # (B, T, V)
         return label_log_likelihood(logits, labels)

@@ -29,7 +29,9 @@ class ZeroShotModel(nn.Module):
     def __init__(self, backbone: nn.Module, family: str, tasks: Sequence[str]):
         super().__init__()
         if family not in ("seq2seq", "causal"):
-            raise ValueError(f"A zero-shot score needs a language model; a {family!r} backbone classifies with a trained head.")
+            raise ValueError(
+                f"A zero-shot score needs a language model; a {family!r} backbone classifies with a trained head."
+            )
         self.backbone = backbone.requires_grad_(False)
         self.family = family
         self.tasks = tuple(tasks)
@@ -42,7 +44,9 @@ class ZeroShotModel(nn.Module):
         embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, d)
         if self.family == "seq2seq":
             return seq2seq_candidate_log_likelihoods(self.backbone, embeds, attention_mask, candidates)
-        return causal_candidate_log_likelihoods(self.backbone, embeds, attention_mask, candidates, pad_token_id(self.backbone) or 0)
+        return causal_candidate_log_likelihoods(
+            self.backbone, embeds, attention_mask, candidates, pad_token_id(self.backbone) or 0
+        )
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:

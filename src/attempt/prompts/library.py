@@ -141,7 +141,9 @@ class PromptLibrary:
         """Names of the prompts in the library, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name[: -len(".safetensors")] for p in self.root.glob("*.safetensors") if _NAME.match(p.stem))
+        return sorted(
+            p.name[: -len(".safetensors")] for p in self.root.glob("*.safetensors") if _NAME.match(p.stem)
+        )
 
     def list(self) -> list[dict[str, Any]]:
         """Metadata of every prompt (name, task, backbone, d, m, training, score, hash)."""
@@ -149,8 +151,10 @@ class PromptLibrary:
 
     def _damaged_fix(self, name: str) -> str:
         """What to do about a damaged prompt `name`."""
-        return (f"Remove it (`attempt prompts remove {name} --library {self.root}`) and add it again (`attempt "
-                "prompts add/import`, or retrain it with `attempt train-source --overwrite`).")
+        return (
+            f"Remove it (`attempt prompts remove {name} --library {self.root}`) and add it again (`attempt "
+            "prompts add/import`, or retrain it with `attempt train-source --overwrite`)."
+        )
 
     def __contains__(self, name: str) -> bool:
         return self._paths(name)[0].exists()
@@ -173,7 +177,9 @@ class PromptLibrary:
                 embeddings = f.get_tensor("prompt")
         except Exception as error:  # noqa: BLE001 - SafetensorError (a damaged file) is no ValueError / OSError
             detail = " ".join(str(error).split())
-            raise reading.CorruptFile(f"{tensor_path} is damaged or not a prompt file ({detail}). {fix}") from None
+            raise reading.CorruptFile(
+                f"{tensor_path} is damaged or not a prompt file ({detail}). {fix}"
+            ) from None
         meta = reading.read_json(meta_path, fix) if meta_path.exists() else {}
         if not isinstance(meta, dict):
             raise reading.CorruptFile(f"{meta_path} should hold a JSON object. {fix}")
@@ -194,7 +200,9 @@ class PromptLibrary:
             )
         return prompt
 
-    def load(self, names: list[str] | str | None = None, hidden_size: int | None = None) -> list[SourcePrompt]:
+    def load(
+        self, names: list[str] | str | None = None, hidden_size: int | None = None
+    ) -> list[SourcePrompt]:
         """Load prompts by name (all of them when `names` is None), checking d when `hidden_size` is given."""
         if isinstance(names, str):
             names = [names]
@@ -260,7 +268,9 @@ class PromptLibrary:
     def _remove(self, name: str) -> None:
         tensor_path, meta_path = self._paths(name)
         if not tensor_path.exists():
-            raise KeyError(f"No source prompt {name!r} in library {self.root}. It has: {', '.join(self.names())}.")
+            raise KeyError(
+                f"No source prompt {name!r} in library {self.root}. It has: {', '.join(self.names())}."
+            )
         tensor_path.unlink()
         if meta_path.exists():
             meta_path.unlink()
@@ -328,7 +338,9 @@ def read_original_prompt(path: str | Path) -> torch.Tensor:
         obj = next(iter(obj.values()))
     if not isinstance(obj, torch.Tensor) or obj.dim() != 2 or not obj.is_floating_point():
         shape = getattr(obj, "shape", type(obj).__name__)
-        raise ValueError(f"{path} should hold one [m, d] float tensor (original ATTEMPT format); found {shape}.")
+        raise ValueError(
+            f"{path} should hold one [m, d] float tensor (original ATTEMPT format); found {shape}."
+        )
     return obj.to(torch.float32)
 
 
@@ -352,7 +364,9 @@ def read_peft_prompt(path: str | Path, num_virtual_tokens: int | None = None) ->
     if config_path.exists():
         config = json.loads(config_path.read_text())
         if config.get("peft_type") not in (None, "PROMPT_TUNING"):
-            raise ValueError(f"{config_path} is a {config.get('peft_type')} adapter; only PROMPT_TUNING holds a prompt.")
+            raise ValueError(
+                f"{config_path} is a {config.get('peft_type')} adapter; only PROMPT_TUNING holds a prompt."
+            )
         num_virtual_tokens = num_virtual_tokens or config.get("num_virtual_tokens")
     with safe_open(str(weights), framework="pt") as f:
         keys = list(f.keys())
@@ -383,7 +397,9 @@ def write_peft_adapter(
         The adapter folder.
     """
     if task_type not in PEFT_TASK_TYPES:
-        raise ValueError(f"task_type={task_type!r} is not supported. Choose one of: {', '.join(PEFT_TASK_TYPES)}.")
+        raise ValueError(
+            f"task_type={task_type!r} is not supported. Choose one of: {', '.join(PEFT_TASK_TYPES)}."
+        )
     m, d = embeddings.shape
     submodules = 2 if task_type == "SEQ_2_SEQ_LM" else 1
     config = {

@@ -46,13 +46,17 @@ def _sources(config: TrainConfig, hidden_size: int) -> list[SourcePrompt]:
     return prompts
 
 
-def build_model(config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, family: str) -> AttemptModel | FineTuneModel:
+def build_model(
+    config: TrainConfig, backbone: torch.nn.Module, tokenizer: Any, family: str
+) -> AttemptModel | FineTuneModel:
     """The model of `config.mode` over `backbone` (AttemptModel, or FineTuneModel for finetune/lora)."""
     labels = {t: get_task(t).num_labels for t in config.tasks}
     if family == "encoder":
         no_head = [t for t, n in labels.items() if n == 0]
         if no_head:
-            raise ValueError(f"Task(s) {no_head} are extractive QA; an encoder backbone with a head cannot learn them.")
+            raise ValueError(
+                f"Task(s) {no_head} are extractive QA; an encoder backbone with a head cannot learn them."
+            )
     if model_class(config.mode) is FineTuneModel:
         return FineTuneModel.from_backbone(
             backbone, mode=config.mode, tasks=list(config.tasks), num_labels=labels if family == "encoder" else None,
@@ -79,8 +83,10 @@ def load_best_weights(config: TrainConfig, model: torch.nn.Module, best_dir: Pat
 
 def damaged_model_fix(directory: str | Path) -> str:
     """What to do about a damaged saved model in `directory`."""
-    return (f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train the run "
-            "again in a fresh output_dir.")
+    return (
+        f"The saved model in {directory} cannot be trusted: restore the folder from a copy, or train the run "
+        "again in a fresh output_dir."
+    )
 
 
 def verify_saved_model(config: TrainConfig, directory: Path) -> dict[str, Any]:
@@ -99,13 +105,19 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     """
     run_dir = Path(run_dir)
     best = run_dir / "best"
-    config_path = next((p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None)
+    config_path = next(
+        (p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None
+    )
     if config_path is None or not best.is_dir():
         raise FileNotFoundError(
             f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
             "(written by attempt.training.loop.train after its first evaluation)."
         )
-    fix = "Restore it: best/train_config.json is a copy of it." if config_path.parent == run_dir else damaged_model_fix(best)
+    fix = (
+        "Restore it: best/train_config.json is a copy of it."
+        if config_path.parent == run_dir
+        else damaged_model_fix(best)
+    )
     return run_config(read_json(config_path, fix), config_path.parent)
 
 

@@ -147,8 +147,10 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> dic
     (``manifest`` is ``{}`` for a checkpoint written before manifests existed)."""
     directory = Path(directory)
     check_complete(directory)
-    fix = (f"The checkpoint {directory} is damaged: delete it to restart this run from step 0 (metrics.jsonl "
-           "is kept).")
+    fix = (
+        f"The checkpoint {directory} is damaged: delete it to restart this run from step 0 (metrics.jsonl "
+        "is kept)."
+    )
     manifest = reading.read_json(directory / MANIFEST, fix) if (directory / MANIFEST).is_file() else {}
     hashes = manifest.get("sha256", {}) if isinstance(manifest, dict) else {}
     for name in REQUIRED:

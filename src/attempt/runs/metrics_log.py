@@ -39,7 +39,11 @@ class MetricsLog:
             ]  # fmt: skip
             storage.write_text(self.path, "".join(line + "\n" for line in kept))
         if self.trackers is not None:
-            self.trackers.init_trackers(PROJECT_NAME, config=_scalars(hparams or {}), init_kwargs=_run_names(self.trackers, output_dir.name))
+            self.trackers.init_trackers(
+                PROJECT_NAME,
+                config=_scalars(hparams or {}),
+                init_kwargs=_run_names(self.trackers, output_dir.name),
+            )
 
     def log(self, record: dict[str, Any]) -> None:
         """Append `record` as one JSON line and send its numbers to the trackers (main process only)."""
@@ -64,7 +68,11 @@ class MetricsLog:
 def _scalars(hparams: dict[str, Any]) -> dict[str, Any]:
     """The run's config as the flat scalars every tracker accepts (TensorBoard's hparams refuse None, lists)."""
     flat = flatten_record(hparams)
-    return {k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in flat.items() if v is not None}
+    return {
+        k: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+        for k, v in flat.items()
+        if v is not None
+    }
 
 
 def _run_names(accelerator: Any, name: str) -> dict[str, dict[str, str]]:
@@ -87,7 +95,9 @@ def _set_aside(path: Path) -> Path | None:
     while (kept := path.with_name(f"{path.stem}.previous-{number}{path.suffix}")).exists():
         number += 1
     path.rename(kept)
-    warnings.warn(f"{path.parent} restarts from step 0; the log of its earlier start is kept in {kept}", stacklevel=3)
+    warnings.warn(
+        f"{path.parent} restarts from step 0; the log of its earlier start is kept in {kept}", stacklevel=3
+    )
     return kept
 
 
@@ -125,4 +135,3 @@ def flatten_record(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-

@@ -20,7 +20,12 @@ from attempt.utils import storage
 
 ENVIRONMENT_FILE = "environment.json"
 CARD_FILE = "README.md"
-PACKAGES = {"attempt": "attempt-tuning", "torch": "torch", "transformers": "transformers", "accelerate": "accelerate"}
+PACKAGES = {
+    "attempt": "attempt-tuning",
+    "torch": "torch",
+    "transformers": "transformers",
+    "accelerate": "accelerate",
+}
 METHODS = {
     "attempt": "ATTEMPT: an attentional mixture of frozen source prompts and a trained target prompt "
     "(Asai et al., EMNLP 2022)",
@@ -43,11 +48,14 @@ def environment(config: TrainConfig, backbone: Any) -> dict[str, Any]:
     """The versions and the backbone identity a run records."""
     backbone_config = getattr(backbone, "config", None)
     return {
-        "versions": {name: _version(dist) for name, dist in PACKAGES.items()} | {"python": platform.python_version()},
+        "versions": {name: _version(dist) for name, dist in PACKAGES.items()}
+        | {"python": platform.python_version()},
         "backbone": {
             "name": config.backbone,
             "name_or_path": getattr(backbone_config, "_name_or_path", None),
-            "revision": getattr(backbone_config, "_commit_hash", None),  # set by from_pretrained from the Hub cache
+            "revision": getattr(
+                backbone_config, "_commit_hash", None
+            ),  # set by from_pretrained from the Hub cache
             "model_type": getattr(backbone_config, "model_type", None),
             "dtype": config.backbone_dtype,
         },
@@ -65,7 +73,11 @@ def _metrics_lines(title: str, metrics: dict[str, Any]) -> list[str]:
     lines = [f"| {title} | metric | value |", "|---|---|---:|"]
     for task, scores in metrics.items():
         if isinstance(scores, dict):
-            lines += [f"| {task} | {name} | {value:.2f} |" for name, value in scores.items() if isinstance(value, (int, float))]
+            lines += [
+                f"| {task} | {name} | {value:.2f} |"
+                for name, value in scores.items()
+                if isinstance(value, (int, float))
+            ]
     if isinstance(metrics.get("average"), (int, float)):
         lines.append(f"| average | | {metrics['average']:.2f} |")
     return lines + [""]
@@ -78,8 +90,13 @@ def model_card(
     """The text of ``best/README.md``."""
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v)
     revision = record["backbone"]["revision"]
-    baseline = config.mode in ("finetune", "lora")  # attempt.modeling.finetune.FineTuneModel, else AttemptModel
-    module, cls = ("attempt.modeling.finetune", "FineTuneModel") if baseline else ("attempt.modeling", "AttemptModel")
+    baseline = config.mode in (
+        "finetune",
+        "lora",
+    )  # attempt.modeling.finetune.FineTuneModel, else AttemptModel
+    module, cls = (
+        ("attempt.modeling.finetune", "FineTuneModel") if baseline else ("attempt.modeling", "AttemptModel")
+    )
     lines = [
         "---", f"library_name: attempt\nbase_model: {json.dumps(config.backbone)}",
         f"tags: [attempt, soft-prompt, {config.mode}]", "---", "",
@@ -116,4 +133,11 @@ def write_model_card(
     storage.write_text(directory / CARD_FILE, card)
 
 
-__all__ = ["CARD_FILE", "ENVIRONMENT_FILE", "environment", "model_card", "write_environment", "write_model_card"]
+__all__ = [
+    "CARD_FILE",
+    "ENVIRONMENT_FILE",
+    "environment",
+    "model_card",
+    "write_environment",
+    "write_model_card",
+]

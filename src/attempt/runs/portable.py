@@ -23,7 +23,10 @@ from attempt.config import TrainConfig
 from attempt.tasks.data_files import with_paths
 
 CONFIG_FILE = "train_config.json"  # a run's config, in the run folder and its best/ and checkpoint/
-SAVED_RUN_DIRS = (".", "..")  # the output_dir a saved config records: its own folder, or best/'s and checkpoint/'s parent
+SAVED_RUN_DIRS = (
+    ".",
+    "..",
+)  # the output_dir a saved config records: its own folder, or best/'s and checkpoint/'s parent
 PATH_FIELDS = ("output_dir", "library", "data_dir")
 
 
@@ -56,7 +59,10 @@ def _data_files(definitions: dict[str, Any] | None, convert: Callable[[str], str
         files = definition.get("data", {}).get("files") if isinstance(definition, dict) else None
         if isinstance(files, dict):
             files = {split: convert(path) for split, path in files.items()}
-            definition = {**definition, "data": {**definition["data"], "files": files}}  # keeps the other data keys
+            definition = {
+                **definition,
+                "data": {**definition["data"], "files": files},
+            }  # keeps the other data keys
         converted[name] = definition
     return converted
 
@@ -67,7 +73,10 @@ def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
     if data.get("output_dir") not in SAVED_RUN_DIRS:
         return dict(data)
     fields = dict(data)
-    absolute = lambda value: value if Path(value).is_absolute() else os.path.normpath(Path(folder).resolve() / value)  # noqa: E731
+
+    def absolute(value: str) -> str:
+        return value if Path(value).is_absolute() else os.path.normpath(Path(folder).resolve() / value)
+
     for name in PATH_FIELDS:
         value = fields.get(name)
         if value is not None:

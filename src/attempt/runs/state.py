@@ -50,7 +50,9 @@ class LoopState:
 
 
 def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: Path) -> None:
-    differs = sorted(k for k in set(saved) | set(current) if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k))
+    differs = sorted(
+        k for k in set(saved) | set(current) if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k)
+    )
     if differs:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in differs)
         raise CheckpointMismatch(
@@ -64,7 +66,9 @@ def source_hashes(model: TrainableModel) -> dict[str, str]:
     return {s["name"]: s["hash"] for s in getattr(model, "source_info", [])}
 
 
-def _check_same_sources(saved: dict[str, str] | None, current: dict[str, str], library: str, directory: Path) -> None:
+def _check_same_sources(
+    saved: dict[str, str] | None, current: dict[str, str], library: str, directory: Path
+) -> None:
     """Refuse to resume with source prompts other than those the checkpoint was trained with: a prompt
     retrained or replaced under the same name would silently change the rest of the run."""
     if saved is None or saved == current:  # None: a checkpoint written before the hashes were recorded
@@ -110,7 +114,9 @@ def resume_or_start(
         missing, unexpected = model.load_state_dict(saved["weights"], strict=False)
         if unexpected or set(saved["weights"]) - set(model.state_dict()):
             raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
-        _check_same_sources(saved["manifest"].get("sources"), source_hashes(model), config.library, checkpoint_dir)
+        _check_same_sources(
+            saved["manifest"].get("sources"), source_hashes(model), config.library, checkpoint_dir
+        )
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state = loaded

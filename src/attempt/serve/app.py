@@ -82,7 +82,11 @@ def build_app(
         yield
         await batcher.stop()  # uvicorn has let the requests in flight finish; predict anything still queued
 
-    app = FastAPI(title="attempt serve", summary="ATTEMPT soft-prompt models over one frozen backbone", lifespan=lifespan)
+    app = FastAPI(
+        title="attempt serve",
+        summary="ATTEMPT soft-prompt models over one frozen backbone",
+        lifespan=lifespan,
+    )
     app.state.served, app.state.batcher, app.state.telemetry = served, batcher, telemetry
     _add_predict(app, served, validator, batcher, telemetry)
 
@@ -101,7 +105,9 @@ def build_app(
     return app
 
 
-def _add_predict(app: FastAPI, served: ServedRuns, validator: Validator, batcher: Batcher, telemetry: Telemetry) -> None:
+def _add_predict(
+    app: FastAPI, served: ServedRuns, validator: Validator, batcher: Batcher, telemetry: Telemetry
+) -> None:
     """POST /v1/predict, and the one-line 422 for a body FastAPI cannot read into a `PredictRequest`."""
 
     @app.exception_handler(RequestValidationError)

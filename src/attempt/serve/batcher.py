@@ -91,7 +91,9 @@ class Batcher:
         if self._queue is None or self._closing:
             raise Closing("The server is shutting down; send the request to another instance or retry later.")
         if self._pending + len(items) > self.max_queue:
-            raise QueueFull(f"{self._pending} inputs are already waiting (max_queue={self.max_queue}); retry later.")
+            raise QueueFull(
+                f"{self._pending} inputs are already waiting (max_queue={self.max_queue}); retry later."
+            )
         loop = asyncio.get_running_loop()
         pending = [_Pending(item, loop.create_future()) for item in items]
         for entry in pending:
@@ -144,7 +146,9 @@ class Batcher:
         return batch, False
 
     async def _predict(self, batch: list[_Pending]) -> None:
-        live = [entry for entry in batch if not entry.future.done()]  # a client that left cancelled its futures
+        live = [
+            entry for entry in batch if not entry.future.done()
+        ]  # a client that left cancelled its futures
         if not live:
             return
         live.sort(key=lambda entry: -entry.item.length)

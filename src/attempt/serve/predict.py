@@ -57,7 +57,9 @@ def _tensors(run: ServedRun, items: Sequence[Item], for_generation: bool) -> dic
     return {name: tensor.to(device) for name, tensor in batch.items() if name != "labels"}
 
 
-def _head_results(run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+def _head_results(
+    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]
+) -> list[dict[str, Any]]:
     logits = run.model(**batch).logits.float()  # (B, C), -inf beyond a task's classes
     results = []
     for row, item in enumerate(items):
@@ -71,7 +73,9 @@ def _head_results(run: ServedRun, items: Sequence[Item], batch: dict[str, torch.
     return results
 
 
-def _rank_results(run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+def _rank_results(
+    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]
+) -> list[dict[str, Any]]:
     union: list[list[int]] = []  # every distinct label-word token list of the batch's tasks
     columns: dict[str, list[int]] = {}
     for task in {item.task.name: item.task for item in items}.values():
@@ -79,7 +83,9 @@ def _rank_results(run: ServedRun, items: Sequence[Item], batch: dict[str, torch.
             if ids not in union:
                 union.append(ids)
         columns[task.name] = [union.index(ids) for ids in run.collator.label_candidates(task)]
-    scores = run.model.score_candidates(batch["input_ids"], batch["attention_mask"], batch["task_ids"], union).float()
+    scores = run.model.score_candidates(
+        batch["input_ids"], batch["attention_mask"], batch["task_ids"], union
+    ).float()
     results = []
     for row, item in enumerate(items):
         own = scores[row, columns[item.task.name]]  # (C,) in label-id order, as evaluate ranks them
@@ -88,14 +94,22 @@ def _rank_results(run: ServedRun, items: Sequence[Item], batch: dict[str, torch.
     return results
 
 
-def _generated_results(run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+def _generated_results(
+    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]
+) -> list[dict[str, Any]]:
     tokenizer = run.collator.tokenizer
-    kwargs: dict[str, Any] = {"max_new_tokens": run.config.max_target_length, "do_sample": False, "num_beams": 1}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": run.config.max_target_length,
+        "do_sample": False,
+        "num_beams": 1,
+    }
     if run.model.family == "causal" and tokenizer.eos_token_id is not None:
         kwargs["eos_token_id"] = tokenizer.eos_token_id
     ids = run.model.generate(batch["input_ids"], batch["attention_mask"], batch["task_ids"], **kwargs)
     results = []
-    for text, item in zip((t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)), items, strict=True):
+    for text, item in zip(
+        (t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)), items, strict=True
+    ):
         result: dict[str, Any] = {"prediction": text}
         if item.task.is_classification:
             parsed = item.task.parse_prediction(text)
@@ -122,7 +136,9 @@ def _scores(words: Sequence[str], values: torch.Tensor) -> dict[str, float | Non
     return {word: _finite(value) for word, value in zip(words, values.tolist(), strict=True)}
 
 
-def _add_attention(run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor], results: list[dict]) -> None:
+def _add_attention(
+    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor], results: list[dict]
+) -> None:
     names = run.attention_names()
     if names is None or not any(item.attention for item in items):
         return
@@ -177,7 +193,9 @@ def predict_run(run: ServedRun, items: Sequence[Item], max_padding: float = math
     return [r for r in results if r is not None]
 
 
-def predict_batch(items: Sequence[Item], max_padding: float = math.inf) -> list[dict[str, Any] | BaseException]:
+def predict_batch(
+    items: Sequence[Item], max_padding: float = math.inf
+) -> list[dict[str, Any] | BaseException]:
     """Predict a mixed batch: one `predict_run` per run folder in it, results back in the batch's order.
 
     If a run folder's group fails, its inputs are predicted one by one, so an input that breaks the model

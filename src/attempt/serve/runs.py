@@ -86,7 +86,10 @@ def read_run_config(run_dir: Path) -> Any:
     from attempt.config import TrainConfig
     from attempt.utils.reading import read_json
 
-    path = next((p for p in (run_dir / "train_config.json", run_dir / "best" / "train_config.json") if p.is_file()), None)
+    path = next(
+        (p for p in (run_dir / "train_config.json", run_dir / "best" / "train_config.json") if p.is_file()),
+        None,
+    )
     if not run_dir.is_dir() or path is None:
         raise FileNotFoundError(
             f"{run_dir} is not a finished training run (no train_config.json): pass the output_dir of "
@@ -111,7 +114,10 @@ def check_runs(run_dirs: Sequence[Path], configs: Sequence[Any]) -> None:
             )
     keys = {_same_backbone_key(config) for config in configs}
     if len(keys) > 1:
-        listed = "; ".join(f"{d} → {c.backbone} (dtype {c.backbone_dtype or 'default'})" for d, c in zip(run_dirs, configs, strict=True))
+        listed = "; ".join(
+            f"{d} → {c.backbone} (dtype {c.backbone_dtype or 'default'})"
+            for d, c in zip(run_dirs, configs, strict=True)
+        )
         raise ValueError(
             f"These runs were trained on different backbones ({listed}). One server shares one frozen backbone: "
             "start one `attempt serve` per backbone."
@@ -154,7 +160,12 @@ def load_runs(
     for run_dir, recorded in zip(dirs, configs, strict=True):
         model, _, config = load_run(run_dir, backbone=shared, tokenizer=tokenizer)
         collator = Collator(
-            tokenizer, model.family, model.tasks, config.max_source_length, config.max_target_length, cache=False
+            tokenizer,
+            model.family,
+            model.tasks,
+            config.max_source_length,
+            config.max_target_length,
+            cache=False,
         )
         runs.append(ServedRun(run_dir.name, run_dir, model, config, collator, method or recorded.eval_method))
     return ServedRuns(runs, tokenizer, first.backbone, family)

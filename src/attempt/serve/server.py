@@ -13,7 +13,11 @@ from fastapi import FastAPI
 
 
 def make_server(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *, graceful_timeout: float | None = 30.0,
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    graceful_timeout: float | None = 30.0,
     log_level: str = "info",
 ) -> uvicorn.Server:
     """A uvicorn server for `app` (``port=0`` picks a free port: see `bound_port` once it has started).

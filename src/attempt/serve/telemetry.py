@@ -22,24 +22,36 @@ class Telemetry:
     def __init__(self, in_flight: Callable[[], float]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "attempt_serve_requests", "Prediction requests by task and HTTP status.", ["task", "status"],
+            "attempt_serve_requests",
+            "Prediction requests by task and HTTP status.",
+            ["task", "status"],
             registry=self.registry,
         )
-        self.inputs = Counter("attempt_serve_inputs", "Inputs predicted, by task.", ["task"], registry=self.registry)
+        self.inputs = Counter(
+            "attempt_serve_inputs", "Inputs predicted, by task.", ["task"], registry=self.registry
+        )
         self.latency = Histogram(
-            "attempt_serve_request_seconds", "Time from receiving a prediction request to answering it.", ["task"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "attempt_serve_request_seconds",
+            "Time from receiving a prediction request to answering it.",
+            ["task"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.batch_size = Histogram(
-            "attempt_serve_batch_size", "Inputs per model batch (any tasks mixed).", buckets=BATCH_BUCKETS,
+            "attempt_serve_batch_size",
+            "Inputs per model batch (any tasks mixed).",
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.batch_seconds = Histogram(
-            "attempt_serve_batch_seconds", "Time the worker thread spends predicting one batch.",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "attempt_serve_batch_seconds",
+            "Time the worker thread spends predicting one batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         waiting = Gauge(
-            "attempt_serve_inputs_in_flight", "Inputs accepted and not answered yet (queued or in the model).",
+            "attempt_serve_inputs_in_flight",
+            "Inputs accepted and not answered yet (queued or in the model).",
             registry=self.registry,
         )
         waiting.set_function(in_flight)

@@ -51,8 +51,9 @@ class Validator:
             raise RequestError(422, f'"inputs" is empty: send at least one {task.name} input.')
         if len(inputs) > self.max_inputs:
             raise RequestError(
-                413, f"{len(inputs)} inputs in one request; this server takes at most {self.max_inputs} "
-                "(--max-inputs). Split them over several requests."
+                413,
+                f"{len(inputs)} inputs in one request; this server takes at most {self.max_inputs} "
+                "(--max-inputs). Split them over several requests.",
             )
         return [self._item(run, task, row, position, attention) for position, row in enumerate(inputs)]
 
@@ -61,42 +62,53 @@ class Validator:
         runs = self.served.runs_of(task_name)
         if not runs:
             raise RequestError(
-                404, f"Task {task_name!r} is not served here. Served tasks: {', '.join(self.served.tasks)} "
-                "(GET /v1/tasks lists their fields)."
+                404,
+                f"Task {task_name!r} is not served here. Served tasks: {', '.join(self.served.tasks)} "
+                "(GET /v1/tasks lists their fields).",
             )
         names = ", ".join(run.name for run in runs)
         if run_name is not None:
             named = [run for run in runs if run.name == run_name]
             if not named:
-                raise RequestError(404, f"No served run named {run_name!r} answers {task_name!r}; these do: {names}.")
+                raise RequestError(
+                    404, f"No served run named {run_name!r} answers {task_name!r}; these do: {names}."
+                )
             return named[0]
         if len(runs) > 1:
-            raise RequestError(422, f'Task {task_name!r} is served by several runs ({names}): add "run": one of them.')
+            raise RequestError(
+                422, f'Task {task_name!r} is served by several runs ({names}): add "run": one of them.'
+            )
         return runs[0]
 
     def _item(self, run: ServedRun, task: Task, row: Any, position: int, attention: bool) -> Item:
         where = f"inputs[{position}]"
         if not isinstance(row, Mapping):
-            raise RequestError(422, f"{where} is not a JSON object; send {{{', '.join(repr(f) for f in task.fields)}: ...}}.")
+            raise RequestError(
+                422, f"{where} is not a JSON object; send {{{', '.join(repr(f) for f in task.fields)}: ...}}."
+            )
         missing = [name for name in task.fields if row.get(name) is None]
         if missing:
             raise RequestError(
-                422, f"{where} lacks field(s) {', '.join(missing)}; {task.name} needs {', '.join(task.fields)}."
+                422,
+                f"{where} lacks field(s) {', '.join(missing)}; {task.name} needs {', '.join(task.fields)}.",
             )
         not_text = [name for name in task.fields if isinstance(row[name], (dict, list, bool))]
         if not_text:
             raise RequestError(422, f"{where}: field(s) {', '.join(not_text)} must be text (a JSON string).")
         limit = run.config.max_source_length
         if sum(len(str(row[name])) for name in task.fields) > limit * CHARS_PER_TOKEN_BOUND:
-            raise RequestError(413, f"{where} is far longer than the {limit} tokens {task.name} reads; shorten it.")
+            raise RequestError(
+                413, f"{where} is far longer than the {limit} tokens {task.name} reads; shorten it."
+            )
         try:
             length = self._length(run, task, row)
         except (KeyError, ValueError, TypeError) as error:  # a task's renderer needs more than its fields
             raise RequestError(422, f"{where} cannot be read as a {task.name} input: {error}.") from error
         if length > limit:
             raise RequestError(
-                413, f"{where} is {length} tokens; the {task.name} run reads at most {limit} (its "
-                "max_source_length), so the rest would be cut. Shorten the text."
+                413,
+                f"{where} is {length} tokens; the {task.name} run reads at most {limit} (its "
+                "max_source_length), so the rest would be cut. Shorten the text.",
             )
         return Item(run, task, dict(row), attention=attention, length=length)
 

@@ -279,9 +279,7 @@ class Task:
         labels = [self.label_of(r) for r in references] if rows_given else list(references)
         groups = [self.group_of(r) for r in references] if rows_given else None
         parsed = [self.parse_prediction(p) for p in predictions]
-        scores = {
-            name: metric_registry.compute(name, parsed, labels, groups=groups) for name in self.metrics
-        }
+        scores = {name: metric_registry.compute(name, parsed, labels, groups=groups) for name in self.metrics}
         scores["average"] = sum(scores.values()) / len(scores)
         return scores
 
@@ -290,8 +288,10 @@ def _answers(value: Any, task_name: str) -> list[str]:
     """Normalise SQuAD-style ``{"text": [...]}``, MRQA/ReCoRD lists, or a bare string to a list of answers."""
     if isinstance(value, Mapping):
         if "text" not in value:  # an empty list here would train on "" silently
-            raise ValueError(f"Task {task_name!r}: answers {value!r} has no 'text' list (SQuAD form: "
-                             '{"text": ["..."], "answer_start": [...]}).')
+            raise ValueError(
+                f"Task {task_name!r}: answers {value!r} has no 'text' list (SQuAD form: "
+                '{"text": ["..."], "answer_start": [...]}).'
+            )
         value = value["text"]
     if isinstance(value, str):
         value = [value]

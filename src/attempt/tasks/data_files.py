@@ -44,7 +44,9 @@ def normalize_data_files(value: Any, tasks: Sequence[str]) -> dict[str, dict[str
     normalized = {}
     for task, spec in value.items():
         if task not in tasks:
-            raise ValueError(f"data_files names task {task!r}, which is not one of the run's tasks {list(tasks)}.")
+            raise ValueError(
+                f"data_files names task {task!r}, which is not one of the run's tasks {list(tasks)}."
+            )
         if not isinstance(spec, Mapping) or not set(spec) & set(SPLITS):
             raise ValueError(f"data_files[{task!r}] maps splits ({', '.join(SPLITS)}) to files, e.g. {EXAMPLE}; "
                              f"got {spec!r}.")  # fmt: skip
@@ -65,12 +67,16 @@ def _path(value: Any, key: str) -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise ValueError(f"{key} must be a file path, got {value!r}.")
     if Path(value).suffix.lower() not in ROW_FILE_SUFFIXES:
-        raise ValueError(f"{key} {str(value)!r} must end in {', '.join(ROW_FILE_SUFFIXES)} ({ROW_FILE_KINDS}).")
+        raise ValueError(
+            f"{key} {str(value)!r} must end in {', '.join(ROW_FILE_SUFFIXES)} ({ROW_FILE_KINDS})."
+        )
     return str(value)
 
 
 def _columns(value: Any, task: str) -> dict[str, str]:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
         raise ValueError(f"data_files[{task!r}].columns maps your column names to the task's fields, e.g. "
                          f"{{premise: sentence1}}; got {value!r}.")  # fmt: skip
     return dict(value)
@@ -81,7 +87,10 @@ def with_paths(data_files: dict[str, Any] | None, convert: Callable[[str], str])
     if not data_files:
         return data_files
     return {
-        task: {key: convert(value) if key in SPLITS and isinstance(value, str) else value for key, value in spec.items()}
+        task: {
+            key: convert(value) if key in SPLITS and isinstance(value, str) else value
+            for key, value in spec.items()
+        }
         for task, spec in data_files.items()
     }
 

@@ -31,7 +31,9 @@ def _check_lengths(predictions: Sequence[Any], references: Sequence[Any]) -> Non
         raise ValueError("No examples to score: predictions and references are empty.")
 
 
-def accuracy(predictions: Sequence[Any], references: Sequence[Any], groups: Sequence[Any] | None = None) -> float:
+def accuracy(
+    predictions: Sequence[Any], references: Sequence[Any], groups: Sequence[Any] | None = None
+) -> float:
     """Percentage of predictions equal to their reference."""
     _check_lengths(predictions, references)
     return 100.0 * sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)
@@ -81,7 +83,9 @@ def _correlation(kind: str, predictions: Sequence[float], references: Sequence[f
     return 100.0 * float(result[0])
 
 
-def pearson(predictions: Sequence[float], references: Sequence[float], groups: Sequence[Any] | None = None) -> float:
+def pearson(
+    predictions: Sequence[float], references: Sequence[float], groups: Sequence[Any] | None = None
+) -> float:
     """Pearson correlation (STS-B), ×100; 0 when either side is constant."""
     return _correlation("pearson", predictions, references)
 
@@ -152,7 +156,9 @@ def squad_exact_match(
     def same(prediction: str, gold: str) -> float:
         return float(normalize_answer(prediction) == normalize_answer(gold))
 
-    total = sum(_best_over_gold(same, str(p), golds) for p, golds in zip(predictions, references, strict=True))
+    total = sum(
+        _best_over_gold(same, str(p), golds) for p, golds in zip(predictions, references, strict=True)
+    )
     return 100.0 * total / len(references)
 
 

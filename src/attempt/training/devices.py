@@ -22,13 +22,19 @@ def make_accelerator(config: TrainConfig):
     from accelerate.utils import DistributedDataParallelKwargs
 
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError("mixed_precision='fp16' needs a CUDA GPU. On a CPU use mixed_precision='bf16' or 'no'.")
+        raise ValueError(
+            "mixed_precision='fp16' needs a CUDA GPU. On a CPU use mixed_precision='bf16' or 'no'."
+        )
     if config.mixed_precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         raise ValueError("This GPU does not support bf16; use mixed_precision='fp16' or 'no'.")
     # Accelerate keeps one global state per process; a single-process caller (tests, notebooks) may train
     # again with another precision, so forget the previous one there.
     previous = AcceleratorState._shared_state.get("_mixed_precision")
-    if previous is not None and previous != config.mixed_precision and PartialState._shared_state.get("num_processes", 1) == 1:
+    if (
+        previous is not None
+        and previous != config.mixed_precision
+        and PartialState._shared_state.get("num_processes", 1) == 1
+    ):
         AcceleratorState._reset_state()
     # several processes without a GPU (torchrun on CPUs): Accelerate only uses gloo when told cpu=True
     cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1

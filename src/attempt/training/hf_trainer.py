@@ -57,7 +57,9 @@ class AttemptTrainer(Trainer):
 
     def __init__(self, *args: Any, data_collator: Any = None, **kwargs: Any):
         if data_collator is None:
-            raise ValueError("AttemptTrainer needs data_collator=attempt.data.collate.Collator(tokenizer, model.family, tasks, ...).")
+            raise ValueError(
+                "AttemptTrainer needs data_collator=attempt.data.collate.Collator(tokenizer, model.family, tasks, ...)."
+            )
         super().__init__(*args, data_collator=_PlainBatches(data_collator), **kwargs)
         if not isinstance(self.accelerator.unwrap_model(self.model), AttemptModel):
             raise TypeError(f"AttemptTrainer trains an AttemptModel; got {type(self.model).__name__}.")
@@ -93,7 +95,9 @@ class AttemptTrainer(Trainer):
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         model = self.accelerator.unwrap_model(model or self.model)
         path = Path(resume_from_checkpoint) / WEIGHTS_FILE
-        state = reading.load_safetensors(path, f"The checkpoint {resume_from_checkpoint} is damaged: resume from another.")
+        state = reading.load_safetensors(
+            path, f"The checkpoint {resume_from_checkpoint} is damaged: resume from another."
+        )
         _, unexpected = model.load_state_dict(state, strict=False)
         if unexpected:
             raise ValueError(f"{path} holds weights this model lacks: {unexpected}.")

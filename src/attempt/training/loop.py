@@ -142,7 +142,12 @@ def _setup(
         else:
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     collator = Collator(
-        tokenizer, family, list(config.tasks), config.max_source_length, config.max_target_length, config.pad_to
+        tokenizer,
+        family,
+        list(config.tasks),
+        config.max_source_length,
+        config.max_target_length,
+        config.pad_to,
     )
     stream = BatchStream(
         {t: make_examples(t, data[t]["train"]) for t in config.tasks}, collator, config,
@@ -151,15 +156,17 @@ def _setup(
     return tokenizer, data, model, collator, stream
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+def linear_schedule(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over `warmup` steps to the groups' learning rates, then linear decay to 0 at `total`."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
 
 
 def _record_validation(state: LoopState, metrics: dict[str, Any], patience: int | None) -> bool:
@@ -193,7 +200,9 @@ def _store_prompt(config: TrainConfig, prompt: SourcePrompt, overwrite: bool) ->
         ) from None
 
 
-def _source_prompt(config: TrainConfig, state: LoopState, model: TrainableModel, output_dir: Path) -> SourcePrompt:
+def _source_prompt(
+    config: TrainConfig, state: LoopState, model: TrainableModel, output_dir: Path
+) -> SourcePrompt:
     """The trained prompt of a mode="source" run, with its training record, for the prompt library."""
     task = config.tasks[0]
     return SourcePrompt(
@@ -215,12 +224,16 @@ def attention_reach_note(mixture: Any) -> str | None:
         return None
     k = len(mixture.logit_bounds())
     reach = mixture.max_attention_weight()
-    note = (f"[attempt] attention: T = {mixture.temperature:.4g}; no input can give any one of the {k} prompts "
-            f"more than {reach:.2f} of the weight at the current LayerNorm gain (uniform: {1 / k:.2f})")
+    note = (
+        f"[attempt] attention: T = {mixture.temperature:.4g}; no input can give any one of the {k} prompts "
+        f"more than {reach:.2f} of the weight at the current LayerNorm gain (uniform: {1 / k:.2f})"
+    )
     if reach < 1.5 / k:
-        note += (f". The prompts' pooled keys are small beside T, so the attention stays near uniform unless the "
-                 f"LayerNorm gain grows; attempt.temperature='auto' (scaled to the keys) or a lower one (e.g. "
-                 f"sqrt(d) = {mixture.hidden_size**0.5:.3g}) lets it move.")
+        note += (
+            f". The prompts' pooled keys are small beside T, so the attention stays near uniform unless the "
+            f"LayerNorm gain grows; attempt.temperature='auto' (scaled to the keys) or a lower one (e.g. "
+            f"sqrt(d) = {mixture.hidden_size**0.5:.3g}) lets it move."
+        )
     return note
 
 
@@ -312,7 +325,9 @@ def _train(
         config.learning_rate, config.attention_learning_rate, config.head_learning_rate, config.weight_decay
     )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    scheduler = linear_schedule(optimizer, config.warmup_steps, config.max_steps)  # stepped by hand, once per step
+    scheduler = linear_schedule(
+        optimizer, config.warmup_steps, config.max_steps
+    )  # stepped by hand, once per step
     # forward and backward go through `parallel_model`, the model as accelerator.prepare wraps it (DDP over
     # several processes, so gradients are averaged); saving and evaluation use the model itself
     parallel_model, optimizer = accelerator.prepare(model, optimizer)
@@ -331,9 +346,22 @@ def _train(
     # 4. the loop ---------------------------------------------------------------------------------------
     show = progress and accelerator.is_main_process
     window = _LossWindow()
-    with tqdm(total=config.max_steps, initial=state.step, disable=not show, desc=f"train {config.mode}") as bar:
+    with tqdm(
+        total=config.max_steps, initial=state.step, disable=not show, desc=f"train {config.mode}"
+    ) as bar:
         while state.step < config.max_steps and not state.stopped_early:
-            _optimizer_step(config, accelerator, parallel_model, optimizer, scheduler, stream, collator, state, window, log)
+            _optimizer_step(
+                config,
+                accelerator,
+                parallel_model,
+                optimizer,
+                scheduler,
+                stream,
+                collator,
+                state,
+                window,
+                log,
+            )
             state.step += 1
             _log_train(config, accelerator, optimizer, state, window, log, bar)
             if (config.eval_every and state.step % config.eval_every == 0) or state.step == config.max_steps:
@@ -344,7 +372,9 @@ def _train(
 
     # 5. test the best model ---------------------------------------------------------------------------
     test_metrics, attention = _test_best(config, accelerator, model, tokenizer, data, state, log)
-    return _report(config, accelerator, model, state, test_metrics, attention, trainable, overwrite_prompt, started)
+    return _report(
+        config, accelerator, model, state, test_metrics, attention, trainable, overwrite_prompt, started
+    )
 
 
 def _print_start(config: TrainConfig, model: TrainableModel, trainable: int) -> None:
@@ -391,16 +421,24 @@ def _optimizer_step(
         window.examples += len(local) * accelerator.num_processes
 
 
-def _check_finite(config: TrainConfig, accelerator: Any, state: LoopState, loss: torch.Tensor, log: MetricsLog) -> None:
+def _check_finite(
+    config: TrainConfig, accelerator: Any, state: LoopState, loss: torch.Tensor, log: MetricsLog
+) -> None:
     """The NaN/inf guard. Every process learns whether any process's loss is not finite, so all stop together
     (one stopping alone would leave the others waiting in the next collective); the last checkpoint is kept."""
-    bad = accelerator.reduce(torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=accelerator.device), "sum")
+    bad = accelerator.reduce(
+        torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=accelerator.device), "sum"
+    )
     if bad.item() == 0:
         return
     log.log({"step": state.step + 1, "type": "diverged", "loss": float(loss.item())})
     log.close()
     checkpoint_dir = Path(config.output_dir) / CHECKPOINT_DIR
-    kept = f"the last good checkpoint ({checkpoint_dir}) is kept" if checkpoint.exists(checkpoint_dir) else "no checkpoint had been written yet"
+    kept = (
+        f"the last good checkpoint ({checkpoint_dir}) is kept"
+        if checkpoint.exists(checkpoint_dir)
+        else "no checkpoint had been written yet"
+    )
     raise TrainingDiverged(
         f"The training loss became {float(loss.item())} at step {state.step + 1} "
         f"(mode={config.mode}, tasks={list(config.tasks)}, learning_rate={config.learning_rate}); "
@@ -430,10 +468,25 @@ def _log_train(
     lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
     throughput = window.examples / max(time.time() - window.start, 1e-9)
     bar.update(1)
-    bar.set_postfix(loss=f"{window.loss / window.batches:.4f}", lr=f"{next(iter(lrs.values())):.2e}", ex_s=f"{throughput:.1f}")
+    bar.set_postfix(
+        loss=f"{window.loss / window.batches:.4f}",
+        lr=f"{next(iter(lrs.values())):.2e}",
+        ex_s=f"{throughput:.1f}",
+    )
     if state.step % LOG_EVERY == 0 or state.step == config.max_steps or state.step == 1:
-        mean_loss = accelerator.reduce(torch.tensor([window.loss / window.batches], device=accelerator.device), "mean").item()
-        log.log({"step": state.step, "type": "train", "loss": mean_loss, "lr": lrs, "examples_per_s": throughput, "epoch": state.epoch})
+        mean_loss = accelerator.reduce(
+            torch.tensor([window.loss / window.batches], device=accelerator.device), "mean"
+        ).item()
+        log.log(
+            {
+                "step": state.step,
+                "type": "train",
+                "loss": mean_loss,
+                "lr": lrs,
+                "examples_per_s": throughput,
+                "epoch": state.epoch,
+            }
+        )
         window.loss, window.batches, window.examples, window.start = 0.0, 0, 0, time.time()
 
 
@@ -468,13 +521,25 @@ def _validate(
         if accelerator.is_main_process:
             best_dir = Path(config.output_dir) / BEST_DIR
             # best/ alone is enough to predict: it carries copies of the source prompts and the config
-            model.save_pretrained(best_dir, **({"include_sources": True} if model_class(config.mode) is AttemptModel else {}))
+            model.save_pretrained(
+                best_dir, **({"include_sources": True} if model_class(config.mode) is AttemptModel else {})
+            )
             storage.write_json(best_dir / CONFIG_FILE, saved_config(config, best_dir))
             write_model_card(best_dir, config, model, metrics, state.step)
         accelerator.wait_for_everyone()
-    log.log({"step": state.step, "type": "eval", "split": "validation", "metrics": metrics, "best_step": state.best_step})
+    log.log(
+        {
+            "step": state.step,
+            "type": "eval",
+            "split": "validation",
+            "metrics": metrics,
+            "best_step": state.best_step,
+        }
+    )
     if bar is not None:
-        bar.write(f"step {state.step}: validation {metrics['average']:.2f} (best {state.best_score:.2f} at step {state.best_step})")
+        bar.write(
+            f"step {state.step}: validation {metrics['average']:.2f} (best {state.best_score:.2f} at step {state.best_step})"
+        )
 
 
 def _test_best(
@@ -488,9 +553,24 @@ def _test_best(
     verify_saved_model(config, output_dir / BEST_DIR)  # a damaged file: one line, not a traceback
     load_best_weights(config, model, output_dir / BEST_DIR)
     test_metrics, attention = _evaluate_split(
-        config, accelerator, model, tokenizer, data, "test", output_dir / PREDICTIONS_FILE, output_dir / ATTENTION_FILE
+        config,
+        accelerator,
+        model,
+        tokenizer,
+        data,
+        "test",
+        output_dir / PREDICTIONS_FILE,
+        output_dir / ATTENTION_FILE,
     )
-    log.log({"step": state.step, "type": "eval", "split": "test", "metrics": test_metrics, "best_step": state.best_step})
+    log.log(
+        {
+            "step": state.step,
+            "type": "eval",
+            "split": "test",
+            "metrics": test_metrics,
+            "best_step": state.best_step,
+        }
+    )
     log.close()
     return test_metrics, attention
 
@@ -502,7 +582,9 @@ def _report(
     """The end of a run: mode="source" stores its prompt in the library; ``results.json`` is written."""
     output_dir = Path(config.output_dir)
     if accelerator.is_main_process:  # the card again, now with the test metrics
-        write_model_card(output_dir / BEST_DIR, config, model, state.best_metrics, state.best_step, test_metrics)
+        write_model_card(
+            output_dir / BEST_DIR, config, model, state.best_metrics, state.best_step, test_metrics
+        )
     if config.mode == "source" and accelerator.is_main_process:
         _store_prompt(config, _source_prompt(config, state, model, output_dir), overwrite_prompt)
     result = TrainResult(

@@ -92,11 +92,15 @@ def check_sources(config: TrainConfig) -> None:
     and then there must be some); a target_init_source must be one of them."""
     library = PromptLibrary(config.library)
     present = library.names()
-    how = (f"Train them with `attempt train-source --tasks TASK --library {config.library}`, fix the names, or "
-           "point --library at the library that has them.")
+    how = (
+        f"Train them with `attempt train-source --tasks TASK --library {config.library}`, fix the names, or "
+        "point --library at the library that has them."
+    )
     if not present:
         state = "is empty" if library.root.is_dir() else "does not exist"
-        raise ValueError(f"mode={config.mode!r} needs source prompts, but the library {library.root} {state}. {how}")
+        raise ValueError(
+            f"mode={config.mode!r} needs source prompts, but the library {library.root} {state}. {how}"
+        )
     missing = [name for name in config.source_prompts if name not in library]  # `in` refuses an invalid name
     init = config.attempt_config().target_init_source
     if init is not None and init not in library and init not in missing:

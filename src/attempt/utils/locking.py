@@ -81,7 +81,9 @@ def locked(folder: str | Path, what: str, wait_s: float = 0.0, hint: str = "") -
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover - Windows
-        warnings.warn(f"cannot lock {folder} on this platform: do not run two writers on it at once", stacklevel=3)
+        warnings.warn(
+            f"cannot lock {folder} on this platform: do not run two writers on it at once", stacklevel=3
+        )
         yield folder
         return
     path = folder / LOCK_FILE

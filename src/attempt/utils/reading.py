@@ -64,10 +64,14 @@ def torch_load(path: str | Path, fix: str, map_location: Any = "cpu") -> Any:
 def check_sha256(path: str | Path, expected: str | None, fix: str) -> None:
     """Raise `CorruptFile` when `path`'s bytes do not have the recorded hash (nothing to check when None)."""
     if expected and file_sha256(path) != expected:
-        raise CorruptFile(f"{path} has changed since it was written (its sha256 differs from the recorded one). {fix}")
+        raise CorruptFile(
+            f"{path} has changed since it was written (its sha256 differs from the recorded one). {fix}"
+        )
 
 
-def load_safetensors(path: str | Path, fix: str, sha256: str | None = None, device: str = "cpu") -> dict[str, torch.Tensor]:
+def load_safetensors(
+    path: str | Path, fix: str, sha256: str | None = None, device: str = "cpu"
+) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file, after checking its recorded hash (when given); all must be finite.
 
     Raises:
@@ -83,13 +87,19 @@ def load_safetensors(path: str | Path, fix: str, sha256: str | None = None, devi
         tensors = load_file(str(path), device=device)
     except Exception as error:  # noqa: BLE001 - SafetensorError is no ValueError / OSError
         raise CorruptFile(f"{_problem(path, error)}. {fix}") from None
-    bad = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    bad = [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
     if bad:
         raise CorruptFile(f"{path} holds NaN or infinite values (in {', '.join(sorted(bad)[:5])}). {fix}")
     return tensors
 
 
-def verify_model_directory(directory: str | Path, config_name: str, weights_name: str, fix: str) -> dict[str, Any]:
+def verify_model_directory(
+    directory: str | Path, config_name: str, weights_name: str, fix: str
+) -> dict[str, Any]:
     """Check a folder written by `attempt.utils.storage.write_model_directory` before a model class reads it: its JSON
     config parses, and its weights load, are finite and match the recorded hash (folders saved before the hash
     was recorded are checked without it). Returns the config."""

@@ -86,7 +86,7 @@ def numbered_table(path: str | os.PathLike, delimiter: str) -> list[tuple[int, d
             shown = "a tab" if delimiter == "\t" else repr(delimiter)
             raise DataError(
                 f"{path}, line {start}: {len(values)} values but the header (line {header_line}) has {len(header)} "
-                f"columns. Quote values that contain {shown} (\"a, b\"), or fix the header."
+                f'columns. Quote values that contain {shown} ("a, b"), or fix the header.'
             )
         rows.append((start, dict(zip(header, values, strict=True))))
     return rows
