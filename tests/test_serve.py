@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -29,9 +30,12 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from attempt.cli import main  # noqa: E402
-from attempt.config import TrainConfig  # noqa: E402
+from attempt.config import AttemptConfig, TrainConfig  # noqa: E402
+from attempt.data.collate import Collator  # noqa: E402
+from attempt.evaluation.evaluate import predict  # noqa: E402
+from attempt.modeling import AttemptModel  # noqa: E402
 from attempt.prompts.library import PromptLibrary, SourcePrompt  # noqa: E402
-from attempt.serve import bound_port, build_app, load_runs, make_server  # noqa: E402
+from attempt.serve import ServedRun, bound_port, build_app, load_runs, make_server  # noqa: E402
 from attempt.serve import predict as serve_predict  # noqa: E402
 from attempt.serve.batcher import Batcher  # noqa: E402
 from attempt.serve.predict import Item, length_groups  # noqa: E402
@@ -265,6 +269,70 @@ def test_runs_share_one_backbone(served):
         and served.runs_of("stsb") == [second]
         and served.runs_of("mnli") == []
     )
+
+
+# --------------------------------------------------------------------------- one inference path, recorded
+GOLDEN = Path(__file__).parent / "golden" / "inference_outputs.json"
+GOLDEN_CASES = [("seq2seq", "rank"), ("seq2seq", "generate"), ("causal", "rank"), ("causal", "generate"),
+                ("encoder", "rank")]  # fmt: skip
+
+
+def _golden_model(family: str) -> AttemptModel:
+    """A tiny ATTEMPT model over two random source prompts: rte and cb (classification), stsb (regression)."""
+    torch.manual_seed(5)
+    sources = [SourcePrompt(name, torch.randn(4, 32), task=name) for name in ("mnli", "qnli")]
+    labels = {"rte": 2, "cb": 3, "stsb": 1} if family == "encoder" else None
+    config = AttemptConfig(tasks=("rte", "cb", "stsb"), prompt_length=4, bottleneck_size=8, num_labels=labels)
+    backbone = build_backbone(family, seed=9)  # seed 9: the tiny T5 generates words, not only its end token
+    return AttemptModel.from_backbone(backbone, source_prompts=sources, config=config).eval()
+
+
+def _served_run(model, tokenizer, method: str) -> ServedRun:
+    """What `load_runs` makes of a run folder, for a model built in memory."""
+    collator = Collator(tokenizer, model.family, model.tasks, 32, 4, cache=False)
+    return ServedRun("golden", Path("golden"), model, SimpleNamespace(max_target_length=4), collator, method)
+
+
+def _golden_outputs(family: str, method: str) -> dict[str, list[dict]]:
+    """What `predict` returns and what the serve predictor answers (attention asked for every other input)
+    for the same nine inputs of three tasks, JSON-shaped."""
+    model, tokenizer = _golden_model(family), build_tokenizer(family)
+    rows = [(task, row) for i, task in enumerate(("rte", "cb", "stsb")) for row in _inputs(task, 3, 20 + i)]
+    predicted = predict(
+        model, tokenizer, [{"task": task, **row} for task, row in rows], method=method, batch_size=4,
+        max_source_length=32, max_target_length=4,
+    )  # fmt: skip
+    run = _served_run(model, tokenizer, method)
+    items = [
+        Item(run, get_task(task), row, attention=i % 2 == 0, length=run.collator.source_length((task, row)))
+        for i, (task, row) in enumerate(rows)
+    ]
+    return json.loads(json.dumps({"predict": predicted, "serve": serve_predict.predict_batch(items)}))
+
+
+def _approx(value):
+    """`value` with every float compared up to 1e-5 (float noise between machines), the rest exactly."""
+    if isinstance(value, float):
+        return pytest.approx(value, abs=1e-5)
+    if isinstance(value, dict):
+        return {key: _approx(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_approx(item) for item in value]
+    return value
+
+
+def _keys(outputs: dict[str, list[dict]]) -> dict[str, list[list[str]]]:
+    return {path: [list(record) for record in records] for path, records in outputs.items()}
+
+
+@pytest.mark.parametrize(("family", "method"), GOLDEN_CASES)
+def test_predict_and_the_serve_predictor_give_the_recorded_outputs(family, method):
+    """Every key (in order) and value `predict` and the serve predictor gave before they shared one inference
+    path (recorded in tests/golden/inference_outputs.json), on the three families, rank and generation."""
+    golden = json.loads(GOLDEN.read_text())[f"{family}/{method}"]
+    outputs = _golden_outputs(family, method)
+    assert _keys(outputs) == _keys(golden)
+    assert outputs == _approx(golden)
 
 
 # ---------------------------------------------------------------------------------------- bad requests
