@@ -32,7 +32,8 @@ httpx = pytest.importorskip("httpx")
 from attempt.cli import main  # noqa: E402
 from attempt.config import AttemptConfig, TrainConfig  # noqa: E402
 from attempt.data.collate import Collator  # noqa: E402
-from attempt.evaluation.evaluate import predict  # noqa: E402
+from attempt.evaluation import inference  # noqa: E402
+from attempt.evaluation.evaluate import evaluate, predict  # noqa: E402
 from attempt.modeling import AttemptModel  # noqa: E402
 from attempt.prompts.library import PromptLibrary, SourcePrompt  # noqa: E402
 from attempt.serve import ServedRun, bound_port, build_app, load_runs, make_server  # noqa: E402
@@ -134,16 +135,16 @@ def test_mixed_task_concurrent_requests_match_attempt_predict(served, runs, tmp_
     predicted = _predict_cli(tmp_path, runs["multi"], multi) + _predict_cli(tmp_path, runs["stsb"], tuned)
     expected = {_key(row): record["prediction"] for row, record in zip(multi + tuned, predicted, strict=True)}
     batches, forwards = [], []  # the tasks of each batch the worker took, and of each forward it ran
-    real_batch, real_tensors = serve_predict.predict_batch, serve_predict._tensors
+    real_batch, real_infer = serve_predict.predict_batch, inference.infer_batch
     monkeypatch.setattr(
         "attempt.serve.app.predict_batch",
         lambda items, **o: batches.append({i.task.name for i in items}) or real_batch(items, **o),
     )
     monkeypatch.setattr(
-        serve_predict,
-        "_tensors",
-        lambda run, items, **o: (
-            forwards.append({i.task.name for i in items}) or real_tensors(run, items, **o)
+        inference,
+        "infer_batch",
+        lambda model, collator, examples, **o: (
+            forwards.append({e["task"] for e in examples}) or real_infer(model, collator, examples, **o)
         ),
     )
 
@@ -333,6 +334,90 @@ def test_predict_and_the_serve_predictor_give_the_recorded_outputs(family, metho
     outputs = _golden_outputs(family, method)
     assert _keys(outputs) == _keys(golden)
     assert outputs == _approx(golden)
+
+
+def test_evaluate_predict_and_serve_all_go_through_the_one_inference_function(runs, monkeypatch):
+    """A run reloaded by `load_run` (`attempt predict`/`evaluate`), by `AttemptModel.from_pretrained`, and the
+    served run (`load_runs`): every batch of each goes through `attempt.evaluation.inference.infer_batch`."""
+    from attempt.runs.build import load_run
+
+    calls: list[tuple[str, tuple[str, ...]]] = []  # (who, the tasks of the batch)
+    who = ["predict"]
+    real = inference.infer_batch
+
+    def spy(model, collator, examples, **options):
+        calls.append((who[0], tuple(sorted({e["task"] for e in examples}))))
+        return real(model, collator, examples, **options)
+
+    monkeypatch.setattr(inference, "infer_batch", spy)
+    model, tokenizer, config = load_run(runs["multi"])
+    inputs = [{"task": "rte", **row} for row in _inputs("rte", 2)] + [{"task": "cb", **_inputs("cb", 1)[0]}]
+    predict(model, tokenizer, inputs, max_source_length=32)
+    who[0] = "from_pretrained"
+    reloaded = AttemptModel.from_pretrained(model.backbone, runs["multi"] / "best")
+    predict(reloaded.eval(), tokenizer, inputs, max_source_length=32)
+    who[0] = "evaluate"
+    evaluate(
+        model, tokenizer, {"rte": [{**row, "label": 0} for row in _inputs("rte", 2)]}, max_source_length=32
+    )
+    who[0] = "serve"
+    run = load_runs([runs["multi"]]).runs[0]
+    rows = [(get_task(row.pop("task")), row) for row in map(dict, inputs)]
+    serve_predict.predict_batch([Item(run, task, row, length=1) for task, row in rows])
+    assert calls == [
+        ("predict", ("rte",)), ("predict", ("cb",)), ("from_pretrained", ("rte",)), ("from_pretrained", ("cb",)),
+        ("evaluate", ("rte",)), ("serve", ("cb", "rte")),
+    ]  # fmt: skip
+
+
+def test_serve_predict_defines_no_inference_of_its_own():
+    """The model calls of a prediction live in `attempt.evaluation.inference` only: neither the serve predictor
+    nor the evaluation loop touches logits, scores candidates, generates or reads the mixture."""
+    import attempt.evaluation.evaluate as evaluation
+
+    model_calls = ("score_candidates", ".generate(", "logits", "log_softmax", "argmax", "prompted_inputs",
+                   "batch_decode", "label_candidates", "run.model(", "model(**")  # fmt: skip
+    for module in (serve_predict, evaluation):
+        source = Path(module.__file__).read_text()
+        assert [call for call in model_calls if call in source] == [], module.__name__
+    source = Path(inference.__file__).read_text()
+    assert all(call in source for call in model_calls if call != "run.model(")
+
+
+@pytest.mark.parametrize(("family", "method"), GOLDEN_CASES)
+def test_predict_and_the_serve_predictor_give_equal_labels_and_scores(family, method, monkeypatch):
+    """The same nine inputs of three tasks: `predict` batches them per task, the serve predictor mixes the
+    tasks in one pass per path; the labels are equal, and the scores, values and attention weights agree up
+    to float noise from the other padding."""
+    model, tokenizer = _golden_model(family), build_tokenizer(family)
+    rows = [(task, row) for i, task in enumerate(("rte", "cb", "stsb")) for row in _inputs(task, 3, 30 + i)]
+    seen: dict[int, inference.Inference] = {}  # predict's answers by input position
+    real = inference.infer_batch
+
+    def spy(model, collator, examples, **options):
+        answers = real(model, collator, examples, **options)
+        seen.update((e["index"], a) for e, a in zip(examples, answers, strict=True))
+        return answers
+
+    monkeypatch.setattr(inference, "infer_batch", spy)
+    predicted = predict(
+        model, tokenizer, [{"task": task, **row} for task, row in rows], method=method, batch_size=4,
+        max_source_length=32, max_target_length=4,
+    )  # fmt: skip
+    monkeypatch.setattr(inference, "infer_batch", real)
+    run = _served_run(model, tokenizer, method)
+    served = serve_predict.predict_run(
+        run, [Item(run, get_task(t), r, attention=True, length=9) for t, r in rows]
+    )
+    for position, (record, answer) in enumerate(zip(predicted, served, strict=True)):
+        assert answer["prediction"] == _approx(record["prediction"]), (family, method, position)
+        assert answer["attention_weights"] == _approx(record["attention_weights"])
+        if "scores" in answer:  # classification: the label words' scores predict ranked by
+            assert list(answer["scores"].values()) == _approx(seen[position].scores)
+            assert answer["prediction"] == max(answer["scores"], key=answer["scores"].get)
+        if "value" in answer and family == "encoder":  # the head's regression value
+            assert answer["value"] == _approx(seen[position].value)
+    assert sorted(seen) == list(range(len(rows)))
 
 
 # ---------------------------------------------------------------------------------------- bad requests

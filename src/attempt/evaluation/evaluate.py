@@ -1,12 +1,10 @@
 """Evaluation and batched prediction for trained ATTEMPT / prompt-tuning / fine-tuning models.
 
-How a prediction is made depends on the backbone family and the task kind:
-
-- encoder backbones (BERT, MiniLM, ...): the argmax of the task head's logits (regression: its value);
-- seq2seq and causal LMs, classification: rank classification (``method="rank"``): every label word is
-  scored with ``model.score_candidates`` (the input read once) and the most likely wins; or ``method="generate"``:
-  greedy decoding, mapped back with ``Task.parse_prediction``;
-- seq2seq and causal LMs, regression and extractive QA: always generation (the number / answer string).
+Each input is answered by `attempt.evaluation.inference`, the one inference path (`attempt serve` calls it too):
+an encoder's head, rank classification (``method="rank"``: every label word scored after the input, the most
+likely wins) or greedy generation (regression, extractive QA, ``method="generate"``; classification text is
+mapped back with ``Task.parse_prediction`` for the metrics). This module batches the rows of each task, turns
+the answers into prediction records, and computes the metrics.
 
 `evaluate` scores validation/test rows per task; `predict` labels arbitrary inputs (mixed tasks allowed).
 Reloading a finished run to evaluate is `attempt.runs.build.load_run`.
@@ -25,100 +23,21 @@ import torch
 from attempt.data.batching import longest_first
 from attempt.data.collate import Collator, make_examples
 from attempt.data.sources import check_fields
+from attempt.evaluation import inference
 from attempt.modeling.protocols import Predictor
 from attempt.tasks import Task, get_task
 from attempt.utils import storage
 
-METHODS = ("rank", "generate")
 PREDICTION_KEYS = ("task", "index", "idx", "source", "prediction", "reference")
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def _device(model: Predictor) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _attention_names(model: Predictor) -> list[str] | None:
-    """Names of the columns of the model's attention weights ([sources..., "target"]), None without."""
-    mixture = getattr(model, "mixture", None)
-    if mixture is None or not getattr(mixture, "uses_attention", False):
-        return None
-    names = list(mixture.source_names)
-    if mixture.config.target_in_attention:
-        names.append("target")
-    return names
-
-
-def _filled_label(task: Task, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of `row` with a placeholder label when it has none (unlabelled inputs to `predict`)."""
-    row = dict(row)
-    if task.label_field not in row or row[task.label_field] is None:
-        if task.is_classification:
-            row[task.label_field] = task.raw_labels[0] if task.raw_labels is not None else 0
-        elif task.kind == "regression":
-            row[task.label_field] = 0.0
-        else:
-            row[task.label_field] = [""]
-    return row
-
-
 def _reference(task: Task, row: Mapping[str, Any]) -> Any:
     """The gold answer in readable form: a label word, a score, or the list of answers (None if unlabelled)."""
     if row.get(task.label_field) is None:
         return None
     label = task.label_of(row)
     return task.label_words[label] if task.is_classification else label
-
-
-def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {name: tensor.to(device) for name, tensor in batch.items()}
-
-
-def _uses_rank(model: Predictor, task: Task, method: str) -> bool:
-    return method == "rank" and task.is_classification and model.family != "encoder"
-
-
-# ---------------------------------------------------------------------------------- per-batch scoring
-def _head_predictions(model: Predictor, task: Task, batch: dict[str, torch.Tensor]) -> list[Any]:
-    """Encoder backbones: label ids (argmax over the task's classes) or regression values."""
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs).logits.float()  # (B, C)
-    if task.kind == "regression":
-        return logits[:, 0].tolist()
-    return logits[:, : task.num_labels].argmax(-1).tolist()
-
-
-def _rank_predictions(
-    model: Predictor, task: Task, collator: Collator, batch: Mapping[str, torch.Tensor]
-) -> list[int]:
-    """Rank classification: the label id whose verbalizer has the highest log-likelihood after the input.
-
-    `batch` is the generation batch (inputs only, causal LEFT-padded): the model reads each input once and
-    scores every label word's tokens from there (`score_candidates`).
-    """
-    candidates = collator.label_candidates(task)  # C token-id lists, label-id order
-    scores = model.score_candidates(
-        batch["input_ids"], batch["attention_mask"], batch["task_ids"], candidates
-    )
-    return scores.float().argmax(-1).tolist()  # (B, C) -> (B,)
-
-
-def _generated_texts(
-    model: Predictor, tokenizer: Any, batch: dict[str, torch.Tensor], max_new_tokens: int
-) -> list[str]:
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1}
-    if model.family == "causal" and tokenizer.eos_token_id is not None:
-        kwargs["eos_token_id"] = tokenizer.eos_token_id
-    ids = model.generate(batch["input_ids"], batch["attention_mask"], batch["task_ids"], **kwargs)
-    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-
-
-def _attention_of(model: Predictor, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
-    """(B, t+1) mixture weights of a batch, or None for models without attention."""
-    if _attention_names(model) is None:
-        return None
-    _, _, weights = model.prompted_inputs(batch["input_ids"], batch["attention_mask"], batch["task_ids"])
-    return None if weights is None else weights.float()
 
 
 # ------------------------------------------------------------------------------------- the core loop
@@ -141,12 +60,7 @@ def _predict_task(
     "prediction", "reference", "label" (the parsed prediction used for metrics), "attention_weights" (only
     with attention)}``.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not valid. Choose one of: {', '.join(METHODS)}.")
-    if model.family == "encoder" and task.kind == "extractive_qa":
-        raise ValueError(
-            f"Task {task.name!r} is extractive QA; an encoder backbone with a head cannot answer it."
-        )
+    inference.path_of(model, task, method)  # an unknown method, or QA on an encoder: refused before any batch
     collator = Collator(tokenizer, model.family, model.tasks, max_source_length, max_target_length, pad_to)
     # longest inputs first, so that each batch pads to rows of about its own length (and running out of memory
     # shows on the first batch); the records are put back in the order of `examples`
@@ -157,34 +71,14 @@ def _predict_task(
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         chunk = [examples[i] for i in positions]
-        parsed, weights = _predict_batch(model, tokenizer, task, collator, chunk, method, max_target_length)
-        for position, example, value in zip(positions, chunk, parsed, strict=True):
-            records[position] = _record(task, example, value, model.family)
-        if weights is not None:
-            names = _attention_names(model)
-            for position, row_weights in zip(positions, weights.tolist(), strict=True):
-                records[position]["attention_weights"] = dict(zip(names, row_weights, strict=True))
+        answers = inference.infer_batch(
+            model, collator, chunk, method=method, max_new_tokens=max_target_length
+        )
+        for position, example, answer in zip(positions, chunk, answers, strict=True):
+            records[position] = _record(task, example, answer.value, model.family)
+            if answer.attention is not None:
+                records[position]["attention_weights"] = answer.attention
     return records
-
-
-def _predict_batch(
-    model: Predictor, tokenizer: Any, task: Task, collator: Collator, chunk: list[dict[str, Any]], method: str,
-    max_target_length: int,
-) -> tuple[list[Any], torch.Tensor | None]:  # fmt: skip
-    """The parsed predictions of one batch of examples (head, rank classification or generation, see the
-    module docstring) and its (B, t+1) mixture weights (None without attention)."""
-    filled = [{**e, "row": _filled_label(task, e["row"])} for e in chunk]
-    device = _device(model)
-    if model.family == "encoder":
-        batch = _to_device(collator(filled), device)
-        parsed = _head_predictions(model, task, batch)
-    elif _uses_rank(model, task, method):
-        batch = _to_device(collator(filled, for_generation=True), device)
-        parsed = _rank_predictions(model, task, collator, batch)
-    else:
-        batch = _to_device(collator(filled, for_generation=True), device)
-        parsed = _generated_texts(model, tokenizer, batch, max_target_length)
-    return parsed, _attention_of(model, batch)
 
 
 def _record(task: Task, example: Mapping[str, Any], value: Any, family: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from attempt.evaluation.inference import path_of
 from attempt.serve.batcher import Batcher, Closing, QueueFull
 from attempt.serve.predict import predict_batch
 from attempt.serve.runs import ServedRuns
@@ -146,7 +147,7 @@ def describe_tasks(served: ServedRuns) -> list[dict[str, Any]]:
         sources = [info["name"] for info in run.model.source_info]
         for name in run.tasks:
             task = get_task(name)
-            how = "head" if run.model.family == "encoder" else "rank" if run.uses_rank(task) else "generate"
+            how = path_of(run.model, task, run.method)  # "head", "rank" or "generate", as predictions go
             described.append({
                 "task": task.name, "run": run.name, "run_dir": str(run.run_dir), "mode": run.config.mode,
                 "kind": task.kind, "fields": list(task.fields), "label_words": list(task.label_words or []),

@@ -1,18 +1,14 @@
 """Predicting one mixed-task batch of inputs, in the model's worker thread.
 
 A batch holds inputs of any served tasks. It is split per run folder (each folder has its own trained mixture
-over the shared backbone, so its inputs go through its own AttemptModel); within a run folder the tasks share
-the passes, each input getting its own task's prompt through ``task_ids`` (a pass may be cut into groups of
-similar input lengths, `length_groups`, so that a CPU does not spend its time on padding):
+over the shared backbone, so its inputs go through its own AttemptModel), then per inference path (head, rank
+classification, generation: `attempt.evaluation.inference.path_of`); within a path the tasks share the passes,
+each input getting its own task's prompt through ``task_ids`` (a pass may be cut into groups of similar input
+lengths, `length_groups`, so that a CPU does not spend its time on padding).
 
-- encoder backbones: one forward through the heads (each row reads its task's head);
-- LM backbones, rank classification: one `score_candidates` pass that reads every input once and scores the
-  union of the batch's label words; each row keeps its own task's columns (a candidate's log-likelihood does
-  not depend on the other candidates, so this equals scoring each task alone);
-- LM backbones, generation (regression, QA, or ``method="generate"``): one greedy `generate` call.
-
-These are the calls `attempt.evaluation.evaluate` makes, with the same collator and arguments, so a served prediction
-is the one `attempt predict` writes for the same input.
+Every pass is `attempt.evaluation.inference.infer_batch`, the function `attempt evaluate` and `attempt predict`
+call: this module only groups the inputs and writes each answer as JSON (label word, per-label scores, value,
+attention), so a served prediction is the one `attempt predict` writes for the same input.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ from typing import Any
 
 import torch
 
+from attempt.evaluation import inference
 from attempt.serve.runs import ServedRun
 from attempt.tasks import UNKNOWN_LABEL, Task
 
@@ -39,85 +36,37 @@ class Item:
     length: int = 0  # source tokens, for sorting the batch
 
 
-def _placeholder_label(task: Task, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The encoder collator builds a labels tensor; an unlabelled input gets a valid placeholder (unused)."""
-    row = dict(row)
-    if row.get(task.label_field) is None:
+def _answered(run: ServedRun, items: Sequence[Item]) -> list[inference.Inference]:
+    """One pass of `infer_batch` over inputs of one run folder on one path."""
+    return inference.infer_batch(
+        run.model,
+        run.collator,
+        [{"task": item.task.name, "row": item.row} for item in items],
+        method=run.method,
+        max_new_tokens=run.config.max_target_length,
+        attention=any(item.attention for item in items),
+    )
+
+
+def _result(item: Item, answer: inference.Inference) -> dict[str, Any]:
+    """The JSON answer to one input: its prediction, and per-label scores (classification), the value read
+    (regression) or the label read from the text (generated classification); attention when asked for."""
+    task = item.task
+    if answer.path == "generate":
+        result: dict[str, Any] = {"prediction": answer.value}
         if task.is_classification:
-            row[task.label_field] = task.raw_labels[0] if task.raw_labels is not None else 0
-        else:
-            row[task.label_field] = 0.0 if task.kind == "regression" else [""]
-    return row
-
-
-def _tensors(run: ServedRun, items: Sequence[Item], for_generation: bool) -> dict[str, torch.Tensor]:
-    examples = [{"task": item.task.name, "row": _placeholder_label(item.task, item.row)} for item in items]
-    batch = run.collator(examples, for_generation=for_generation)
-    device = next(run.model.parameters()).device
-    return {name: tensor.to(device) for name, tensor in batch.items() if name != "labels"}
-
-
-def _head_results(
-    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]
-) -> list[dict[str, Any]]:
-    logits = run.model(**batch).logits.float()  # (B, C), -inf beyond a task's classes
-    results = []
-    for row, item in enumerate(items):
-        if item.task.kind == "regression":
-            value = float(logits[row, 0])
-            results.append({"prediction": _finite(value), "value": _finite(value)})
-            continue
-        scores = logits[row, : item.task.num_labels].log_softmax(-1)
-        words = item.task.label_words
-        results.append({"prediction": words[int(scores.argmax())], "scores": _scores(words, scores)})
-    return results
-
-
-def _rank_results(
-    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]
-) -> list[dict[str, Any]]:
-    union: list[list[int]] = []  # every distinct label-word token list of the batch's tasks
-    columns: dict[str, list[int]] = {}
-    for task in {item.task.name: item.task for item in items}.values():
-        for ids in run.collator.label_candidates(task):
-            if ids not in union:
-                union.append(ids)
-        columns[task.name] = [union.index(ids) for ids in run.collator.label_candidates(task)]
-    scores = run.model.score_candidates(
-        batch["input_ids"], batch["attention_mask"], batch["task_ids"], union
-    ).float()
-    results = []
-    for row, item in enumerate(items):
-        own = scores[row, columns[item.task.name]]  # (C,) in label-id order, as evaluate ranks them
-        words = item.task.label_words
-        results.append({"prediction": words[int(own.argmax())], "scores": _scores(words, own)})
-    return results
-
-
-def _generated_results(
-    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor]
-) -> list[dict[str, Any]]:
-    tokenizer = run.collator.tokenizer
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": run.config.max_target_length,
-        "do_sample": False,
-        "num_beams": 1,
-    }
-    if run.model.family == "causal" and tokenizer.eos_token_id is not None:
-        kwargs["eos_token_id"] = tokenizer.eos_token_id
-    ids = run.model.generate(batch["input_ids"], batch["attention_mask"], batch["task_ids"], **kwargs)
-    results = []
-    for text, item in zip(
-        (t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)), items, strict=True
-    ):
-        result: dict[str, Any] = {"prediction": text}
-        if item.task.is_classification:
-            parsed = item.task.parse_prediction(text)
-            result["label"] = item.task.label_words[parsed] if parsed != UNKNOWN_LABEL else None
-        elif item.task.kind == "regression":
-            result["value"] = _number(text)
-        results.append(result)
-    return results
+            parsed = task.parse_prediction(answer.value)
+            result["label"] = task.label_words[parsed] if parsed != UNKNOWN_LABEL else None
+        elif task.kind == "regression":
+            result["value"] = _number(answer.value)
+    elif answer.scores is None:  # the head's regression value
+        result = {"prediction": _finite(answer.value), "value": _finite(answer.value)}
+    else:
+        words = task.label_words
+        result = {"prediction": words[answer.value], "scores": _scores(words, answer.scores)}
+    if item.attention and answer.attention is not None:
+        result["attention_weights"] = answer.attention
+    return result
 
 
 def _number(text: str) -> float | None:
@@ -132,20 +81,8 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _scores(words: Sequence[str], values: torch.Tensor) -> dict[str, float | None]:
-    return {word: _finite(value) for word, value in zip(words, values.tolist(), strict=True)}
-
-
-def _add_attention(
-    run: ServedRun, items: Sequence[Item], batch: dict[str, torch.Tensor], results: list[dict]
-) -> None:
-    names = run.attention_names()
-    if names is None or not any(item.attention for item in items):
-        return
-    _, _, weights = run.model.prompted_inputs(batch["input_ids"], batch["attention_mask"], batch["task_ids"])
-    for row, (item, result) in enumerate(zip(items, results, strict=True)):
-        if item.attention:
-            result["attention_weights"] = dict(zip(names, weights[row].float().tolist(), strict=True))
+def _scores(words: Sequence[str], values: Sequence[float]) -> dict[str, float | None]:
+    return {word: _finite(value) for word, value in zip(words, values, strict=True)}
 
 
 def length_groups(items: Sequence[Item], max_padding: float) -> list[list[int]]:
@@ -172,24 +109,19 @@ def length_groups(items: Sequence[Item], max_padding: float) -> list[list[int]]:
 
 
 def predict_run(run: ServedRun, items: Sequence[Item], max_padding: float = math.inf) -> list[dict[str, Any]]:
-    """Predict inputs of one run folder (any of its tasks): per path (head, rank, generate), one pass per
-    group of similar lengths (`length_groups`)."""
+    """Predict inputs of one run folder (any of its tasks): per inference path (head, rank, generate), one
+    `infer_batch` pass per group of similar lengths (`length_groups`)."""
     results: list[dict[str, Any] | None] = [None] * len(items)
-    encoder = run.model.family == "encoder"
-    paths: dict[str, list[int]] = {"head": [], "rank": [], "generate": []}
+    paths: dict[str, list[int]] = {}
     for position, item in enumerate(items):
-        paths["head" if encoder else "rank" if run.uses_rank(item.task) else "generate"].append(position)
-    score = {"head": _head_results, "rank": _rank_results, "generate": _generated_results}
+        paths.setdefault(inference.path_of(run.model, item.task, run.method), []).append(position)
     with torch.no_grad():
-        for path, on_path in paths.items():
-            for group in length_groups([items[p] for p in on_path], max_padding) if on_path else []:
+        for on_path in paths.values():
+            for group in length_groups([items[p] for p in on_path], max_padding):
                 positions = [on_path[g] for g in group]
                 chosen = [items[p] for p in positions]
-                batch = _tensors(run, chosen, for_generation=not encoder)
-                answered = score[path](run, chosen, batch)
-                _add_attention(run, chosen, batch, answered)
-                for position, result in zip(positions, answered, strict=True):
-                    results[position] = {"task": items[position].task.name, "run": run.name, **result}
+                for position, item, answer in zip(positions, chosen, _answered(run, chosen), strict=True):
+                    results[position] = {"task": item.task.name, "run": run.name, **_result(item, answer)}
     return [r for r in results if r is not None]
 
 
