@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from attempt.modeling import CausalAttemptModel
+from attempt.modeling import CausalAttemptModel, families
 from attempt.modeling.base import AttemptOutput
 from attempt.modeling.finetune import FineTuneConfig, FineTuneModel, default_target_modules
 from attempt.testing import build_backbone
@@ -228,6 +228,15 @@ def test_default_target_modules_and_config():
         FineTuneConfig(mode="adapter")
     config = FineTuneConfig(mode="lora", tasks=("a", "b"), num_labels={"a": 2, "b": 1}, target_modules=["q"])
     assert FineTuneConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize("family,arch", FAMILIES)
+def test_from_backbone_and_from_pretrained_pick_the_registered_class_of_the_family(tmp_path, family, arch):
+    model = _build(family, arch, "lora")
+    expected = families.family_class("finetune", family)
+    assert type(model) is expected and expected.family == family and expected.__bases__ == (FineTuneModel,)
+    model.save_pretrained(tmp_path)
+    assert type(FineTuneModel.from_pretrained(build_backbone(family, arch=arch), tmp_path)) is expected
 
 
 def test_same_interface_as_attempt_model():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attempt import AttemptConfig, AttemptModel, PromptLibrary, SourcePrompt
-from attempt.modeling import CausalAttemptModel, EncoderAttemptModel, Seq2SeqAttemptModel
+from attempt.modeling import CausalAttemptModel, EncoderAttemptModel, Seq2SeqAttemptModel, families
 from attempt.testing import build_backbone, build_tokenizer
 
 M = 4
@@ -73,6 +73,39 @@ def test_wrapper_per_family_and_outputs(family, arch):
     if family == "encoder":
         assert out.logits.shape == (3, 3)
         assert torch.isinf(out.logits[0, 2]) and torch.isfinite(out.logits[1]).all()  # rte has 2 classes
+
+
+def test_one_registry_names_the_class_of_every_kind_and_backbone_family():
+    from attempt.modeling.finetune import CausalFineTuneModel, EncoderFineTuneModel, Seq2SeqFineTuneModel
+
+    found = {
+        (kind, family): families.class_for(kind, build_backbone(family).config)
+        for kind in families.KINDS
+        for family in ("seq2seq", "causal", "encoder")
+    }
+    assert found == {
+        ("attempt", "seq2seq"): Seq2SeqAttemptModel, ("attempt", "causal"): CausalAttemptModel,
+        ("attempt", "encoder"): EncoderAttemptModel, ("finetune", "seq2seq"): Seq2SeqFineTuneModel,
+        ("finetune", "causal"): CausalFineTuneModel, ("finetune", "encoder"): EncoderFineTuneModel,
+    }  # fmt: skip
+    assert families.family_class("attempt", "causal") is CausalAttemptModel
+
+
+def test_an_unknown_family_or_kind_is_one_clear_error():
+    with pytest.raises(ValueError) as unknown:
+        families.family_class("attempt", "rnn")
+    assert str(unknown.value) == (
+        "No attempt model for the 'rnn' backbone family (registered: causal, encoder, seq2seq); register one "
+        "with @attempt.modeling.families.register."
+    )
+    with pytest.raises(
+        ValueError, match=r"^Unknown model kind 'adapter'\. Choose one of: attempt, finetune\.$"
+    ):
+        families.register("adapter")
+    with pytest.raises(
+        ValueError, match=r"^Plain has no family: set family = 'seq2seq', 'causal' or 'encoder'\.$"
+    ):
+        families.register("attempt")(type("Plain", (), {}))
 
 
 @pytest.mark.parametrize(("family", "arch"), FAMILIES)

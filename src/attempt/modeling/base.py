@@ -17,6 +17,7 @@ from transformers.utils import ModelOutput
 
 from attempt.config import AttemptConfig
 from attempt.mixture import AttentionalMixture
+from attempt.modeling import families
 from attempt.prompts.library import (
     PromptLibrary,
     SourcePrompt,
@@ -51,20 +52,14 @@ class AttemptOutput(ModelOutput):
 class AttemptModel(nn.Module):
     """ATTEMPT (or plain prompt tuning) over a frozen Hugging Face backbone.
 
-    Build one with `AttemptModel.from_backbone(...)`, which picks the wrapper for the backbone's family.
+    Build one with `AttemptModel.from_backbone(...)`, which picks the wrapper for the backbone's family
+    (`attempt.modeling.families`).
     Only the target prompts, the attention module and (encoder-only) the head are trainable.
     """
 
     family: ClassVar[str] = ""
     config_file: ClassVar[str] = CONFIG_FILE
     weights_file: ClassVar[str] = WEIGHTS_FILE
-    # the wrapper of each family, filled as seq2seq.py, causal.py and encoder.py define theirs
-    _wrappers: ClassVar[dict[str, type[AttemptModel]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.family:
-            AttemptModel._wrappers[cls.family] = cls
 
     def __init__(
         self,
@@ -113,13 +108,6 @@ class AttemptModel(nn.Module):
         self.source_info = [{"name": p.name, "hash": p.hash, "task": p.task} for p in mixed]
 
     # -- construction -----------------------------------------------------------------------------------
-    @staticmethod
-    def wrapper_for(backbone_config: Any) -> type[AttemptModel]:
-        """The AttemptModel subclass for a backbone's config (see `attempt.backbones.resolve.family_of`)."""
-        from attempt.backbones.resolve import family_of
-
-        return AttemptModel._wrappers[family_of(backbone_config)]
-
     @classmethod
     def from_backbone(
         cls,
@@ -149,7 +137,7 @@ class AttemptModel(nn.Module):
             config_fields["tasks"] = tuple(tasks)
         if config_fields:
             config = AttemptConfig.from_dict({**config.to_dict(), **config_fields})
-        wrapper = AttemptModel.wrapper_for(backbone.config) if cls is AttemptModel else cls
+        wrapper = families.class_for("attempt", backbone.config) if cls is AttemptModel else cls
         return wrapper(backbone, config, source_prompts, tokenizer=tokenizer, backbone_name=backbone_name)
 
     @staticmethod
@@ -411,7 +399,7 @@ class AttemptModel(nn.Module):
         prompts = _match_sources(
             meta["source_prompts"], source_prompts, directory, hidden, config.prompt_length
         )
-        wrapper = AttemptModel.wrapper_for(backbone.config)
+        wrapper = families.class_for("attempt", backbone.config)
         if wrapper.family != meta["family"]:
             raise ValueError(
                 f"{directory} holds a {meta['family']} model; this backbone is {wrapper.family}."

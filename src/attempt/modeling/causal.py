@@ -12,6 +12,7 @@ import inspect
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
+from attempt.modeling.families import register
 from attempt.modeling.padding import check_left_padded, positions
 from attempt.modeling.scoring import causal_candidate_log_likelihoods, label_log_likelihood
 
@@ -33,6 +34,7 @@ def _input_only(mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor
     return torch.where((read.sum(-1, keepdim=True) > 0), read, real)  # (B, L)
 
 
+@register("attempt")
 class CausalAttemptModel(AttemptModel):
     family = "causal"
 

@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
+from attempt.modeling.families import register
 from attempt.modeling.heads import ClassificationHeads, per_task_loss, pool
 
 
+@register("attempt")
 class EncoderAttemptModel(AttemptModel):
     family = "encoder"
 

@@ -20,7 +20,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from attempt.backbones.resolve import family_of
 from attempt.config import HEAD_POOLINGS, config_from_dict, labels_per_task
+from attempt.modeling import families
 from attempt.modeling.base import AttemptModel, AttemptOutput
 from attempt.modeling.causal import pad_token_id
 from attempt.modeling.heads import ClassificationHeads, per_task_loss, pool
@@ -131,16 +133,10 @@ class FineTuneModel(nn.Module):
     family: ClassVar[str] = ""  # "seq2seq", "causal" or "encoder": set by each subclass
     config_file: ClassVar[str] = CONFIG_FILE
     weights_file: ClassVar[str] = WEIGHTS_FILE
-    _subclasses: ClassVar[dict[str, type[FineTuneModel]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.family:
-            FineTuneModel._subclasses[cls.family] = cls
 
     def __init__(self, backbone: nn.Module, config: FineTuneConfig, backbone_name: str | None = None):
         super().__init__()
-        family = _family_of(backbone)
+        family = family_of(backbone.config)
         if family != self.family:
             raise TypeError(
                 f"{type(self).__name__} wraps {self.family or 'no'} backbones; this one is {family}. Build it with "
@@ -180,11 +176,6 @@ class FineTuneModel(nn.Module):
     def _build_head(self) -> nn.Module | None:
         return None
 
-    @staticmethod
-    def class_for(backbone: nn.Module) -> type[FineTuneModel]:
-        """The FineTuneModel subclass of a backbone's family."""
-        return FineTuneModel._subclasses[_family_of(backbone)]
-
     @classmethod
     def from_backbone(
         cls,
@@ -215,7 +206,7 @@ class FineTuneModel(nn.Module):
             target_modules=target_modules,
             **config_fields,
         )
-        subclass = FineTuneModel.class_for(backbone) if cls is FineTuneModel else cls
+        subclass = families.class_for("finetune", backbone.config) if cls is FineTuneModel else cls
         return subclass(backbone, config, backbone_name=backbone_name)
 
     # -- the shared interface -----------------------------------------------------------------------
@@ -365,7 +356,7 @@ class FineTuneModel(nn.Module):
                 f"{directory} was trained on a backbone with d={meta['hidden_size']} ({meta['backbone']}); "
                 f"this backbone has d={hidden}."
             )
-        subclass = FineTuneModel.class_for(backbone) if cls is FineTuneModel else cls
+        subclass = families.class_for("finetune", backbone.config) if cls is FineTuneModel else cls
         if subclass.family != meta["family"]:
             raise ValueError(
                 f"{directory} holds a {meta['family']} model; this backbone is {subclass.family}."
@@ -391,13 +382,8 @@ class FineTuneModel(nn.Module):
         return model
 
 
-def _family_of(backbone: nn.Module) -> str:
-    from attempt.backbones.resolve import family_of
-
-    return family_of(backbone.config)
-
-
 # -- one subclass per backbone family ------------------------------------------------------------------
+@families.register("finetune")
 class Seq2SeqFineTuneModel(FineTuneModel):
     """Encoder-decoder backbones (T5, BART), trained with their own LM loss."""
 
@@ -420,6 +406,7 @@ class Seq2SeqFineTuneModel(FineTuneModel):
         return seq2seq_candidate_log_likelihoods(inner, embeds, mask, candidates)
 
 
+@families.register("finetune")
 class CausalFineTuneModel(FineTuneModel):
     """Decoder-only backbones, trained with their shifted next-token loss; positions are counted from the
     attention mask, so LEFT-padded inputs (generation, scoring) get the positions of unpadded ones."""
@@ -455,6 +442,7 @@ class CausalFineTuneModel(FineTuneModel):
         return causal_candidate_log_likelihoods(inner, embeds, mask, candidates, pad_token_id(inner) or 0)
 
 
+@families.register("finetune")
 class EncoderFineTuneModel(FineTuneModel):
     """Encoder-only backbones with the pooled per-task heads of `EncoderAttemptModel` (`attempt.modeling.heads`)."""
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 
 from attempt.modeling.base import AttemptModel, AttemptOutput
+from attempt.modeling.families import register
 from attempt.modeling.scoring import label_log_likelihood, seq2seq_candidate_log_likelihoods
 
 
+@register("attempt")
 class Seq2SeqAttemptModel(AttemptModel):
     family = "seq2seq"
 
