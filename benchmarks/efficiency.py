@@ -1,11 +1,12 @@
 """Efficiency of ATTEMPT against its baselines, measured side by side in one run (issue 6, efficiency half).
 
-    python benchmarks/efficiency.py --quick            # reduced sizes, < 3 minutes on 2 CPU cores
-    python benchmarks/efficiency.py                    # the full sizes
-    python benchmarks/efficiency.py --tiny --out /tmp  # tests' tiny random backbones (seconds)
+    python -m benchmarks.efficiency --quick            # reduced sizes, < 3 minutes on 2 CPU cores
+    python -m benchmarks.efficiency                    # the full sizes
+    python -m benchmarks.efficiency --report-only      # efficiency.md and the plot again, from efficiency.json
+    python -m benchmarks.efficiency --tiny --out /tmp  # tests' tiny random backbones (seconds)
 
-Writes efficiency.json, efficiency.md and PNG plots under --out (default benchmarks/results); this script
-measures, efficiency_report.py (beside it) judges the targets and writes the report.
+Writes efficiency.json, efficiency.md and PNG plots under --out (default benchmarks/results/efficiency); this
+module measures, efficiency_report.py (beside it) judges the targets and writes the report.
 
 What is measured (every timing interleaves the methods repeat by repeat and keeps the median, because the
 machine is shared and noisy; results are reported as ratios between methods of the same run):
@@ -35,7 +36,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import platform
 import random
 import resource
@@ -50,10 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # efficiency_report.py, beside this script
-from efficiency_report import (  # noqa: E402
+from benchmarks.common import DATA_DIR, REPO, results_dir
+from benchmarks.efficiency_report import (
     CAUSAL,
     ENCODER,
     HALF_BACKBONE,
@@ -63,8 +61,11 @@ from efficiency_report import (  # noqa: E402
     targets,
     write_report,
 )
+from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
+from attempt.utils.reading import read_json
+from attempt.utils.textfiles import numbered_jsonl
+
 NUM_SOURCES = 6
 GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")
 
@@ -418,7 +419,7 @@ def model_vocab(model) -> int:
 def memory_in_subprocess(name: str, method: str, m: int, batch: int, length: int) -> dict[str, Any]:
     args = json.dumps({"name": name, "method": method, "m": m, "batch": batch, "length": length})
     proc = subprocess.run(
-        [sys.executable, __file__, "--memory-worker", args],
+        [sys.executable, "-m", "benchmarks.efficiency", "--memory-worker", args],
         capture_output=True,
         text=True,
         timeout=900,
@@ -460,9 +461,7 @@ def mirror_rows(task: str, split: str, n: int, seed: int | None = 0) -> list[dic
     `seed` (None: the first n in file order)."""
     from attempt.data.sources import load_split
 
-    rows = list(
-        load_split(task, split, os.environ.get("ATTEMPT_DATA_DIR") or REPO.parent / "shared" / "data")
-    )
+    rows = list(load_split(task, split, DATA_DIR))
     if seed is not None:
         random.Random(seed).shuffle(rows)
     return rows[:n]
@@ -670,7 +669,7 @@ def eval_batching_benchmark(backbone, tokenizer, n, repeats, m, device) -> dict[
             )
             _sync(device)
             timings[key].append(time.perf_counter() - start)
-            predictions[key] = [json.loads(line)["prediction"] for line in path.read_text().splitlines()]
+            predictions[key] = [row["prediction"] for _, row in numbered_jsonl(path)]
             shutil.rmtree(path.parent, ignore_errors=True)
     median = {key: statistics.median(values) for key, values in timings.items()}
     return {
@@ -793,12 +792,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes (< 3 minutes on 2 CPU cores)")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny random backbones (seconds)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=results_dir("efficiency"))
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: the report of <out>/efficiency.json again",
+    )
     parser.add_argument("--backbones", nargs="+", default=None, help=f"default: {ENCODER} {CAUSAL}")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker:
         _memory_worker(args.memory_worker)
+        return 0
+    if args.report_only:
+        results = read_json(args.out / "efficiency.json", "Run the benchmark to write it again.")
+        write_report(results, args.out)
+        print(f"wrote {args.out / 'efficiency.md'} from {args.out / 'efficiency.json'}")
         return 0
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     start = time.perf_counter()

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import save_figure
+
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 CAUSAL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 METHODS = ("attempt", "prompt_tuning", "peft_prompt_tuning", "finetune", "lora")
@@ -18,6 +20,25 @@ CHECKPOINTED = ("attempt+checkpointing", "finetune+checkpointing")
 # and with the frozen backbone held in bfloat16 (TrainConfig.backbone_dtype), the trained part in float32
 HALF_BACKBONE = "attempt+bf16_backbone"
 MEMORY_METHODS = METHODS + CHECKPOINTED + (HALF_BACKBONE,)
+FAMILIES = ("encoder", "causal")  # the report's order of the backbones
+
+
+def backbones(results: dict[str, Any]) -> list[str]:
+    """The measured backbones, encoders first, in the order they ran: efficiency.json keeps its keys sorted,
+    so a report rebuilt from it orders them here, not by the file."""
+    families = {name: entry["family"] for name, entry in results["training"].items()}
+    rank = {family: i for i, family in enumerate(FAMILIES)}
+    return sorted(families, key=lambda name: rank.get(families[name], len(FAMILIES)))
+
+
+def timings(results: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(``m=<m>``, {method: timing}) of one backbone, prompt lengths as measured and methods as `METHODS`."""
+    entry, rank = results["training"][name], {method: i for i, method in enumerate(METHODS)}
+    keys = [f"m={m}" for m in results["prompt_lengths"] if f"m={m}" in entry]
+    return [
+        (key, {m: entry[key][m] for m in sorted(entry[key], key=lambda m: rank.get(m, len(rank)))})
+        for key in keys
+    ]
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,23 +102,24 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
         "All numbers come from one run; methods were timed interleaved (medians), so compare the ratios.",
         "",
     ]
-    for name, entry in results["training"].items():
+    for name in backbones(results):
+        entry = results["training"][name]
         lines += [
             f"## Training step: {name} ({entry['family']}, batch {entry['batch']}, input length {entry['length']})",
             "",
             "| m | method | median step (s) | × prompt tuning | min step (s) | min × prompt tuning | trainable params |",
             "|---|---|---|---|---|---|---|",
         ]
-        for key, timing in entry.items():
-            if key.startswith("m="):
-                pt, pt_min = timing["prompt_tuning"]["step_s"], timing["prompt_tuning"]["min_s"]
-                for method, t in timing.items():
-                    lines.append(
-                        f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
-                        f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |"
-                    )
+        for key, timing in timings(results, name):
+            pt, pt_min = timing["prompt_tuning"]["step_s"], timing["prompt_tuning"]["min_s"]
+            for method, t in timing.items():
+                lines.append(
+                    f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
+                    f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |"
+                )
         lines.append("")
-    for name, memory in results["memory"].items():
+    for name in (n for n in backbones(results) if n in results["memory"]):
+        memory = results["memory"][name]
         lines += [
             f"## Peak training memory: {name} (m = {memory['m']}, batch {memory['batch']})",
             "",
@@ -177,12 +199,10 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from attempt.utils import storage
-
-    names = list(results["training"])
+    names = backbones(results)
     fig, axes = plt.subplots(1, 2 * len(names), figsize=(5.5 * 2 * len(names), 4), squeeze=False)
     for i, name in enumerate(names):
-        timing = results["training"][name][f"m={results['prompt_lengths'][0]}"]
+        timing = dict(timings(results, name))[f"m={results['prompt_lengths'][0]}"]
         ax = axes[0, 2 * i]
         ax.bar(list(timing), [t["step_s"] for t in timing.values()], color="tab:blue")
         ax.set_title(f"{name.split('/')[-1]}: step time (m={results['prompt_lengths'][0]})", fontsize=9)
@@ -197,7 +217,6 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.tick_params(axis="x", rotation=30, labelsize=7)
     fig.tight_layout()
     path = out_dir / "efficiency.png"
-    with storage.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
     return [path]

@@ -1,7 +1,8 @@
 """How much the attention's input summary x̂ differs from input to input, per pooling, on a real backbone.
 
-    python benchmarks/input_pooling.py                     # SmolLM2-135M-Instruct, cb / rte / sst2: ~1 minute
-    python benchmarks/input_pooling.py --backbone sentence-transformers/all-MiniLM-L6-v2
+    python -m benchmarks.input_pooling                     # SmolLM2-135M-Instruct, cb / rte / sst2: ~1 minute
+    python -m benchmarks.input_pooling --backbone sentence-transformers/all-MiniLM-L6-v2
+    python -m benchmarks.input_pooling --report-only       # the report again, from its committed JSON
 
 ATTEMPT's attention sees an input only through x̂, the pool of its token embeddings (`attempt.mixture.pool_inputs`;
 the paper: max-pool). If x̂ is nearly the same vector for every input, a fresh attention gives every input nearly
@@ -16,15 +17,16 @@ freshly initialised mixture's weights differ between inputs (no training; the em
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 from pathlib import Path
 from typing import Any
 
 import torch
+from benchmarks.common import DATA_DIR, results_dir, write_json
 
-REPO = Path(__file__).resolve().parents[1]
+from attempt.utils import storage
+from attempt.utils.reading import read_json
+
 POOLINGS = ("max", "mean")
 
 
@@ -84,23 +86,8 @@ def init_spread(
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="HuggingFaceTB/SmolLM2-135M-Instruct")
-    parser.add_argument("--tasks", nargs="+", default=["cb", "rte", "sst2"])
-    parser.add_argument("--rows", type=int, default=100, help="validation rows per task (default 100)")
-    parser.add_argument(
-        "--data-dir", default=os.environ.get("ATTEMPT_DATA_DIR", str(REPO.parent / "shared" / "data"))
-    )
-    parser.add_argument(
-        "--library",
-        type=Path,
-        help="also measure a fresh mixture over these source prompts "
-        "(default: prompts/<backbone>/ when shipped)",
-    )
-    parser.add_argument("--sources", nargs="+", default=["mnli", "qnli", "sst2"])
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    args = parser.parse_args()
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """The spread of x̂ per pooling and task, and of a fresh mixture's weights where prompts are shipped."""
     from attempt.backbones.resolve import load_backbone
 
     backbone, tokenizer, _ = load_backbone(args.backbone)
@@ -129,10 +116,13 @@ def main() -> None:
         with torch.no_grad():
             result["fresh_mixture"] = {"task": args.tasks[0], "sources": args.sources,
                                        **init_spread(tokens, library, args.sources, args.tasks[0])}  # fmt: skip
-    name = f"input_pooling-{args.backbone.split('/')[-1].lower()}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Input pooling spread on {args.backbone}", "", f"Written by benchmarks/input_pooling.py; first {args.rows} "
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    """The Markdown report of one measurement (its JSON alone)."""
+    tasks = list(result["pooling"][POOLINGS[0]]["tasks"])
+    lines = [f"# Input pooling spread on {result['backbone']}", "", f"Written by benchmarks/input_pooling.py; first {result['rows_per_task']} "
              "validation rows per task. Cosine: mean over pairs of inputs; varying: mean ‖x̂ − mean x̂‖ / ‖x̂‖.", "",
              "| pooling | task | pairwise cosine | varying part |", "|---|---|---:|---:|"]  # fmt: skip
     for how, entry in result["pooling"].items():
@@ -140,8 +130,8 @@ def main() -> None:
             f"| {how} | {t} | {s['pairwise_cosine']} | {s['varying_part']} |"
             for t, s in entry["tasks"].items()
         ]
-    lines += [""] + [f"{how}: centroid cosine {args.tasks[0]}–{args.tasks[1]} (overall mean removed): "
-                     f"{entry[f'centroid_cosine_{args.tasks[0]}_{args.tasks[1]}']}" for how, entry in result["pooling"].items()]  # fmt: skip
+    lines += [""] + [f"{how}: centroid cosine {tasks[0]}–{tasks[1]} (overall mean removed): "
+                     f"{entry[f'centroid_cosine_{tasks[0]}_{tasks[1]}']}" for how, entry in result["pooling"].items()]  # fmt: skip
     if "fresh_mixture" in result:
         fresh = result["fresh_mixture"]
         lines += ["", f"A fresh mixture (5 seeds, no training) over {', '.join(fresh['sources'])} + target on {fresh['task']}: "
@@ -152,9 +142,39 @@ def main() -> None:
             for k, v in fresh.items()
             if isinstance(v, dict)
         ]
-    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="HuggingFaceTB/SmolLM2-135M-Instruct")
+    parser.add_argument("--tasks", nargs="+", default=["cb", "rte", "sst2"])
+    parser.add_argument("--rows", type=int, default=100, help="validation rows per task (default 100)")
+    parser.add_argument("--data-dir", default=str(DATA_DIR))
+    parser.add_argument(
+        "--library",
+        type=Path,
+        help="also measure a fresh mixture over these source prompts "
+        "(default: prompts/<backbone>/ when shipped)",
+    )
+    parser.add_argument("--sources", nargs="+", default=["mnli", "qnli", "sst2"])
+    parser.add_argument("--out", type=Path, default=results_dir("input_pooling"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="measure nothing: the report of the backbone's JSON again"
+    )
+    args = parser.parse_args(argv)
+    stem = args.out / f"input_pooling-{args.backbone.split('/')[-1].lower()}"
+    json_path = stem.with_name(stem.name + ".json")
+    if args.report_only:
+        result = read_json(json_path, "Run the benchmark to write it again.")
+    else:
+        result = measure(args)
+        write_json(json_path, result)
+    text = report(result)
+    storage.write_text(stem.with_name(stem.name + ".md"), text)
+    print(text, end="")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """Does one trained attention give different inputs different source prompts on a real backbone?
 
-    python benchmarks/multitask_routing.py                 # SmolLM2 + shipped prompts, sst2 + rte, 3 seeds
-    python benchmarks/multitask_routing.py --tiny --out /tmp/x   # the tests' tiny causal LM (seconds)
+    python -m benchmarks.multitask_routing                 # SmolLM2 + shipped prompts, sst2 + rte, 3 seeds
+    python -m benchmarks.multitask_routing --report-only   # the report again, from the committed JSON
+    python -m benchmarks.multitask_routing --tiny --out /tmp/x   # the tests' tiny causal LM (seconds)
 
 The few-shot grid's targets all take mnli as their best single source, and its trained attention gives every
 input the same weights. Here one attention serves two tasks whose inputs want different sources: sst2 (one
@@ -14,6 +15,8 @@ attention reads the input.
 Per seed (each seeds the initialisation and the sampled rows) the report gives each task's mean renormalised
 source weights over its test rows, their spread within the task (mean std per prompt) and the total-variation
 distance between the two tasks' means (0: the same mixture for both; 1: disjoint), plus each task's test score.
+The JSON is rewritten after every seed and committed: a seed it holds for the same options is not run again
+(the run folders, under <out>/runs/, are not committed).
 """
 
 from __future__ import annotations
@@ -21,18 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # reproduce.py, beside this script
-from reproduce import slug  # noqa: E402
+from benchmarks.common import DATA_DIR, REPO, RUNS, results_dir, shown, slug, write_json
 
-REPO = Path(__file__).resolve().parents[1]
+from attempt.runs.layout import RunLayout
+from attempt.utils import storage
+from attempt.utils.reading import read_json
+from attempt.utils.textfiles import numbered_jsonl
+
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
-DATA_DIR = REPO.parent / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -104,62 +108,63 @@ def run_seed(options: Options, seed: int, root: Path, data_dir: Path, backbone, 
 
     from attempt.training.loop import train
 
-    out = root / f"seed{seed}"
-    if not (out / "results.json").is_file():
+    out = RunLayout(root / f"seed{seed}")
+    if not out.results.is_file():
         train(
-            config(options, seed, out, data_dir),
+            config(options, seed, out.root, data_dir),
             model=copy.deepcopy(backbone),
             tokenizer=tokenizer,
             progress=False,
         )
-    results = json.loads((out / "results.json").read_text())
-    predictions = [json.loads(line) for line in (out / "test_predictions.jsonl").read_text().splitlines()]
+    results = read_json(out.results, f"Delete {out.root} to run the seed again.")
+    predictions = [row for _, row in numbered_jsonl(out.predictions())]
     return {"seed": seed, "test": {t: results["test"][t] for t in options.tasks},
             "routing": routing(predictions, options.sources)}  # fmt: skip
 
 
-def run(options: Options, out: Path, data_dir: Path = DATA_DIR, threads: int | None = None) -> dict[str, Any]:
-    """Every seed's run, then reproduce-routing-<backbone>.{json,md} under `out`."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
+def _load(options: Options) -> tuple[Any, Any]:
+    """(backbone, tokenizer): the tiny causal LM or the real one."""
     if options.tiny:
         from attempt.testing import build_backbone, build_tokenizer
 
-        backbone, tokenizer = build_backbone("causal"), build_tokenizer("causal")
-    else:
-        from attempt.backbones.resolve import load_backbone
+        return build_backbone("causal"), build_tokenizer("causal")
+    from attempt.backbones.resolve import load_backbone
 
-        backbone, tokenizer, _ = load_backbone(options.backbone)
+    backbone, tokenizer, _ = load_backbone(options.backbone)
+    return backbone, tokenizer
+
+
+def report_paths(options: Options, out: Path) -> tuple[Path, Path]:
+    """(JSON, Markdown) of these options under `out`: multitask-routing-<backbone>[-attention-lr<x>][-centred]."""
     name = "tiny-llama" if options.tiny else slug(options.backbone)
     stem = f"multitask-routing-{name}" + (
         f"-attention-lr{options.attention_lr:g}" if options.attention_lr else ""
     )
     stem += "-centred" if options.centre_inputs else ""
-    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"  # not with_suffix: "lr0.1" has a dot
-    recorded = {
-        "options": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}
-    }
+    return out / f"{stem}.json", out / f"{stem}.md"  # not with_suffix: "lr0.1" has a dot
+
+
+def run(options: Options, out: Path, data_dir: Path = DATA_DIR, threads: int | None = None) -> dict[str, Any]:
+    """Every seed's run (the backbone loads only when one must train), then the report under `out`."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    json_path, md_path = report_paths(options, out)
+    recorded = {"options": {k: (shown(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}}
     kept = _kept_runs(json_path, recorded["options"])
-    results = {**recorded, "runs": []}
+    results, loaded = {**recorded, "runs": []}, None
+    name = "tiny-llama" if options.tiny else slug(options.backbone)
+    root = out / RUNS / f"{name}-{_options_key(recorded['options'])}"  # other options, other runs
     for seed in options.seeds:  # the JSON is rewritten after every seed: it is what a session commits
         if seed in kept:
             results["runs"].append(kept[seed])
         else:
-            root = (
-                out / "reproduce" / f"routing-{name}-{_options_key(recorded['options'])}"
-            )  # other options, other runs
-            results["runs"].append(run_seed(options, seed, root, data_dir, backbone, tokenizer))
-        json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(report(results))
+            loaded = loaded or _load(options)
+            results["runs"].append(run_seed(options, seed, root, data_dir, *loaded))
+        write_json(json_path, results)
+    storage.write_text(md_path, report(results))
     return results
-
-
-def _shown(path: Path) -> str:
-    """A path as the JSON records it: relative to the repository when inside it, so another checkout matches."""
-    path = path.resolve()
-    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
 
 
 def _options_key(options: dict[str, Any]) -> str:
@@ -173,7 +178,7 @@ def _kept_runs(path: Path, options: dict[str, Any]) -> dict[int, dict[str, Any]]
     """The seeds an earlier run of the same options finished (its JSON is committed; the run folders are not)."""
     if not path.is_file():
         return {}
-    earlier = json.loads(path.read_text())
+    earlier = read_json(path, "Delete it to run every seed again.")
     now = json.loads(json.dumps(options))  # tuples as the JSON holds them: lists
     # an option added since is absent from an older JSON: at its default it describes the same runs
     added = {k: v for k, v in now.items() if k not in earlier["options"] and v == getattr(Options, k, None)}
@@ -209,7 +214,7 @@ def report(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=results_dir("multitask_routing"))
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=Options.steps)
@@ -218,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
     parser.add_argument("--library", type=Path, default=LIBRARY)
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: the report of these options' JSON again"
+    )
     args = parser.parse_args(argv)
     options = Options(
         library=args.library,
@@ -227,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         attention_lr=args.attention_lr,
         centre_inputs=args.centre_inputs,
     )
+    if args.report_only:
+        json_path, md_path = report_paths(options, args.out)
+        storage.write_text(md_path, report(read_json(json_path, "Run the benchmark to write it again.")))
+        print(md_path.read_text(), end="")
+        return 0
     print(report(run(options, args.out, args.data_dir, threads=args.threads)))
     return 0
 

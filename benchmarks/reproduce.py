@@ -1,17 +1,18 @@
 """The paper's relative claims at small scale, on the real data mirror and the backbones that install here.
 
-    python benchmarks/reproduce.py --quick            # 2 targets, 1 seed, 1 lr, few steps: < 20 min, 2 CPU cores
-    python benchmarks/reproduce.py                    # the full grid (~3 h on 2 shared CPU cores; resumable)
-    python benchmarks/reproduce.py --tiny --quick --out /tmp/x   # the tests' tiny random BERT (seconds)
+    python -m benchmarks.reproduce --quick            # 2 targets, 1 seed, 1 lr, few steps: < 20 min, 2 CPU cores
+    python -m benchmarks.reproduce                    # the full grid (~3 h on 2 shared CPU cores; resumable)
+    python -m benchmarks.reproduce --report-only      # the report of the cells finished so far
+    python -m benchmarks.reproduce --tiny --quick --out /tmp/x   # the tests' tiny random BERT (seconds)
 
-    python benchmarks/reproduce.py --steps 320 --targets rte mrpc --methods prompt_tuning attempt finetune
+    python -m benchmarks.reproduce --steps 320 --targets rte mrpc --methods prompt_tuning attempt finetune
                                                       # a longer budget on fewer targets: reproduce-steps320.md
 
 Writes reproduce.json (every cell, the aggregated tables, the claims), reproduce.md and the attention heatmaps
-(reproduce_attention*.png) under --out (default benchmarks/results); the runs themselves go to
-<out>/reproduce/<mode>-<backbone>/ (source prompt library in prompts/, one folder per cell in cells/). Another
---steps is another grid: reproduce-steps<N>.* and <out>/reproduce/<mode>-steps<N>-<backbone>/, with the same
-source prompts.
+(reproduce_attention*.png) under --out (default benchmarks/results/reproduce); the runs themselves go to
+<out>/runs/<mode>-<backbone>/ (source prompt library in prompts/, one folder per cell in cells/; not
+committed). Another --steps is another grid: reproduce-steps<N>.* and <out>/runs/<mode>-steps<N>-<backbone>/,
+with the same source prompts.
 
 What runs (ATTEMPT, Asai et al., EMNLP 2022, arXiv 2205.11961; the paper uses T5-base, we use MiniLM-L6 by
 default, a 22M-parameter BERT encoder whose classification head is trained with every method):
@@ -34,11 +35,12 @@ default, a 22M-parameter BERT encoder whose classification head is trained with 
 * the attention of every target over the source prompts (ATTEMPT runs' attention, averaged over seeds; and
   ATTEMPT-m's, all targets in one run) as heatmaps.
 
-What a cell and the whole grid cost on this machine (measured 2026-11): benchmarks/results/reproduce-cost.md.
+What a cell and the whole grid cost on this machine (measured 2026-11): benchmarks/results/reproduce/reproduce-cost.md.
 
 Every cell (method, task, lr, seed, k) is its own output_dir: a cell whose results.json exists is read back,
 not recomputed, and an interrupted cell resumes from its checkpoint. Weights of finished cells are deleted
-(--keep-weights keeps them): only their metrics, attention and predictions stay.
+(--keep-weights keeps them): only their metrics, attention and predictions stay. The run folders are not committed:
+--report-only without them (a fresh clone) is refused rather than replacing the committed report.
 """
 
 from __future__ import annotations
@@ -49,15 +51,17 @@ import json
 import math
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # reproduce_report.py, beside this script
-from reproduce_report import (  # noqa: E402
+from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, CONFIG_FILE, RunLayout
+from attempt.utils.reading import read_json
+from attempt.utils.textfiles import numbered_jsonl
+from benchmarks.common import DATA_DIR, ORIGINAL_PROMPTS, RUNS, data_overlay, results_dir, slug
+from benchmarks.reproduce_report import (
     ABLATION_METHODS,
     FEW_SHOT_METHODS,
     METHODS,
@@ -69,16 +73,11 @@ from reproduce_report import (  # noqa: E402
     discussion,
     finite,
     plot_attention,
-    slug,
     write_report,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 CAUSAL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-DATA_DIR = REPO.parent / "shared" / "data"
-ORIGINAL_PROMPTS = REPO.parent / "shared" / "original-prompts"  # the original release's prompts, when present
-
 SOURCES = ("mnli", "qnli", "qqp", "sst2")
 QA_SOURCES = ("squad",)  # only on a backbone that generates (an encoder head cannot extract spans)
 TARGETS = ("rte", "mrpc", "stsb", "cola", "cb", "wic", "boolq", "wsc", "multirc")
@@ -112,12 +111,6 @@ LR_GRID = {
 }
 HEAD_LR = 3e-3
 ATTENTION_LR = 3e-3
-# the mirror's stand-ins for splits it lacks: {(hub_id, config): {split the task reads: file in the mirror}}
-SPLIT_STANDINS = {
-    ("nyu-mll/glue", "qqp"): {"validation": "validation_bimpm_proxy"},
-    ("aps/super_glue", "boolq"): {"train": "train_fewglue32"},
-}
-
 # sizes per mode. steps/batch are the same for every method of a mode (the shared training budget).
 # eval_every: validation every N steps of a target run (0: only at the end); ATTEMPT-m, one run of steps x
 # targets, validates every eval_every x targets steps (as often per run as a single-task run). Sources validate
@@ -229,6 +222,18 @@ class Options:
         """The key of `SIZES`: the mode, or the tiny backbone's sizes of that mode."""
         return ("tiny-full" if self.mode == "full" else "tiny") if self.tiny else self.mode
 
+    @property
+    def variant(self) -> str:
+        """``-steps<N>`` when the per-run budget is not the mode's: another grid, in its own folder, so no cell
+        is mistaken for the default's (its report is reproduce<variant>.md); "" otherwise."""
+        steps = self.steps
+        return f"-steps{steps}" if steps and steps != SIZES[self.size_key]["steps"] else ""
+
+    def runs_name(self, variant: bool = True) -> str:
+        """The grid's folder under <out>/runs/ (`variant=False`: the default grid's, which holds the sources)."""
+        name = "tiny-bert" if self.tiny else slug(self.backbone)
+        return f"{self.size_key}{self.variant if variant else ''}-{name}"
+
     def sizes(self) -> dict[str, Any]:
         """The mode's sizes with this pass's steps, seeds and targets."""
         sizes = {**SIZES[self.size_key], **({"steps": self.steps} if self.steps else {})}
@@ -245,34 +250,12 @@ def fmt_lr(lr: float) -> str:
     return f"{lr:g}"
 
 
-def data_overlay(source: Path, overlay: Path) -> Path:
-    """A mirror folder of symlinks to `source`, adding the split stand-ins of `SPLIT_STANDINS` under the split
-    names the tasks read (qqp's validation = the BiMPM proxy, boolq's train = FewGLUE's 32 examples)."""
-    for path in source.rglob("*.jsonl"):
-        link = overlay / path.relative_to(source)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to(path.resolve())
-    for (hub_id, config), standins in SPLIT_STANDINS.items():
-        for split, present in standins.items():
-            target = source / hub_id / config / f"{present}.jsonl"
-            link = overlay / hub_id / config / f"{split}.jsonl"
-            if (
-                target.is_file()
-                and not (source / hub_id / config / f"{split}.jsonl").exists()
-                and not link.exists()
-            ):
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(target.resolve())
-    return overlay
-
-
 # -- the runner ---------------------------------------------------------------------------------------------
 class Runner:
     """Runs (or reads back) cells; each cell is one `attempt.training.loop.train` call in its own output_dir."""
 
     def __init__(self, out: Path, options: Options, log=print):
-        mode, steps = options.size_key, options.steps
+        mode = options.size_key
         self.mode, self.backbone_name, self.tiny, self.log = mode, options.backbone, options.tiny, log
         self.keep_weights = options.keep_weights
         self.compute = (
@@ -285,12 +268,9 @@ class Runner:
             options.methods
         )  # None: every method; else only these (the others are not part of this grid)
         self.sizes = options.sizes()
-        # another per-run budget is another grid: its own folder, so no cell is mistaken for the default's
-        # (its report is reproduce<variant>.md); the source prompts are the default grid's, trained once
-        self.variant = f"-steps{steps}" if steps and steps != SIZES[mode]["steps"] else ""
-        name = "tiny-bert" if self.tiny else slug(self.backbone_name)
-        self.root = out / "reproduce" / f"{mode}{self.variant}-{name}"
-        self.sources_root = out / "reproduce" / f"{mode}-{name}"
+        self.variant = options.variant  # the source prompts are the default grid's, trained once
+        self.root = out / RUNS / options.runs_name()
+        self.sources_root = out / RUNS / options.runs_name(variant=False)
         self.cells_dir = self.root / "cells"
         self.library = self.sources_root / "prompts"
         # symlinks to the mirror, rebuilt each run outside --out (no machine-specific links in the results)
@@ -361,13 +341,13 @@ class Runner:
         from attempt.training.loop import train
 
         out = Path(config.output_dir)
-        results_path = out / "results.json"
+        results_path = RunLayout(out).results
         expected = {
             k: v for k, v in config.to_dict().items() if k not in ("library", "data_dir", "output_dir")
         }
         record = {**key, "output_dir": str(out.relative_to(self.root.parent))}
         if results_path.is_file():
-            saved = json.loads((out / "train_config.json").read_text())
+            saved = read_json(out / CONFIG_FILE, f"Delete {out} to rerun the cell.")
             differs = sorted(k for k in expected if saved.get(k) != expected[k])
             if differs:
                 raise RuntimeError(
@@ -399,12 +379,12 @@ class Runner:
 
     def _prune(self, out: Path) -> None:
         if not self.keep_weights:
-            for name in ("checkpoint", "best"):
+            for name in (CHECKPOINT_DIR, BEST_DIR):
                 shutil.rmtree(out / name, ignore_errors=True)
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
-        data = json.loads(path.read_text())
+        data = read_json(path, f"Delete {path.parent} to rerun the cell.")
         record = {
             k: data.get(k)
             for k in (
@@ -418,12 +398,11 @@ class Runner:
             )
         }
         # the largest weight the attention gave one prompt on any test example (None without attention)
-        predictions, peaks = path.parent / "test_predictions.jsonl", []
+        predictions, peaks = RunLayout(path.parent).predictions(), []
         if predictions.is_file():
-            for line in predictions.read_text().splitlines():
-                weights = json.loads(line).get("attention_weights")
-                if weights:
-                    peaks.append(max(weights.values()))
+            for _, row in numbered_jsonl(predictions):
+                if row.get("attention_weights"):
+                    peaks.append(max(row["attention_weights"].values()))
         record["peak_attention"] = max(peaks) if peaks else None
         return record
 
@@ -436,7 +415,7 @@ class Runner:
             lr = LR_GRID["source"][0]
             out = self.sources_root / "sources" / task
             key = {"stage": "source", "method": "source", "task": task, "lr": lr, "seed": 0, "k": None}
-            if task in PromptLibrary(self.library) and not (out / "results.json").is_file():
+            if task in PromptLibrary(self.library) and not RunLayout(out).results.is_file():
                 self.reused += 1
                 records.append({**key, "reused": True, "note": "prompt already in the library"})
                 continue
@@ -701,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 targets, 1 seed, 1 lr, few steps (< 20 min)")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny random BERT (seconds)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=results_dir("reproduce"))
     parser.add_argument(
         "--backbone", default=ENCODER, help=f"default {ENCODER}; {CAUSAL} adds the squad source"
     )
@@ -748,7 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="train nothing: report the cells finished so far (e.g. while a pass is running)",
+        help="train nothing: report the cells finished so far in the grid's run folders (e.g. while a pass "
+        "is running)",
     )
     args = parser.parse_args(argv)
     options = Options(
@@ -757,6 +737,14 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads, compute=not args.report_only, stages=tuple(args.stages) if args.stages else None,
         methods=tuple(args.methods) if args.methods else None, steps=args.steps,
     )  # fmt: skip
+    runs = args.out / RUNS / options.runs_name()
+    if (
+        args.report_only and not runs.is_dir()
+    ):  # a fresh clone: a report of nothing would replace the committed one
+        parser.error(
+            f"--report-only reads the grid's run folders and {runs} is not here (run folders are not "
+            "committed): the committed report stays as it is; run the grid without --report-only to rebuild it."
+        )
     results = run(args.out, options)
     for c in results["claims"]:
         print(f"{c['verdict']:>14}: {c['claim']}")

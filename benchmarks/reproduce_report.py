@@ -9,6 +9,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import slug
+
 # the methods reproduce.py runs, in the order of the report's columns
 METHODS = ("prompt_tuning", "spot", "attempt", "attempt_m", "finetune", "lora")
 FEW_SHOT_METHODS = ("prompt_tuning", "spot", "attempt")
@@ -36,10 +38,6 @@ PAPER_NOTE = (
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
-def slug(name: str) -> str:
-    return name.rstrip("/").split("/")[-1].replace(".", "_")
-
-
 def mean_std(values: list[float]) -> dict[str, Any]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:

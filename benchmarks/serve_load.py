@@ -1,10 +1,11 @@
 """Bounded load test of `attempt serve` on 127.0.0.1 (issue 15): cross-task batching against one request at a
 time, and one shared backbone against one backbone copy per task.
 
-    python benchmarks/serve_load.py --tiny                      # tiny random T5: seconds per cell
-    python benchmarks/serve_load.py --backbone minilm           # all-MiniLM-L6-v2 (heads), a few minutes
-    python benchmarks/serve_load.py --backbone smollm2          # SmolLM2-135M-Instruct (rank classification)
-    python benchmarks/serve_load.py --runs runs/attempt_glue    # a trained multi-task run of yours
+    python -m benchmarks.serve_load --tiny                      # tiny random T5: seconds per cell
+    python -m benchmarks.serve_load --backbone minilm           # all-MiniLM-L6-v2 (heads), a few minutes
+    python -m benchmarks.serve_load --backbone smollm2          # SmolLM2-135M-Instruct (rank classification)
+    python -m benchmarks.serve_load --runs runs/attempt_glue    # a trained multi-task run of yours
+    python -m benchmarks.serve_load --report-only               # serve_load.md again, from serve_load.json
 
 Without --runs it first trains a throwaway 3-task ATTEMPT run (rte, cb, sst2; one step on a few rows of the
 data mirror, random source prompts): speed does not depend on what the prompts learned. Each server is a real
@@ -24,7 +25,8 @@ the machine may be shared) and p50/p99 latency. Six setups, all started before t
   machine's cores), so the shared backbone and the copies compete with the same CPU.
 
 Memory is each server process's peak resident set (VmHWM, Linux), summed over the per-task copies.
-Writes serve_load.json and serve_load.md under --out (default benchmarks/results), one section per backbone.
+Writes serve_load.json and serve_load.md under --out (default benchmarks/results/serve_load), one section per
+backbone.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchmarks.common import DATA_DIR, results_dir, write_json
 
-REPO = Path(__file__).resolve().parents[1]
+from attempt.utils import storage
+from attempt.utils.reading import read_json
+
 BACKBONES = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2",
     "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -305,14 +310,14 @@ def ratios(setups: dict[str, dict]) -> dict[str, Any]:
     }
 
 
-def write_report(result: dict, out: Path) -> None:
+def write_report(result: dict | None, out: Path) -> None:
     """serve_load.json keeps one result per backbone (a run on another backbone is added beside the others);
-    serve_load.md shows them all."""
-    out.mkdir(parents=True, exist_ok=True)
+    serve_load.md shows them all. `result` None writes the report of the JSON as it is."""
     path = out / "serve_load.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results[result["backbone"]] = result
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    results = read_json(path, "Delete it to start the results over.") if path.is_file() else {}
+    if result is not None:
+        results[result["backbone"]] = result
+        write_json(path, results)
     lines = [
         "# attempt serve load test",
         "",
@@ -321,7 +326,7 @@ def write_report(result: dict, out: Path) -> None:
     ]
     for each in results.values():
         lines += _section(each)
-    (out / "serve_load.md").write_text("\n".join(lines))
+    storage.write_text(out / "serve_load.md", "\n".join(lines))
 
 
 def _section(result: dict) -> list[str]:
@@ -380,13 +385,18 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=3, help="measure every cell this many times (default 3)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per server (default 1)")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--out", type=Path, default=results_dir("serve_load"))
     parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("ATTEMPT_DATA_DIR", REPO.parent / "shared" / "data")),
+        "--report-only",
+        action="store_true",
+        help="measure nothing: serve_load.md again, from serve_load.json",
     )
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    if args.report_only:
+        write_report(None, args.out)
+        print(f"wrote {args.out / 'serve_load.md'} from {args.out / 'serve_load.json'}")
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = args.runs or make_run(Path(scratch), BACKBONES.get(args.backbone), args.data_dir)
         pairs = make_inputs(args.requests)

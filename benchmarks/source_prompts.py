@@ -1,8 +1,9 @@
 """Train the source prompts the repository ships (prompts/<backbone>/) and hold each to its bar.
 
-    python benchmarks/source_prompts.py                       # SmolLM2: sst2, mnli, qnli, qqp, in that order
-    python benchmarks/source_prompts.py --tasks sst2 --threads 2
-    python benchmarks/source_prompts.py --report-only         # the table and curves of the finished ones
+    python -m benchmarks.source_prompts                       # SmolLM2: sst2, mnli, qnli, qqp, in that order
+    python -m benchmarks.source_prompts --tasks sst2 --threads 2
+    python -m benchmarks.source_prompts --report-only         # the table and curves of the finished ones
+    python -m benchmarks.source_prompts --stash               # keep the unfinished runs' state (to commit)
 
 Per source task: plain prompt tuning (`attempt.training.loop`, mode="source") with one recipe (RECIPE; steps per task
 in STEPS), validation every `eval_every` steps on a fixed subset, test once on up to `test_limit` rows. The
@@ -15,8 +16,18 @@ prompt of step 300 of the same run is kept too. Three scores on the same test ro
 Bar (issue 11): the shipped prompt beats the zero-shot score and the project's earlier 300-step source prompt
 of the same task (MiniLM, test scores in benchmarks/results/reproduce.json) by more than twice the test set's
 standard error, √(p(1−p)/n) at the shipped prompt's accuracy. The same run's step-300 prompt is a stricter,
-separate check: whether training past 300 steps still paid (it does not once the curve has plateaued). Runs resume where they stopped (their folders under benchmarks/results/sources/ are not
-committed); the prompts, `benchmarks/results/source_prompts-<slug>.{json,md,png}` and the prompts' metadata are.
+separate check: whether training past 300 steps still paid (it does not once the curve has plateaued).
+
+Where things are (RESULTS = benchmarks/results/source_prompts/):
+
+- the shipped prompts and their metadata: prompts/<slug>/<task>.{json,safetensors} (committed);
+- the report: RESULTS/source_prompts-<slug>.{json,md,png} (committed); a report-only run rebuilds the .md and
+  .png from the .json's rows of sources whose run folder is not here;
+- the runs: RESULTS/runs/<slug>/<task>/, the data overlay RESULTS/runs/data/ (not committed);
+- an unfinished run's resumable state (`--stash`): RESULTS/state/<slug>/<task>/ (committed: checkpoint/,
+  best/, metrics.jsonl, train_config.json, prompt_step300.safetensors). The next run of that task copies it
+  back into its empty run folder and resumes; the run's recorded paths are relative, so a state stashed from
+  the older layout (benchmarks/results/sources-state/<slug>/<task>/) resumes once moved to RESULTS/state/.
 """
 
 from __future__ import annotations
@@ -25,18 +36,28 @@ import argparse
 import dataclasses
 import json
 import math
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # reproduce.py, beside this script
-from reproduce import data_overlay  # noqa: E402
+from attempt.runs.layout import RunLayout
+from attempt.utils import storage
+from attempt.utils.reading import read_json
+from attempt.utils.textfiles import numbered_jsonl
+from benchmarks.common import (
+    DATA_DIR,
+    REPO,
+    RUNS,
+    data_overlay,
+    restore_run,
+    results_dir,
+    save_figure,
+    stash_run,
+    write_json,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = results_dir("source_prompts")
 BACKBONES = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 SLUGS = {"smollm2": "smollm2-135m-instruct"}
 # lr 0.01: the best validation of a 60-step sweep on sst2 (200 rows: lr 0.003 / 0.01 / 0.03 gave 65.0 / 85.0 / 83.5)
@@ -50,21 +71,15 @@ STEPS = {"sst2": 600, "mnli": 4000, "qnli": 3000, "qqp": 3000}
 # new best. sst2 (600 steps, best at 500) predates this and is not rerun.
 PATIENCE = {"mnli": 5, "qnli": 5, "qqp": 5}
 SNAPSHOT_STEP = 300
-STATE = RESULTS / "sources-state"  # committed resumable state of unfinished runs (see stash)
-RESUMABLE = (
-    "checkpoint",
-    "best",
-    "metrics.jsonl",
-    "train_config.json",
-    f"prompt_step{SNAPSHOT_STEP}.safetensors",
-)
+SNAPSHOT = f"prompt_step{SNAPSHOT_STEP}.safetensors"  # in the run folder, beside the library's files
+STATE = RESULTS / "state"  # committed resumable state of unfinished runs (see stash)
 
 
 def run_config(task: str, backbone: str, slug: str, data_dir: str | None) -> Any:
     """The TrainConfig of one source run; its prompt lands in the run's own staging library."""
     from attempt.config import TrainConfig
 
-    run = RESULTS / "sources" / slug / task
+    run = RESULTS / RUNS / slug / task
     fields = {**RECIPE, "backbone": BACKBONES[backbone], "tasks": (task,), "max_steps": STEPS[task],
               "early_stopping_patience": PATIENCE.get(task)}  # fmt: skip
     return TrainConfig(**fields, output_dir=str(run), library=str(run / "library"), data_dir=data_dir)
@@ -72,59 +87,39 @@ def run_config(task: str, backbone: str, slug: str, data_dir: str | None) -> Any
 
 def train_source(config: Any) -> dict[str, Any]:
     """Train (or resume, or read back) one source run; the step-300 prompt is saved beside it."""
-    from safetensors.torch import save_file
-
-    from attempt.training.loop import RESULTS_FILE, train
-
-    run = Path(config.output_dir)
-    snapshot = run / f"prompt_step{SNAPSHOT_STEP}.safetensors"
+    run = RunLayout(config.output_dir)
+    snapshot = run.root / SNAPSHOT
 
     def keep_snapshot(step: int, model: torch.nn.Module) -> None:
         if step == SNAPSHOT_STEP and not snapshot.exists():
-            prompt = model.mixture.target_prompts[0].detach().float().cpu().contiguous()
-            save_file({"prompt": prompt}, str(snapshot))
+            prompt = model.mixture.target_prompts[0].detach().float()
+            storage.write_safetensors(snapshot, {"prompt": prompt})
 
-    if restore(run):
-        print(f"[sources] resuming {run.name} from the stashed state in {STATE}", flush=True)
-    if not (run / RESULTS_FILE).is_file():
+    if restore(run.root):
+        print(f"[sources] resuming {run.root.name} from the stashed state in {STATE}", flush=True)
+    if not run.results.is_file():
+        from attempt.training.loop import train
+
         train(config, _on_step=keep_snapshot)
-    return json.loads((run / RESULTS_FILE).read_text())
+    return read_json(run.results, f"Delete {run.root} to train the source again.")
 
 
 def stash(run: Path) -> Path | None:
     """Copy what an unfinished run needs to resume (checkpoint, best/, its log and config, the step-300 prompt:
-    a few hundred KB) to benchmarks/results/sources-state/, which is committed; run folders are not, and a
-    session's files end with it. None when the run has no checkpoint yet."""
-    if not (run / "checkpoint").is_dir():
-        return None
-    state = STATE / run.parent.name / run.name
-    shutil.rmtree(state, ignore_errors=True)
-    state.mkdir(parents=True)
-    for name in RESUMABLE:
-        source = run / name
-        if source.is_dir():
-            shutil.copytree(source, state / name)
-        elif source.is_file():
-            shutil.copy2(source, state / name)
-    return state
+    a few hundred KB) to STATE/<slug>/<task>/, which is committed; run folders are not, and a session's files
+    end with it. None when the run has no checkpoint yet."""
+    return stash_run(run, STATE / run.parent.name / run.name, also=(SNAPSHOT,))
 
 
 def restore(run: Path) -> bool:
     """Put a stashed run state back when the run folder has no checkpoint of its own (a new session)."""
-    state = STATE / run.parent.name / run.name
-    if (run / "checkpoint").is_dir() or (run / "results.json").is_file() or not state.is_dir():
-        return False
-    run.mkdir(parents=True, exist_ok=True)
-    for item in state.iterdir():
-        (shutil.copytree if item.is_dir() else shutil.copy2)(item, run / item.name)
-    return True
+    return restore_run(run, STATE / run.parent.name / run.name)
 
 
 def validation_curve(run: Path) -> list[tuple[int, float]]:
     """(step, validation average) of every evaluation in the run's metrics.jsonl."""
     points = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for _, record in numbered_jsonl(RunLayout(run).metrics):
         if record.get("type") == "eval" and record.get("split") == "validation":
             points.append((record["step"], record["metrics"]["average"]))
     return points
@@ -148,9 +143,9 @@ def test_scores(config: Any, snapshot: Path) -> dict[str, dict[str, Any]]:
     }
     scores = {"zero_shot": evaluate(ZeroShotModel(backbone, family, [task]), tokenizer, rows, **options)}
     if snapshot.is_file():
-        from safetensors.torch import load_file
+        from attempt.utils.reading import load_safetensors
 
-        prompt = load_file(str(snapshot))["prompt"]
+        prompt = load_safetensors(snapshot, f"Delete {snapshot} and the run's test_scores.json.")["prompt"]
         model = AttemptModel.from_backbone(backbone, [], config.attempt_config(), tasks=[task])
         with torch.no_grad():
             model.mixture.target_prompts[0].copy_(prompt)
@@ -166,10 +161,10 @@ def standard_error(accuracy: float, n: int) -> float:
 
 def earlier_minilm_scores() -> dict[str, float]:
     """Test averages of the MiniLM 300-step source prompts of the committed reproduction (the earlier bar)."""
-    path = RESULTS / "reproduce.json"
+    path = results_dir("reproduce") / "reproduce.json"
     if not path.is_file():
         return {}
-    cells = json.loads(path.read_text())["cells"]
+    cells = read_json(path, "Restore it from git (benchmarks/results/reproduce/).")["cells"]
     return {c["task"]: c["test"]["average"] for c in cells if c.get("stage") == "source"}
 
 
@@ -178,12 +173,10 @@ def measure(task: str, backbone: str, data_dir: str | None, earlier: dict[str, f
     config = run_config(task, backbone, SLUGS[backbone], data_dir)
     run = Path(config.output_dir)
     result = train_source(config)
-    cached = run / "test_scores.json"
+    cached = run / "test_scores.json"  # the benchmark's own file in the run folder: scoring takes minutes
     if not cached.is_file():
-        cached.write_text(
-            json.dumps(test_scores(config, run / f"prompt_step{SNAPSHOT_STEP}.safetensors"), indent=2)
-        )
-    others = json.loads(cached.read_text())
+        write_json(cached, test_scores(config, run / SNAPSHOT))
+    others = read_json(cached, f"Delete {cached} to score again.")
     test = result["test"]["average"]
     n = _test_rows(run)
     margin = 2 * standard_error(test, n)
@@ -203,7 +196,7 @@ def measure(task: str, backbone: str, data_dir: str | None, earlier: dict[str, f
 
 def _test_rows(run: Path) -> int:
     """How many test rows the run scored (its test_predictions.jsonl)."""
-    return sum(1 for _ in (run / "test_predictions.jsonl").open())
+    return len(numbered_jsonl(RunLayout(run).predictions()))
 
 
 def ship(row: dict[str, Any], backbone: str) -> Path:
@@ -211,7 +204,7 @@ def ship(row: dict[str, Any], backbone: str) -> Path:
     from attempt.prompts.library import PromptLibrary
 
     slug = SLUGS[backbone]
-    staged = PromptLibrary(RESULTS / "sources" / slug / row["task"] / "library").get(row["task"])
+    staged = PromptLibrary(RESULTS / RUNS / slug / row["task"] / "library").get(row["task"])
     keys = (
         "steps",
         "best_step",
@@ -278,7 +271,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     axes[0][0].set_ylabel("score")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -286,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="smollm2", choices=sorted(BACKBONES))
     parser.add_argument("--tasks", nargs="+", default=list(STEPS), choices=sorted(STEPS))
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data-dir", default=str(DATA_DIR))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--report-only", action="store_true", help="train nothing; report the finished sources"
@@ -294,15 +287,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--stash",
         action="store_true",
-        help="train nothing; copy the unfinished runs' resumable state to results/sources-state/",
+        help="train nothing; copy the unfinished runs' resumable state to results/source_prompts/state/",
     )
     args = parser.parse_args(argv)
     if args.stash:
         for task in args.tasks:
-            print(task, stash(RESULTS / "sources" / SLUGS[args.backbone] / task))
+            print(task, stash(RESULTS / RUNS / SLUGS[args.backbone] / task))
         return
     torch.set_num_threads(args.threads)
-    data_dir = str(data_overlay(Path(args.data_dir), RESULTS / "sources" / "data"))
+    data_dir = str(data_overlay(Path(args.data_dir), RESULTS / RUNS / "data"))
     earlier = earlier_minilm_scores()
     for task in [] if args.report_only else args.tasks:
         ship(measure(task, args.backbone, data_dir, earlier), args.backbone)
@@ -313,18 +306,19 @@ def main(argv: list[str] | None = None) -> None:
 def write_report(backbone: str, data_dir: str, earlier: dict[str, float]) -> None:
     """source_prompts-<slug>.{json,md,png} over every finished source (finished runs are only read back)."""
     slug = SLUGS[backbone]
-    finished = [t for t in STEPS if (RESULTS / "sources" / slug / t / "results.json").is_file()]
+    finished = [t for t in STEPS if RunLayout(RESULTS / RUNS / slug / t).results.is_file()]
     stem = RESULTS / f"source_prompts-{slug}"
     fresh = {task: measure(task, backbone, data_dir, earlier) for task in finished}
-    kept = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").is_file() else []
+    path = stem.with_suffix(".json")
+    kept = read_json(path, "Restore it from git, or delete it.") if path.is_file() else []
     kept = {
         r["task"]: r for r in kept
     }  # committed rows of sources whose run folder is not here (another session)
     rows = [fresh.get(t) or kept[t] for t in STEPS if t in fresh or t in kept]
     if not rows:
         return
-    stem.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(report(rows, backbone))
+    write_json(path, rows)
+    storage.write_text(stem.with_suffix(".md"), report(rows, backbone))
     plot_curves(rows, stem.with_suffix(".png"))
     print(report(rows, backbone), flush=True)
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the benchmark mirror, the original prompts, and importing a benchmark script.
+"""Shared fixtures: the benchmark mirror and the original prompts.
 
 The tiny random backbones and tokenizers are `attempt.testing`."""
 
@@ -10,18 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_benchmark(name: str):
-    """Import benchmarks/<name>.py (a script, not a package) as a module."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(f"{name}_bench", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from conftest import load_benchmark
+from benchmarks import efficiency as efficiency_benchmark
 
 
 @pytest.fixture(scope="module")
 def efficiency():
-    return load_benchmark("efficiency")
+    return efficiency_benchmark
 
 
 def test_paper_param_counts(efficiency):

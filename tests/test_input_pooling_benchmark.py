@@ -6,18 +6,17 @@ import math
 
 import pytest
 import torch
-
-from conftest import load_benchmark
+from benchmarks import input_pooling
 
 
 def test_identical_inputs_have_cosine_one_and_no_varying_part():
-    bench = load_benchmark("input_pooling")
+    bench = input_pooling
     same = torch.tensor([[3.0, 4.0]] * 5)
     assert bench.spread(same) == {"pairwise_cosine": 1.0, "varying_part": 0.0}
 
 
 def test_orthogonal_inputs_by_hand():
-    bench = load_benchmark("input_pooling")
+    bench = input_pooling
     # (1, 0) and (0, 1): cosine 0; mean (0.5, 0.5); each is sqrt(0.5) from it, and of norm 1
     assert bench.spread(torch.tensor([[1.0, 0.0], [0.0, 1.0]])) == {"pairwise_cosine": 0.0,
                                                                    "varying_part": round(math.sqrt(0.5), 3)}  # fmt: skip

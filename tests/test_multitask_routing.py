@@ -8,14 +8,14 @@ import shutil
 
 import pytest
 import torch
+from benchmarks import multitask_routing
 
 from attempt.prompts.library import PromptLibrary, SourcePrompt
-from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def routing_bench():
-    return load_benchmark("multitask_routing")
+    return multitask_routing
 
 
 def test_routing_renormalises_over_the_sources_and_measures_the_distance(routing_bench):
@@ -54,17 +54,17 @@ def test_a_tiny_multitask_run_reports_each_tasks_routing(routing_bench, tmp_path
     assert "| 1 | rte |" in written and "Total-variation distance" in written
     saved = json.loads((tmp_path / "out" / "multitask-routing-tiny-llama.json").read_text())
     assert saved["runs"] == results["runs"]
-    finished = sorted((tmp_path / "out" / "reproduce").rglob("results.json"))
+    finished = sorted((tmp_path / "out" / "runs").rglob("results.json"))
     stamps = [p.stat().st_mtime_ns for p in finished]
     again = routing_bench.run(
         options, tmp_path / "out", data_dir
     )  # finished seeds are read back, not retrained
     assert again["runs"] == results["runs"] and [p.stat().st_mtime_ns for p in finished] == stamps
     assert len(finished) == 2
-    shutil.rmtree(tmp_path / "out" / "reproduce")  # a new session: only the committed JSON is left
+    shutil.rmtree(tmp_path / "out" / "runs")  # a new session: only the committed JSON is left
     more = routing_bench.run(dataclasses.replace(options, seeds=(0, 1, 2)), tmp_path / "out", data_dir)
     assert more["runs"][:2] == results["runs"] and more["runs"][2]["seed"] == 2
-    assert sorted(p.parent.name for p in (tmp_path / "out" / "reproduce").rglob("results.json")) == ["seed2"]
+    assert sorted(p.parent.name for p in (tmp_path / "out" / "runs").rglob("results.json")) == ["seed2"]
     faster = routing_bench.run(
         dataclasses.replace(options, attention_lr=0.1, seeds=(0,)), tmp_path / "out", data_dir
     )
@@ -79,8 +79,7 @@ def test_a_tiny_multitask_run_reports_each_tasks_routing(routing_bench, tmp_path
     )
     longer = routing_bench.run(dataclasses.replace(options, steps=3, seeds=(0,)), tmp_path / "out", data_dir)
     assert (
-        longer["options"]["steps"] == 3
-        and len(list((tmp_path / "out" / "reproduce").rglob("results.json"))) == 3
+        longer["options"]["steps"] == 3 and len(list((tmp_path / "out" / "runs").rglob("results.json"))) == 3
     )
     centred = routing_bench.run(
         dataclasses.replace(options, centre_inputs=True, seeds=(0,)), tmp_path / "out", data_dir

@@ -7,17 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from conftest import load_benchmark
+from benchmarks import reproduce as reproduce_benchmark
+from benchmarks import reproduce_report
 
 
 @pytest.fixture(scope="module")
 def reproduce():
-    return load_benchmark("reproduce")
+    return reproduce_benchmark
 
 
 def test_mean_std_and_claims_on_made_up_numbers():
-    report = load_benchmark("reproduce_report")
+    report = reproduce_report
     assert report.mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2**0.5), "n": 2}
     assert report.mean_std([float("nan")])["mean"] is None
     targets = ["rte", "cb"]

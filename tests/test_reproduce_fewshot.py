@@ -1,4 +1,5 @@
-"""benchmarks/reproduce_fewshot.py: a tiny pass runs every cell, reports paired differences, and resumes."""
+"""benchmarks/reproduce_fewshot.py (and its report): a tiny pass runs every cell, reports paired differences, and
+resumes from the grid's file of finished cells."""
 
 from __future__ import annotations
 
@@ -8,36 +9,42 @@ import shutil
 
 import pytest
 import torch
+from benchmarks import reproduce_fewshot, reproduce_fewshot_report
+from benchmarks.common import read_records
 
 from attempt.prompts.library import PromptLibrary, SourcePrompt
-from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def fewshot():
-    return load_benchmark("reproduce_fewshot")
+    return reproduce_fewshot
 
 
-def test_paired_difference_and_its_interval_by_hand(fewshot):
+@pytest.fixture(scope="module")
+def fewshot_report():
+    return reproduce_fewshot_report
+
+
+def test_paired_difference_and_its_interval_by_hand(fewshot_report):
     cells = [
         {"method": m, "task": "cb", "k": 16, "seed": s, "test": v}
         for m, values in (("attempt", (60, 62, 70)), ("prompt_tuning", (50, 55, 58)))
         for s, v in enumerate(values)
     ]
-    p = fewshot.paired(cells, "attempt", "prompt_tuning", "cb", 16)
+    p = fewshot_report.paired(cells, "attempt", "prompt_tuning", "cb", 16)
     diffs = [10, 7, 12]
     mean, sd = sum(diffs) / 3, math.sqrt(sum((d - 29 / 3) ** 2 for d in diffs) / 2)
     half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 degrees of freedom)
     assert p["mean"] == pytest.approx(mean) and p["ci95"] == pytest.approx([mean - half, mean + half])
     assert p["verdict"] == "a > b" and p["seeds"] == [0, 1, 2]
     assert (
-        fewshot.paired(cells[:4], "attempt", "prompt_tuning", "cb", 16) is None
+        fewshot_report.paired(cells[:4], "attempt", "prompt_tuning", "cb", 16) is None
     )  # one paired seed: no interval
-    assert fewshot._verdict(p) == "ATTEMPT (T auto) > PT"
-    assert fewshot._verdict({**p, "verdict": "no difference at 95%"}) == "no difference at 95%"
+    assert fewshot_report._verdict(p) == "ATTEMPT (T auto) > PT"
+    assert fewshot_report._verdict({**p, "verdict": "no difference at 95%"}) == "no difference at 95%"
 
 
-def test_claim_verdicts_count_the_cells_each_way(fewshot):
+def test_claim_verdicts_count_the_cells_each_way(fewshot_report):
     def pair(a, b, task, verdict, mean):
         return {"a": a, "b": b, "task": task, "k": 16, "verdict": verdict, "mean": mean}
 
@@ -49,7 +56,7 @@ def test_claim_verdicts_count_the_cells_each_way(fewshot):
                           pair("attempt", "lora", "cb", "a > b", 2.0), pair("attempt", "lora", "rte", "a < b", -2.0)],
                "attention": {"cb attempt": {"input_spread": 0.0001}, "rte attempt": {"input_spread": 0.002},
                              "cb attempt_paper": {"input_spread": 0.3}}}  # fmt: skip
-    verdicts = {c.get("b", "input"): c for c in fewshot.claims(summary)}
+    verdicts = {c.get("b", "input"): c for c in fewshot_report.claims(summary)}
     assert verdicts["prompt_tuning"]["verdict"] == "holds" and verdicts["prompt_tuning"]["ahead"] == 2
     assert verdicts["spot"]["verdict"] == "does not hold: behind in 1 of 2, no difference in the rest"
     assert verdicts["attempt_paper"]["verdict"] == "not shown: no difference at 95% in all 1"
@@ -59,14 +66,14 @@ def test_claim_verdicts_count_the_cells_each_way(fewshot):
         verdicts["input"]["verdict"] == "does not hold: input spread below 0.05"
     )  # attempt_paper's 0.3 not counted
     summary["attention"]["rte attempt"]["input_spread"] = 0.06
-    assert {c.get("b", "input"): c["verdict"] for c in fewshot.claims(summary)}["input"] == "holds"
-    assert fewshot.claims({"paired": [], "attention": {}})[0]["verdict"] == "not measured"
+    assert {c.get("b", "input"): c["verdict"] for c in fewshot_report.claims(summary)}["input"] == "holds"
+    assert fewshot_report.claims({"paired": [], "attention": {}})[0]["verdict"] == "not measured"
 
 
-def test_attention_stats_of_uniform_and_peaked_rows(fewshot):
-    uniform = fewshot.attention_stats([{"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}])
+def test_attention_stats_of_uniform_and_peaked_rows(fewshot_report):
+    uniform = fewshot_report.attention_stats([{"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}])
     assert uniform["entropy"] == pytest.approx(math.log(2)) and uniform["input_spread"] == 0
-    peaked = fewshot.attention_stats([{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}])
+    peaked = fewshot_report.attention_stats([{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}])
     assert peaked["peak"] == 1 and peaked["entropy"] == 0 and peaked["input_spread"] == pytest.approx(0.5)
 
 
@@ -105,29 +112,34 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
         == again["summary"]
     )
     # every method and seed saw the same test rows: the seed moves the k-shot sample, not the split
-    root = tmp_path / "out" / "reproduce" / "fewshot-tiny-llama"
+    root = tmp_path / "out" / "runs" / "tiny-llama"
     for task in ("cb", "rte"):
         sources = set()
         for cell in (c for c in first["cells"] if c["task"] == task):
             lines = (root / cell["output_dir"] / "test_predictions.jsonl").read_text().splitlines()
             sources.add(tuple(json.loads(line)["source"] for line in lines))
         assert len(sources) == 1 and len(next(iter(sources))) == 6
-    # a new session: the run tree is gone, the committed state brings every finished cell back, none is rerun
-    kept = tmp_path / "out" / "fewshot-state" / "tiny-llama"
-    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file())[:6] == [
-        "cells/attempt/cb/k16_s0/attention.json", "cells/attempt/cb/k16_s0/metrics.jsonl",
-        "cells/attempt/cb/k16_s0/results.json", "cells/attempt/cb/k16_s0/test_predictions.jsonl",
-        "cells/attempt/cb/k16_s0/train_config.json", "cells/attempt/cb/k16_s1/attention.json"]  # fmt: skip
-    row = json.loads((kept / "cells/attempt/cb/k16_s0/test_predictions.jsonl").read_text().splitlines()[0])
-    assert set(row) == {
-        "task",
-        "index",
+    # a new session: the run tree is gone, the grid's committed file brings every finished cell back, none is rerun
+    kept = read_records(tmp_path / "out" / "cells-tiny-llama.jsonl")
+    assert [(r["kind"], r["task"]) for r in kept[:2]] == [("spot_source", "cb"), ("spot_source", "rte")]
+    assert [tuple(r[k] for k in ("method", "task", "k", "seed")) for r in kept[2:5]] == [
+        ("prompt_tuning", "cb", 16, 0), ("spot", "cb", 16, 0), ("attempt", "cb", 16, 0)]  # fmt: skip
+    assert len(kept) == 2 + 20 and all(r["kind"] == "cell" for r in kept[2:])
+    attempt_cb = kept[4]
+    assert set(attempt_cb) == {"kind", "method", "task", "k", "seed", "test", "validation", "test_metrics",
+                               "wall_time_s", "attention", "examples"}  # fmt: skip
+    assert len(attempt_cb["examples"]) == 6
+    assert set(attempt_cb["examples"][0]) == {
         "idx",
         "prediction",
         "reference",
         "attention_weights",
     }  # no input text
-    shutil.rmtree(tmp_path / "out" / "reproduce")
+    (tmp_path / "out" / "cells-tiny-llama.jsonl").unlink()  # as if cut off before its cells were kept
+    rekept = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
+    assert rekept["cells_computed"] == 0 and rekept["cells_reused"] == 20  # read from their run folders
+    assert len(read_records(tmp_path / "out" / "cells-tiny-llama.jsonl")) == 2 + 20
+    shutil.rmtree(tmp_path / "out" / "runs")
     restored = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert restored["cells_computed"] == 0 and restored["cells_reused"] == 20
     assert restored["summary"]["paired"] == again["summary"]["paired"]
@@ -139,28 +151,28 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     assert att["peak"] == pytest.approx(att_again["peak"], abs=1e-5)
 
 
-def test_stash_keeps_only_finished_cells(fewshot, tmp_path):
-    root, state = tmp_path / "reproduce" / "fewshot-x", tmp_path / "fewshot-state" / "x"
-    done, partial = root / "cells" / "attempt" / "cb" / "k16_s0", root / "cells" / "attempt" / "cb" / "k16_s1"
-    done.mkdir(parents=True), partial.mkdir(parents=True)
-    (done / "results.json").write_text("{}")
-    (done / "test_predictions.jsonl").write_text(
-        json.dumps({"source": "long text", "prediction": "a"}) + "\n"
+def test_the_grid_keeps_only_finished_cells_without_their_input_texts(fewshot, tmp_path):
+    done, partial = (
+        tmp_path / "cells" / "attempt" / "cb" / "k16_s0",
+        tmp_path / "cells" / "attempt" / "cb" / "k16_s1",
     )
-    (partial / "metrics.jsonl").write_text("")  # no results.json: unfinished, not kept
-    assert fewshot.stash(root, state) == 1
-    assert sorted(p.name for p in state.rglob("*") if p.is_file()) == [
-        "results.json",
-        "test_predictions.jsonl",
-    ]
-    assert json.loads((state / "cells/attempt/cb/k16_s0/test_predictions.jsonl").read_text()) == {
-        "prediction": "a"
-    }
-    shutil.rmtree(root)
-    partial.mkdir(parents=True)
-    (partial / "metrics.jsonl").write_text("")
-    assert fewshot.restore(state, root) == 1 and (done / "results.json").read_text() == "{}"
-    assert fewshot.restore(state, root) == 0  # already there
+    done.mkdir(parents=True), partial.mkdir(parents=True)
+    (done / "results.json").write_text(json.dumps({"test": {"average": 50.0}, "validation": {"average": 40.0},
+                                                   "wall_time_s": 3.0}))  # fmt: skip
+    (done / "test_predictions.jsonl").write_text(
+        json.dumps(
+            {"source": "long text", "prediction": "a", "attention_weights": {"x": 0.1234567, "y": 0.8765433}}
+        )
+        + "\n"
+    )
+    (partial / "metrics.jsonl").write_text("")  # no results.json: unfinished, not a cell to keep
+    key = {"method": "attempt", "task": "cb", "k": 16, "seed": 0}
+    record = fewshot.cell_record(key, done)
+    assert record["examples"] == [{"prediction": "a", "attention_weights": {"x": 0.123457, "y": 0.876543}}]
+    assert (record["test"], record["validation"], record["wall_time_s"]) == (50.0, 40.0, 3.0)
+    assert record["attention"]["peak"] == pytest.approx(0.8765433)  # from the weights as run, not as kept
+    with pytest.raises(FileNotFoundError):
+        fewshot.cell_record({**key, "seed": 1}, partial)
 
 
 def test_an_ablation_runs_after_the_grid_and_is_paired_with_attempt(fewshot, tmp_path, data_dir):
@@ -173,7 +185,7 @@ def test_an_ablation_runs_after_the_grid_and_is_paired_with_attempt(fewshot, tmp
                               batch=4, test_limit=6, eval_limit=6, tiny=True, ablations=("attempt_mean",))  # fmt: skip
     result = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert [c["method"] for c in result["cells"]][-2:] == ["attempt_mean", "attempt_mean"]  # after the grid
-    root = tmp_path / "out" / "reproduce" / "fewshot-tiny-llama"
+    root = tmp_path / "out" / "runs" / "tiny-llama"
     saved = json.loads((root / "cells/attempt_mean/cb/k16_s0/train_config.json").read_text())
     assert saved["mode"] == "attempt" and saved["attempt"]["pooling"] == "mean"
     assert (

@@ -29,6 +29,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from benchmarks import serve_load  # noqa: E402
+
 from attempt.cli import main  # noqa: E402
 from attempt.config import AttemptConfig, TrainConfig  # noqa: E402
 from attempt.data.collate import Collator  # noqa: E402
@@ -43,7 +45,6 @@ from attempt.serve.predict import Item, length_groups  # noqa: E402
 from attempt.tasks import get_task  # noqa: E402
 from attempt.testing import WORDS, build_backbone, build_tokenizer  # noqa: E402
 from attempt.training.loop import train  # noqa: E402
-from conftest import load_benchmark  # noqa: E402
 
 pytestmark = pytest.mark.data
 VOCAB = [w for w in WORDS if w.isalpha()]
@@ -658,7 +659,7 @@ def test_length_groups_cut_a_batch_where_padding_would_pass_the_bound():
 
 # -------------------------------------------------------------------------------------------- benchmark
 def test_the_load_benchmark_reports_medians_and_ratios(tmp_path):
-    bench = load_benchmark("serve_load")
+    bench = serve_load
     repeats = [
         {"latencies": [0.01] * 9 + [0.5], "seconds": seconds, "batches": 5, "inputs": 10}
         for seconds in (1.0, 0.5, 2.0)

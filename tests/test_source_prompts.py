@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from conftest import load_benchmark
+from benchmarks import source_prompts as source_prompts_benchmark
 
 
 @pytest.fixture(scope="module")
 def sources():
-    return load_benchmark("source_prompts")
+    return source_prompts_benchmark
 
 
 def test_standard_error_of_an_accuracy(sources):

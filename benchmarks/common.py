@@ -1,0 +1,135 @@
+"""What the benchmarks share: where things are, the data overlay, writes, and state that outlives a session.
+
+Every benchmark writes its results under ``benchmarks/results/<benchmark>/`` (committed) and its run folders
+under ``benchmarks/results/<benchmark>/runs/`` (never committed: see .gitignore). A session's files end with
+it, so what a later session needs to go on is committed in one of two forms:
+
+- a run that has not finished keeps its resumable state (checkpoint, best model, log, config): `stash_run`
+  copies it out, `restore_run` puts it back (the source prompts, whose runs take hours);
+- a grid of short runs keeps each finished run as one record of a JSON-lines file (`read_records`,
+  `write_records`): a run found there is not run again (the few-shot grid).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RunLayout
+from attempt.utils import storage
+from attempt.utils.textfiles import numbered_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+SHARED = REPO.parent / "shared"
+DATA_DIR = Path(os.environ.get("ATTEMPT_DATA_DIR") or SHARED / "data")  # the data mirror
+ORIGINAL_PROMPTS = SHARED / "original-prompts"  # the original release's prompts, when present
+RUNS = "runs"  # a benchmark's run folders, beside its results; not committed
+
+# the mirror's stand-ins for splits it lacks: {(hub_id, config): {split the task reads: file in the mirror}}
+SPLIT_STANDINS = {
+    ("nyu-mll/glue", "qqp"): {"validation": "validation_bimpm_proxy"},
+    ("aps/super_glue", "boolq"): {"train": "train_fewglue32"},
+}
+# what an unfinished run needs to resume (a few hundred KB for a prompt run): `stash_run` keeps these
+RESUMABLE = (CHECKPOINT_DIR, BEST_DIR, METRICS_FILE, CONFIG_FILE)
+
+
+def results_dir(benchmark: str) -> Path:
+    """``benchmarks/results/<benchmark>/``: where a benchmark's reports and committed state live."""
+    return RESULTS / benchmark
+
+
+def slug(name: str) -> str:
+    """A backbone name as it appears in file names: ``HuggingFaceTB/SmolLM2-135M-Instruct`` →
+    ``SmolLM2-135M-Instruct``."""
+    return name.rstrip("/").split("/")[-1].replace(".", "_")
+
+
+def shown(path: Path) -> str:
+    """A path as a report records it: relative to the repository when inside it, so checkouts agree."""
+    path = path.resolve()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+
+
+def data_overlay(source: Path, overlay: Path) -> Path:
+    """A mirror folder of symlinks to `source`, adding the split stand-ins of `SPLIT_STANDINS` under the split
+    names the tasks read (qqp's validation = the BiMPM proxy, boolq's train = FewGLUE's 32 examples)."""
+    for path in source.rglob("*.jsonl"):
+        link = overlay / path.relative_to(source)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(path.resolve())
+    for (hub_id, config), standins in SPLIT_STANDINS.items():
+        for split, present in standins.items():
+            target = source / hub_id / config / f"{present}.jsonl"
+            link = overlay / hub_id / config / f"{split}.jsonl"
+            missing = not (source / hub_id / config / f"{split}.jsonl").exists() and not link.exists()
+            if target.is_file() and missing:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target.resolve())
+    return overlay
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON, atomically, its keys in the order the benchmark built them (the order
+    of the committed reports; `attempt.utils.storage.write_json` sorts them)."""
+    storage.write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def save_figure(figure: Any, path: Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    with storage.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
+
+
+def stash_run(run: Path, state: Path, also: Iterable[str] = ()) -> Path | None:
+    """Copy what the unfinished run in `run` needs to resume (`RESUMABLE`, and the names in `also`) to
+    `state`, replacing it whole. None when the run has no checkpoint yet."""
+    if not RunLayout(run).checkpoint.is_dir():
+        return None
+    with storage.atomic_directory(state) as tmp:
+        for name in (*RESUMABLE, *also):
+            source = run / name
+            if source.is_dir():
+                shutil.copytree(source, tmp / name)
+            elif source.is_file():
+                shutil.copy2(source, tmp / name)
+    return state
+
+
+def restore_run(run: Path, state: Path) -> bool:
+    """Put a stashed state back into `run` when the run has neither a checkpoint nor results of its own (a
+    new session); False when there was nothing to do. The checkpoint comes back last, so a restore cut off
+    halfway leaves a run that starts over, not one that resumes from half a state."""
+    layout = RunLayout(run)
+    if layout.checkpoint.is_dir() or layout.results.is_file() or not state.is_dir():
+        return False
+    run.mkdir(parents=True, exist_ok=True)
+    for item in sorted(state.iterdir(), key=lambda item: item.name == CHECKPOINT_DIR):
+        if item.is_dir():
+            with storage.atomic_directory(run / item.name) as tmp:
+                shutil.copytree(item, tmp, dirs_exist_ok=True)
+        else:
+            with storage.atomic_path(run / item.name) as tmp:
+                shutil.copy2(item, tmp)
+    return True
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file written by `write_records`; none when it does not exist yet.
+
+    Raises:
+        attempt.utils.textfiles.DataError: a line that is not a JSON object (the message names file and line).
+    """
+    return [row for _, row in numbered_jsonl(path)] if path.is_file() else []
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write `records` as JSON lines, one a line, atomically (the whole file: a session cut off while writing
+    leaves the previous file)."""
+    storage.write_text(path, "".join(json.dumps(record) + "\n" for record in records))
