@@ -50,6 +50,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
+from attempt.utils.reading import read_json
+from attempt.utils.textfiles import numbered_jsonl
 from benchmarks.common import DATA_DIR, REPO, results_dir
 from benchmarks.efficiency_report import (
     CAUSAL,
@@ -61,10 +65,6 @@ from benchmarks.efficiency_report import (
     targets,
     write_report,
 )
-from torch import nn
-
-from attempt.utils.reading import read_json
-from attempt.utils.textfiles import numbered_jsonl
 
 NUM_SOURCES = 6
 GLUE_TASKS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte", "cola")

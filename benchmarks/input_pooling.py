@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchmarks.common import DATA_DIR, results_dir, write_json
 
 from attempt.utils import storage
 from attempt.utils.reading import read_json
+from benchmarks.common import DATA_DIR, results_dir, write_json
 
 POOLINGS = ("max", "mean")
 

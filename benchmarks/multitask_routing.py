@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DATA_DIR, REPO, RUNS, results_dir, shown, slug, write_json
-
 from attempt.runs.layout import RunLayout
 from attempt.utils import storage
 from attempt.utils.reading import read_json
 from attempt.utils.textfiles import numbered_jsonl
+from benchmarks.common import DATA_DIR, REPO, RUNS, results_dir, shown, slug, write_json
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"

@@ -44,6 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, RunLayout
+from attempt.utils import storage
+from attempt.utils.reading import read_json
+from attempt.utils.textfiles import numbered_jsonl
 from benchmarks.common import (
     DATA_DIR,
     ORIGINAL_PROMPTS,
@@ -66,11 +70,6 @@ from benchmarks.reproduce_fewshot_report import (
     report,
     summarise,
 )
-
-from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, RunLayout
-from attempt.utils import storage
-from attempt.utils.reading import read_json
-from attempt.utils.textfiles import numbered_jsonl
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"

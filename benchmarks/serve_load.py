@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchmarks.common import DATA_DIR, results_dir, write_json
 
 from attempt.utils import storage
 from attempt.utils.reading import read_json
+from benchmarks.common import DATA_DIR, results_dir, write_json
 
 BACKBONES = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2",

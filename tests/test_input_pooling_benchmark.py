@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from benchmarks import input_pooling
 
 

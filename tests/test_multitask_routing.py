@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 import torch
-from benchmarks import multitask_routing
 
 from attempt.prompts.library import PromptLibrary, SourcePrompt
+from benchmarks import multitask_routing
 
 
 @pytest.fixture(scope="module")

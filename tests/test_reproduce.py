@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from benchmarks import reproduce as reproduce_benchmark
 from benchmarks import reproduce_report
 

@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 import torch
-from benchmarks import reproduce_fewshot, reproduce_fewshot_report
-from benchmarks.common import read_records
 
 from attempt.prompts.library import PromptLibrary, SourcePrompt
+from benchmarks import reproduce_fewshot, reproduce_fewshot_report
+from benchmarks.common import read_records
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,320 @@
+"""The paper's main claim with full training data, on SmolLM2-135M-Instruct: prompt tuning, SPoT, ATTEMPT,
+ATTEMPT-m, LoRA (and full fine-tuning where affordable) on every target of the paper's main table that the
+mirror holds (issue 22).
+
+    python -m benchmarks.main_table --pilot          # first: prompt tuning on rte and cb, validated every 50 steps
+    python -m benchmarks.main_table                  # the table (tens of CPU hours; resumable, cell by cell)
+    python -m benchmarks.main_table --report-only    # the report of the cells finished so far
+    python -m benchmarks.main_table --tiny --out /tmp/x   # the tests' tiny causal LM (seconds)
+
+Why a pilot: the paper's claim is that ATTEMPT beats prompt tuning *when both have converged*; a budget short
+enough to leave prompt tuning half-trained would favour a method that starts higher. The pilot trains prompt
+tuning on the two small tasks where the paper's gap is largest (rte, cb) for PILOT_STEPS steps, validating every
+PILOT_EVERY, and the budget of every cell is the first step at which both curves are within PLATEAU_POINTS of
+their best, rounded up to 100 (`budget_from_pilot`). The report shows both curves.
+
+A cell is (task, method, seed). Every method trains the same number of steps of the same batch size at its own
+learning rate, and is scored on the same test rows twice: at step 0 (the model as built, before any update) and
+at the end, so the report separates where a method starts from what it learns. Seeds set the initialisation and
+the batch order; the split seed is fixed. Three seeds for the tasks whose official training set has fewer than
+10K rows (the noise there is larger than the effects), one for the others. SPoT's source is the source prompt
+that scores best on the target's validation rows as it is (untrained), as `attempt prompts rank` does. ATTEMPT-m
+trains one attention over the eight GLUE targets jointly, with mixed-task batches, for budget × 8 steps (the
+same examples per task as a single-task cell).
+
+Finished cells are records of one JSON-lines file (benchmarks/results/main_table/cells-<backbone>.jsonl,
+committed): a record found there is not run again; run folders (benchmarks/results/main_table/runs/) are not
+committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, RunLayout
+from attempt.utils.textfiles import numbered_jsonl
+from benchmarks.common import DATA_DIR, REPO, data_overlay, read_records, results_dir, slug, write_records
+from benchmarks.reproduce_fewshot import cell_record
+
+BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
+GLUE = ("cola", "stsb", "mrpc", "rte", "mnli", "qqp", "qnli", "sst2")
+SUPERGLUE = ("cb", "copa", "multirc", "wic", "wsc", "boolq")
+METHODS = ("prompt_tuning", "spot", "attempt", "lora")
+NEEDS_SOURCES = ("spot", "attempt", "attempt_m")
+LONG_INPUTS = ("multirc", "boolq", "copa", "wsc")  # passages: 256 tokens instead of 128
+SMALL = 10_000  # official training rows under which a task gets three seeds
+PILOT_TASKS, PILOT_STEPS, PILOT_EVERY, PLATEAU_POINTS = ("rte", "cb"), 600, 50, 2.0
+BENCHMARK = "main_table"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """One main table: what runs and how big every cell is."""
+
+    backbone: str = BACKBONE
+    library: Path = LIBRARY
+    sources: tuple[str, ...] = ("mnli", "qnli", "qqp", "sst2")  # fixed: a prompt added later changes no cell
+    targets: tuple[str, ...] = GLUE + SUPERGLUE
+    methods: tuple[str, ...] = METHODS
+    steps: int | None = None  # None: from the pilot (budget_from_pilot)
+    batch: int = 8
+    prompt_lr: float = 0.01  # the shipped sources' learning rate (benchmarks/source_prompts.py)
+    lora_lr: float = 1e-3
+    finetune_lr: float = 5e-5
+    prompt_length: int = 20
+    pilot_steps: int = PILOT_STEPS
+    pilot_every: int = PILOT_EVERY
+    test_limit: int = 300
+    eval_limit: int = 200
+    split_seed: int = 0
+    tiny: bool = False
+
+
+def seeds_of(task: str) -> tuple[int, ...]:
+    """Three seeds for a task with under 10K official training rows, one otherwise."""
+    from attempt.tasks import get_task
+
+    return (0, 1, 2) if get_task(task).official_train_size < SMALL else (0,)
+
+
+def budget_from_pilot(curves: dict[str, list[tuple[int, float]]]) -> int:
+    """The first step at which every pilot curve is within PLATEAU_POINTS of its own best, rounded up to 100."""
+    reached = []
+    for points in curves.values():
+        best = max(value for _, value in points)
+        reached.append(next(step for step, value in points if value >= best - PLATEAU_POINTS))
+    return int(math.ceil(max(reached) / 100) * 100)
+
+
+def validation_curve(run: Path) -> list[tuple[int, float]]:
+    """(step, validation average) of every evaluation in a run's metrics log."""
+    return [
+        (row["step"], row["metrics"]["average"])
+        for _, row in numbered_jsonl(RunLayout(run).metrics)
+        if row.get("type") == "eval" and row.get("split") == "validation"
+    ]
+
+
+class MainTable:
+    """Runs (or reads back) the pilot and the cells; one backbone load, a fresh copy per cell."""
+
+    def __init__(self, options: Options, out: Path, data_dir: Path, log=print):
+        self.options, self.log = options, log
+        name = "tiny-llama" if options.tiny else slug(options.backbone)
+        self.root = out / "runs" / name
+        self.store = out / f"cells-{name}.jsonl"
+        self.data_dir = data_overlay(data_dir, self.root / "data")
+        self.kept = {_key_of(r): r for r in read_records(self.store)}
+        self._loaded: tuple[Any, Any, str] | None = None
+
+    def backbone(self) -> tuple[Any, Any, str]:
+        if self._loaded is None:
+            from attempt.backbones.resolve import load_backbone
+            from attempt.testing import build_backbone, build_tokenizer
+
+            tiny = (build_backbone("causal"), build_tokenizer("causal"), "causal")
+            self._loaded = tiny if self.options.tiny else load_backbone(self.options.backbone)
+        return self._loaded
+
+    def keep(self, record: dict[str, Any]) -> dict[str, Any]:
+        self.kept[_key_of(record)] = record
+        write_records(self.store, self.kept.values())
+        return record
+
+    def config(self, method: str, tasks: tuple[str, ...], seed: int, out: Path, steps: int, **extra: Any):
+        """The TrainConfig of one run: `method` is a table method (attempt_m is ATTEMPT over several tasks)."""
+        from attempt.config import TrainConfig
+
+        o = self.options
+        mode = "attempt" if method == "attempt_m" else method
+        length = 256 if set(tasks) & set(LONG_INPUTS) else 128
+        fields = dict(
+            mode=mode, backbone="tiny-llama" if o.tiny else o.backbone, tasks=tasks, library=str(o.library),
+            output_dir=str(out), data_dir=str(self.data_dir), attempt={"prompt_length": o.prompt_length},
+            max_steps=steps, batch_size=o.batch, eval_batch_size=32,
+            learning_rate={"lora": o.lora_lr, "finetune": o.finetune_lr}.get(method, o.prompt_lr),
+            warmup_steps=steps // 10,
+            seed=seed, split_seed=o.split_seed, max_source_length=length, eval_every=0, eval_limit=o.eval_limit,
+            test_limit=o.test_limit, eval_method="rank",
+        )  # fmt: skip
+        return TrainConfig(**{**fields, **extra})
+
+    # ------------------------------------------------------------------------------------------- pilot
+    def pilot(self, compute: bool = True) -> dict[str, Any]:
+        """Prompt tuning on PILOT_TASKS, validated every PILOT_EVERY steps; the curves and the budget."""
+        curves = {}
+        for task in PILOT_TASKS:
+            key = {"kind": "pilot", "task": task}
+            kept = self.kept.get(_key_of(key))
+            if kept is None and compute:
+                out = self.root / "pilot" / task
+                config = self.config("prompt_tuning", (task,), 0, out, self.options.pilot_steps,
+                                     eval_every=self.options.pilot_every)  # fmt: skip
+                self._train(config)
+                kept = self.keep({**key, "curve": validation_curve(out)})
+            if kept is not None:
+                curves[task] = [tuple(point) for point in kept["curve"]]
+        budget = budget_from_pilot(curves) if len(curves) == len(PILOT_TASKS) else None
+        return {"curves": curves, "budget": budget}
+
+    def steps(self) -> int:
+        if self.options.steps is not None:
+            return self.options.steps
+        budget = self.pilot(compute=False)["budget"]
+        if budget is None:
+            raise SystemExit("No budget yet: run the pilot first (python -m benchmarks.main_table --pilot).")
+        return budget
+
+    # ------------------------------------------------------------------------------------------- cells
+    def spot_source(self, task: str, compute: bool) -> str | None:
+        """The source prompt that scores best on `task`'s validation rows as it is (SPoT's choice)."""
+        from attempt.data.splits import load_task_data
+        from attempt.evaluation.evaluate import evaluate
+        from attempt.runs.build import build_model
+
+        key = {"kind": "spot_source", "task": task}
+        if _key_of(key) not in self.kept and compute:
+            backbone, tokenizer, family = self.backbone()
+            scores = {}
+            for name in self.options.sources:
+                config = self.config("spot", (task,), 0, self.root / "spot", 1, source_prompts=(name,))
+                rows = {task: load_task_data(config)[task]["validation"]}
+                model = build_model(config, backbone, tokenizer, family)
+                scores[name] = evaluate(model, tokenizer, rows, batch_size=32,
+                                        max_source_length=config.max_source_length)["average"]  # fmt: skip
+            self.keep({**key, "chosen": max(scores, key=scores.get), "validation_untrained": scores})
+        kept = self.kept.get(_key_of(key))
+        return None if kept is None else kept["chosen"]
+
+    def cell_config(self, method: str, task: str, seed: int, steps: int, compute: bool):
+        """The config of one cell, or None when SPoT's source is not chosen yet."""
+        out = self.root / "cells" / method / task / f"s{seed}"
+        if method == "attempt_m":
+            return self.config(
+                method, GLUE, seed, out, steps * len(GLUE), source_prompts=self.options.sources
+            )
+        sources: tuple[str, ...] = ()
+        if method == "spot":
+            chosen = self.spot_source(task, compute)
+            if chosen is None:
+                return None
+            sources = (chosen,)
+        elif method == "attempt":
+            sources = self.options.sources
+        return self.config(method, (task,), seed, out, steps, source_prompts=sources)
+
+    def step0(self, config) -> dict[str, Any]:
+        """Test metrics of the model as built for `config`, before any update (same rows as the end)."""
+        from attempt.data.splits import load_task_data
+        from attempt.evaluation.evaluate import evaluate
+        from attempt.runs.build import build_model
+
+        backbone, tokenizer, family = self.backbone()
+        model = build_model(config, copy.deepcopy(backbone), tokenizer, family)
+        rows = {task: splits["test"] for task, splits in load_task_data(config).items()}
+        return evaluate(model, tokenizer, rows, method="rank", batch_size=32,
+                        max_source_length=config.max_source_length)  # fmt: skip
+
+    def run_cell(self, method: str, task: str, seed: int, steps: int, compute: bool) -> dict[str, Any] | None:
+        """Train one cell (step-0 score first), or read it back; None when it is not run (yet)."""
+        key = {"kind": "cell", "method": method, "task": task, "seed": seed}
+        if _key_of(key) in self.kept or not compute:
+            return self.kept.get(_key_of(key))
+        config = self.cell_config(method, task, seed, steps, compute)
+        self.log(f"run  {json.dumps(key)} ({config.max_steps} steps)")
+        started = time.time()
+        before = self.step0(config)
+        self._train(config)
+        record = {**cell_record(key, Path(config.output_dir)), "steps": config.max_steps, "step0": before,
+                  "step0_average": before["average"], "cell_time_s": time.time() - started}  # fmt: skip
+        self.log(
+            f"     step 0 {before['average']:.2f} -> test {record['test']:.2f} ({record['cell_time_s']:.0f} s)"
+        )
+        return self.keep(record)
+
+    def order(self) -> list[tuple[str, str, int]]:
+        """Seed 0 of every task first (the paper's small tasks first), then the other seeds; methods without
+        sources before those with, so the cells that need no source prompt can run while sources train."""
+        tasks = sorted(self.options.targets, key=lambda t: (seeds_of(t) == (0,), t not in PILOT_TASKS))
+        cells = [
+            (m, t, s) for s in (0, 1, 2) for t in tasks if s in seeds_of(t) for m in self.options.methods
+        ]
+        cells += [("attempt_m", "glue", s) for s in (0, 1, 2)] if "attempt_m" in self.options.methods else []
+        return sorted(cells, key=lambda c: (c[0] in NEEDS_SOURCES, c[2]))
+
+    def run_all(self, compute: bool = True, without_sources: bool = False) -> list[dict[str, Any]]:
+        steps = self.steps()
+        cells = []
+        for method, task, seed in self.order():
+            if without_sources and method in NEEDS_SOURCES:
+                continue
+            record = self.run_cell(method, task, seed, steps, compute)
+            if record is not None:
+                cells.append(record)
+        return cells
+
+    def _train(self, config) -> None:
+        from attempt.training.loop import train
+
+        backbone, tokenizer, _ = self.backbone()
+        train(config, model=copy.deepcopy(backbone), tokenizer=tokenizer, progress=False)
+        for name in (CHECKPOINT_DIR, BEST_DIR):  # the weights: the cell's numbers are what is kept
+            shutil.rmtree(Path(config.output_dir) / name, ignore_errors=True)
+
+
+def _key_of(record: dict[str, Any]) -> tuple:
+    return tuple(record.get(k) for k in ("kind", "method", "task", "seed"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--pilot", action="store_true", help="run the pilot (prompt tuning on rte and cb) only"
+    )
+    parser.add_argument("--report-only", action="store_true", help="train nothing; report the finished cells")
+    parser.add_argument(
+        "--without-sources",
+        action="store_true",
+        help="run only the cells that need no source prompt (while the sources still train)",
+    )
+    parser.add_argument("--methods", nargs="+", default=list(METHODS),
+                        choices=[*METHODS, "attempt_m", "finetune"])  # fmt: skip
+    parser.add_argument("--targets", nargs="+", default=list(GLUE + SUPERGLUE))
+    parser.add_argument("--steps", type=int, default=None, help="override the pilot's budget")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
+    parser.add_argument("--library", type=Path, default=LIBRARY, help="the source prompt library")
+    parser.add_argument(
+        "--sources", nargs="+", default=list(Options.sources), help="its prompts ATTEMPT mixes"
+    )
+    parser.add_argument("--out", type=Path, default=results_dir(BENCHMARK))
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    options = Options(library=args.library, sources=tuple(args.sources), targets=tuple(args.targets), methods=tuple(args.methods),
+                      steps=args.steps, tiny=args.tiny)  # fmt: skip
+    if args.tiny:
+        options = dataclasses.replace(options, test_limit=8, eval_limit=8, prompt_length=4, pilot_steps=20,
+                                      pilot_every=10)  # fmt: skip
+    table = MainTable(options, args.out, args.data_dir)
+    pilot = table.pilot(compute=not args.report_only)
+    print(json.dumps({"pilot_budget": pilot["budget"], "pilot_curves": pilot["curves"]}), flush=True)
+    if not args.pilot:
+        cells = table.run_all(compute=not args.report_only, without_sources=args.without_sources)
+        print(f"{len(cells)} cells finished", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
