@@ -27,15 +27,3 @@ def original_prompts_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"original ATTEMPT prompts not found at {path}")
     return path
-
-
-@pytest.fixture(autouse=True)
-def task_registry():
-    """Each test starts from the built-in tasks: a task a test registers (a task file, a run's saved
-    definitions) is gone after it, so no other test sees it in `list_tasks()`."""
-    from attempt.tasks import base, user
-
-    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
-    yield
-    base._REGISTRY.clear(), base._REGISTRY.update(registry)
-    user._DEFINED.clear(), user._DEFINED.update(defined)

@@ -95,9 +95,24 @@ def test_training_curves_tolerant_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         training_curves(tmp_path / "missing.jsonl", tmp_path / "x.png")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"step": 1, "loss": 1}\nnot json\n')
-    with pytest.raises(ValueError, match="bad.jsonl:2"):
+    bad.write_text('{"step": 1, "loss": 1}\nnot json\n{"step": 2, "loss": 0.5}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl line 2 is not a JSON record \('not json'\)"):
         training_curves(bad, tmp_path / "x.png")
+
+
+def test_plots_drop_a_torn_last_line_as_the_metrics_log_does(tmp_path):
+    from attempt.evaluation.plots import curve_series, read_records
+
+    path = tmp_path / "metrics.jsonl"  # the run was killed while writing its last line
+    path.write_text(
+        '{"step": 1, "type": "train", "loss": 0.7}\n{"step": 2, "type": "train", "loss": 0.5}\n{"step": 3, "ty'
+    )
+    with pytest.warns(UserWarning, match="dropped its torn last line"):
+        records = read_records(path)
+    assert records == [{"step": 1, "type": "train", "loss": 0.7}, {"step": 2, "type": "train", "loss": 0.5}]
+    assert curve_series(records)[0] == {"loss": [(1.0, 0.7), (2.0, 0.5)]}
+    with pytest.warns(UserWarning, match="dropped its torn last line"):
+        assert training_curves(path, tmp_path / "curves.png") == tmp_path / "curves.png"
 
 
 def test_training_curves_read_the_nested_metrics_train_writes(tmp_path):

@@ -14,13 +14,28 @@ import yaml
 from attempt.cli import main
 from attempt.config import TrainConfig
 from attempt.data.sources import load_split
-from attempt.tasks import get_task
+from attempt.tasks import base, get_task, list_tasks, user
 from attempt.tasks.user import TaskFileError, read_task_file, register_definition
 from attempt.testing import build_backbone, build_tokenizer
 from attempt.utils.textfiles import DataError, numbered_rows
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_task"
 GOOD_ROWS = "text,label\ngood thing,positive\nbad thing,negative\n"
+
+
+@pytest.fixture(autouse=True)
+def forget_registered_tasks():
+    """The tests here register tasks on purpose (task files, runs trained from them); each test's are
+    forgotten after it, as a new process would, so other tests see the built-in tasks only."""
+    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
+    yield
+    base._REGISTRY.clear(), base._REGISTRY.update(registry)
+    user._DEFINED.clear(), user._DEFINED.update(defined)
+
+
+def _forget(name: str) -> None:
+    """Unregister the user task `name`, as a new process would not know it."""
+    del base._REGISTRY[name], user._DEFINED[name]
 
 
 def _task_file(folder: Path, name: str, extra: str = "", files: dict[str, str] | None = None) -> Path:
@@ -250,6 +265,48 @@ def test_a_run_trained_from_a_task_file_evaluates_and_predicts_without_it(tmp_pa
     predictions = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert len(predictions) == 2
     assert all(p["task"] == "product_reviews" for p in predictions), predictions
+
+
+def test_a_train_config_with_task_definitions_registers_nothing(tmp_path):
+    before = list_tasks()
+    config = TrainConfig(
+        tasks=("product_reviews",),
+        task_definitions={"product_reviews": read_task_file(EXAMPLE / "task.yaml")},
+    )
+    assert list_tasks() == before and "product_reviews" not in before
+    assert config.task_definitions["product_reviews"]["fields"] == ["text"]  # checked and canonical
+    config.register_tasks()
+    config.register_tasks()  # the same definitions again: a no-op
+    assert list_tasks() == sorted([*before, "product_reviews"])
+    assert get_task("product_reviews").label_words == ("negative", "positive")
+
+
+@pytest.mark.slow
+def test_the_best_model_of_a_task_file_run_loads_and_predicts_in_a_new_process(tmp_path):
+    from attempt.evaluation.evaluate import predict
+    from attempt.modeling import AttemptModel
+    from attempt.training.loop import train
+
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project / "task")
+    backbone, tokenizer = build_backbone("seq2seq"), build_tokenizer("seq2seq")
+    config = TrainConfig(
+        mode="prompt_tuning", backbone="tiny-t5", tasks=("product_reviews",), output_dir=str(project / "run"),
+        task_definitions={"product_reviews": read_task_file(project / "task" / "task.yaml")}, max_steps=2,
+        batch_size=4, eval_every=2, attempt={"prompt_length": 4},
+    )  # fmt: skip
+    train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
+    moved = tmp_path / "elsewhere"
+    shutil.move(project, moved)  # the run and its data, together
+    _forget("product_reviews")  # a new process knows the built-in tasks only
+    with pytest.raises(KeyError, match="Unknown task 'product_reviews'"):
+        get_task("product_reviews")
+
+    model = AttemptModel.from_pretrained(backbone, moved / "run" / "best")
+    [prediction] = predict(model, tokenizer, [{"task": "product_reviews", "text": "great kettle"}])
+    assert prediction["task"] == "product_reviews" and prediction["prediction"] in ("negative", "positive")
+    files = dict(get_task("product_reviews").data_files)  # its data where the run moved it
+    assert files == {split: str(moved / "task" / f"{split}.csv") for split in ("train", "validation", "test")}
 
 
 def test_regression_and_extractive_qa_task_files(tmp_path):

@@ -18,7 +18,7 @@ from attempt.config import TrainConfig
 from attempt.data.splits import load_task_data
 from attempt.evaluation.evaluate import evaluate
 from attempt.prompts.library import PromptLibrary, SourcePrompt
-from attempt.runs import checkpoint
+from attempt.runs import checkpoint, layout
 from attempt.runs.build import load_run
 from attempt.runs.state import CheckpointMismatch
 from attempt.testing import build_backbone, build_tokenizer
@@ -63,7 +63,7 @@ def assert_reload_matches(config: TrainConfig, result, family: str) -> None:
     )  # fmt: skip
     assert again == result.best_metrics
     if result.best_step == result.steps:  # the last checkpoint holds the best weights too
-        saved = load_file(str(Path(config.output_dir) / "checkpoint" / checkpoint.WEIGHTS))
+        saved = load_file(str(Path(config.output_dir) / "checkpoint" / layout.CHECKPOINT_WEIGHTS_FILE))
         for name, tensor in model.trainable_state_dict().items():
             assert torch.equal(tensor, saved[name]), name
 
@@ -241,8 +241,8 @@ def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, data_dir, atte
     )
     assert result.steps == 6
 
-    a = load_file(str(tmp_path / "full" / "checkpoint" / checkpoint.WEIGHTS))
-    b = load_file(str(tmp_path / "cut" / "checkpoint" / checkpoint.WEIGHTS))
+    a = load_file(str(tmp_path / "full" / "checkpoint" / layout.CHECKPOINT_WEIGHTS_FILE))
+    b = load_file(str(tmp_path / "cut" / "checkpoint" / layout.CHECKPOINT_WEIGHTS_FILE))
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
@@ -285,7 +285,7 @@ def test_resume_refuses_source_prompts_changed_in_the_library(tmp_path, data_dir
         )
     library.add(original, overwrite=True)
     (
-        Path(config.output_dir) / "checkpoint" / checkpoint.MANIFEST
+        Path(config.output_dir) / "checkpoint" / layout.MANIFEST_FILE
     ).unlink()  # as written before hashes were kept
     assert (
         train(
@@ -373,7 +373,7 @@ def test_a_kill_inside_the_checkpoint_swap_resumes_from_the_previous_checkpoint(
 def test_an_incomplete_checkpoint_is_an_error_not_a_restart(tmp_path, data_dir):
     config = make_config(tmp_path, data_dir, max_steps=2, eval_every=1)
     run = _killed_at_step_1(config)
-    (run / "checkpoint" / checkpoint.RNG).unlink()
+    (run / "checkpoint" / layout.RNG_FILE).unlink()
     log = (run / "metrics.jsonl").read_bytes()
     with pytest.raises(checkpoint.IncompleteCheckpoint, match=r"checkpoint is incomplete: it has no rng\.pt\. Delete "
                        r".*checkpoint to restart this run from step 0"):  # fmt: skip
@@ -494,8 +494,8 @@ def test_two_processes_match_one_process(tmp_path, data_dir):
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr[-3000:]
-    a = load_file(str(tmp_path / "one" / "checkpoint" / checkpoint.WEIGHTS))
-    b = load_file(str(tmp_path / "two" / "checkpoint" / checkpoint.WEIGHTS))
+    a = load_file(str(tmp_path / "one" / "checkpoint" / layout.CHECKPOINT_WEIGHTS_FILE))
+    b = load_file(str(tmp_path / "two" / "checkpoint" / layout.CHECKPOINT_WEIGHTS_FILE))
     start = load_file(str(tmp_path / "one" / "initial.safetensors"))
     assert not torch.equal(
         a["mixture.target_prompts"], start["mixture.target_prompts"]

@@ -310,7 +310,7 @@ class TrainConfig:
             log_with: tensorboard (into output_dir/trackers/), wandb, mlflow, comet_ml, aim, ... or all.
         task_definitions: your own tasks, {name: definition} as `attempt.tasks.user` reads them from task files
             (`attempt train --task-file task.yaml`); recorded with the run, so evaluating and predicting with it
-            need no task file. None = built-in tasks only.
+            need no task file. Checked here, registered by `register_tasks`. None = built-in tasks only.
         data_files: a built-in task's splits from your own files, {task: {train/validation/test: path,
             columns: {your_column: task_field}}} (`attempt.tasks.data_files`); a split without a file follows the
             paper's protocol. None = the mirror's or the Hub's data only.
@@ -404,14 +404,29 @@ class TrainConfig:
         if self.k_shot is not None and self.k_shot < 1:
             raise ValueError(f"k_shot must be >= 1 or None, got {self.k_shot}.")
         self.attempt_config()  # validate the nested AttemptConfig fields now, not mid-run
-        if self.task_definitions is not None:  # registered before anything looks the tasks up
-            from attempt.tasks.user import register_definitions
+        if self.task_definitions is not None:  # checked now; registered by `register_tasks`, not here
+            from attempt.tasks.user import normalize_definitions
 
-            self.task_definitions = register_definitions(self.task_definitions)
+            self.task_definitions = normalize_definitions(self.task_definitions)
         if self.data_files is not None:
             from attempt.tasks.data_files import normalize_data_files
 
             self.data_files = normalize_data_files(self.data_files, self.tasks)
+
+    def register_tasks(self) -> None:
+        """Register the run's own tasks (`task_definitions`) in the task registry, so `attempt.tasks.get_task`
+        finds them; the same definitions again are a no-op.
+
+        Building a TrainConfig only checks them: what trains or loads a run registers them (`attempt.training.
+        loop.train`, `attempt.runs.build.load_run`), so reading a config changes no global state.
+
+        Raises:
+            attempt.tasks.user.TaskFileError: a different task of the same name is already registered.
+        """
+        if self.task_definitions:
+            from attempt.tasks.user import register_definitions
+
+            register_definitions(self.task_definitions)
 
     def attempt_config(self) -> AttemptConfig:
         """The AttemptConfig this run builds its model with (tasks and method filled in from the mode)."""

@@ -19,6 +19,8 @@ from typing import Any
 
 from attempt.config import TrainConfig, config_from_dict
 from attempt.prompts.library import PromptLibrary
+from attempt.runs import layout
+from attempt.runs.layout import RunLayout
 from attempt.utils import storage
 
 
@@ -192,9 +194,10 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
     heatmaps = _heatmaps(out, qs.target)
     table = format_table(rows)
     print("\n" + table)
-    storage.write_json(out / "results.json", {"config": dataclasses.asdict(qs), "rows": rows})
-    storage.write_text(out / "results.md", table + "\n")
-    print(f"\n[quickstart] results: {out / 'results.md'}  (JSON: {out / 'results.json'})")
+    results, results_table = out / layout.RESULTS_FILE, out / layout.RESULTS_TABLE_FILE
+    storage.write_json(results, {"config": dataclasses.asdict(qs), "rows": rows})
+    storage.write_text(results_table, table + "\n")
+    print(f"\n[quickstart] results: {results_table}  (JSON: {results})")
     print(f"[quickstart] source prompts: {library.root}  trained models: {out / 'runs'}")
     for heatmap in heatmaps:
         print(f"[quickstart] attention heatmap: {heatmap}")
@@ -205,16 +208,16 @@ def _heatmaps(out: Path, target: str) -> list[Path]:
     """The mean attention of the target's test examples, and each example's (attention_examples.png)."""
     import json
 
-    run = out / "runs" / f"attempt-{target}"
-    if not (run / "attention.json").exists():
+    run = RunLayout(out / "runs" / f"attempt-{target}")
+    if not run.attention.exists():
         return []
     from attempt.evaluation.plots import attention_heatmap, example_attention_heatmap
 
-    attention = json.loads((run / "attention.json").read_text())
+    attention = json.loads(run.attention.read_text())
     mean = attention_heatmap(
         attention, out / "attention_heatmap.png", title=f"ATTEMPT attention on {target} (test)"
     )
-    each = example_attention_heatmap(run / "test_predictions.jsonl", out / "attention_examples.png",
+    each = example_attention_heatmap(run.predictions("test"), out / "attention_examples.png",
                                      title=f"ATTEMPT attention per {target} test example")  # fmt: skip
     return [mean, each]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from attempt.config import AttemptConfig, TrainConfig
-from attempt.runs.portable import CONFIG_FILE, resolve_paths
+from attempt.runs.layout import CONFIG_FILE
+from attempt.runs.portable import resolve_paths
 
 
 class UsageError(Exception):
@@ -321,6 +322,10 @@ def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConf
         raise UsageError(str(error)) from None
     from attempt.tasks import get_task
 
+    try:
+        config.register_tasks()  # the run's own tasks (a recipe's or a resumed run's task_definitions)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     for task in config.tasks:
         get_task(task)  # an unknown task fails now, listing the known ones, not after loading a backbone
     return config

@@ -11,6 +11,8 @@ from typing import Any
 from attempt.cli.options import UsageError, column_options, task_and_value
 from attempt.cli.tables import metrics_table
 from attempt.config import TrainConfig
+from attempt.runs import layout
+from attempt.runs.layout import RunLayout
 
 
 def _run_dir(path: str) -> Path:
@@ -27,8 +29,8 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
         help="load the backbone from here instead of the one recorded in the run (moved folders)",
     )
     parser.add_argument(
-        "--library", help="take the source prompts from this library (default: the copies in RUN_DIR/best/sources, "
-        "else the library the run recorded)",
+        "--library", help="take the source prompts from this library (default: the copies in "
+        f"{RunLayout('RUN_DIR').best_sources}, else the library the run recorded)",
     )  # fmt: skip
     parser.add_argument(
         "--batch-size", type=int, help="examples per batch (default: the run's eval_batch_size)"
@@ -78,7 +80,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[TASK=]FILE",
         default=[],
         help="score your labelled CSV/TSV/JSONL file instead of a split, for its task only (TASK= needed "
-        "when the run has several tasks); writes eval_file.json. Repeatable",
+        f"when the run has several tasks); writes {layout.eval_files('file')[0]}. Repeatable",
     )
     parser.add_argument(
         "--columns",
@@ -127,6 +129,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = read_run_config(
         _run_dir(args.run_dir)
     )  # the rows first: a bad file fails before the backbone loads
+    config.register_tasks()  # the run's own tasks, before --tasks and the rows name them
     tasks = [get_task(t).name for t in (args.tasks or config.tasks)]
     unknown = sorted(set(tasks) - {get_task(t).name for t in config.tasks})
     if unknown:
@@ -138,8 +141,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     name = "file" if args.file else args.split  # what the outputs are named after
     out = Path(args.out) if args.out else Path(args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    predictions_path = out / f"eval_{name}_predictions.jsonl"
-    attention_path = out / f"eval_{name}_attention.json"
+    metrics_path, predictions_path, attention_path = (out / file for file in layout.eval_files(name))
     metrics = evaluate(
         model,
         tokenizer,
@@ -152,7 +154,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         predictions_path=predictions_path,
         attention_path=attention_path,
     )
-    metrics_path = out / f"eval_{name}.json"
     metrics_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(f"{name} ({', '.join(f'{t}: {len(r)}' for t, r in task_rows.items())} examples)")
     print(metrics_table(metrics))
@@ -191,8 +192,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from attempt.evaluation.evaluate import predict
     from attempt.runs.build import read_run_config
 
-    try:  # registers the run's own tasks (task files) before the inputs name them
+    try:
         run_config = read_run_config(args.run_dir)
+        run_config.register_tasks()  # the run's own tasks (task files), before the inputs name them
     except FileNotFoundError:  # not a finished run: said when the model loads, after the inputs are checked
         run_config = None
     run_tasks = run_config.tasks if run_config else ()
@@ -287,23 +289,22 @@ def run_plot(args: argparse.Namespace) -> int:
     """
     from attempt.evaluation import plots as plot
 
-    run_dir = _run_dir(args.run_dir)
-    out = Path(args.out) if args.out else run_dir
-    attention_path, metrics_path = run_dir / "attention.json", run_dir / "metrics.jsonl"
-    if not attention_path.is_file() and not metrics_path.is_file():
+    run = RunLayout(_run_dir(args.run_dir))
+    out = Path(args.out) if args.out else run.root
+    if not run.attention.is_file() and not run.metrics.is_file():
         raise UsageError(
-            f"{run_dir} has neither attention.json nor metrics.jsonl: is it a training run's output_dir?"
+            f"{run.root} has neither {run.attention.name} nor {run.metrics.name}: is it a training run's output_dir?"
         )
     out.mkdir(parents=True, exist_ok=True)
-    if attention_path.is_file():
-        attention = json.loads(attention_path.read_text())
-        path = out / "attention.png"
-        plot.attention_heatmap(attention, path, title=f"Attention over source prompts ({run_dir.name})")
+    if run.attention.is_file():
+        attention = json.loads(run.attention.read_text())
+        path = out / layout.ATTENTION_PLOT_FILE
+        plot.attention_heatmap(attention, path, title=f"Attention over source prompts ({run.root.name})")
         print(f"Attention heatmap: {path}")
     else:
-        print(f"No attention.json in {run_dir} (only ATTEMPT runs have one); no heatmap.")
-    if metrics_path.is_file():
-        path = out / "training_curves.png"
-        plot.training_curves(metrics_path, path)
+        print(f"No {run.attention.name} in {run.root} (only ATTEMPT runs have one); no heatmap.")
+    if run.metrics.is_file():
+        path = out / layout.CURVES_PLOT_FILE
+        plot.training_curves(run.metrics, path)
         print(f"Training curves: {path}")
     return 0

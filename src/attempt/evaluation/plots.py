@@ -7,12 +7,13 @@ written atomically as a PNG. Each function returns the path; pass `return_figure
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from attempt.runs import metrics_log
+from attempt.runs.layout import predictions_file
 from attempt.runs.metrics_log import flatten_record
 from attempt.utils import storage
 
@@ -115,19 +116,17 @@ def attention_heatmap(
 
 
 def read_records(records: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Metric records from a JSON-lines file (blank lines skipped) or an iterable of dicts."""
+    """Records from a JSON-lines file, read as `attempt.runs.metrics_log.read_records` reads a run's log (blank
+    lines skipped, a torn last line dropped with a warning), or from an iterable of dicts.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: a line before the last is not a JSON object.
+    """
     if isinstance(records, (str, Path)):
         path = Path(records)
         if not path.is_file():
             raise FileNotFoundError(f"No metrics file at {path}.")
-        out = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{number} is not valid JSON: {err.msg}.") from err
-        return out
+        return [record for _, record in metrics_log.read_records(path)]
     return [dict(r) for r in records]
 
 
@@ -245,7 +244,7 @@ def example_attention_heatmap(
     rows = [r for r in read_records(records) if r.get("attention_weights")]
     if not rows:
         raise ValueError(
-            "No record has attention_weights: pass the test_predictions.jsonl of an ATTEMPT run."
+            f"No record has attention_weights: pass the {predictions_file('test')} of an ATTEMPT run."
         )
     rows.sort(key=lambda r: str(r.get("reference")))
     rows = rows[:max_rows]

@@ -7,6 +7,7 @@ the backbone; everything else — building the mixture, freezing, parameter grou
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,11 +26,13 @@ from attempt.prompts.library import (
     random_vocab_prompt,
     write_prompt,
 )
+from attempt.tasks.user import register_definitions, registered_definitions, with_data_paths
 from attempt.utils import reading, storage
 
 CONFIG_FILE = "attempt_config.json"
 WEIGHTS_FILE = "attempt_model.safetensors"
 SOURCES_DIR = "sources"  # save_pretrained(include_sources=True): the source prompts, as a prompt library
+TASK_DEFINITIONS_KEY = "task_definitions"  # in CONFIG_FILE: the definitions of the model's own tasks
 FORMAT_VERSION = 1
 
 
@@ -328,9 +331,11 @@ class AttemptModel(nn.Module):
     def save_pretrained(self, directory: str | Path, include_sources: bool = False) -> Path:
         """Write `attempt_config.json` and `attempt_model.safetensors` (trainable weights only), atomically.
 
-        The config records the source prompts' names and content hashes. With `include_sources` the prompts
-        themselves are copied into ``sources/`` (a prompt library), so the folder alone is enough to load the
-        model: `from_pretrained` reads them from there when it is not given others.
+        The config records the source prompts' names and content hashes, and the definitions of the model's
+        tasks that are your own (`attempt.tasks.user`, data paths relative to `directory`), so `from_pretrained`
+        registers them again. With `include_sources` the prompts themselves are copied into ``sources/`` (a
+        prompt library), so the folder alone is enough to load the model: `from_pretrained` reads them from
+        there when it is not given others.
         """
         state = self.trainable_state_dict()
         meta = {
@@ -342,6 +347,9 @@ class AttemptModel(nn.Module):
             "source_prompts": self.source_info,
             "weights": sorted(state),
         }
+        definitions = _user_task_definitions(self.tasks, Path(directory))
+        if definitions:  # only then: a model of built-in tasks saves what it always saved
+            meta[TASK_DEFINITIONS_KEY] = definitions
         extra = (lambda folder: self._write_sources(folder / SOURCES_DIR)) if include_sources else None
         return storage.write_model_directory(directory, CONFIG_FILE, meta, WEIGHTS_FILE, state, extra=extra)
 
@@ -380,6 +388,7 @@ class AttemptModel(nn.Module):
         Raises:
             FileNotFoundError: when the folder lacks the config or weights.
             ValueError: when a source prompt is missing or its content hash differs, or d does not match.
+            attempt.tasks.user.TaskFileError: a task of the model's own is named like a different registered one.
         """
         directory = Path(directory)
         for name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -389,6 +398,12 @@ class AttemptModel(nn.Module):
             source_prompts = directory / SOURCES_DIR  # checked against the recorded hashes like any other
         fix = f"The saved model in {directory} is damaged: save or train it again."
         meta = reading.read_json(directory / CONFIG_FILE, fix)
+        if meta.get(TASK_DEFINITIONS_KEY):  # its own tasks, so predicting with it finds them
+            register_definitions(
+                meta[TASK_DEFINITIONS_KEY],
+                f"{directory / CONFIG_FILE} ({TASK_DEFINITIONS_KEY})",
+                base=directory,
+            )
         config = AttemptConfig.from_dict(meta["attempt"])
         hidden = backbone.get_input_embeddings().weight.shape[1]
         if hidden != meta["hidden_size"]:
@@ -419,6 +434,19 @@ class AttemptModel(nn.Module):
                 {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
             )
         return model.to(backbone.device)
+
+
+def _user_task_definitions(tasks: list[str], directory: Path) -> dict[str, Any]:
+    """The registered definitions of those of `tasks` that are your own, their data paths relative to
+    `directory` (so the saved folder can move with its data, as a run folder does)."""
+
+    def relative(path: str) -> str:
+        try:
+            return os.path.relpath(Path(path).resolve(), directory.resolve())
+        except ValueError:  # another drive (Windows): no relative path exists
+            return path
+
+    return with_data_paths(registered_definitions(tasks), relative) or {}
 
 
 def _match_sources(

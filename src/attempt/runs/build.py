@@ -21,6 +21,8 @@ from attempt.modeling.base import SOURCES_DIR
 from attempt.modeling.finetune import MODES as FINETUNE_MODES
 from attempt.modeling.finetune import FineTuneModel
 from attempt.prompts.library import PromptLibrary, SourcePrompt
+from attempt.runs import layout
+from attempt.runs.layout import RunLayout
 from attempt.runs.portable import run_config
 from attempt.tasks import get_task
 from attempt.utils.reading import read_json, verify_model_directory
@@ -96,27 +98,35 @@ def verify_saved_model(config: TrainConfig, directory: Path) -> dict[str, Any]:
     return verify_model_directory(directory, cls.config_file, cls.weights_file, damaged_model_fix(directory))
 
 
-def read_run_config(run_dir: str | Path) -> TrainConfig:
-    """The TrainConfig of a finished run (``train_config.json``, else its copy in ``best/``), its paths resolved
-    against where the run is now; reading it registers the run's own tasks (`TrainConfig.task_definitions`).
+def _not_finished(run: RunLayout) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{run.root} is not a finished training run: it needs {layout.BEST_DIR}/ and {layout.CONFIG_FILE} "
+        "(written by attempt.training.loop.train after its first evaluation); pass the output_dir of "
+        "`attempt train`."
+    )
+
+
+def read_run_config(run_dir: str | Path, finished: bool = True) -> TrainConfig:
+    """The TrainConfig of a run (``train_config.json``, else its copy in ``best/``), its paths resolved against
+    where the run is now (`attempt.runs.portable.run_config`). It registers nothing: `load_run` registers the
+    run's own tasks, or `TrainConfig.register_tasks` before then.
+
+    Args:
+        run_dir: the run's output_dir.
+        finished: also require its ``best/`` model (False: a config alone will do, e.g. to compare runs' configs
+            before loading any; `load_run` requires ``best/`` anyway).
 
     Raises:
-        FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
+        FileNotFoundError: when the run has no ``train_config.json`` or, if `finished`, no ``best/`` model.
     """
-    run_dir = Path(run_dir)
-    best = run_dir / "best"
-    config_path = next(
-        (p for p in (run_dir / "train_config.json", best / "train_config.json") if p.is_file()), None
-    )
-    if config_path is None or not best.is_dir():
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished training run: it needs best/ and train_config.json "
-            "(written by attempt.training.loop.train after its first evaluation)."
-        )
+    run = RunLayout(run_dir)
+    config_path = next((p for p in (run.config, run.best_config) if p.is_file()), None)
+    if config_path is None or (finished and not run.best.is_dir()):
+        raise _not_finished(run)
     fix = (
-        "Restore it: best/train_config.json is a copy of it."
-        if config_path.parent == run_dir
-        else damaged_model_fix(best)
+        f"Restore it: {run.best_config.relative_to(run.root)} is a copy of it."
+        if config_path == run.config
+        else damaged_model_fix(run.best)
     )
     return run_config(read_json(config_path, fix), config_path.parent)
 
@@ -125,7 +135,8 @@ def load_run(
     run_dir: str | Path, backbone: torch.nn.Module | None = None, tokenizer: Any = None,
     library: str | Path | None = None, config: TrainConfig | None = None,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
-    """Reload the best model of a run written by `attempt.training.loop.train`, wherever the run folder is now.
+    """Reload the best model of a run written by `attempt.training.loop.train`, wherever the run folder is now,
+    registering the run's own tasks (`TrainConfig.register_tasks`).
 
     Args:
         run_dir: the run's output_dir (holding ``best/`` and ``train_config.json``).
@@ -143,8 +154,11 @@ def load_run(
     Raises:
         FileNotFoundError: when the run has no ``best/`` model or no ``train_config.json``.
     """
-    best = Path(run_dir) / "best"
-    config = config or read_run_config(run_dir)
+    run = RunLayout(run_dir)
+    config = read_run_config(run_dir) if config is None else config
+    if not run.best.is_dir():  # a config read with finished=False
+        raise _not_finished(run)
+    config.register_tasks()  # before the backbone loads: a clash of task names fails at once
     if backbone is None:
         from attempt.backbones.resolve import load_backbone
 
@@ -154,7 +168,7 @@ def load_run(
         raise ValueError("load_run(run_dir, backbone=...) also needs the backbone's tokenizer=.")
     elif config.backbone_dtype is not None:
         backbone = backbone.to(getattr(torch, config.backbone_dtype))  # as it was trained
-    model = load_saved_model(config, backbone, best, library)
+    model = load_saved_model(config, backbone, run.best, library)
     return model.eval(), tokenizer, config
 
 
@@ -162,9 +176,11 @@ def load_saved_model(
     config: TrainConfig, backbone: torch.nn.Module, directory: str | Path, library: str | Path | None = None
 ) -> AttemptModel | FineTuneModel:
     """Load the model class of `config.mode` saved in `directory` onto `backbone`, after checking the folder
-    (`verify_saved_model`). An ATTEMPT model gets its source prompts from `library` when given, else from
-    its own ``sources/`` copies, else from the recorded library."""
+    (`verify_saved_model`), with the run's own tasks registered (`TrainConfig.register_tasks`). An ATTEMPT
+    model gets its source prompts from `library` when given, else from its own ``sources/`` copies, else from
+    the recorded library."""
     directory = Path(directory)
+    config.register_tasks()
     if model_class(config.mode) is FineTuneModel:
         return FineTuneModel.from_pretrained(backbone, directory)  # checks the folder itself
     meta = verify_saved_model(config, directory)

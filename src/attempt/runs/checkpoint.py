@@ -1,6 +1,6 @@
 """Resumable training checkpoints: everything needed to continue a run bit for bit.
 
-``<output_dir>/checkpoint/`` holds
+``<output_dir>/checkpoint/`` holds (the names are `attempt.runs.layout`'s)
 
 - ``trainable.safetensors``: the trainable weights (``model.trainable_state_dict()``);
 - ``optimizer.pt`` and ``scheduler.pt``: their ``state_dict()``;
@@ -21,25 +21,20 @@ checkpoint folder that lacks a file is an error (`load`), never a silent restart
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from attempt.runs import layout
 from attempt.utils import reading, storage
-
-WEIGHTS = "trainable.safetensors"
-OPTIMIZER = "optimizer.pt"
-SCHEDULER = "scheduler.pt"
-RNG = "rng.pt"
-STATE = "state.json"
-CONFIG = "train_config.json"
-MANIFEST = "manifest.json"
-REQUIRED = (WEIGHTS, OPTIMIZER, SCHEDULER, RNG, STATE, CONFIG)
 
 
 class IncompleteCheckpoint(FileNotFoundError):
@@ -94,22 +89,64 @@ def save(
         sources: ``{name: content hash}`` of the source prompts the model mixes.
     """
     directory = Path(directory)
-    with storage.atomic_directory(directory) as tmp:
-        storage.write_safetensors(tmp / WEIGHTS, weights, metadata={"format": "pt"})
-        torch.save(optimizer, tmp / OPTIMIZER)
-        torch.save(scheduler, tmp / SCHEDULER)
-        torch.save(rng, tmp / RNG)
-        storage.write_json(tmp / STATE, state)
-        storage.write_json(tmp / CONFIG, config)
-        hashes = {name: reading.file_sha256(tmp / name) for name in REQUIRED}
-        storage.write_json(tmp / MANIFEST, {"sources": dict(sources or {}), "sha256": hashes})
+    with _one_line_when_the_write_fails(directory), storage.atomic_directory(directory) as tmp:
+        storage.write_safetensors(tmp / layout.CHECKPOINT_WEIGHTS_FILE, weights, metadata={"format": "pt"})
+        torch.save(optimizer, tmp / layout.OPTIMIZER_FILE)
+        torch.save(scheduler, tmp / layout.SCHEDULER_FILE)
+        torch.save(rng, tmp / layout.RNG_FILE)
+        storage.write_json(tmp / layout.STATE_FILE, state)
+        storage.write_json(tmp / layout.CONFIG_FILE, config)
+        hashes = {name: reading.file_sha256(tmp / name) for name in layout.CHECKPOINT_FILES}
+        storage.write_json(tmp / layout.MANIFEST_FILE, {"sources": dict(sources or {}), "sha256": hashes})
     return directory
+
+
+class CheckpointWriteFailed(OSError):
+    """A checkpoint could not be written (a full disk, most often); the previous one is kept."""
+
+
+@contextlib.contextmanager
+def _one_line_when_the_write_fails(directory: Path) -> Iterator[None]:
+    """Turn a failed write of `directory` (the atomic write has removed its partial folder by then) into one line
+    with the fix. A full disk reaches here as an OSError, a SafetensorError or a RuntimeError of torch.save's zip
+    writer, none with a message that says what to do."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - re-raised below unless it is a failed write
+        detail = _write_failure(error)
+        if detail is None:
+            raise
+        kept = (
+            "the previous checkpoint is kept: run the same command again to resume from it"
+            if exists(directory)
+            else "no checkpoint had been written yet: run the same command again to start over"
+        )
+        raise CheckpointWriteFailed(
+            f"Could not write the checkpoint {directory} ({detail}); {kept} once there is room (free disk space, "
+            "or move output_dir to a larger disk) or the disk works again."
+        ) from None
+
+
+def _write_failure(error: BaseException) -> str | None:
+    """What went wrong when `error` is a failed file write (its causes included), else None."""
+    cause: BaseException | None = error
+    while cause is not None:
+        full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        if full or "No space left on device" in str(cause):
+            return "no space left on the device"
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(str(error).split())[:200]
+    if isinstance(error, OSError):
+        return text
+    if type(error).__name__ == "SafetensorError" or "inline_container" in text:  # safetensors, torch.save
+        return f"{text}; is the disk full?"
+    return None
 
 
 def exists(directory: str | Path) -> bool:
     """True when `directory` holds a complete checkpoint."""
     directory = Path(directory)
-    return all((directory / name).is_file() for name in REQUIRED)
+    return all((directory / name).is_file() for name in layout.CHECKPOINT_FILES)
 
 
 def recover(directory: str | Path) -> None:
@@ -134,7 +171,7 @@ def recover(directory: str | Path) -> None:
 def check_complete(directory: str | Path) -> None:
     """Raise `IncompleteCheckpoint` naming the first file `directory` lacks."""
     directory = Path(directory)
-    missing = [name for name in REQUIRED if not (directory / name).is_file()]
+    missing = [name for name in layout.CHECKPOINT_FILES if not (directory / name).is_file()]
     if missing:
         raise IncompleteCheckpoint(
             f"The checkpoint {directory} is incomplete: it has no {', '.join(missing)}. Delete {directory} to "
@@ -148,19 +185,23 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> dic
     directory = Path(directory)
     check_complete(directory)
     fix = (
-        f"The checkpoint {directory} is damaged: delete it to restart this run from step 0 (metrics.jsonl "
-        "is kept)."
+        f"The checkpoint {directory} is damaged: delete it to restart this run from step 0 "
+        f"({layout.METRICS_FILE} is kept)."
     )
-    manifest = reading.read_json(directory / MANIFEST, fix) if (directory / MANIFEST).is_file() else {}
+    manifest = (
+        reading.read_json(directory / layout.MANIFEST_FILE, fix)
+        if (directory / layout.MANIFEST_FILE).is_file()
+        else {}
+    )
     hashes = manifest.get("sha256", {}) if isinstance(manifest, dict) else {}
-    for name in REQUIRED:
+    for name in layout.CHECKPOINT_FILES:
         reading.check_sha256(directory / name, hashes.get(name), fix)
     return {
         "manifest": manifest,
-        "weights": reading.load_safetensors(directory / WEIGHTS, fix),
-        "optimizer": reading.torch_load(directory / OPTIMIZER, fix, map_location=map_location),
-        "scheduler": reading.torch_load(directory / SCHEDULER, fix),
-        "rng": reading.torch_load(directory / RNG, fix),
-        "state": reading.read_json(directory / STATE, fix),
-        "config": reading.read_json(directory / CONFIG, fix),
+        "weights": reading.load_safetensors(directory / layout.CHECKPOINT_WEIGHTS_FILE, fix),
+        "optimizer": reading.torch_load(directory / layout.OPTIMIZER_FILE, fix, map_location=map_location),
+        "scheduler": reading.torch_load(directory / layout.SCHEDULER_FILE, fix),
+        "rng": reading.torch_load(directory / layout.RNG_FILE, fix),
+        "state": reading.read_json(directory / layout.STATE_FILE, fix),
+        "config": reading.read_json(directory / layout.CONFIG_FILE, fix),
     }

@@ -8,9 +8,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from attempt.runs.layout import RunLayout
 from attempt.utils import storage
 
-METRICS_FILE = "metrics.jsonl"
 PROJECT_NAME = "attempt"  # the trackers' project / experiment; each run is named after its folder
 
 
@@ -22,13 +22,13 @@ class MetricsLog:
         self, output_dir: Path, enabled: bool, resume_step: int | None, trackers: Any = None,
         hparams: dict[str, Any] | None = None,
     ):  # fmt: skip
-        self.path = output_dir / METRICS_FILE
+        self.path = RunLayout(output_dir).metrics
         self.enabled = enabled
         self.trackers = trackers if enabled else None
         if not enabled:
             return
         if resume_step is None:
-            _set_aside(self.path)
+            _set_aside(RunLayout(output_dir))
             self.path.write_text("")
         elif self.path.exists():
             # drop lines logged after the checkpoint we resume from, and an earlier test record: a resumed run
@@ -86,13 +86,14 @@ def _is_test(record: dict[str, Any]) -> bool:
     return record.get("type") == "eval" and record.get("split") == "test"
 
 
-def _set_aside(path: Path) -> Path | None:
+def _set_aside(run: RunLayout) -> Path | None:
     """Keep the log of an earlier start of a run that restarts from step 0 (it died before its first
     checkpoint, or its checkpoint was deleted): move it to ``metrics.previous-<n>.jsonl`` rather than lose it."""
+    path = run.metrics
     if not path.is_file() or path.stat().st_size == 0:
         return None
     number = 1
-    while (kept := path.with_name(f"{path.stem}.previous-{number}{path.suffix}")).exists():
+    while (kept := run.previous_metrics(number)).exists():
         number += 1
     path.rename(kept)
     warnings.warn(

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from attempt.config import TrainConfig
+from attempt.runs.layout import BEST_DIR, CARD_FILE, ENVIRONMENT_FILE
 from attempt.utils import storage
 
-ENVIRONMENT_FILE = "environment.json"
-CARD_FILE = "README.md"
 PACKAGES = {
     "attempt": "attempt-tuning",
     "torch": "torch",
@@ -118,7 +117,7 @@ def model_card(
         "from attempt.runs.build import load_run", "", 'model, tokenizer, config = load_run("RUN_DIR")', "```", "",
         "or this folder onto the backbone:", "", "```python", f"from {module} import {cls}",
         "from attempt.backbones.resolve import load_backbone", "", f"backbone, tokenizer, _ = load_backbone({config.backbone!r})",
-        f'model = {cls}.from_pretrained(backbone, "best")', "```", "",
+        f'model = {cls}.from_pretrained(backbone, "{BEST_DIR}")', "```", "",
     ]  # fmt: skip
     return "\n".join(lines)
 
@@ -134,8 +133,6 @@ def write_model_card(
 
 
 __all__ = [
-    "CARD_FILE",
-    "ENVIRONMENT_FILE",
     "environment",
     "model_card",
     "write_environment",

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from attempt.config import TrainConfig
 from attempt.tasks.data_files import with_paths
+from attempt.tasks.user import with_data_paths
 
-CONFIG_FILE = "train_config.json"  # a run's config, in the run folder and its best/ and checkpoint/
 SAVED_RUN_DIRS = (
     ".",
     "..",
@@ -45,26 +44,11 @@ def saved_config(config: TrainConfig, folder: str | Path | None = None) -> dict[
     for name in PATH_FIELDS:
         if data[name] is not None:
             data[name] = _relative(data[name], folder)
-    data["task_definitions"] = _data_files(data.get("task_definitions"), lambda path: _relative(path, folder))
+    data["task_definitions"] = with_data_paths(
+        data.get("task_definitions"), lambda path: _relative(path, folder)
+    )
     data["data_files"] = with_paths(data.get("data_files"), lambda path: _relative(path, folder))
     return data
-
-
-def _data_files(definitions: dict[str, Any] | None, convert: Callable[[str], str]) -> dict[str, Any] | None:
-    """Your own tasks' definitions (`attempt.tasks.user`) with `convert` applied to their data file paths."""
-    if not definitions:
-        return definitions
-    converted = {}
-    for name, definition in definitions.items():
-        files = definition.get("data", {}).get("files") if isinstance(definition, dict) else None
-        if isinstance(files, dict):
-            files = {split: convert(path) for split, path in files.items()}
-            definition = {
-                **definition,
-                "data": {**definition["data"], "files": files},
-            }  # keeps the other data keys
-        converted[name] = definition
-    return converted
 
 
 def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
@@ -81,7 +65,7 @@ def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
         value = fields.get(name)
         if value is not None:
             fields[name] = absolute(value)
-    fields["task_definitions"] = _data_files(fields.get("task_definitions"), absolute)
+    fields["task_definitions"] = with_data_paths(fields.get("task_definitions"), absolute)
     fields["data_files"] = with_paths(fields.get("data_files"), absolute)
     return fields
 
@@ -107,4 +91,4 @@ def run_config(data: dict[str, Any], folder: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(fields)
 
 
-__all__ = ["CONFIG_FILE", "PATH_FIELDS", "SAVED_RUN_DIRS", "resolve_paths", "run_config", "saved_config"]
+__all__ = ["PATH_FIELDS", "SAVED_RUN_DIRS", "resolve_paths", "run_config", "saved_config"]

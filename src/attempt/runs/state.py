@@ -17,12 +17,11 @@ import torch
 
 from attempt.config import TrainConfig
 from attempt.modeling.protocols import TrainableModel
-from attempt.runs import checkpoint
-from attempt.runs.portable import CONFIG_FILE, saved_config
+from attempt.runs import checkpoint, layout
+from attempt.runs.layout import RunLayout
+from attempt.runs.portable import saved_config
 from attempt.utils import reading, storage
 
-CHECKPOINT_DIR = "checkpoint"
-BEST_DIR = "best"
 # fields that do not change the trajectory of a run: a resumed run may differ in them. The library may move:
 # the source prompts themselves are compared by content hash (`_check_same_sources`).
 RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to")
@@ -93,11 +92,11 @@ def resume_or_start(
     when there is one (same run required), else start the run folder (its ``train_config.json``); returns
     (loop state, resumed)."""
     config_dict = saved_config(config)
-    output_dir = Path(config.output_dir)
-    checkpoint_dir = output_dir / CHECKPOINT_DIR
+    run = RunLayout(config.output_dir)
+    checkpoint_dir = run.checkpoint
     state = LoopState(sampler_seed=config.seed, num_processes=accelerator.num_processes)
     if accelerator.is_main_process:  # under the run lock: no other writer, so leftovers are from a killed one
-        for folder in (checkpoint_dir, output_dir / BEST_DIR):
+        for folder in (checkpoint_dir, run.best):
             checkpoint.recover(folder)
     accelerator.wait_for_everyone()
     resumed = checkpoint_dir.exists()  # an incomplete folder is an error (checkpoint.load), not a restart
@@ -122,8 +121,8 @@ def resume_or_start(
         state = loaded
         checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
     elif accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        storage.write_json(output_dir / CONFIG_FILE, config_dict)
+        run.root.mkdir(parents=True, exist_ok=True)
+        storage.write_json(run.config, config_dict)
     return state, resumed
 
 
@@ -133,7 +132,7 @@ def _loop_state(saved: Any, checkpoint_dir: Path) -> LoopState:
         return LoopState(**saved)
     except TypeError as error:
         raise reading.CorruptFile(
-            f"{checkpoint_dir / checkpoint.STATE} does not hold a training loop state ({error}). Delete "
+            f"{checkpoint_dir / layout.STATE_FILE} does not hold a training loop state ({error}). Delete "
             f"{checkpoint_dir} to restart this run from step 0."
         ) from None
 
@@ -147,9 +146,10 @@ def save_checkpoint(
 
     rngs = gather_object([checkpoint.rng_state()])  # every process's generators, in process order
     if accelerator.is_main_process:
+        checkpoint_dir = RunLayout(config.output_dir).checkpoint
         checkpoint.save(
-            Path(config.output_dir) / CHECKPOINT_DIR, weights=model.trainable_state_dict(),
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rngs,
-            state=dataclasses.asdict(state), config=saved_config(config, Path(config.output_dir) / CHECKPOINT_DIR), sources=source_hashes(model),
+            checkpoint_dir, weights=model.trainable_state_dict(), optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(), rng=rngs, state=dataclasses.asdict(state),
+            config=saved_config(config, checkpoint_dir), sources=source_hashes(model),
         )  # fmt: skip
     accelerator.wait_for_everyone()

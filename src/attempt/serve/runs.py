@@ -81,23 +81,6 @@ class ServedRuns:
         return list(dict.fromkeys(task for run in self.runs for task in run.tasks))
 
 
-def read_run_config(run_dir: Path) -> Any:
-    """The TrainConfig recorded in a run folder (train_config.json, or its copy in best/)."""
-    from attempt.config import TrainConfig
-    from attempt.utils.reading import read_json
-
-    path = next(
-        (p for p in (run_dir / "train_config.json", run_dir / "best" / "train_config.json") if p.is_file()),
-        None,
-    )
-    if not run_dir.is_dir() or path is None:
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished training run (no train_config.json): pass the output_dir of "
-            "`attempt train`."
-        )
-    return TrainConfig.from_dict(read_json(path, f"Restore {path} or train the run again."))
-
-
 def _same_backbone_key(config: Any) -> tuple[str, str | None]:
     recorded = Path(config.backbone).expanduser()
     name = str(recorded.resolve()) if recorded.exists() else config.backbone  # paths compare by location
@@ -147,18 +130,19 @@ def load_runs(
         run, or two folders of the same name.
     """
     from attempt.backbones.resolve import load_backbone
-    from attempt.runs.build import load_run
+    from attempt.runs.build import load_run, read_run_config
 
     if not run_dirs:
         raise ValueError("Name at least one run folder: attempt serve RUN_DIR [RUN_DIR ...].")
     dirs = [Path(d) for d in run_dirs]
-    configs = [read_run_config(d) for d in dirs]
+    # each config read once (load_run gets it); a folder without best/ is refused when its model loads
+    configs = [read_run_config(d, finished=False) for d in dirs]
     check_runs(dirs, configs)
     first = configs[0]
     shared, tokenizer, family = load_backbone(backbone or first.backbone, dtype=first.backbone_dtype)
     runs = []
     for run_dir, recorded in zip(dirs, configs, strict=True):
-        model, _, config = load_run(run_dir, backbone=shared, tokenizer=tokenizer)
+        model, _, config = load_run(run_dir, backbone=shared, tokenizer=tokenizer, config=recorded)
         collator = Collator(
             tokenizer,
             model.family,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ DATA_FILE_SPLITS = ("train", "validation", "test")
 HUB_KEYS = ("hub_id", "config", "train_split", "validation_split", "test_split")
 DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["pearson", "spearman"],
                    "extractive_qa": ["squad_f1", "squad_exact_match"]}  # fmt: skip
-SAVED_ORIGIN = "the run's train_config.json (task_definitions)"
+SAVED_ORIGIN = "the run's config (TrainConfig.task_definitions)"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DEFINED: dict[str, dict[str, Any]] = {}  # the definitions of the user tasks registered in this process
 
@@ -383,27 +383,77 @@ def _without_files(definition: Mapping[str, Any]) -> dict[str, Any]:
     return {**definition, "data": {k: v for k, v in definition["data"].items() if k != "files"}}
 
 
-def register_definitions(
-    definitions: Mapping[str, Any], origin: str = SAVED_ORIGIN
+def normalize_definitions(
+    definitions: Mapping[str, Any], origin: str = SAVED_ORIGIN, base: Path | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Register every ``{name: definition}`` (a run's `TrainConfig.task_definitions`); returns them canonical.
+    """Check every ``{name: definition}`` (a run's `TrainConfig.task_definitions`) and return them canonical
+    (`normalize_definition`), registering nothing.
+
+    Args:
+        definitions: ``{name: definition}``.
+        origin: how errors name where they came from.
+        base: the folder relative data paths are resolved against (None: leave them as they are).
 
     Raises:
-        TaskFileError: not a mapping, a key that is not its definition's name, or `register_definition`'s errors.
+        TaskFileError: not a mapping, a key that is not its definition's name, or `normalize_definition`'s errors.
     """
     if not isinstance(definitions, Mapping):
         raise TaskFileError(
             f"{origin}: task_definitions maps task names to definitions; got {definitions!r}."
         )
-    registered = {}
+    checked = {}
     for name, definition in definitions.items():
         if not isinstance(definition, Mapping) or definition.get("name") != name:
             raise TaskFileError(
                 f"{origin}: task_definitions[{name!r}] must be that task's definition (its name {name!r})."
             )
-        registered[name] = register_definition(definition, origin)
-    return registered
+        checked[name] = normalize_definition(definition, origin, base=base)
+    return checked
 
 
-__all__ = ["TaskFileError", "normalize_definition", "read_task_file", "register_definition", "register_definitions",
-           "task_from_definition"]  # fmt: skip
+def register_definitions(
+    definitions: Mapping[str, Any], origin: str = SAVED_ORIGIN, base: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Register every ``{name: definition}`` (a run's `TrainConfig.task_definitions`); returns them canonical.
+    Registering the same definitions again is a no-op (`register_definition`).
+
+    Args:
+        definitions: ``{name: definition}``.
+        origin: how errors name where they came from.
+        base: the folder relative data paths are resolved against (None: leave them as they are).
+
+    Raises:
+        TaskFileError: `normalize_definitions`' and `register_definition`'s errors.
+    """
+    checked = normalize_definitions(definitions, origin, base)
+    return {name: register_definition(definition, origin) for name, definition in checked.items()}
+
+
+def registered_definitions(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The definitions of those of `names` that are user tasks registered in this process, canonical."""
+    return {name: _DEFINED[name] for name in names if name in _DEFINED}
+
+
+def with_data_paths(
+    definitions: Mapping[str, Any] | None, convert: Callable[[str], str]
+) -> dict[str, Any] | None:
+    """`definitions` with `convert` applied to the path of every data file (e.g. to make them relative to the
+    folder that records them); other keys, and definitions of Hub tasks, are kept as they are."""
+    if not definitions or not isinstance(definitions, Mapping):  # normalize_definitions refuses a non-mapping
+        return definitions
+    converted = {}
+    for name, definition in definitions.items():
+        data = definition.get("data") if isinstance(definition, Mapping) else None
+        files = data.get("files") if isinstance(data, Mapping) else None
+        if isinstance(files, Mapping):
+            files = {split: convert(path) if isinstance(path, str) else path for split, path in files.items()}
+            definition = {
+                **definition,
+                "data": {**definition["data"], "files": files},
+            }  # keeps other data keys
+        converted[name] = definition
+    return converted
+
+
+__all__ = ["TaskFileError", "normalize_definition", "normalize_definitions", "read_task_file", "register_definition",
+           "register_definitions", "registered_definitions", "task_from_definition", "with_data_paths"]  # fmt: skip

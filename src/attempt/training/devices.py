@@ -4,14 +4,12 @@ the sharding back-ends (FSDP, DeepSpeed, Megatron) are refused before anything i
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from attempt.config import TrainConfig
-
-TRACKERS_DIR = "trackers"  # report_to's local files (TensorBoard events) in the run folder
+from attempt.runs.layout import RunLayout
 
 
 def make_accelerator(config: TrainConfig):
@@ -44,7 +42,7 @@ def make_accelerator(config: TrainConfig):
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # multi-task heads
         log_with=list(config.report_to) or None,
-        project_dir=str(Path(config.output_dir) / TRACKERS_DIR),
+        project_dir=str(RunLayout(config.output_dir).trackers),  # report_to's local files (TensorBoard's)
     )
     check_distributed_type(accelerator.distributed_type)
     check_trackers(config.report_to, accelerator.log_with)

@@ -19,7 +19,7 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
    evaluation;
 5. the best model is reloaded and evaluated on the test split; mode="source" adds its prompt to the library.
 
-Files written in ``output_dir``: ``train_config.json``, ``metrics.jsonl`` (`attempt.runs.metrics_log`),
+Files written in ``output_dir`` (named by `attempt.runs.layout`): ``train_config.json``, ``metrics.jsonl`` (`attempt.runs.metrics_log`),
 ``checkpoint/`` (see `attempt.runs.checkpoint`), ``best/`` (``save_pretrained`` with the source prompts in
 ``sources/``, ``train_config.json``, ``environment.json`` and the model card ``README.md``: `attempt.runs.model_card`),
 ``results.json``, ``test_predictions.jsonl``, ``attention.json`` (ATTEMPT only) and ``trackers/`` (the local
@@ -55,26 +55,17 @@ from attempt.evaluation.evaluate import evaluate
 from attempt.modeling import AttemptModel
 from attempt.modeling.protocols import TrainableModel
 from attempt.prompts.library import PromptLibrary, SourcePrompt
-from attempt.runs import checkpoint
+from attempt.runs import checkpoint, layout
 from attempt.runs.build import build_model, load_best_weights, model_class, verify_saved_model
+from attempt.runs.layout import RunLayout
 from attempt.runs.metrics_log import MetricsLog
 from attempt.runs.model_card import write_model_card
 from attempt.runs.portable import saved_config
-from attempt.runs.state import (
-    BEST_DIR,
-    CHECKPOINT_DIR,
-    CONFIG_FILE,
-    LoopState,
-    resume_or_start,
-    save_checkpoint,
-)
+from attempt.runs.state import LoopState, resume_or_start, save_checkpoint
 from attempt.training.devices import make_accelerator
 from attempt.training.preflight import check_before_training
 from attempt.utils import locking, storage
 
-RESULTS_FILE = "results.json"
-PREDICTIONS_FILE = "test_predictions.jsonl"
-ATTENTION_FILE = "attention.json"
 LOG_EVERY = 10  # optimizer steps between train-loss log lines
 
 
@@ -195,7 +186,7 @@ def _store_prompt(config: TrainConfig, prompt: SourcePrompt, overwrite: bool) ->
     except FileExistsError as error:
         raise FileExistsError(
             f"{error} It was added while this run trained. To store this run's prompt instead, run the same "
-            f"command again with --overwrite: it resumes from {Path(config.output_dir) / CHECKPOINT_DIR} and only "
+            f"command again with --overwrite: it resumes from {RunLayout(config.output_dir).checkpoint} and only "
             "evaluates and stores."
         ) from None
 
@@ -278,6 +269,7 @@ def train(
         backbone = model
     started = time.time()
     config = _resolved_config(config)
+    config.register_tasks()  # the run's own tasks (task files), before anything looks them up
     if config.mode == "source":  # a prompt that could not be stored must fail the run now, not after training
         PromptLibrary(config.library).check_writable(_prompt_name(config), overwrite_prompt)
     check_before_training(config)  # paths and names, before the backbone loads
@@ -298,7 +290,9 @@ def _locked_run_folder(output_dir: Path, accelerator: Any) -> Iterator[None]:
         if accelerator.is_main_process:
             hint = "Wait for it to finish, stop it, or pick another output_dir."
             try:
-                stack.enter_context(locking.locked(output_dir, "run folder", hint=hint))
+                stack.enter_context(
+                    locking.locked(output_dir, "run folder", hint=hint, lock_file=layout.LOCK_FILE)
+                )
             except locking.FolderInUse as refused:
                 error = str(refused)
         errors = [e for e in gather_object([error]) if e]
@@ -433,7 +427,7 @@ def _check_finite(
         return
     log.log({"step": state.step + 1, "type": "diverged", "loss": float(loss.item())})
     log.close()
-    checkpoint_dir = Path(config.output_dir) / CHECKPOINT_DIR
+    checkpoint_dir = RunLayout(config.output_dir).checkpoint
     kept = (
         f"the last good checkpoint ({checkpoint_dir}) is kept"
         if checkpoint.exists(checkpoint_dir)
@@ -519,13 +513,13 @@ def _validate(
     metrics, _ = _evaluate_split(config, accelerator, model, tokenizer, data, "validation")
     if _record_validation(state, metrics, config.early_stopping_patience):  # the best so far: keep it
         if accelerator.is_main_process:
-            best_dir = Path(config.output_dir) / BEST_DIR
+            run = RunLayout(config.output_dir)
             # best/ alone is enough to predict: it carries copies of the source prompts and the config
             model.save_pretrained(
-                best_dir, **({"include_sources": True} if model_class(config.mode) is AttemptModel else {})
+                run.best, **({"include_sources": True} if model_class(config.mode) is AttemptModel else {})
             )
-            storage.write_json(best_dir / CONFIG_FILE, saved_config(config, best_dir))
-            write_model_card(best_dir, config, model, metrics, state.step)
+            storage.write_json(run.best_config, saved_config(config, run.best))
+            write_model_card(run.best, config, model, metrics, state.step)
         accelerator.wait_for_everyone()
     log.log(
         {
@@ -548,10 +542,10 @@ def _test_best(
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:  # fmt: skip
     """Step 5 of `train`: reload ``best/`` into `model` and evaluate it on the test split, writing the
     predictions and the mean attention; returns (test metrics, attention)."""
-    output_dir = Path(config.output_dir)
+    run = RunLayout(config.output_dir)
     accelerator.wait_for_everyone()
-    verify_saved_model(config, output_dir / BEST_DIR)  # a damaged file: one line, not a traceback
-    load_best_weights(config, model, output_dir / BEST_DIR)
+    verify_saved_model(config, run.best)  # a damaged file: one line, not a traceback
+    load_best_weights(config, model, run.best)
     test_metrics, attention = _evaluate_split(
         config,
         accelerator,
@@ -559,8 +553,8 @@ def _test_best(
         tokenizer,
         data,
         "test",
-        output_dir / PREDICTIONS_FILE,
-        output_dir / ATTENTION_FILE,
+        run.predictions("test"),
+        run.attention,
     )
     log.log(
         {
@@ -580,20 +574,18 @@ def _report(
     attention: dict[str, dict[str, float]], trainable: int, overwrite_prompt: bool, started: float,
 ) -> TrainResult:  # fmt: skip
     """The end of a run: mode="source" stores its prompt in the library; ``results.json`` is written."""
-    output_dir = Path(config.output_dir)
+    run = RunLayout(config.output_dir)
     if accelerator.is_main_process:  # the card again, now with the test metrics
-        write_model_card(
-            output_dir / BEST_DIR, config, model, state.best_metrics, state.best_step, test_metrics
-        )
+        write_model_card(run.best, config, model, state.best_metrics, state.best_step, test_metrics)
     if config.mode == "source" and accelerator.is_main_process:
-        _store_prompt(config, _source_prompt(config, state, model, output_dir), overwrite_prompt)
+        _store_prompt(config, _source_prompt(config, state, model, run.root), overwrite_prompt)
     result = TrainResult(
-        output_dir=output_dir, best_step=state.best_step, best_metrics=state.best_metrics, test_metrics=test_metrics,
+        output_dir=run.root, best_step=state.best_step, best_metrics=state.best_metrics, test_metrics=test_metrics,
         trainable_parameters=trainable, steps=state.step, wall_time_s=time.time() - started,
     )  # fmt: skip
     if accelerator.is_main_process:
         storage.write_json(
-            output_dir / RESULTS_FILE,
+            run.results,
             {
                 "mode": config.mode, "tasks": list(config.tasks), "best_step": result.best_step,
                 "validation": result.best_metrics, "test": result.test_metrics, "attention": attention,

@@ -22,14 +22,17 @@ SOURCE_MODES = ("attempt", "spot")  # the modes that read source prompts from th
 
 def check_before_training(config: TrainConfig) -> None:
     """Refuse a run whose output_dir, data_dir, tasks or source prompts cannot work (see the module docstring).
-    mode="source"'s own prompt name and library are checked by `PromptLibrary.check_writable`.
+    mode="source"'s own prompt name and library are checked by `PromptLibrary.check_writable`. The run's own
+    tasks are registered first (`TrainConfig.register_tasks`), so its tasks are known.
 
     Raises:
         NotADirectoryError, PermissionError: output_dir is (or lies under) a file, or cannot be written.
         FileNotFoundError: data_dir or a file of data_files does not exist; MissingSplitError (one) when it lacks a task's training split.
         ValueError: source prompts missing from the library, or an invalid prompt name.
         attempt.tasks.UnknownTaskError: an unknown task.
+        attempt.tasks.user.TaskFileError: a task of the run's own is named like a different registered one.
     """
+    config.register_tasks()
     tasks = [get_task(name) for name in config.tasks]
     check_output_dir(Path(config.output_dir))
     check_own_files(config.data_files or {})

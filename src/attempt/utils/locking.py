@@ -1,6 +1,7 @@
 """Exclusive locks on folders, so two processes never write one run folder or one prompt library at once.
 
-A lock is ``<folder>/.attempt.lock``, held with ``fcntl.flock`` and holding the holder's pid (for the error
+A lock is a file in the folder (``LOCK_FILE``, ``.attempt.lock``, unless the caller names another: a run folder's
+is named by `attempt.runs.layout`), held with ``fcntl.flock`` and holding the holder's pid (for the error
 message only). Why ``fcntl`` and not the ``filelock`` package (installed with transformers): the kernel drops
 an flock when its process dies, however it dies, so a lock left behind by a killed run never blocks a rerun
 and needs no pid-liveness guessing; and we control the file, so the pid we write is never truncated by a
@@ -25,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-LOCK_FILE = ".attempt.lock"
+LOCK_FILE = ".attempt.lock"  # the default lock file name of a folder
 POLL_S = 0.1
 
 
@@ -33,10 +34,10 @@ class FolderInUse(OSError):
     """Another live process holds the folder's lock; the message names its pid."""
 
 
-def holder_pid(folder: str | Path) -> int | None:
+def holder_pid(folder: str | Path, lock_file: str = LOCK_FILE) -> int | None:
     """The pid written in ``folder``'s lock file (None when there is none or it is unreadable)."""
     try:
-        return int((Path(folder) / LOCK_FILE).read_text().strip())
+        return int((Path(folder) / lock_file).read_text().strip())
     except (OSError, ValueError):
         return None
 
@@ -65,7 +66,9 @@ def _write_pid(fd: int) -> None:
 
 
 @contextlib.contextmanager
-def locked(folder: str | Path, what: str, wait_s: float = 0.0, hint: str = "") -> Iterator[Path]:
+def locked(
+    folder: str | Path, what: str, wait_s: float = 0.0, hint: str = "", lock_file: str = LOCK_FILE
+) -> Iterator[Path]:
     """Hold the exclusive lock of `folder` (created if needed) for the duration of the block.
 
     Args:
@@ -73,6 +76,7 @@ def locked(folder: str | Path, what: str, wait_s: float = 0.0, hint: str = "") -
         what: what the folder is, for the error ("run folder", "prompt library").
         wait_s: how long to wait for the holder to finish before giving up (0: fail at once).
         hint: what to do instead, appended to the error.
+        lock_file: the name of the lock file inside `folder`.
 
     Raises:
         FolderInUse: another live process holds the lock (its pid is in the message).
@@ -86,14 +90,14 @@ def locked(folder: str | Path, what: str, wait_s: float = 0.0, hint: str = "") -
         )
         yield folder
         return
-    path = folder / LOCK_FILE
+    path = folder / lock_file
     deadline = time.monotonic() + wait_s
     fd = _try_lock(path)
     while fd is None and time.monotonic() < deadline:
         time.sleep(POLL_S)
         fd = _try_lock(path)
     if fd is None:
-        pid = holder_pid(folder)
+        pid = holder_pid(folder, lock_file)
         holder = f"process {pid}" if pid is not None else "another process"
         raise FolderInUse(f"The {what} {folder} is in use by {holder} ({path} is locked). {hint}".rstrip())
     try:
