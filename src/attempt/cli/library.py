@@ -7,8 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
+from attempt.cli import ranking
 from attempt.cli.options import UsageError
 from attempt.cli.tables import text_table
+
+# the actions of `attempt prompts` defined in their own modules: name → (add_arguments, run, one-line help)
+MORE_ACTIONS = {**ranking.PROMPT_ACTIONS}
 
 
 def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,6 +179,8 @@ def add_prompts_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--library", default=argparse.SUPPRESS, metavar="DIR", help="the prompt library folder"
         )
+    for name, (add_arguments, _, help_text) in MORE_ACTIONS.items():
+        add_arguments(actions.add_parser(name, help=help_text))
 
 
 def _read_safetensors_prompt(path: Path):
@@ -195,13 +201,15 @@ def _read_safetensors_prompt(path: Path):
 
 
 def run_prompts(args: argparse.Namespace) -> int:
-    """Manage a prompt library: list | add | remove | rename | import | export.
+    """Manage a prompt library: list | add | remove | rename | import | export | rank.
 
     A library is a folder of <name>.safetensors + <name>.json; `attempt train-source` adds to it and
     `attempt train` reads source prompts from it.
     """
     from attempt.prompts.library import PromptLibrary, SourcePrompt
 
+    if args.action in MORE_ACTIONS:
+        return MORE_ACTIONS[args.action][1](args)
     library = PromptLibrary(args.library)
     if args.action == "list":
         entries = library.list()

@@ -80,6 +80,21 @@ def paper_splits(
     }
 
 
+def paper_validation(
+    task: Task | str, data_dir: str | os.PathLike | None = None, seed: int = 42
+) -> list[dict[str, Any]]:
+    """The validation rows of `paper_splits` alone: the same rows for the same seed, without reading the
+    training split where the protocol does not need it (a small task's, or one with a `Task.test_split`), so
+    a mirror that has only the validation file will do."""
+    task = get_task(task)
+    if task.test_split is None and task.is_small:
+        official = load_split(task, task.validation_split, data_dir)
+        return _halve(official, task, np.random.default_rng(seed))[0]
+    if task.test_split is not None:
+        return load_split(task, task.validation_split, data_dir)
+    return paper_splits(task, data_dir, seed=seed)["validation"]
+
+
 def _halve(
     rows: Sequence[dict[str, Any]], task: Task, rng: np.random.Generator
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
