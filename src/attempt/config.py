@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,28 @@ ATTENTION_INITS = ("default", "normal")
 # best-placed prompt can reach logit 5 (e^5 / (e^5 + 6 e^-5) > 0.99 of the weight among 7 prompts), while a
 # random input sees logits of order 5 / √d: the attention starts near uniform and can become peaked.
 AUTO_TEMPERATURE_REACH = 5.0
+# a prompt's name is its file names: <name>.safetensors, and .<name>.safetensors.<8 random>.tmp while it is written,
+# which must fit in 255 bytes
+MAX_PROMPT_NAME = 200
+PROMPT_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{MAX_PROMPT_NAME - 1}}}")  # fullmatch
+
+
+def check_prompt_name(name: Any) -> str:
+    """Return `name` if it can name a prompt in a library (its files are ``<name>.safetensors`` and
+    ``<name>.json``), else raise ValueError stating the rule.
+
+    Raises:
+        ValueError: not 1-200 letters, digits, '_', '-' or '.' starting with a letter or digit, or ending in
+            .json / .safetensors.
+    """
+    if not isinstance(name, str) or not PROMPT_NAME.fullmatch(name) or name.endswith((".json", ".safetensors")):  # fmt: skip
+        long = isinstance(name, str) and len(name) > 40
+        shown = f"{name[:40]!r}... ({len(name)} characters)" if long else repr(name)
+        raise ValueError(
+            f"Invalid prompt name {shown}: use 1-{MAX_PROMPT_NAME} letters, digits, '_', '-' or '.', starting with "
+            "a letter or digit and not ending in .json or .safetensors (e.g. 'mnli' or 'mnli.minilm')."
+        )
+    return name
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -46,7 +69,7 @@ def config_from_dict(cls: type, data: dict[str, Any], *, what: str | None = None
         ValueError: on keys that are not fields of `cls`.
     """
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(str(key) for key in set(data) - names)  # a YAML key may be a number
     if unknown:
         raise ValueError(
             f"Unknown {what or cls.__name__} key(s): {', '.join(unknown)}. Valid keys: {', '.join(sorted(names))}."
@@ -61,34 +84,53 @@ def config_from_dict(cls: type, data: dict[str, Any], *, what: str | None = None
 
 
 def _coerce(f: dataclasses.Field, value: Any, what: str) -> Any:
-    """Check a scalar against its field's annotation; numeric strings (YAML reads `1e-2` as a string) become
+    """Check a value against its field's annotation; numeric strings (YAML reads `1e-2` as a string) become
     numbers. Raises ValueError naming the key when the value cannot be one."""
     kinds = [k.strip() for k in str(f.type).split("|")]
+    value = _coerced_number(f, value, what, kinds)
+    if isinstance(value, bool) and "bool" not in kinds and "int" in kinds:
+        raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {value!r}.")
+    # anything else (a null, a list or a date where text belongs: `--set backbone=[a,b]`, `tasks: null`) would
+    # surface much later as a TypeError deep inside the library, or when the run's config is saved as JSON
+    shape = next((shape for shape, kind in _SHAPES if isinstance(value, shape)), None)
+    if shape is None or not any(k.startswith(kind) for k in kinds for s, kind in _SHAPES if s is shape):
+        raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {_shown(value)}.")
+    if isinstance(value, tuple) and not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} key {f.name!r} must be a list of names (text); got {_shown(list(value))}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} key {f.name!r} must be a finite number; got {value!r}.")
+    return value
+
+
+# the Python shapes of the annotations' kinds; a name is text, also for a tuple field (`tasks: rte`)
+_SHAPES = ((type(None), "None"), (bool, "bool"), (int, "int"), (int, "float"), (float, "float"), (str, "str"),
+           (str, "tuple"), (tuple, "tuple"), (dict, "dict"))  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    """A value as an error quotes it: what it is in YAML's words, clipped."""
     if value is None:
+        return "null"
+    plain = list(value) if isinstance(value, tuple) else value
+    text = repr(plain) if len(repr(plain)) <= 60 else f"{repr(plain)[:60]}..."
+    kind = {tuple: "a list", dict: "a mapping"}.get(type(value))
+    return f"{kind} {text}" if kind else f"{text} ({type(value).__name__})"
+
+
+def _coerced_number(f: dataclasses.Field, value: Any, what: str, kinds: list[str]) -> Any:
+    """`value` as the number its field holds when it is a numeric string; else unchanged."""
+    if value is None or isinstance(value, (tuple, dict)):
         return value
-    # a YAML list or mapping where the field holds one value (`--set backbone=[a,b]`) would otherwise surface
-    # much later as a TypeError deep inside the library
-    for shape, kind, shown in ((tuple, "tuple", "a list"), (dict, "dict", "a mapping")):
-        if isinstance(value, shape):
-            if not any(k.startswith(kind) for k in kinds):
-                plain = list(value) if shape is tuple else value
-                raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {shown} {plain!r}.")
-            return value
     for name, kind in (("bool", bool), ("int", int), ("float", float)):
         if name in kinds and not (isinstance(value, kind) or (kind is float and isinstance(value, int))):
             if kind is not bool and isinstance(value, str):
                 try:
-                    number = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
-                    return number
-                except ValueError:
+                    return kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+                except (ValueError, OverflowError):
                     pass
             if "str" in kinds or (kind is int and "float" in kinds and isinstance(value, float)):
                 continue
-            raise ValueError(
-                f"{what} key {f.name!r} must be {f.type}; got {value!r} ({type(value).__name__})."
-            )
-    if isinstance(value, bool) and "bool" not in kinds and "int" in kinds:
-        raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {value!r}.")
+            raise ValueError(f"{what} key {f.name!r} must be {f.type}; got {_shown(value)}.")
     return value
 
 
@@ -366,6 +408,8 @@ class TrainConfig:
         _choice("mode", self.mode, MODES)
         _choice("eval_method", self.eval_method, EVAL_METHODS)
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
+        if self.prompt_name is not None:  # "" would silently become the task's name
+            check_prompt_name(self.prompt_name)
         if self.backbone_dtype is not None:
             _choice("backbone_dtype", self.backbone_dtype, BACKBONE_DTYPES)
             if self.mode == "finetune" and self.backbone_dtype != "float32":
@@ -454,11 +498,24 @@ class TrainConfig:
         """Read a YAML recipe, apply `overrides` (e.g. from the command line), validate.
 
         Raises:
-            ValueError: on unknown keys (listing the valid ones) or invalid values.
+            ValueError: not YAML (or nested more than 100 deep), unknown keys (listing the valid ones), invalid
+                values.
         """
         import yaml
 
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        from attempt.utils.reading import NESTED_TOO_DEEP, nesting_problem
+        from attempt.utils.textfiles import decoded
+
+        try:
+            data = yaml.safe_load(decoded(path)) or {}
+            # YAML aliases (&a / *a) can expand a small file to billions of values
+            problem = nesting_problem(data, max_values=100_000)
+        except yaml.YAMLError as error:
+            problem = " ".join(str(error).split())
+        except RecursionError:  # the parser's own stack overflowed
+            problem = NESTED_TOO_DEEP
+        if problem:
+            raise ValueError(f"{path} is not a valid recipe ({problem}); fix the YAML.")
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a mapping of TrainConfig keys, e.g. 'mode: attempt'.")
         return cls.from_dict({**data, **(overrides or {})})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from attempt.cli import ranking
@@ -212,11 +213,11 @@ def run_prompts(args: argparse.Namespace) -> int:
         return MORE_ACTIONS[args.action][1](args)
     library = PromptLibrary(args.library)
     if args.action == "list":
-        entries = library.list()
+        entries, damaged = library.scan()
         if args.json:
             print(json.dumps(entries, indent=2))
         elif not entries:
-            print(f"No prompts in {library.root}.")
+            print(f"No {'usable ' if damaged else ''}prompts in {library.root}.")
         else:
             rows = [
                 (
@@ -229,6 +230,10 @@ def run_prompts(args: argparse.Namespace) -> int:
                 for e in entries
             ]
             print(text_table(rows, ("name", "task", "backbone", "m×d", "hash")))
+        for problem in damaged.values():  # listed after the good ones, which stay usable
+            print(f"attempt {args.command}: error: {problem}", file=sys.stderr)
+        if damaged:
+            return 2  # the exit code of every damaged-file error (attempt.cli.USAGE_ERROR)
     elif args.action == "add":
         prompt = SourcePrompt(
             args.name,

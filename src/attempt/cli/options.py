@@ -20,6 +20,11 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from attempt.config import AttemptConfig, TrainConfig
 from attempt.runs.layout import CONFIG_FILE
 from attempt.runs.portable import resolve_paths
+from attempt.utils.reading import NESTED_TOO_DEEP, nesting_problem
+from attempt.utils.textfiles import decoded
+
+# a recipe holds tens of values; YAML aliases (&a / *a) can expand a small one to billions
+MAX_YAML_VALUES = 100_000
 
 
 class UsageError(Exception):
@@ -83,10 +88,22 @@ def _yaml_loader():
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML text with `_yaml_loader` (so `1e-2` is a float, as in YAML 1.2)."""
+    """Parse YAML text with `_yaml_loader` (so `1e-2` is a float, as in YAML 1.2).
+
+    Raises:
+        yaml.YAMLError: not YAML, or lists or mappings nested more than 100 deep or too many values once aliases
+            are expanded (what would overflow the stack or hang what reads it next).
+    """
     import yaml
 
-    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    try:
+        value = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # the parser's own stack overflowed
+        raise yaml.YAMLError(NESTED_TOO_DEEP) from None
+    problem = nesting_problem(value, max_values=MAX_YAML_VALUES)
+    if problem:
+        raise yaml.YAMLError(problem)
+    return value
 
 
 def _parse_yaml_value(text: str) -> Any:
@@ -95,7 +112,14 @@ def _parse_yaml_value(text: str) -> Any:
     try:
         return load_yaml(text)
     except yaml.YAMLError as error:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a valid YAML value ({error})") from error
+        raise argparse.ArgumentTypeError(
+            f"{_clipped(text)!r} is not a valid YAML value ({' '.join(str(error).split())})"
+        ) from None
+
+
+def _clipped(text: str, limit: int = 60) -> str:
+    """`text` as an error quotes it: a 10,000-character value would bury the message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _scalar(kind: type, optional: bool) -> Callable[[str], Any]:
@@ -198,7 +222,7 @@ def parse_set(items: Sequence[str]) -> list[tuple[str, Any]]:
         try:
             pairs.append((key.strip(), _parse_yaml_value(text)))
         except argparse.ArgumentTypeError as error:
-            raise UsageError(f"--set {item}: {error}") from None
+            raise UsageError(f"--set {_clipped(item)}: {error}") from None
     return pairs
 
 
@@ -240,9 +264,16 @@ def _add_split_files(data: dict[str, Any], args: argparse.Namespace) -> None:
     """
     from attempt.tasks.data_files import SPLITS
 
+    if not any(getattr(args, name, None) for name in (*(f"{split}_file" for split in SPLITS), "columns")):
+        return  # the recipe's own data_files are TrainConfig's to check
     tasks = data.get("tasks") or list(TrainConfig.tasks)
-    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-    files: dict[str, Any] = {task: dict(spec) for task, spec in (data.get("data_files") or {}).items()}
+    tasks = [tasks] if isinstance(tasks, str) else tasks
+    recorded = data.get("data_files") or {}
+    shapes = isinstance(tasks, list) and isinstance(recorded, dict) and all(isinstance(s, dict) for s in recorded.values())  # fmt: skip
+    if not shapes:
+        raise UsageError("--train-file, --validation-file, --test-file and --columns add to the recipe's tasks "
+                         "(a list of names) and data_files ({task: {split: file}}); fix those in the recipe.")  # fmt: skip
+    files: dict[str, Any] = {task: dict(spec) for task, spec in recorded.items()}
     for split in SPLITS:
         for item in getattr(args, f"{split}_file", None) or []:
             task, path = task_and_value(item, "=", f"--{split}-file", tasks)
@@ -299,7 +330,7 @@ def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConf
         if not path.is_file():
             raise UsageError(f"No such recipe file: {path}")
         try:
-            data = load_yaml(path.read_text()) or {}
+            data = load_yaml(decoded(path)) or {}
         except yaml.YAMLError as error:
             raise UsageError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
         if not isinstance(data, dict):

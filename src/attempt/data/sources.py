@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attempt.tasks import Task, get_task
+from attempt.utils.reading import NESTED_TOO_DEEP, nesting_problem
 from attempt.utils.textfiles import DataError, numbered_jsonl, numbered_rows
 
 DATA_DIR_ENV = "ATTEMPT_DATA_DIR"
@@ -239,12 +240,18 @@ def _coerce_label(value: Any, task: Task) -> Any:
         if text[:1] not in ("[", "{"):
             return text
         try:
-            return json.loads(text)
+            answers = json.loads(text)
+            problem = nesting_problem(answers)
         except json.JSONDecodeError as error:
+            problem = str(error)
+        except RecursionError:  # the parser's own stack overflowed
+            problem = NESTED_TOO_DEEP
+        if problem:
             raise ValueError(
-                f"not a JSON list of answers ({error}): {text[:60]!r}. Write one answer as plain "
+                f"not a JSON list of answers ({problem}): {text[:60]!r}. Write one answer as plain "
                 'text, several as ["a", "b"].'
-            ) from None
+            )
+        return answers
     # a text cell "1" is the raw label 1 of a task file's `raw_labels: {1: ...}`
     if task.raw_labels is not None:
         return next((raw for raw in task.raw_labels if str(raw) == text), text)

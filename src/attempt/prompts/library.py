@@ -13,7 +13,6 @@ Interchange formats:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -23,11 +22,14 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from attempt.config import PROMPT_NAME, check_prompt_name
 from attempt.utils import locking, reading, storage
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 PEFT_TASK_TYPES = ("CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION", "SEQ_CLS")
 LOCK_WAIT_S = 30.0  # how long a write waits for another writer of the same library
+# the types of the values in <name>.json, each of which may be null
+_META_TYPES = {"task": str, "backbone": str, "training": dict, "score": dict}
+_META_SHAPES = "task and backbone text, training and score objects"
 
 
 def content_hash(embeddings: torch.Tensor) -> str:
@@ -36,15 +38,6 @@ def content_hash(embeddings: torch.Tensor) -> str:
     digest = hashlib.sha256(str(tuple(data.shape)).encode())
     digest.update(data.numpy().tobytes())
     return "sha256:" + digest.hexdigest()
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or name.endswith((".json", ".safetensors")):
-        raise ValueError(
-            f"Invalid prompt name {name!r}: use letters, digits, '_', '-' or '.', starting with a letter or "
-            "digit (e.g. 'mnli' or 'mnli.minilm')."
-        )
-    return name
 
 
 @dataclass
@@ -68,7 +61,7 @@ class SourcePrompt:
     score: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
+        check_prompt_name(self.name)
         if not isinstance(self.embeddings, torch.Tensor) or self.embeddings.dim() != 2:
             shape = getattr(self.embeddings, "shape", type(self.embeddings).__name__)
             raise ValueError(f"Source prompt {self.name!r} must be an (m, d) tensor; got {shape}.")
@@ -134,7 +127,7 @@ class PromptLibrary:
         self.root = Path(root)
 
     def _paths(self, name: str) -> tuple[Path, Path]:
-        _check_name(name)
+        check_prompt_name(name)
         return self.root / f"{name}.safetensors", self.root / f"{name}.json"
 
     def names(self) -> list[str]:
@@ -142,12 +135,33 @@ class PromptLibrary:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name[: -len(".safetensors")] for p in self.root.glob("*.safetensors") if _NAME.match(p.stem)
+            path.name[: -len(".safetensors")]
+            for path in self.root.glob("*.safetensors")
+            if PROMPT_NAME.fullmatch(path.stem)
         )
 
     def list(self) -> list[dict[str, Any]]:
-        """Metadata of every prompt (name, task, backbone, d, m, training, score, hash)."""
-        return [reading.read_json(self._paths(n)[1], self._damaged_fix(n)) for n in self.names()]
+        """Metadata of every prompt (name, task, backbone, d, m, training, score, hash), each checked as `get`
+        checks it.
+
+        Raises:
+            attempt.utils.reading.CorruptFile: a damaged prompt (`scan` lists the others and names it).
+        """
+        entries, damaged = self.scan()
+        if damaged:
+            raise reading.CorruptFile(next(iter(damaged.values())))
+        return entries
+
+    def scan(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The metadata of every prompt that loads (as `list` gives it), and ``{name: what is wrong and the
+        fix}`` for each damaged one: one damaged prompt does not hide the others."""
+        entries, damaged = [], {}
+        for name in self.names():
+            try:
+                entries.append(self.get(name).metadata())
+            except (ValueError, OSError) as error:  # CorruptFile; an unreadable file
+                damaged[name] = str(error)
+        return entries, damaged
 
     def _damaged_fix(self, name: str) -> str:
         """What to do about a damaged prompt `name`."""
@@ -183,6 +197,15 @@ class PromptLibrary:
         meta = reading.read_json(meta_path, fix) if meta_path.exists() else {}
         if not isinstance(meta, dict):
             raise reading.CorruptFile(f"{meta_path} should hold a JSON object. {fix}")
+        wrong = [
+            key
+            for key, kind in _META_TYPES.items()
+            if meta.get(key) is not None and not isinstance(meta[key], kind)
+        ]
+        if wrong:
+            raise reading.CorruptFile(
+                f"{meta_path}: {', '.join(wrong)} of the wrong type (not {_META_SHAPES}). {fix}"
+            )
         try:
             prompt = SourcePrompt(
                 name=name,
@@ -242,7 +265,7 @@ class PromptLibrary:
         Raises:
             ValueError: invalid name. FileExistsError: name taken. PermissionError: library not writable.
         """
-        _check_name(name)
+        check_prompt_name(name)
         if name in self and not overwrite:
             raise FileExistsError(
                 f"Library {self.root} already has a prompt named {name!r}; training would replace it. Pick another "
@@ -277,7 +300,7 @@ class PromptLibrary:
 
     def rename(self, old: str, new: str) -> None:
         """Rename a prompt; its content (and hash) is unchanged."""
-        _check_name(new)
+        check_prompt_name(new)
         with self._locked():
             prompt = self.get(old)
             if new in self:
@@ -332,8 +355,9 @@ def read_original_prompt(path: str | Path) -> torch.Tensor:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises several types for foreign pickles
         raise ValueError(
-            f"{path} is not a plain torch.save'd tensor (refused by weights_only loading: {error})."
-        ) from error
+            f"{path} is not a plain torch.save'd tensor ({_refusal(error)}). If you trust the file, load it where "
+            "its code may run and torch.save the [m, d] tensor alone, then import that."
+        ) from None
     if isinstance(obj, dict) and len(obj) == 1:
         obj = next(iter(obj.values()))
     if not isinstance(obj, torch.Tensor) or obj.dim() != 2 or not obj.is_floating_point():
@@ -342,6 +366,14 @@ def read_original_prompt(path: str | Path) -> torch.Tensor:
             f"{path} should hold one [m, d] float tensor (original ATTEMPT format); found {shape}."
         )
     return obj.to(torch.float32)
+
+
+def _refusal(error: BaseException) -> str:
+    """Why torch's weights_only loading refused a file, in one line (torch's own text runs to six)."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+    if found:
+        return f"it holds pickled code ({found.group(1)}), which would run on loading; refused"
+    return " ".join(str(error).split())[:200] or type(error).__name__
 
 
 def read_peft_prompt(path: str | Path, num_virtual_tokens: int | None = None) -> torch.Tensor:
@@ -353,27 +385,39 @@ def read_peft_prompt(path: str | Path, num_virtual_tokens: int | None = None) ->
             2m rows (encoder and decoder); the first m (the encoder's) are returned.
 
     Raises:
-        ValueError: when the adapter is not prompt tuning or has no "prompt_embeddings".
+        ValueError: when the adapter is not prompt tuning or has no "prompt_embeddings", or a file of it is not
+            what it should be (not safetensors, not JSON).
     """
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     weights = path / "adapter_model.safetensors" if path.is_dir() else path
     if not weights.is_file():
         raise FileNotFoundError(f"No PEFT adapter weights at {weights} (expected adapter_model.safetensors).")
+    fix = "A PEFT adapter is a folder with adapter_config.json and adapter_model.safetensors (or give --format original for a torch.save'd .pt prompt)."  # fmt: skip
     config_path = folder / "adapter_config.json"
     if config_path.exists():
-        config = json.loads(config_path.read_text())
-        if config.get("peft_type") not in (None, "PROMPT_TUNING"):
-            raise ValueError(
-                f"{config_path} is a {config.get('peft_type')} adapter; only PROMPT_TUNING holds a prompt."
-            )
+        config = reading.read_json(config_path, fix)
+        if not isinstance(config, dict) or config.get("peft_type") not in (None, "PROMPT_TUNING"):
+            kind = config.get("peft_type") if isinstance(config, dict) else type(config).__name__
+            raise ValueError(f"{config_path} is a {kind} adapter; only PROMPT_TUNING holds a prompt.")
         num_virtual_tokens = num_virtual_tokens or config.get("num_virtual_tokens")
-    with safe_open(str(weights), framework="pt") as f:
-        keys = list(f.keys())
-        key = next((k for k in keys if k.endswith("prompt_embeddings")), None)
-        if key is None:
-            raise ValueError(f"{weights} has no 'prompt_embeddings' tensor (keys: {', '.join(keys)}).")
-        tensor = f.get_tensor(key).to(torch.float32)
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            keys = list(f.keys())
+            key = next((k for k in keys if k.endswith("prompt_embeddings")), None)
+            tensor = f.get_tensor(key).to(torch.float32) if key is not None else None
+    except Exception as error:  # noqa: BLE001 - SafetensorError (not safetensors at all) is no ValueError / OSError
+        raise reading.CorruptFile(
+            f"{weights} is not a safetensors file ({' '.join(str(error).split())}). {fix}"
+        ) from None
+    if tensor is None:
+        raise ValueError(f"{weights} has no 'prompt_embeddings' tensor (keys: {', '.join(keys)}).")
+    if num_virtual_tokens is not None and (
+        isinstance(num_virtual_tokens, bool) or not isinstance(num_virtual_tokens, int)
+    ):
+        raise ValueError(
+            f"{config_path}: num_virtual_tokens must be a whole number, got {num_virtual_tokens!r}."
+        )
     if num_virtual_tokens is not None:
         tensor = tensor[:num_virtual_tokens]
     return tensor

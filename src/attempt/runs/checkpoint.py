@@ -15,15 +15,19 @@
 The folder is written to a temporary sibling and renamed into place (`attempt.utils.storage.atomic_directory`),
 so an interrupted write leaves the previous checkpoint intact; `recover` puts it back in place when the
 interruption fell between the two renames of that swap, and removes the unfinished temporary folders. A
-checkpoint folder that lacks a file is an error (`load`), never a silent restart from step 0. Every file loads with
-``torch.load(weights_only=True)``: RNG states are stored as tensors and plain Python values.
+checkpoint folder that lacks a file is an error (`load`), never a silent restart from step 0. A write that fails
+(a full disk) is one `CheckpointWriteFailed` line: the previous checkpoint is kept, and how to resume. Every file
+loads with ``torch.load(weights_only=True)``: RNG states are stored as tensors and plain Python values.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +90,66 @@ def save(
         sources: ``{name: content hash}`` of the source prompts the model mixes.
     """
     directory = Path(directory)
-    with storage.atomic_directory(directory) as tmp:
+    with _one_line_when_the_write_fails(directory), storage.atomic_directory(directory) as tmp:
         storage.write_safetensors(tmp / layout.CHECKPOINT_WEIGHTS_FILE, weights, metadata={"format": "pt"})
-        torch.save(optimizer, tmp / layout.OPTIMIZER_FILE)
-        torch.save(scheduler, tmp / layout.SCHEDULER_FILE)
-        torch.save(rng, tmp / layout.RNG_FILE)
+        _torch_save(optimizer, tmp / layout.OPTIMIZER_FILE)
+        _torch_save(scheduler, tmp / layout.SCHEDULER_FILE)
+        _torch_save(rng, tmp / layout.RNG_FILE)
         storage.write_json(tmp / layout.STATE_FILE, state)
         storage.write_json(tmp / layout.CONFIG_FILE, config)
         hashes = {name: reading.file_sha256(tmp / name) for name in layout.CHECKPOINT_FILES}
         storage.write_json(tmp / layout.MANIFEST_FILE, {"sources": dict(sources or {}), "sha256": hashes})
     return directory
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    """torch.save through a Python file, so a full disk is an OSError (ENOSPC) behind torch's RuntimeError
+    ("iostream error"), not a RuntimeError alone."""
+    with open(path, "wb") as handle:
+        torch.save(obj, handle)
+
+
+class CheckpointWriteFailed(OSError):
+    """A checkpoint could not be written (a full disk, most often); the previous one is kept."""
+
+
+@contextlib.contextmanager
+def _one_line_when_the_write_fails(directory: Path) -> Iterator[None]:
+    """Turn a failed write of `directory` (the atomic write has removed its partial folder by then) into one line
+    with the fix. A full disk reaches here as an OSError, a SafetensorError or a RuntimeError of torch.save's zip
+    writer, none with a message that says what to do."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - re-raised below unless it is a failed write
+        detail = _write_failure(error)
+        if detail is None:
+            raise
+        kept = (
+            "the previous checkpoint is kept: run the same command again to resume from it"
+            if exists(directory)
+            else "no checkpoint had been written yet: run the same command again to start over"
+        )
+        raise CheckpointWriteFailed(
+            f"Could not write the checkpoint {directory} ({detail}); {kept} once there is room (free disk space, "
+            "or move output_dir to a larger disk) or the disk works again."
+        ) from None
+
+
+def _write_failure(error: BaseException) -> str | None:
+    """What went wrong when `error` is a failed file write (its causes included), else None."""
+    cause: BaseException | None = error
+    while cause is not None:
+        full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        if full or "No space left on device" in str(cause):
+            return "no space left on the device"
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(str(error).split())[:200]
+    if isinstance(error, OSError):
+        return text
+    torch_writer = "inline_container" in text or "iostream error" in text  # torch.save's zip writer
+    if type(error).__name__ == "SafetensorError" or torch_writer:
+        return f"{text}; is the disk full?"
+    return None
 
 
 def exists(directory: str | Path) -> bool:

@@ -58,8 +58,10 @@ def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
         return dict(data)
     fields = dict(data)
 
-    def absolute(value: str) -> str:
-        return value if Path(value).is_absolute() else os.path.normpath(Path(folder).resolve() / value)
+    def absolute(value: Any) -> Any:  # a value that is no path is left for TrainConfig to refuse
+        if not isinstance(value, str) or Path(value).is_absolute():
+            return value
+        return os.path.normpath(Path(folder).resolve() / value)
 
     for name in PATH_FIELDS:
         value = fields.get(name)
@@ -79,11 +81,15 @@ def run_config(data: dict[str, Any], folder: str | Path) -> TrainConfig:
     Raises:
         ValueError: `data` is not a valid TrainConfig (unknown keys, invalid values).
     """
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"The config saved in {folder} is no mapping of TrainConfig keys; restore it from a copy."
+        )
     fields = resolve_paths(data, folder)
     data_dir = fields.get("data_dir")
-    if data_dir is not None and not Path(data_dir).is_dir():
+    if isinstance(data_dir, str) and not Path(data_dir).is_dir():
         warnings.warn(
-            f"{fields['output_dir']} was trained on the data in {data_dir}, which is not there; reading "
+            f"{fields.get('output_dir', folder)} was trained on the data in {data_dir}, which is not there; reading "
             "ATTEMPT_DATA_DIR or the Hub instead (pass --data-dir to use another mirror).",
             stacklevel=2,
         )

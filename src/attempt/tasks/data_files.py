@@ -84,13 +84,15 @@ def _columns(value: Any, task: str) -> dict[str, str]:
 
 def with_paths(data_files: dict[str, Any] | None, convert: Callable[[str], str]) -> dict[str, Any] | None:
     """`data_files` with `convert` applied to every path (`attempt.runs.portable`: relative to the run and back)."""
-    if not data_files:
+    if not data_files or not isinstance(data_files, dict):  # not a mapping: normalize_data_files says so
         return data_files
     return {
         task: {
             key: convert(value) if key in SPLITS and isinstance(value, str) else value
             for key, value in spec.items()
         }
+        if isinstance(spec, dict)
+        else spec
         for task, spec in data_files.items()
     }
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from attempt.tasks.base import Task, get_task, register_task, registered_task
 from attempt.tasks.metrics import METRICS
+from attempt.utils.reading import NESTED_TOO_DEEP, nesting_problem
 from attempt.utils.textfiles import ROW_FILE_KINDS, ROW_FILE_SUFFIXES, decoded
 
 KEYS = ("name", "kind", "data", "fields", "template", "label_field", "label_words", "raw_labels", "label_range",
@@ -43,6 +44,8 @@ DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["pearson", "sp
 SAVED_ORIGIN = "the run's config (TrainConfig.task_definitions)"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DEFINED: dict[str, dict[str, Any]] = {}  # the definitions of the user tasks registered in this process
+# a task file holds tens of values; YAML aliases (&a / *a) can expand a small one to billions
+MAX_VALUES = 100_000
 
 
 class TaskFileError(ValueError):
@@ -68,10 +71,15 @@ def read_task_file(path: str | Path) -> dict[str, Any]:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise TaskFileError(f"{path}: not valid JSON ({error}).") from None
+        except RecursionError:  # the parser's own stack overflowed
+            raise TaskFileError(_too_deep(path, NESTED_TOO_DEEP)) from None
     elif path.suffix.lower() in (".yaml", ".yml"):
         data = _yaml(text, path)
     else:
         raise TaskFileError(f"{path}: a task file is .yaml, .yml or .json; rename it.")
+    problem = nesting_problem(data, max_values=MAX_VALUES)
+    if problem:
+        raise TaskFileError(_too_deep(path, problem))
     return normalize_definition(data, str(path), base=path.parent, check_files=True)
 
 
@@ -86,6 +94,12 @@ def _yaml(text: str, path: Path) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise TaskFileError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    except RecursionError:  # the parser's own stack overflowed
+        raise TaskFileError(_too_deep(path, NESTED_TOO_DEEP)) from None
+
+
+def _too_deep(path: Path, problem: str) -> str:
+    return f"{path}: {problem}; a task file is a few keys deep (name, data: {{files: ...}}, fields, ...). Fix it."
 
 
 # ------------------------------------------------------------------------------------------ checking
@@ -116,9 +130,11 @@ def normalize_definition(
     if missing:
         raise TaskFileError(f"{origin}: missing key(s) {', '.join(missing)}. {_example(missing[0])}")
     name = _name(data["name"], origin)
-    kind = data.get("kind") or (
-        "classification" if data.get("label_words") or data.get("raw_labels") else None
-    )
+    labelled = data.get("label_words") is not None or data.get("raw_labels") is not None
+    kind = data.get("kind") or ("classification" if labelled else None)
+    if kind is None:
+        raise TaskFileError(f"{origin}: say what the labels are: label_words (e.g. [negative, positive]) or raw_labels "
+                            "for a classification task, or kind: regression / extractive_qa.")  # fmt: skip
     if kind not in USER_KINDS:
         raise TaskFileError(f"{origin}: kind {kind!r} is not one of {', '.join(USER_KINDS)}; a classification "
                             "task gives label_words (or raw_labels) and may leave kind out.")  # fmt: skip
@@ -198,7 +214,7 @@ def _data(value: Any, origin: str, base: Path | None, check_files: bool) -> dict
             "test_split": None,
         }
         return {"hub_id": _text(value["hub_id"], "data.hub_id", origin), **defaults,
-                **{k: value[k] for k in defaults if value.get(k) is not None}}  # fmt: skip
+                **{k: _text(value[k], f"data.{k}", origin) for k in defaults if value.get(k) is not None}}  # fmt: skip
     if set(value) != {"files"} or not isinstance(value["files"], Mapping):
         raise TaskFileError(f"{origin}: data.files maps splits to files, e.g. {{train: train.csv, validation: dev.csv}}; "
                             "give nothing else beside it.")  # fmt: skip
@@ -322,7 +338,7 @@ def _metrics(value: Any, kind: str, origin: str) -> list[str]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise TaskFileError(f"{origin}: metrics is a list of metric names, e.g. [accuracy]; got {value!r}.")
-    unknown = [name for name in names if name not in METRICS]
+    unknown = [name for name in names if not isinstance(name, str) or name not in METRICS]
     if unknown:
         raise TaskFileError(
             f"{origin}: unknown metric(s) {', '.join(map(repr, unknown))}. Known: {', '.join(METRICS)}."

@@ -2,19 +2,25 @@
 parser's traceback: a JSON file, a safetensors file (its content hash and finiteness checked), a ``torch.save``
 file. The complement of `attempt.utils.storage`, whose writes record the hashes these reads check.
 
-Every error is a `CorruptFile` (a ValueError, which the command line prints as one line).
+Every error is a `CorruptFile` (a ValueError, which the command line prints as one line). `nesting_problem` is
+the check every reader of JSON or YAML (ours or yours) runs on what it parsed, before anything walks it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 HASH_KEY = "weights_sha256"  # in a saved model's JSON config: the sha256 of its weights file
+# No file attempt reads nests lists and mappings more than ~8 deep; far deeper is damage or an attack, and code
+# that walks it recursively (repr, copy, json.dumps) would overflow Python's stack with a 3,000-line traceback.
+MAX_NESTING = 100
+NESTED_TOO_DEEP = f"lists or mappings nested more than {MAX_NESTING} deep"
 
 
 class CorruptFile(ValueError):
@@ -30,6 +36,25 @@ def file_sha256(path: str | Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def nesting_problem(value: Any, max_values: int | None = None) -> str | None:
+    """What makes a parsed JSON/YAML value unsafe to walk, or None: lists or mappings nested more than
+    `MAX_NESTING` deep, or (YAML aliases can repeat one list many times over) more than `max_values` values.
+    Walks `value` without recursion and stops at the first problem, so it is quick on any input."""
+    stack, count = [(value, 1)], 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if max_values is not None and count > max_values:
+            return f"more than {max_values:,} values once its aliases (&name / *name) are expanded"
+        if isinstance(item, (Mapping, list, tuple)):
+            if depth > MAX_NESTING:
+                return NESTED_TOO_DEEP
+            stack.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item)
+            )
+    return None
+
+
 def _problem(path: Path, error: BaseException) -> str:
     detail = " ".join(str(error).split())[:200] or type(error).__name__
     return f"{path} is damaged or not what it should be ({detail})"
@@ -39,15 +64,22 @@ def read_json(path: str | Path, fix: str) -> Any:
     """The JSON value in `path`.
 
     Raises:
-        FileNotFoundError: no such file. CorruptFile: not valid JSON (`fix` says what to do).
+        FileNotFoundError: no such file. CorruptFile: not valid JSON, or lists or mappings nested more than
+            `MAX_NESTING` deep (`fix` says what to do).
     """
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CorruptFile(f"{_problem(path, error)}. {fix}") from None
+    except RecursionError:  # the parser's own stack overflowed: nested thousands deep
+        raise CorruptFile(f"{_problem(path, ValueError(NESTED_TOO_DEEP))}. {fix}") from None
+    problem = nesting_problem(value)
+    if problem:
+        raise CorruptFile(f"{_problem(path, ValueError(problem))}. {fix}")
+    return value
 
 
 def torch_load(path: str | Path, fix: str, map_location: Any = "cpu") -> Any:

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from attempt.utils.reading import NESTED_TOO_DEEP, nesting_problem
+
 ROW_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".json")  # what `numbered_rows` reads: the one list
 ROW_FILE_KINDS = "CSV, TSV with a header row, or one JSON object a line"
 
@@ -55,8 +57,13 @@ def numbered_jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
             continue
         try:
             row = json.loads(line)
+            problem = nesting_problem(row)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}, line {line_number}: not valid JSON ({error}).") from error
+        except RecursionError:  # the parser's own stack overflowed
+            problem = NESTED_TOO_DEEP
+        if problem:
+            raise DataError(f"{path}, line {line_number}: {problem}; a row is one JSON object of fields.")
         if not isinstance(row, dict):
             raise DataError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}.")
         rows.append((line_number, row))
