@@ -41,7 +41,17 @@ from typing import Any
 
 from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, RunLayout
 from attempt.utils.textfiles import numbered_jsonl
-from benchmarks.common import DATA_DIR, REPO, data_overlay, read_records, results_dir, slug, write_records
+from benchmarks.common import (
+    DATA_DIR,
+    REPO,
+    data_overlay,
+    read_records,
+    restore_run,
+    results_dir,
+    slug,
+    stash_run,
+    write_records,
+)
 from benchmarks.reproduce_fewshot import cell_record
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -112,6 +122,7 @@ class MainTable:
         name = "tiny-llama" if options.tiny else slug(options.backbone)
         self.root = out / "runs" / name
         self.store = out / f"cells-{name}.jsonl"
+        self.state = out / "state" / name  # unfinished pilot runs, committed (`stash`)
         self.data_dir = data_overlay(data_dir, self.root / "data")
         self.kept = {_key_of(r): r for r in read_records(self.store)}
         self._loaded: tuple[Any, Any, str] | None = None
@@ -157,6 +168,8 @@ class MainTable:
             kept = self.kept.get(_key_of(key))
             if kept is None and compute:
                 out = self.root / "pilot" / task
+                if restore_run(out, self.state / "pilot" / task):
+                    self.log(f"resuming the {task} pilot from its stashed state")
                 config = self.config("prompt_tuning", (task,), 0, out, self.options.pilot_steps,
                                      eval_every=self.options.pilot_every)  # fmt: skip
                 self._train(config)
@@ -165,6 +178,15 @@ class MainTable:
                 curves[task] = [tuple(point) for point in kept["curve"]]
         budget = budget_from_pilot(curves) if len(curves) == len(PILOT_TASKS) else None
         return {"curves": curves, "budget": budget}
+
+    def stash(self) -> list[Path]:
+        """Keep the resumable state of every unfinished pilot run (a session's run folders end with it)."""
+        kept = []
+        for task in PILOT_TASKS:
+            if _key_of({"kind": "pilot", "task": task}) not in self.kept:
+                state = stash_run(self.root / "pilot" / task, self.state / "pilot" / task)
+                kept += [state] if state else []
+        return kept
 
     def steps(self) -> int:
         if self.options.steps is not None:
@@ -282,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report-only", action="store_true", help="train nothing; report the finished cells")
     parser.add_argument(
+        "--stash",
+        action="store_true",
+        help="train nothing; keep the resumable state of unfinished pilot runs in <out>/state/",
+    )
+    parser.add_argument(
         "--without-sources",
         action="store_true",
         help="run only the cells that need no source prompt (while the sources still train)",
@@ -308,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         options = dataclasses.replace(options, test_limit=8, eval_limit=8, prompt_length=4, pilot_steps=20,
                                       pilot_every=10)  # fmt: skip
     table = MainTable(options, args.out, args.data_dir)
+    if args.stash:
+        print("stashed:", *map(str, table.stash()), flush=True)
+        return 0
     pilot = table.pilot(compute=not args.report_only)
     print(json.dumps({"pilot_budget": pilot["budget"], "pilot_curves": pilot["curves"]}), flush=True)
     if not args.pilot:

@@ -3,6 +3,8 @@ runs its pilot and cells, scores each cell at step 0 and at the end, and resumes
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -58,3 +60,17 @@ def test_a_tiny_table_runs_its_pilot_and_cells_scores_step_zero_and_resumes(tmp_
     first = (tmp_path / "out" / "cells-tiny-llama.jsonl").read_text()
     assert main_table.main([*argv, "--report-only"]) == 0  # nothing is run again
     assert (tmp_path / "out" / "cells-tiny-llama.jsonl").read_text() == first
+
+
+def test_an_unfinished_pilot_run_is_stashed_and_resumed_in_a_later_session(tmp_path, data_dir):
+    options = main_table.Options(targets=("cb",), tiny=True, pilot_steps=4, pilot_every=2, eval_limit=4)
+    table = main_table.MainTable(options, tmp_path / "out", data_dir)
+    run = table.root / "pilot" / "rte"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "state.json").write_text('{"step": 2}')
+    (run / "metrics.jsonl").write_text("{}\n")
+    assert table.stash() == [tmp_path / "out" / "state" / "tiny-llama" / "pilot" / "rte"]
+    assert (table.state / "pilot" / "rte" / "checkpoint" / "state.json").read_text() == '{"step": 2}'
+    shutil.rmtree(table.root)  # a new session: the run folders are gone, the committed state is not
+    assert main_table.restore_run(run, table.state / "pilot" / "rte")
+    assert (run / "checkpoint" / "state.json").read_text() == '{"step": 2}'
