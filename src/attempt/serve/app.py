@@ -9,8 +9,10 @@ connections, lets the requests in flight finish, then runs that lifespan shutdow
     GET  /v1/tasks     the tasks, their fields and label words, the backbone, the source prompts
     GET  /health       {"status": "ok", ...}
     GET  /metrics      Prometheus text (prometheus_client)
+    GET  /v1/models, POST /v1/completions   OpenAI-compatible (`attempt.serve.openai_api`)
 
-Every error answer is ``{"error": "<what is wrong and what to do>"}`` with a 4xx (the request) or 5xx status.
+Every error answer is ``{"error": "<what is wrong and what to do>"}`` with a 4xx (the request) or 5xx status
+(the OpenAI routes answer in OpenAI's error shape).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from attempt.evaluation.inference import path_of
 from attempt.serve.batcher import Batcher, Closing, QueueFull
+from attempt.serve.openai_api import add_openai_routes
 from attempt.serve.predict import predict_batch
 from attempt.serve.runs import ServedRuns
 from attempt.serve.telemetry import CONTENT_TYPE, Telemetry
@@ -90,6 +93,7 @@ def build_app(
     )
     app.state.served, app.state.batcher, app.state.telemetry = served, batcher, telemetry
     _add_predict(app, served, validator, batcher, telemetry)
+    add_openai_routes(app, served, validator, batcher, telemetry)  # /v1/models, /v1/completions
 
     @app.get("/v1/tasks")
     async def tasks() -> dict[str, Any]:
