@@ -8,6 +8,7 @@
     attempt prompts --library prompts list
     attempt plot runs/attempt_rte
     attempt serve runs/attempt_rte runs/attempt_glue --port 8000
+    attempt push runs/attempt_rte your-name/attempt-rte
 
 The training options are generated from `TrainConfig`'s fields (types, defaults and help text from its
 docstring), so the command line cannot drift from the YAML recipes. Each subcommand is a pair of functions
@@ -15,8 +16,9 @@ registered in `COMMANDS`: `add_arguments(parser)` and `run(args) -> exit code`.
 
 Layout: `options` (the generated options, `--set`, YAML recipes, `UsageError`), `training` (train-source,
 train, quickstart), `runs` (evaluate, predict, plot: the commands that read a run's output_dir), `library`
-(tasks, prompts), `serving` (serve: the HTTP server) and `tables` (the printed tables); this module holds
-the registry, the parser and `main`.
+(tasks, prompts), `ranking` (prompts rank), `hub` (prompts push / pull, push: the Hugging Face Hub),
+`serving` (serve: the HTTP server) and `tables` (the printed tables); this module holds the registry, the
+parser and `main`.
 
 User mistakes (a missing file, an unknown task or config key, an invalid value) print one line on stderr and
 exit with code 2; set ATTEMPT_DEBUG=1 (or pass --traceback) to see the traceback instead.
@@ -30,6 +32,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from attempt.cli.hub import add_push_arguments, run_push
 from attempt.cli.library import add_prompts_arguments, add_tasks_arguments, run_prompts, run_tasks
 from attempt.cli.options import (
     HelpFormatter,
@@ -74,6 +77,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "plot": (add_plot_arguments, run_plot),
     "quickstart": (add_quickstart_arguments, run_quickstart),
     "serve": (add_serve_arguments, run_serve),
+    "push": (add_push_arguments, run_push),
 }
 
 

@@ -8,12 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from attempt.cli import ranking
+from attempt.cli import hub, ranking
 from attempt.cli.options import UsageError
 from attempt.cli.tables import text_table
 
 # the actions of `attempt prompts` defined in their own modules: name → (add_arguments, run, one-line help)
-MORE_ACTIONS = {**ranking.PROMPT_ACTIONS}
+MORE_ACTIONS = {**ranking.PROMPT_ACTIONS, **hub.PROMPT_ACTIONS}
 
 
 def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,7 +202,7 @@ def _read_safetensors_prompt(path: Path):
 
 
 def run_prompts(args: argparse.Namespace) -> int:
-    """Manage a prompt library: list | add | remove | rename | import | export | rank.
+    """Manage a prompt library: list | add | remove | rename | import | export | rank | push | pull.
 
     A library is a folder of <name>.safetensors + <name>.json; `attempt train-source` adds to it and
     `attempt train` reads source prompts from it.

@@ -16,7 +16,9 @@ from attempt.runs.layout import RunLayout
 
 
 def _run_dir(path: str) -> Path:
-    run_dir = Path(path)
+    from attempt.runs.hub import run_folder
+
+    run_dir = run_folder(path)  # a run pushed to the Hub (hf://owner/name): downloaded as a run folder
     if not run_dir.is_dir():
         raise UsageError(f"No such run directory: {run_dir}")
     return run_dir
@@ -139,7 +141,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     task_rows = _task_rows(args, config, tasks)
     model, tokenizer, config = _load(args, config)
     name = "file" if args.file else args.split  # what the outputs are named after
-    out = Path(args.out) if args.out else Path(args.run_dir)
+    out = Path(args.out) if args.out else _run_dir(args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, predictions_path, attention_path = (out / file for file in layout.eval_files(name))
     metrics = evaluate(
@@ -191,9 +193,10 @@ def run_predict(args: argparse.Namespace) -> int:
     """
     from attempt.evaluation.evaluate import predict
     from attempt.runs.build import read_run_config
+    from attempt.runs.hub import run_folder
 
     try:
-        run_config = read_run_config(args.run_dir)
+        run_config = read_run_config(run_folder(args.run_dir))
         run_config.register_tasks()  # the run's own tasks (task files), before the inputs name them
     except FileNotFoundError:  # not a finished run: said when the model loads, after the inputs are checked
         run_config = None

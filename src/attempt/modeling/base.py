@@ -27,7 +27,7 @@ from attempt.prompts.library import (
     write_prompt,
 )
 from attempt.tasks.user import register_definitions, registered_definitions, with_data_paths
-from attempt.utils import reading, storage
+from attempt.utils import hub, reading, storage
 
 CONFIG_FILE = "attempt_config.json"
 WEIGHTS_FILE = "attempt_model.safetensors"
@@ -381,7 +381,8 @@ class AttemptModel(nn.Module):
 
         Args:
             backbone: the same backbone it was trained with.
-            directory: the saved folder.
+            directory: the saved folder, or a Hub repository pushed by `attempt push` (``hf://owner/name[@revision]``,
+                or ``owner/name`` when no such local folder exists), downloaded and checked like a local one.
             source_prompts: the source prompts it was trained with, as a list or a PromptLibrary (or its path);
                 None: the copies in ``directory/sources/`` when it has them (``include_sources=True``).
 
@@ -390,7 +391,7 @@ class AttemptModel(nn.Module):
             ValueError: when a source prompt is missing or its content hash differs, or d does not match.
             attempt.tasks.user.TaskFileError: a task of the model's own is named like a different registered one.
         """
-        directory = Path(directory)
+        directory = hub.local_folder(directory)  # hf://owner/name or owner/name: a pushed run's files
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory} has no {name}: it is not a saved AttemptModel.")

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 
 from attempt.config import PROMPT_NAME, check_prompt_name
-from attempt.utils import locking, reading, storage
+from attempt.utils import hub, locking, reading, storage
 
 PEFT_TASK_TYPES = ("CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION", "SEQ_CLS")
 LOCK_WAIT_S = 30.0  # how long a write waits for another writer of the same library
@@ -124,7 +124,9 @@ class PromptLibrary:
     """
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        # hf://owner/name[@revision]: a library on the Hub, read from its downloaded snapshot and never written
+        self.hub = hub.parse_location(root, plain_ids=False)
+        self.root = hub.local_folder(root, plain_ids=False)
 
     def _paths(self, name: str) -> tuple[Path, Path]:
         check_prompt_name(name)
@@ -246,7 +248,15 @@ class PromptLibrary:
     def _locked(self):
         """The library's write lock: two writers (say two source runs ending together) take turns, so the
         name check and the two files of a prompt are never interleaved with another writer's."""
+        self._check_local()
         return locking.locked(self.root, "prompt library", wait_s=LOCK_WAIT_S, hint="Retry once it is done.")
+
+    def _check_local(self) -> None:
+        if self.hub is not None:
+            raise PermissionError(
+                f"{self.hub} is a library on the Hub (read-only here): pull it into a folder (`attempt prompts pull "
+                f"{self.hub} --into DIR`) and write there."
+            )
 
     def _add(self, prompt: SourcePrompt, overwrite: bool) -> Path:
         tensor_path, meta_path = self._paths(prompt.name)
@@ -266,6 +276,7 @@ class PromptLibrary:
             ValueError: invalid name. FileExistsError: name taken. PermissionError: library not writable.
         """
         check_prompt_name(name)
+        self._check_local()
         if name in self and not overwrite:
             raise FileExistsError(
                 f"Library {self.root} already has a prompt named {name!r}; training would replace it. Pick another "

@@ -9,15 +9,16 @@ prompts, metrics and how to load the model.
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from attempt.config import TrainConfig
+from attempt.prompts.hub import hub_metadata
 from attempt.runs.layout import BEST_DIR, CARD_FILE, ENVIRONMENT_FILE
 from attempt.utils import storage
+from attempt.utils.hub import front_matter
 
 PACKAGES = {
     "attempt": "attempt-tuning",
@@ -84,9 +85,11 @@ def _metrics_lines(title: str, metrics: dict[str, Any]) -> list[str]:
 
 def model_card(
     config: TrainConfig, record: dict[str, Any], sources: list[dict[str, Any]], validation: dict[str, Any],
-    best_step: int | None, test: dict[str, Any] | None = None,
+    best_step: int | None, test: dict[str, Any] | None = None, repo: str | None = None,
 ) -> str:  # fmt: skip
-    """The text of ``best/README.md``."""
+    """The text of ``best/README.md``: front matter the Hub reads (`attempt.prompts.hub.hub_metadata`, with the
+    test scores, else the validation ones), then Markdown. `repo` (``owner/name``): the card of a run pushed
+    there (`attempt push`), saying how to load it from the Hub."""
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v)
     revision = record["backbone"]["revision"]
     baseline = config.mode in (
@@ -96,9 +99,11 @@ def model_card(
     module, cls = (
         ("attempt.modeling.finetune", "FineTuneModel") if baseline else ("attempt.modeling", "AttemptModel")
     )
+    scores, split = (test, "test") if test else (validation, "validation")
+    fields = hub_metadata(repo or f"{config.mode}-{'-'.join(config.tasks)}", [config.backbone], config.tasks,
+                          [config.mode], scores, split)  # fmt: skip
     lines = [
-        "---", f"library_name: attempt\nbase_model: {json.dumps(config.backbone)}",
-        f"tags: [attempt, soft-prompt, {config.mode}]", "---", "",
+        *front_matter(fields), "",
         f"# {config.mode} on {', '.join(config.tasks)}", "",
         f"- **Method:** {METHODS[config.mode]}; the backbone stays frozen.",
         f"- **Backbone:** `{config.backbone}`" + (f" (revision `{revision}`)" if revision else ""),
@@ -111,14 +116,21 @@ def model_card(
     lines += _metrics_lines("validation", validation)
     if test is not None:
         lines += _metrics_lines("test", test)
+    run, folder = (f"hf://{repo}", f"hf://{repo}") if repo else ("RUN_DIR", BEST_DIR)
+    loaded = f'run_folder("{run}")' if repo else f'"{run}"'
     lines += [
-        "## How to load", "", "The run folder (this folder's parent) alone is enough:", "", "```bash",
-        "attempt predict RUN_DIR --inputs inputs.jsonl --output predictions.jsonl", "```", "", "```python",
-        "from attempt.runs.build import load_run", "", 'model, tokenizer, config = load_run("RUN_DIR")', "```", "",
-        "or this folder onto the backbone:", "", "```python", f"from {module} import {cls}",
-        "from attempt.backbones.resolve import load_backbone", "", f"backbone, tokenizer, _ = load_backbone({config.backbone!r})",
-        f'model = {cls}.from_pretrained(backbone, "{BEST_DIR}")', "```", "",
+        "## How to load", "", "This repository alone is enough (downloaded and checked by `attempt-tuning`):" if repo
+        else "The run folder (this folder's parent) alone is enough:", "", "```bash",
+        f"attempt predict {run} --inputs inputs.jsonl --output predictions.jsonl", "```", "", "```python",
+        "from attempt.runs.build import load_run", *(["from attempt.runs.hub import run_folder"] if repo else []), "",
+        f"model, tokenizer, config = load_run({loaded})", "```", "",
     ]  # fmt: skip
+    if not (repo and baseline):  # FineTuneModel.from_pretrained reads a local folder only
+        lines += [
+            "or this folder onto the backbone:", "", "```python", f"from {module} import {cls}",
+            "from attempt.backbones.resolve import load_backbone", "", f"backbone, tokenizer, _ = load_backbone({config.backbone!r})",
+            f'model = {cls}.from_pretrained(backbone, "{folder}")', "```", "",
+        ]  # fmt: skip
     return "\n".join(lines)
 
 

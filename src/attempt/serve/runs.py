@@ -121,7 +121,8 @@ def load_runs(
     """Load the backbone once and every run folder's trained part onto it.
 
     Args:
-        run_dirs: output_dirs of `attempt train` (a multi-task run brings all of its tasks).
+        run_dirs: output_dirs of `attempt train` (a multi-task run brings all of its tasks), or runs pushed to the
+            Hub (`attempt.runs.hub.run_folder`).
         backbone: load the backbone from here instead of the path recorded in the runs (moved folders).
         method: "rank" or "generate" for every run (default: each run's eval_method).
 
@@ -131,10 +132,11 @@ def load_runs(
     """
     from attempt.backbones.resolve import load_backbone
     from attempt.runs.build import load_run, read_run_config
+    from attempt.runs.hub import run_folder
 
     if not run_dirs:
         raise ValueError("Name at least one run folder: attempt serve RUN_DIR [RUN_DIR ...].")
-    dirs = [Path(d) for d in run_dirs]
+    dirs = [run_folder(d) for d in run_dirs]  # a run pushed to the Hub (hf://owner/name): downloaded
     # each config read once (load_run gets it); a folder without best/ is refused when its model loads
     configs = [read_run_config(d, finished=False) for d in dirs]
     check_runs(dirs, configs)

@@ -98,8 +98,9 @@ class TrainResult:
 
 def _resolved_config(config: TrainConfig) -> TrainConfig:
     """The config with the library path made absolute while this process trains; the files it writes
-    record it relative to the run folder (`attempt.runs.portable`), so the run folder can move."""
-    return dataclasses.replace(config, library=str(Path(config.library).resolve()))
+    record it relative to the run folder (`attempt.runs.portable`), so the run folder can move. A library on the
+    Hub (hf://) is its downloaded snapshot."""
+    return dataclasses.replace(config, library=str(PromptLibrary(config.library).root.resolve()))
 
 
 # ------------------------------------------------------------------------------------------------- train
