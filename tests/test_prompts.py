@@ -145,6 +145,73 @@ def test_exported_adapter_loads_in_peft(tmp_path, family, task_type):
     assert torch.equal(read_peft_prompt(tmp_path / "resaved"), source.embeddings)
 
 
+@pytest.mark.parametrize(("family", "task_type"), [("causal", "CAUSAL_LM"), ("seq2seq", "SEQ_2_SEQ_LM")])
+def test_an_attempt_model_exported_to_peft_is_that_model_with_its_attention_frozen(
+    tmp_path, family, task_type
+):  # fmt: skip
+    """What the export keeps: the target prompt, the sources and one mixture of them; what it loses: the per-input
+    choice (each input's own attention weights)."""
+    peft = pytest.importorskip("peft")
+    from attempt import AttemptConfig, AttemptModel
+    from attempt.modeling.export import export_peft, fixed_prompt
+    from attempt.testing import build_tokenizer
+
+    tokenizer = build_tokenizer(family)
+    config = AttemptConfig(tasks=("rte", "cb"), prompt_length=5, bottleneck_size=8, temperature="sqrt_d")
+    sources = [prompt("mnli", m=5, d=32, seed=1), prompt("qnli", m=5, d=32, seed=2)]
+    model = AttemptModel.from_backbone(build_backbone(family), sources, config, backbone_name="tiny").eval()
+    first, second = (
+        tokenizer(text, return_tensors="pt") for text in ("the cat is happy .", "a man was not sad")
+    )
+    labels = tokenizer("yes", return_tensors="pt")["input_ids"] if family == "seq2seq" else None
+    task_ids = torch.tensor([1])  # cb, the model's second task
+    with torch.no_grad():
+        mixture = model(**first, task_ids=task_ids, labels=labels).attention_weights  # (1, 3): one input's
+        own = model(**second, task_ids=task_ids, labels=labels)
+    weights = dict(zip(["mnli", "qnli", "target"], mixture[0].tolist(), strict=True))
+    adapter = export_peft(model, "cb", tmp_path / "adapter", weights)
+    exported = json.loads((adapter / "adapter_config.json").read_text())
+    assert (exported["task_type"], exported["num_virtual_tokens"], exported["base_model_name_or_path"]) == (
+        task_type, 5, "tiny"
+    )  # fmt: skip
+
+    def frozen(input_embeds, attention_mask=None, task_ids=None):  # every input gets the one mixture
+        target = model.mixture.target_prompts[task_ids]  # (B, m, d)
+        fixed = mixture.expand(input_embeds.shape[0], -1)
+        return model.mixture.mix(fixed, target).to(input_embeds.dtype), fixed
+
+    model.mixture.forward = frozen
+    with torch.no_grad():
+        frozen_out = model(**second, task_ids=task_ids, labels=labels)
+    del model.mixture.forward
+    peft_model = peft.PeftModel.from_pretrained(build_backbone(family), str(adapter)).eval()
+    with torch.no_grad():
+        peft_out = peft_model(**second, labels=labels) if labels is not None else peft_model(**second)
+    # every position the AttemptModel returns (PEFT's causal logits also hold the prompt's own positions, first)
+    assert torch.allclose(peft_out.logits[:, -frozen_out.logits.shape[1] :], frozen_out.logits, atol=1e-5)
+    assert torch.allclose(peft_model.get_prompt(1)[0, :5], fixed_prompt(model, "cb", weights))
+    # lost: the second input's own attention, and with it its own logits
+    assert not torch.allclose(own.attention_weights, mixture, atol=1e-3)
+    assert not torch.allclose(own.logits[:, -1], frozen_out.logits[:, -1], atol=1e-4)
+
+
+def test_the_export_refuses_weights_that_are_not_a_mixture_of_the_attended_prompts(tmp_path):
+    from attempt import AttemptConfig, AttemptModel
+    from attempt.modeling.export import export_peft
+
+    config = AttemptConfig(tasks=("rte",), prompt_length=5, bottleneck_size=8)
+    model = AttemptModel.from_backbone(build_backbone("causal"), [prompt("mnli", m=5, d=32)], config)
+    with pytest.raises(
+        ValueError, match=r"weights must name exactly the attended prompts \['mnli', 'target'\]"
+    ):
+        export_peft(model, "rte", tmp_path / "a", {"mnli": 1.0})
+    with pytest.raises(ValueError, match="weights must be finite, at least 0 and sum to 1"):
+        export_peft(model, "rte", tmp_path / "a", {"mnli": 0.7, "target": 0.7})
+    with pytest.raises(ValueError, match=r"Task 'cb' is not one of the model's tasks \['rte'\]"):
+        export_peft(model, "cb", tmp_path / "a", {"mnli": 0.5, "target": 0.5})
+    assert not (tmp_path / "a").exists()
+
+
 def test_peft_reader_rejects_other_adapters(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     from safetensors.torch import save_file

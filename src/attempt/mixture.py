@@ -203,7 +203,7 @@ class AttentionalMixture(nn.Module):
         # The t+1 candidates are never stacked per instance (a (B, t+1, m, d) copy): scores use the pooled
         # keys and the mixture is one (B, t) x (t, m·d) product plus the target's own term.
         sources = self.source_prompts  # (t, m, d)
-        t, m, d = sources.shape
+        t = sources.shape[0]
         k = t + 1 if self.config.target_in_attention else t
         if self.config.uniform_weights:
             weights = target.new_full((batch, k), 1.0 / k)  # (B, K)
@@ -215,12 +215,25 @@ class AttentionalMixture(nn.Module):
                 target_keys = self.target_prompts.max(dim=1).values[task_ids]  # (B, d)
                 scores = torch.cat([scores, (h * target_keys).sum(-1, keepdim=True)], dim=1)  # (B, t+1)
             weights = (scores / self.temperature).softmax(dim=-1)  # (B, K)
+        return self.mix(weights, target).to(input_embeds.dtype), weights
 
-        mixed = (weights[:, :t] @ sources.reshape(t, m * d)).view(batch, m, d)  # (B, m, d)
+    def mix(self, weights: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The prompt of given attention weights: P = P_tgt + Σ_j a_j P_j, the target among the P_j when it is
+        attended (``target_in_attention``), without the first P_tgt when ``target_residual`` is False.
+
+        Args:
+            weights: (B, K) attention over [source_1..source_t, target] (K = t+1), or the sources alone (K = t).
+            target: (B, m, d) each row's target prompt.
+
+        Returns:
+            (B, m, d) the prompts, in float32.
+        """
+        sources = self.source_prompts  # (t, m, d)
+        t, m, d = sources.shape
+        mixed = (weights[:, :t] @ sources.reshape(t, m * d)).view(weights.shape[0], m, d)  # (B, m, d)
         if self.config.target_in_attention:
             mixed = mixed + weights[:, t, None, None] * target  # (B, m, d)
-        prompt = target + mixed if self.config.target_residual else mixed
-        return prompt.to(input_embeds.dtype), weights
+        return target + mixed if self.config.target_residual else mixed
 
     # -- modularity: the attention module does not depend on t -------------------------------------------
     def add_source_prompt(self, name: str, prompt: torch.Tensor) -> None:
