@@ -264,6 +264,8 @@ def test_offline_a_filled_cache_is_read_and_a_missing_repository_is_one_line(
         OSError, match=r"^hf://me/other is not in the local Hugging Face cache and the Hub cannot"
     ):
         PromptLibrary("hf://me/other")
+    with pytest.raises(OSError, match=r"^No local folder me/other@v2\. hf://me/other@v2 is not in the local"):
+        run_folder("me/other@v2")  # a plain id could have been a folder: the error says there is none
 
 
 def test_refusals_before_anything_is_sent(fake_hub, pushed, tmp_path, capsys):
@@ -277,8 +279,8 @@ def test_refusals_before_anything_is_sent(fake_hub, pushed, tmp_path, capsys):
     assert "qnli.json" in capsys.readouterr().err
     assert main(["prompts", "pull", "me/missing", "--into", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err == (
-        "attempt prompts: error: No Hub repository 'me/missing' (and no local folder of that name), or it is "
-        "private: check the name, or log in (`hf auth login`, or set HF_TOKEN).\n"
+        "attempt prompts: error: No local folder me/missing. No Hub repository 'me/missing', or it is private: "
+        "check the name, or log in (`hf auth login`, or set HF_TOKEN).\n"
     )
     assert pushed == []
 

@@ -32,10 +32,12 @@ KEEP_REMOTE = (".gitattributes",)  # the Hub's own file: never deleted by a push
 
 @dataclasses.dataclass(frozen=True)
 class HubRepo:
-    """A model repository on the Hub, at a revision (None: its default branch)."""
+    """A model repository on the Hub, at a revision (None: its default branch); `plain`: named by a plain
+    ``owner/name``, which could have been a local folder (errors then say that there is none)."""
 
     repo_id: str
     revision: str | None = None
+    plain: bool = dataclasses.field(default=False, compare=False)
 
     def __str__(self) -> str:
         return SCHEME + self.repo_id + (f"@{self.revision}" if self.revision else "")
@@ -71,7 +73,7 @@ def parse_location(location: str | os.PathLike, plain_ids: bool = True) -> HubRe
         return None
     repo_id, _, revision = text.removeprefix(SCHEME).partition("@")
     if is_repo_id(repo_id):
-        return HubRepo(repo_id, revision or None)
+        return HubRepo(repo_id, revision or None, plain=not explicit)
     if explicit:
         raise ValueError(
             f"{text!r} is not a Hub location: write hf://owner/name or hf://owner/name@revision."
@@ -111,6 +113,17 @@ def download(repo: HubRepo) -> Path:
         FileNotFoundError: no such repository or revision (or a private one without a token). OSError: the Hub
             cannot be reached and the cache lacks the snapshot, or another Hub error; each in one line.
     """
+    try:
+        return _snapshot(repo)
+    except OSError as error:  # FileNotFoundError too
+        if not repo.plain:
+            raise
+        raise type(error)(
+            f"No local folder {repo.repo_id}{'@' + repo.revision if repo.revision else ''}. {error}"
+        ) from None
+
+
+def _snapshot(repo: HubRepo) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RevisionNotFoundError
 
@@ -129,8 +142,8 @@ def download(repo: HubRepo) -> Path:
     except HfHubHTTPError as error:
         if error.response is not None and error.response.status_code in (401, 403, 404):
             raise FileNotFoundError(
-                f"No Hub repository {repo.repo_id!r} (and no local folder of that name), or it is private: check "
-                "the name, or log in (`hf auth login`, or set HF_TOKEN)."
+                f"No Hub repository {repo.repo_id!r}, or it is private: check the name, or log in (`hf auth login`, "
+                "or set HF_TOKEN)."
             ) from None
         raise OSError(f"{repo}: the Hub answered {_first_line(error)}.") from None
     return Path(folder)
