@@ -281,6 +281,11 @@ def test_train_source_refuses_a_taken_or_bad_prompt_name_before_loading_anything
     from attempt.prompts.library import SourcePrompt
 
     PromptLibrary(tmp_path / "lib").add(SourcePrompt("rte", torch.ones(2, 4)))
+    mirror = tmp_path / "mirror" / "nyu-mll" / "glue" / "rte"  # the data are read before the backbone loads
+    mirror.mkdir(parents=True)
+    row = '{"sentence1": "a", "sentence2": "b", "label": 0, "idx": 0}\n'
+    for split in ("train", "validation"):
+        (mirror / f"{split}.jsonl").write_text(row * 2)
     common = [
         "--library",
         tmp_path / "lib",
@@ -288,6 +293,8 @@ def test_train_source_refuses_a_taken_or_bad_prompt_name_before_loading_anything
         tmp_path / "no-such-backbone",
         "--output-dir",
         tmp_path / "run",
+        "--data-dir",
+        tmp_path / "mirror",
     ]
     code, _, err = run(capsys, "train-source", "--tasks", "rte", *common)
     assert code == 2 and len(err.strip().splitlines()) == 1

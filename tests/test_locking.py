@@ -81,8 +81,12 @@ def test_a_second_training_run_on_the_same_folder_fails_at_once(tmp_path, data_d
 
 def test_the_cli_reports_a_locked_run_folder_in_one_line(tmp_path, holder, capsys):
     process = holder(tmp_path / "run")
+    mirror = tmp_path / "mirror" / "nyu-mll" / "glue" / "rte"  # data the run can read, so the lock is next
+    mirror.mkdir(parents=True)
+    (mirror / "train.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "label": 0, "idx": 0}\n')
     code = cli.main(["train", "--mode", "prompt_tuning", "--tasks", "rte", "--backbone",
-                     str(tmp_path / "no-such-backbone"), "--output-dir", str(tmp_path / "run"), "--quiet"])  # fmt: skip
+                     str(tmp_path / "no-such-backbone"), "--output-dir", str(tmp_path / "run"), "--quiet",
+                     "--data-dir", str(tmp_path / "mirror")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"in use by process {process.pid}" in err and "Traceback" not in err

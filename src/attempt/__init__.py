@@ -6,8 +6,9 @@
                                        config=AttemptConfig(tasks=["rte"]))
 
 What a user needs first is importable from here. The training and evaluation entry points (`TrainConfig`,
-`train`, `evaluate`, `predict`, `load_backbone`, `load_run`) are imported on first use, so that `import attempt`
-(and the `attempt` command's start-up) does not pay for Accelerate and the data stack.
+`train`, `evaluate`, `predict`, `predict_texts`, `load_backbone`, `load_run`) are imported on first use, so that
+`import attempt` (and the `attempt` command's start-up) does not pay for Accelerate and the data stack. A trained
+run's answers for raw texts, in one call: ``attempt.predict_texts("runs/reviews", ["this blender is wonderful"])``.
 
 The package's layers, bottom to top (each imports only from its own layer or below; `lint-imports` checks it
 against the contract in pyproject.toml): utils → config, tasks → backbones → prompts → data → mixture →
@@ -36,6 +37,7 @@ _LAZY = {  # name -> the module that defines it, imported on first use
     "train": "attempt.training.loop",
     "evaluate": "attempt.evaluation.evaluate",
     "predict": "attempt.evaluation.evaluate",
+    "predict_texts": "attempt.evaluation.texts",
     "load_backbone": "attempt.backbones.resolve",
     "load_run": "attempt.runs.build",
 }
@@ -61,6 +63,7 @@ __all__ = [
     "load_backbone",
     "load_run",
     "predict",
+    "predict_texts",
     "read_original_prompt",
     "read_peft_prompt",
     "train",

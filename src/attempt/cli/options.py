@@ -256,22 +256,25 @@ def _add_task_files(data: dict[str, Any], paths: Sequence[str]) -> None:
 
 
 def _add_split_files(data: dict[str, Any], args: argparse.Namespace) -> None:
-    """`--train-file/--validation-file/--test-file [TASK=]FILE` and `--columns [TASK:]COLUMN=FIELD` into
-    ``data["data_files"]`` (`attempt.tasks.data_files`); TASK may be left out when the run has one task.
+    """`--train-file/--validation-file/--test-file [TASK=]FILE`, `--columns [TASK:]COLUMN=FIELD` and `--labels
+    [TASK:]VALUE=LABEL` into ``data["data_files"]`` (`attempt.tasks.data_files`); TASK may be left out when the
+    run has one task.
 
     Raises:
-        UsageError: no TASK with several tasks, a --columns entry that is not COLUMN=FIELD.
+        UsageError: no TASK with several tasks, a --columns entry that is not COLUMN=FIELD, a --labels entry
+            that is not VALUE=LABEL.
     """
     from attempt.tasks.data_files import SPLITS
 
-    if not any(getattr(args, name, None) for name in (*(f"{split}_file" for split in SPLITS), "columns")):
+    options = (*(f"{split}_file" for split in SPLITS), "columns", "labels")
+    if not any(getattr(args, name, None) for name in options):
         return  # the recipe's own data_files are TrainConfig's to check
     tasks = data.get("tasks") or list(TrainConfig.tasks)
     tasks = [tasks] if isinstance(tasks, str) else tasks
     recorded = data.get("data_files") or {}
     shapes = isinstance(tasks, list) and isinstance(recorded, dict) and all(isinstance(s, dict) for s in recorded.values())  # fmt: skip
     if not shapes:
-        raise UsageError("--train-file, --validation-file, --test-file and --columns add to the recipe's tasks "
+        raise UsageError("--train-file, --validation-file, --test-file, --columns and --labels add to the recipe's tasks "
                          "(a list of names) and data_files ({task: {split: file}}); fix those in the recipe.")  # fmt: skip
     files: dict[str, Any] = {task: dict(spec) for task, spec in recorded.items()}
     for split in SPLITS:
@@ -280,6 +283,8 @@ def _add_split_files(data: dict[str, Any], args: argparse.Namespace) -> None:
             files.setdefault(task, {})[split] = path
     for task, columns in column_options(getattr(args, "columns", None) or [], tasks).items():
         files.setdefault(task, {}).setdefault("columns", {}).update(columns)
+    for task, labels in label_options(getattr(args, "labels", None) or [], tasks).items():
+        files.setdefault(task, {}).setdefault("labels", {}).update(labels)
     if files:
         data["data_files"] = files
 
@@ -314,6 +319,36 @@ def column_options(items: Sequence[str], tasks: Sequence[str]) -> dict[str, dict
                              "e.g. --columns premise=sentence1.")  # fmt: skip
         columns.setdefault(task, {})[column] = field_name
     return columns
+
+
+LABELS_HELP = (
+    "your files' label VALUE means the task's LABEL (a label word or its id), e.g. --labels entails=entailment "
+    "neutral=not_entailment; TASK: when the run has several tasks. Recorded in data_files"
+)
+
+
+def add_labels_argument(parser: argparse.ArgumentParser, help: str = LABELS_HELP) -> None:
+    """--labels [TASK:]VALUE=LABEL ... (several after one flag, or the flag repeated)."""
+    parser.add_argument(
+        "--labels", action="extend", nargs="+", default=[], metavar="[TASK:]VALUE=LABEL", help=help
+    )
+
+
+def label_options(items: Sequence[str], tasks: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`--labels [TASK:]VALUE=LABEL` options → ``{task: {value: label}}``.
+
+    Raises:
+        UsageError: an item that is not VALUE=LABEL, or without TASK when there are several tasks.
+    """
+    labels: dict[str, dict[str, str]] = {}
+    for item in items:
+        task, pair = task_and_value(item, ":", "--labels", tasks)
+        value, found, label = pair.partition("=")
+        if not found or not value.strip() or not label.strip():
+            raise UsageError(f"--labels {item}: write VALUE=LABEL (your files' label, the task's label word), "
+                             "e.g. --labels entails=entailment neutral=not_entailment.")  # fmt: skip
+        labels.setdefault(task, {})[value.strip()] = label.strip()
+    return labels
 
 
 def build_config(args: argparse.Namespace, mode: str | None = None) -> TrainConfig:

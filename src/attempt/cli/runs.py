@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from attempt.cli.options import UsageError, column_options, task_and_value
+from attempt.cli.options import UsageError, add_labels_argument, column_options, label_options, task_and_value
 from attempt.cli.tables import metrics_table
 from attempt.config import TrainConfig
 from attempt.runs import layout
@@ -91,30 +92,59 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="with --file: your file's COLUMN holds the task's FIELD (or its label); repeatable",
     )
+    add_labels_argument(parser, "with --file: your file's label VALUE means the task's LABEL (the run's own "
+                        "--labels apply too), e.g. --labels entails=entailment; TASK: with several tasks")  # fmt: skip
 
 
 def _task_rows(args: argparse.Namespace, config: Any, tasks: list[str]) -> dict[str, list[dict]]:
     """The rows `attempt evaluate` scores: with --file, your files' (for their tasks only); else the split of
-    the paper's protocol, the very rows training used (same seed), with this command's overrides."""
-    from attempt.data.sources import load_user_file
-    from attempt.data.splits import load_task_data
+    the paper's protocol, the very rows training used (same seed), with this command's overrides. A task whose
+    split cannot be read (a run moved without its data) is left out with a note pointing to --file; none at all
+    is an error that does."""
+    from attempt.data.splits import evaluation_rows
 
     if args.file:
-        files = dict(task_and_value(item, "=", "--file", tasks) for item in args.file)
-        columns = column_options(args.columns, tasks)
-        rows = {task: load_user_file(path, task, columns.get(task)) for task, path in files.items()}
-        return {
-            task: task_rows[: args.limit] if args.limit else task_rows for task, task_rows in rows.items()
-        }
-    if args.columns:
-        raise UsageError("--columns maps the columns of a --file; give the file too.")
+        return _file_rows(args, config, tasks)
+    for option in ("columns", "labels"):
+        if getattr(args, option):
+            raise UsageError(f"--{option} maps the {option} of a --file; give the file too.")
     data_config = dataclasses.replace(
         config,
-        tasks=tuple(tasks),
         data_dir=args.data_dir or config.data_dir,
         eval_limit=args.limit if args.limit is not None else config.eval_limit,
+        test_limit=args.limit if args.limit is not None else config.test_limit,
     )
-    return {task: splits[args.split] for task, splits in load_task_data(data_config).items()}
+    rows, unread = {}, {}
+    for task in tasks:
+        try:
+            rows[task] = evaluation_rows(data_config, task, args.split)
+        except (FileNotFoundError, ImportError) as error:  # the data are not here: score what is
+            unread[task] = str(error)
+    if unread:
+        files = " ".join(f"--file {task}=FILE" if len(tasks) > 1 else "--file FILE" for task in unread)
+        notes = "; ".join(f"{task}: {reason}" for task, reason in unread.items())
+        fix = (f"Score a labelled file of yours instead: attempt evaluate {args.run_dir} {files} (--columns "
+               "COLUMN=FIELD for other column names), or point --data-dir at the data.")  # fmt: skip
+        if not rows:
+            raise UsageError(f"Nothing to score on the {args.split} split: {notes} {fix}")
+        print(f"Not scored ({args.split} split not readable): {notes} {fix}", file=sys.stderr)
+    return rows
+
+
+def _file_rows(args: argparse.Namespace, config: Any, tasks: list[str]) -> dict[str, list[dict]]:
+    """The rows of `--file [TASK=]FILE`s, with --columns and --labels (over the labels the run recorded)."""
+    from attempt.data.sources import load_user_file
+
+    files = dict(task_and_value(item, "=", "--file", tasks) for item in args.file)
+    columns, labels = column_options(args.columns, tasks), label_options(args.labels, tasks)
+    recorded = {task: (spec or {}).get("labels", {}) for task, spec in (config.data_files or {}).items()}
+    rows = {
+        task: load_user_file(
+            path, task, columns.get(task), {**recorded.get(task, {}), **labels.get(task, {})}
+        )
+        for task, path in files.items()
+    }
+    return {task: task_rows[: args.limit] if args.limit else task_rows for task, task_rows in rows.items()}
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -174,22 +204,34 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inputs",
         required=True,
-        metavar="FILE.jsonl",
-        help='one JSON object per line: "task" plus the task\'s fields (tasks may be mixed); or, for a '
-        "task with one input field, a .txt file with one input per line",
+        metavar="FILE",
+        help="JSON lines (.jsonl), CSV (.csv) or TSV (.tsv): one input per line or row, with the task's fields "
+        '(and "task" to mix tasks); or, for a task with one input field, a .txt file with one input per line',
     )
-    parser.add_argument("--task", help="the task of a .txt file's inputs (default: the run's only task)")
     parser.add_argument(
-        "--output", required=True, metavar="FILE.jsonl", help="where to write one prediction per line"
+        "--task", help='the task of the inputs that name none ("task"); default: the run\'s only task'
+    )
+    parser.add_argument(
+        "--columns",
+        action="append",
+        metavar="[TASK:]COLUMN=FIELD",
+        default=[],
+        help="your inputs' COLUMN holds the task's FIELD, e.g. --columns review=text; repeatable",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE.jsonl",
+        help="where to write one prediction per line (with per-label scores for classification)",
     )
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Predict with a trained run on your own inputs (JSON lines; each has "task" and that task's fields).
+    """Predict with a trained run on your own inputs (JSON lines, CSV or TSV with the task's fields).
 
-    Example line: {"task": "rte", "sentence1": "A man is sleeping.", "sentence2": "A man is awake."}
-    A task with one input field also reads a plain .txt file, one input per line (--task names the task when
-    the run has several).
+    Example line: {"sentence1": "A man is sleeping.", "sentence2": "A man is awake."} ("task": "rte" too when
+    the run has several tasks, or --task). A task with one input field also reads a plain .txt file, one input
+    per line. Each prediction has the label, its per-label scores and (ATTEMPT) the attention weights.
     """
     from attempt.evaluation.evaluate import predict
     from attempt.runs.build import read_run_config
@@ -205,7 +247,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if path.suffix.lower() == ".txt":
         numbered = _read_text_inputs(path, run_tasks, args.task)
     else:
-        numbered = _read_inputs(path)
+        numbered = _read_inputs(path, run_tasks, args.task, args.columns)
     model, tokenizer, config = _load(args, run_config)
     for line, row in numbered:
         if row["task"] not in model.tasks:
@@ -230,24 +272,31 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_inputs(path: Path) -> list[tuple[int, dict]]:
+def _read_inputs(
+    path: Path, run_tasks: tuple[str, ...], task_name: str | None, column_items: list[str]
+) -> list[tuple[int, dict]]:
     """(file line, input) for each input of `attempt predict`, every one checked before the model loads (a task
-    it knows, its fields present and text); errors name the file line, counted from 1 as editors show it."""
+    it knows, its fields present and text); errors name the file line, counted from 1 as editors show it. An
+    input without "task" is --task's, else the run's only task's (`attempt.evaluation.texts.as_input`);
+    --columns renames its keys."""
     from attempt.data.sources import check_fields
+    from attempt.evaluation.texts import as_input
     from attempt.tasks import get_task
-    from attempt.utils.textfiles import numbered_jsonl
+    from attempt.utils.textfiles import numbered_jsonl, numbered_rows
 
     if not path.is_file():
         raise UsageError(f"No such inputs file: {path}")
-    numbered = numbered_jsonl(path)
+    tasks = list(dict.fromkeys(get_task(name).name for name in (*run_tasks, *filter(None, [task_name]))))
+    columns = column_options(column_items, tasks)
+    numbered = numbered_rows(path) if path.suffix.lower() in (".csv", ".tsv") else numbered_jsonl(path)
     if not numbered:
         raise UsageError(f"{path} has no inputs.")
-    for line, row in numbered:
-        if "task" not in row:
-            raise UsageError(f'{path}, line {line}: no "task" field (e.g. {{"task": "rte", ...}}).')
-        task = get_task(row["task"])  # an unknown task fails here with the list of known ones
-        row["task"] = task.name  # an alias ("sst-2") as the model names it
-        check_fields(row, task, f"{path}, line {line}")
+    fix = "Add it to each input, or name the column that holds it with --columns COLUMN=FIELD."
+    for position, (line, row) in enumerate(numbered):
+        row = as_input(row, run_tasks, task_name, columns, at=f"{path}, line {line}")
+        fields = {key: value for key, value in row.items() if key != "task"}  # as the file has them
+        check_fields(fields, get_task(row["task"]), f"{path}, line {line}", fix=fix)
+        numbered[position] = (line, row)
     return numbered
 
 

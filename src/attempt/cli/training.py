@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from attempt.cli.options import add_config_arguments, build_config, dataclass_options
+from attempt.cli.options import add_config_arguments, add_labels_argument, build_config, dataclass_options
 from attempt.cli.tables import metrics_table
 from attempt.tasks.data_files import SPLITS
 
@@ -57,6 +57,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = 
         help="with --*-file: your file's COLUMN holds the task's FIELD (or its label), e.g. --columns "
         "premise=sentence1. Repeatable.",
     )
+    add_labels_argument(parser)
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config as YAML and exit"
     )

@@ -119,19 +119,29 @@ def _fix(task: Task, fix: str) -> str:
     )
 
 
-def check_fields(row: Mapping[str, Any], task: Task, at: str, also: Sequence[str] = ()) -> None:
+def check_fields(
+    row: Mapping[str, Any], task: Task, at: str, also: Sequence[str] = (), fix: str | None = None
+) -> None:
     """Check that `row` has each of the task's fields (and the fields `also` names), the task's as text (a list
     of strings for `task.list_fields`): a null, a number or a list would otherwise reach the model as "None",
     "12345" or "['x']".
+
+    Args:
+        row, task: the row and its task.
+        at: how the error names the row (the file and line, or the row).
+        also: other fields it needs (the label field).
+        fix: what a missing field's error suggests (default: map the columns, or fix the task file); inputs to
+            predict say how to give the field, not how to change a saved run.
 
     Raises:
         DataError: naming `at` (the file and line, or the row) and the field.
     """
     missing = [name for name in (*task.fields, *also) if name not in row]
     if missing:
+        fix = fix if fix is not None else _fix(task, "Map your columns with columns={...}.")
         raise DataError(
             f"{at}: field(s) {', '.join(map(repr, missing))} missing for task {task.name!r} "
-            f"(row has: {', '.join(map(str, row))}). {_fix(task, 'Map your columns with columns={...}.')}"
+            f"(row has: {', '.join(map(str, row))}). {fix}"
         )
     for name in task.fields:
         value = row[name]
@@ -173,7 +183,10 @@ def validate_rows(
 
 
 def load_split(
-    task: Task | str, split: str, data_dir: str | os.PathLike | None = None
+    task: Task | str,
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Load one official split of a task as a list of raw rows (the Hub's field names).
 
@@ -181,6 +194,7 @@ def load_split(
         task: a `Task` or its name.
         split: the split name (``"train"``, ``"validation"``, ``"validation_matched"``, ...).
         data_dir: a local mirror; None means ``$ATTEMPT_DATA_DIR`` if set, else the Hugging Face Hub.
+        labels: ``{your value: label}`` for the labels of a task file's own files (`load_user_file`).
 
     Returns:
         The rows, in file order. MRQA tasks keep only the rows of their ``subset``.
@@ -197,7 +211,7 @@ def load_split(
             raise MissingSplitError(
                 f"Task {task.name!r} has no {split!r} file; its files: {', '.join(files)}."
             )
-        return load_user_file(files[split], task)
+        return load_user_file(files[split], task, labels=labels)
     folder = resolve_data_dir(data_dir)
     lines: list[int] | None = None
     if folder is not None:
@@ -221,13 +235,41 @@ def load_split(
     return rows
 
 
-def _coerce_label(value: Any, task: Task) -> Any:
+def label_map(labels: Mapping[str, str] | None, task: Task) -> dict[str, Any]:
+    """``{your value: label}`` (`TrainConfig.data_files`' ``labels``, ``--labels``) checked against the task:
+    each label a label word (any case) or its id, given back in the form the label column holds (the id, or a
+    task file's raw label).
+
+    Raises:
+        ValueError: the task has no label words (regression, QA), or a label that is not one of them.
+    """
+    if not labels:
+        return {}
+    if not task.is_classification:
+        raise ValueError(f"Task {task.name!r} is {task.kind}: its labels are not words, so they cannot be mapped; "
+                         "drop --labels (data_files labels) for it.")  # fmt: skip
+    words = [word.lower() for word in task.label_words]
+    mapped = {}
+    for value, label in labels.items():
+        text = str(label).strip()
+        index = words.index(text.lower()) if text.lower() in words else int(text) if text.isdigit() else -1
+        if not 0 <= index < len(words):
+            raise ValueError(f"--labels {value}={label}: {label!r} is not a label of task {task.name!r}; "
+                             f"its labels: {', '.join(task.label_words)} (or their ids 0..{len(words) - 1}).")  # fmt: skip
+        mapped[str(value).strip()] = task.raw_labels[index] if task.raw_labels is not None else index
+    return mapped
+
+
+def _coerce_label(value: Any, task: Task, labels: Mapping[str, Any] | None = None) -> Any:
     """Turn a text cell into the task's label form (id, raw label, float, or list of answers); a cell that is
-    not a number (regression) stays text, for `Task.label_of` to refuse.
+    not a number (regression) stays text, for `Task.label_of` to refuse. `labels` (`label_map`) comes first.
 
     Raises:
         ValueError: a QA cell that starts like JSON (``[`` or ``{``) but is not.
     """
+    key = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if labels and key in labels:
+        return labels[key]
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -262,7 +304,10 @@ def _coerce_label(value: Any, task: Task) -> Any:
 
 
 def load_user_file(
-    path: str | os.PathLike, task: Task | str, columns: Mapping[str, str] | None = None
+    path: str | os.PathLike,
+    task: Task | str,
+    columns: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Read your own CSV (``.csv``), TSV (``.tsv``/``.txt``) or JSON-lines (``.jsonl``/``.json``) file.
 
@@ -272,6 +317,8 @@ def load_user_file(
         columns: ``{your_column: task_field}`` renames, e.g. ``{"premise": "sentence1"}`` to use a file with
             a ``premise`` column for RTE. Labels may be ids (``"1"``), label words (``"entailment"``) or,
             for QA, an answer string or a JSON list of answers.
+        labels: ``{your_value: label}`` for labels spelled otherwise, e.g. ``{"entails": "entailment"}``
+            (`label_map`); values it does not name are read as above.
 
     Returns:
         The rows with the task's field names, validated.
@@ -286,6 +333,7 @@ def load_user_file(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such data file: {path}.")
+    mapped = label_map(labels, task)
     numbered = numbered_rows(path)
     rows, lines = [row for _, row in numbered], [line for line, _ in numbered]
     columns = dict(columns or {})
@@ -296,14 +344,48 @@ def load_user_file(
                 f"{path}: column(s) {', '.join(map(repr, unknown))} given in columns= are not in the file "
                 f"(columns: {', '.join(rows[0])}). The mapping is {{file_column: task_field}}."
             )
-    renamed = []
+    renamed, spelled = [], []  # the rows with the task's names and labels; each label as the file spells it
     for row, line in zip(rows, lines, strict=True):
         row = {columns.get(name, name): value for name, value in row.items()}
+        spelled.append(row.get(task.label_field))
         if task.label_field in row:
             try:
-                row[task.label_field] = _coerce_label(row[task.label_field], task)
+                row[task.label_field] = _coerce_label(row[task.label_field], task, mapped)
             except ValueError as error:
                 raise DataError(f"{path}, line {line}, field {task.label_field!r}: {error}") from None
         renamed.append(row)
+    if task.is_classification:
+        _check_labels(path, task, spelled, renamed, lines)
     validate_rows(renamed, task, str(path), lines)
     return renamed
+
+
+def _check_labels(
+    path: Path, task: Task, spelled: Sequence[Any], rows: Sequence[Mapping[str, Any]], lines: Sequence[int]
+) -> None:
+    """Refuse a file whose labels are not the task's, naming every value outside the label set (as the file
+    spells them, most frequent first) and the option that maps them: a file that spells its labels its own
+    way (``entails``) does so on every row, and one error per row would show them one at a time."""
+    seen: dict[str, int] = {}
+    first = None
+    for value, row, line in zip(spelled, rows, lines, strict=True):
+        if task.label_field not in row:
+            continue  # validate_rows names the missing field
+        try:
+            task.label_of(row)
+        except (ValueError, TypeError) as error:
+            first = first or (line, error)
+            key = value.strip() if isinstance(value, str) else json.dumps(value)
+            seen[key] = seen.get(key, 0) + 1
+    if first is None:
+        return
+    values = sorted(seen, key=lambda v: -seen[v])
+    shown = ", ".join(f"{v!r} ({seen[v]} row{'s' * (seen[v] > 1)})" for v in values[:8])
+    more = f" and {len(values) - 8} more" if len(values) > 8 else ""
+    example = " ".join(f"{v}=LABEL" for v in values[:3])
+    fix = "" if task.defined_in is None else f" {_fix(task, '')}"
+    raise DataError(
+        f"{path}, line {first[0]}, field {task.label_field!r}: {first[1]} The file's labels outside that set: "
+        f"{shown}{more}. Map them onto the task's labels with --labels {example} (TASK:VALUE=LABEL when the run "
+        f"has several tasks; labels={{...}} in Python).{fix}"
+    )

@@ -38,6 +38,7 @@ def paper_splits(
     seed: int = 42,
     official_validation: str | None = None,
     official_train: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Build the train / validation / test rows of the paper's protocol.
 
@@ -48,6 +49,7 @@ def paper_splits(
         official_validation: the split to use as the official validation set instead of
             `Task.validation_split` (e.g. the mirror's ``"validation_bimpm_proxy"`` for QQP).
         official_train: the split to use as the official train set instead of `Task.train_split`.
+        labels: ``{your value: label}`` for a task file's own files (`attempt.data.sources.load_user_file`).
 
     Returns:
         ``{"train": rows, "validation": rows, "test": rows}``.
@@ -58,10 +60,11 @@ def paper_splits(
     """
     task = get_task(task)
     validation_name = official_validation or task.validation_split
-    train = load_split(task, official_train or task.train_split, data_dir)
-    official = load_split(task, validation_name, data_dir)
+    train = load_split(task, official_train or task.train_split, data_dir, labels)
+    official = load_split(task, validation_name, data_dir, labels)
     if task.test_split is not None:
-        return {"train": train, "validation": official, "test": load_split(task, task.test_split, data_dir)}
+        test = load_split(task, task.test_split, data_dir, labels)
+        return {"train": train, "validation": official, "test": test}
     rng = np.random.default_rng(seed)
     if task.is_small:
         validation, test = _halve(official, task, rng)
@@ -164,8 +167,11 @@ def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, An
             task.name, config.data_files
         )  # your files replace those splits of the protocol
         if len(splits) < len(SPLITS):
-            seed = config.seed if config.split_seed is None else config.split_seed
-            splits = {**paper_splits(task, config.data_dir, seed=seed), **splits}
+            labels = ((config.data_files or {}).get(task.name) or {}).get("labels")
+            splits = {
+                **paper_splits(task, config.data_dir, seed=_split_seed(config), labels=labels),
+                **splits,
+            }
         train_rows = list(splits["train"])
         if config.k_shot is not None:
             train_rows = list(
@@ -184,8 +190,50 @@ def load_task_data(config: TrainConfig) -> dict[str, dict[str, list[dict[str, An
     return data
 
 
+def _split_seed(config: TrainConfig) -> int:
+    return config.seed if config.split_seed is None else config.split_seed
+
+
+def evaluation_rows(config: TrainConfig, task: str, split: str) -> list[dict[str, Any]]:
+    """The rows of one evaluation split ("validation" or "test") of one task, as `load_task_data` gives them,
+    reading only what that split needs: your file of that split, else the protocol's source of it (a small
+    task's test half needs its official validation rows, not its training rows), so a run moved away from its
+    training data still scores the splits it can reach.
+
+    Raises:
+        FileNotFoundError (MissingSplitError), ImportError, DataError: from the files, the mirror or the Hub.
+    """
+    spec = (config.data_files or {}).get(task) or {}
+    limit = config.eval_limit if split == "validation" or config.test_limit is None else config.test_limit
+    if split in spec:
+        rows = load_user_file(spec[split], task, spec.get("columns"), spec.get("labels"))
+    else:
+        rows = _protocol_split(
+            get_task(task), split, config.data_dir, _split_seed(config), spec.get("labels")
+        )
+    return rows[:limit] if limit else rows
+
+
+def _protocol_split(
+    task: Task, split: str, data_dir: Any, seed: int, labels: Mapping[str, str] | None
+) -> list[dict[str, Any]]:
+    """One evaluation split of `paper_splits`: the same rows for the same seed, read from only the splits it
+    is made of (a large task's validation rows are held out of its training rows, so those are read then)."""
+    if task.test_split is not None:
+        return load_split(
+            task, task.validation_split if split == "validation" else task.test_split, data_dir, labels
+        )
+    if task.is_small:
+        official = load_split(task, task.validation_split, data_dir, labels)
+        return _halve(official, task, np.random.default_rng(seed))[split == "test"]
+    if split == "test":
+        return load_split(task, task.validation_split, data_dir, labels)
+    return paper_splits(task, data_dir, seed=seed, labels=labels)["validation"]
+
+
 def read_own_splits(task: str, data_files: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
-    """``{split: rows}`` of the task's own files (none: ``{}``), columns renamed and rows validated.
+    """``{split: rows}`` of the task's own files (none: ``{}``), columns renamed, labels mapped and rows
+    validated.
 
     Raises:
         FileNotFoundError / DataError: from `attempt.data.sources.load_user_file` (naming the file and line).
@@ -194,5 +242,7 @@ def read_own_splits(task: str, data_files: Mapping[str, Any] | None) -> dict[str
     if not spec:
         return {}
     return {
-        split: load_user_file(spec[split], task, spec.get("columns")) for split in SPLITS if split in spec
+        split: load_user_file(spec[split], task, spec.get("columns"), spec.get("labels"))
+        for split in SPLITS
+        if split in spec
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ def _predict_task(
         )
         for position, example, answer in zip(positions, chunk, answers, strict=True):
             records[position] = _record(task, example, answer.value, model.family)
+            if answer.scores is not None:  # classification by a head or by rank: what `attempt serve` returns
+                records[position]["scores"] = _label_scores(task, answer.scores)
             if answer.attention is not None:
                 records[position]["attention_weights"] = answer.attention
     return records
@@ -99,6 +102,11 @@ def _record(task: Task, example: Mapping[str, Any], value: Any, family: str) -> 
         "reference": _reference(task, row),
         "label": value,
     }
+
+
+def _label_scores(task: Task, scores: Sequence[float]) -> dict[str, float | None]:
+    """``{label word: score}``; JSON has no infinity, so a non-finite score is None (null), as serve sends it."""
+    return {word: s if math.isfinite(s) else None for word, s in zip(task.label_words, scores, strict=True)}
 
 
 def _mean_attention(records: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
@@ -295,8 +303,9 @@ def predict(
 
     Returns:
         One dict per input, in input order: ``task``, ``index`` (0-based position in `inputs`), ``idx``,
-        ``source``, ``prediction``, ``reference`` (None when the input has no label) and ``attention_weights`` when the
-        model has attention.
+        ``source``, ``prediction``, ``reference`` (None when the input has no label), ``scores`` (classification:
+        ``{label word: score}``, each label word's log-likelihood by rank or the head's log-softmax, as
+        `attempt serve` returns them) and ``attention_weights`` when the model has attention.
 
     Raises:
         ValueError: an input without a known task of the model, or whose fields are missing or not text; the

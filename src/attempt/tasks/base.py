@@ -207,9 +207,11 @@ class Task:
                 )
             return self.raw_labels.index(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(self.label_words):
+            # the Hub marks the rows of a test split without labels -1: say why such a split cannot be used
+            unlabelled = " Test splits without labels (-1) cannot be used." if value == -1 else ""
             raise ValueError(
                 f"Task {self.name!r}: label {value!r} is outside the label set 0..{len(self.label_words) - 1} "
-                f"({', '.join(self.label_words)}). Test splits without labels (-1) cannot be used."
+                f"({', '.join(self.label_words)}).{unlabelled}"
             )
         return value
 

@@ -8,8 +8,8 @@ The same code runs on a CPU, one GPU, or several processes started with ``accele
 ``torchrun`` (DDP; FSDP and DeepSpeed are refused, see `attempt.training.devices.check_distributed_type`). Reading order of
 `train`:
 
-1. resolve the backbone, load the data (`attempt.data.splits.load_task_data`: `paper_splits`, few-shot, limits),
-   build the model of the mode (`attempt.runs.build`);
+1. load the data (`attempt.data.splits.load_task_data`: `paper_splits`, few-shot, limits; every row checked),
+   then resolve the backbone and build the model of the mode (`attempt.runs.build`);
 2. AdamW over ``model.parameter_groups(...)`` with linear warm-up and decay; ``accelerator.prepare``;
 3. resume from ``output_dir/checkpoint`` when there is one (`attempt.runs.state`: same config and same source
    prompts required; a checkpoint interrupted inside its atomic swap is put back, an incomplete one is an
@@ -110,6 +110,7 @@ def _setup(
     """Step 1 of `train`: the backbone (resolved from ``config.backbone`` unless given), the data, the mode's
     model over the backbone, the collator and the batch stream; returns (tokenizer, data, model, collator,
     stream)."""
+    data = load_task_data(config)  # first: a bad row or an unreadable split fails before minutes of loading
     if backbone is None:
         from attempt.backbones.resolve import load_backbone
 
@@ -123,7 +124,6 @@ def _setup(
         family = family_of(backbone.config)
         if config.backbone_dtype is not None:
             backbone = backbone.to(getattr(torch, config.backbone_dtype))
-    data = load_task_data(config)
     model = build_model(config, backbone, tokenizer, family)
     if config.gradient_checkpointing:
         if not getattr(backbone, "supports_gradient_checkpointing", False):
