@@ -326,6 +326,10 @@ class TrainConfig:
             (AdamW, linear warm-up then linear decay to 0).
         mixed_precision: "no", "bf16" or "fp16" (where the device supports it).
         gradient_checkpointing: recompute backbone activations in backward to save memory.
+        shard_backbone: shard the frozen backbone across the run's processes (torch FSDP2, one transformer block
+            at a time; `attempt.training.sharding`) for a backbone one device cannot hold; the prompts, attention
+            and heads stay whole on every process. Launch several processes (torchrun / accelerate launch); with
+            one it does nothing but warn. Not for mode="finetune"/"lora", which train the backbone.
         backbone_dtype: hold the frozen backbone in "bfloat16" or "float16" (half its weight and activation
             memory; the prompts, attention and heads stay float32); None or "float32" = as loaded. Not for
             mode="finetune", whose AdamW needs float32 weights (use mixed_precision there).
@@ -378,6 +382,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
+    shard_backbone: bool = False  # resume-free: the same run, sharded or not
     backbone_dtype: str | None = None
     seed: int = 42
     max_source_length: int = 256
@@ -408,6 +413,11 @@ class TrainConfig:
         _choice("mode", self.mode, MODES)
         _choice("eval_method", self.eval_method, EVAL_METHODS)
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
+        if self.shard_backbone and self.mode in ("finetune", "lora"):
+            raise ValueError(
+                f"shard_backbone shards a frozen backbone; mode={self.mode!r} trains it. Use mode='attempt' (or a "
+                "prompt mode), or run without shard_backbone."
+            )
         if self.prompt_name is not None:  # "" would silently become the task's name
             check_prompt_name(self.prompt_name)
         if self.backbone_dtype is not None:

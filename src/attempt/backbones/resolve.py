@@ -61,6 +61,7 @@ __all__ = [
     "family_of",
     "get_local_source",
     "load_backbone",
+    "parse_max_memory",
     "register_local_source",
     "registered_sources",
     "resolve_backbone",
@@ -304,12 +305,74 @@ def _as_dtype(dtype: Any) -> Any:
     return value
 
 
+DEVICE_MAPS = (
+    "auto",
+    "balanced",
+    "balanced_low_0",
+    "sequential",
+)  # Accelerate's big-model loading strategies
+
+
+def parse_max_memory(items: list[str]) -> dict[int | str, int | str]:
+    """``["0=20GiB", "cpu=60GiB"]`` (the command line's ``--max-memory``) as `load_backbone`'s max_memory:
+    ``{0: "20GiB", "cpu": "60GiB"}`` (a GPU by its index, "cpu", "mps" or "disk"; a plain number is bytes).
+
+    Raises:
+        ValueError: an item that is not DEVICE=SIZE with a size Accelerate reads (bytes, or 20GiB, 500MB, ...).
+    """
+    from accelerate.utils import convert_file_size_to_int
+
+    memory: dict[int | str, int | str] = {}
+    for item in items:
+        device, _, size = item.partition("=")
+        try:
+            value: int | str = int(size) if size.isdigit() else size
+            convert_file_size_to_int(value)
+        except ValueError:
+            value = ""
+        if not device or not value:
+            raise ValueError(
+                f"--max-memory {item!r}: write DEVICE=SIZE, e.g. 0=20GiB cpu=60GiB (a GPU by its index)."
+            )
+        memory[int(device) if device.isdigit() else device] = value
+    return memory
+
+
+def _placement(device_map: Any, max_memory: Any, offload_folder: Any) -> dict[str, Any]:
+    """`from_pretrained`'s big-model arguments, checked before anything loads."""
+    if device_map is None:
+        if max_memory is not None or offload_folder is not None:
+            raise ValueError(
+                "max_memory and offload_folder place a backbone over devices: add device_map='auto'."
+            )
+        return {}
+    if not isinstance(device_map, dict) and device_map not in DEVICE_MAPS:
+        raise ValueError(
+            f"device_map={device_map!r}: use one of {', '.join(DEVICE_MAPS)} or a {{module: device}} dict."
+        )
+    placement = {"device_map": device_map, "max_memory": max_memory, "offload_folder": offload_folder}
+    return {key: value for key, value in placement.items() if value is not None}
+
+
+def _check_embedding_placed(model: Any, name: str) -> None:
+    """The prompt is mixed from the input embeddings before the backbone runs, outside Accelerate's hooks:
+    a device map that offloads the input embedding (its weight left on the meta device) cannot serve."""
+    if model.get_input_embeddings().weight.device.type == "meta":
+        raise ValueError(
+            f"The device map of {name} offloads its input embedding ({model.hf_device_map}); the prompt is mixed "
+            "from it, so it must sit on a device. Give the first device more room (max_memory / --max-memory)."
+        )
+
+
 def load_backbone(
     name_or_path: str | os.PathLike,
     *,
     family: str | None = None,
     dtype: Any = None,
     offline: bool | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[int | str, int | str] | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ) -> LoadedBackbone:
     """Resolve (see :func:`resolve_backbone`) and load a backbone in eval mode with its tokenizer.
 
@@ -319,14 +382,26 @@ def load_backbone(
             (AutoModel); None detects it from the config with :func:`family_of`.
         dtype: torch dtype (or its name, or "auto") passed to ``from_pretrained``; None keeps the default.
         offline: see :func:`resolve_backbone`.
+        device_map: for inference on a backbone larger than one device: "auto" (or "balanced",
+            "balanced_low_0", "sequential", or a ``{module: device}`` dict) spreads it over the GPUs, the CPU and
+            `offload_folder` with Accelerate's big-model loading, one process (training shards with
+            ``TrainConfig.shard_backbone`` instead). None loads it whole on the CPU.
+        max_memory: with device_map, the most each device may hold, e.g. ``{0: "20GiB", "cpu": "60GiB"}``
+            (`parse_max_memory` reads ``0=20GiB cpu=60GiB``); None: what each device has free.
+        offload_folder: with device_map, where the weights that fit on no device go (read at each forward).
 
     Returns:
         ``(model, tokenizer, family)``. Causal tokenizers without a pad token get ``pad_token = eos_token``.
+
+    Raises:
+        ValueError: max_memory or offload_folder without device_map, an unknown device_map, or a device map
+            that leaves the input embedding on no device.
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    placement = _placement(device_map, max_memory, offload_folder)
     resolved = resolve_backbone(name_or_path, offline=offline)
     kwargs: dict[str, Any] = {}
     if resolved.gguf_file is not None:
@@ -343,7 +418,7 @@ def load_backbone(
             "encoder": AutoModel,
         }
         model_cls = auto_classes[family]
-        model_kwargs = dict(kwargs, config=config)
+        model_kwargs = dict(kwargs, config=config, **placement)
         if dtype is not None:
             model_kwargs["dtype"] = _as_dtype(dtype)
         model = model_cls.from_pretrained(resolved.path, **model_kwargs)
@@ -356,6 +431,8 @@ def load_backbone(
             resolved.name, [f"Hugging Face Hub {resolved.name!r}: {type(err).__name__}: {err}"], source
         ) from err
 
+    if placement:
+        _check_embedding_placed(model, resolved.name)
     model.eval()
     if family == "causal" and tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from attempt.backbones.resolve import DEVICE_MAPS
 from attempt.cli.options import UsageError, add_labels_argument, column_options, label_options, task_and_value
 from attempt.cli.tables import metrics_table
 from attempt.config import TrainConfig
@@ -43,17 +44,52 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("rank", "generate"),
         help="rank label verbalizers or generate (default: the run's)",
     )
+    add_device_map_arguments(parser)
+
+
+def add_device_map_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device-map, --max-memory, --offload-folder: a backbone larger than one device (evaluate, predict,
+    serve), placed by Accelerate's big-model loading (`attempt.backbones.resolve.load_backbone`)."""
+    parser.add_argument(
+        "--device-map", choices=DEVICE_MAPS, help="spread a backbone larger than one device over the GPUs, the "
+        "CPU and --offload-folder, layer by layer (default: the whole backbone on one device)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-memory", nargs="+", metavar="DEVICE=SIZE",
+        help="with --device-map: the most each device may hold, e.g. 0=20GiB 1=20GiB cpu=60GiB",
+    )  # fmt: skip
+    parser.add_argument(
+        "--offload-folder", metavar="DIR", help="with --device-map: where weights that fit nowhere go"
+    )
+
+
+def device_map_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`load_backbone`'s placement keywords from those options ({} without --device-map)."""
+    from attempt.backbones.resolve import parse_max_memory
+
+    if args.device_map is None:
+        if args.max_memory or args.offload_folder:
+            raise UsageError("--max-memory and --offload-folder place the backbone: add --device-map auto.")
+        return {}
+    try:
+        memory = parse_max_memory(args.max_memory) if args.max_memory else None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return {"device_map": args.device_map, "max_memory": memory, "offload_folder": args.offload_folder}
 
 
 def _load(args: argparse.Namespace, config: TrainConfig | None = None) -> tuple[Any, Any, TrainConfig]:
-    from attempt.runs.build import load_run
+    from attempt.runs.build import load_run, read_run_config
 
     backbone = tokenizer = None
-    if args.backbone is not None:
+    placement = device_map_options(args)
+    run_dir = _run_dir(args.run_dir)
+    if args.backbone is not None or placement:
         from attempt.backbones.resolve import load_backbone
 
-        backbone, tokenizer, _ = load_backbone(args.backbone)
-    run_dir = _run_dir(args.run_dir)
+        config = config or read_run_config(run_dir)
+        name, dtype = args.backbone or config.backbone, config.backbone_dtype if placement else None
+        backbone, tokenizer, _ = load_backbone(name, dtype=dtype, **placement)  # placed as it was trained
     return load_run(run_dir, backbone=backbone, tokenizer=tokenizer, library=args.library, config=config)
 
 

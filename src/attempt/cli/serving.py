@@ -6,6 +6,7 @@ import argparse
 import contextlib
 
 from attempt.cli.options import UsageError
+from attempt.cli.runs import add_device_map_arguments, device_map_options
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
+    add_device_map_arguments(parser)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -100,7 +102,7 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    served = load_runs(args.run_dirs, backbone=args.backbone, method=args.method)
+    served = load_runs(args.run_dirs, backbone=args.backbone, method=args.method, **device_map_options(args))
     app = build_app(
         served, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_inputs=args.max_inputs,
         max_queue=args.max_queue, max_padding=args.max_padding,

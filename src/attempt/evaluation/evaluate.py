@@ -201,6 +201,7 @@ def evaluate(
     autocast: Callable[[], Any] | None = None,
     shard: tuple[int, int] | None = None,
     gather: Callable[[list[Any]], list[Any]] | None = None,
+    lockstep: bool = False,
 ) -> Evaluation:
     """Score a model on labelled rows of one or more tasks.
 
@@ -227,6 +228,9 @@ def evaluate(
             ``accelerate.utils.gather_object``. The records are then put back in row order, and metrics, mean
             attention and the files are computed from all rows, identically on every process (pass the paths
             on one process only).
+        lockstep: with `shard`, give every process as many rows of each task (those with one row fewer predict
+            a copy of the task's first row, dropped before gathering), so all run the same number of forward and
+            generate calls: needed when the model's forward is a collective (a sharded backbone).
 
     Returns:
         An `Evaluation`: the metrics dict ``{task: {metric: value, ..., "average": mean}, ..., "average":
@@ -237,13 +241,15 @@ def evaluate(
     local: list[list[dict[str, Any]]] = []  # this process's records, per task
     with _eval_mode(model), autocast() if autocast is not None else contextlib.nullcontext():
         for task, rows in zip(tasks, task_rows.values(), strict=True):
-            examples = make_examples(task, rows)[rank::world_size]  # rows i with i % world_size == rank
+            every = make_examples(task, rows)
+            examples = every[rank::world_size]  # rows i with i % world_size == rank
+            filler = every[:1] * (-(-len(every) // world_size) - len(examples)) if lockstep else []
             records = _predict_task(
-                model, tokenizer, task, examples,
+                model, tokenizer, task, examples + filler,
                 method=method, batch_size=batch_size, max_source_length=max_source_length,
                 max_target_length=max_target_length, pad_to=pad_to, sort_by_length=sort_by_length,
             )  # fmt: skip
-            local.append(records)
+            local.append(records[: len(examples)])  # the records keep the order of the examples
     per_task = _gathered(local, tasks, list(task_rows.values()), world_size, gather)
     result = _scored(tasks, list(task_rows.values()), per_task)
     if predictions_path is not None:

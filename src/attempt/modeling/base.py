@@ -434,7 +434,12 @@ class AttemptModel(nn.Module):
             model.head.load_state_dict(
                 {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
             )
-        return model.to(backbone.device)
+        # the trained part joins the backbone; the backbone stays as it is (one spread over devices by a
+        # device_map, with weights offloaded to the CPU or disk, cannot be moved as a whole)
+        for name, part in model.named_children():
+            if name != "backbone":
+                part.to(backbone.device)
+        return model
 
 
 def _user_task_definitions(tasks: list[str], directory: Path) -> dict[str, Any]:

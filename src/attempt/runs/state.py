@@ -2,8 +2,9 @@
 after every evaluation, and resuming from it.
 
 Only the same run may resume: the same configuration (but for `RESUME_FREE_FIELDS`), the same source prompts
-(by content hash) and the same number of processes; anything else is a `CheckpointMismatch`, never a silent
-restart. A checkpoint interrupted inside its atomic swap is put back first (`attempt.runs.checkpoint.recover`).
+(by content hash) and the same global batch (batch_size × processes: the number of processes may change, e.g. a
+1-process run resumed sharded on 2 with half the batch_size each); anything else is a `CheckpointMismatch`, never
+a silent restart. A checkpoint interrupted inside its atomic swap is put back first (`attempt.runs.checkpoint.recover`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from attempt.utils import reading, storage
 
 # fields that do not change the trajectory of a run: a resumed run may differ in them. The library may move:
 # the source prompts themselves are compared by content hash (`_check_same_sources`).
-RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to")
+RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to", "shard_backbone")
 
 
 class CheckpointMismatch(ValueError):
@@ -101,15 +102,17 @@ def resume_or_start(
     accelerator.wait_for_everyone()
     resumed = checkpoint_dir.exists()  # an incomplete folder is an error (checkpoint.load), not a restart
     if resumed:
-        saved = checkpoint.load(checkpoint_dir, map_location=accelerator.device)
-        # compared as the checkpoint records it: paths relative to checkpoint/ (your tasks' data files too)
-        _check_same_run(saved["config"], saved_config(config, checkpoint_dir), checkpoint_dir)
+        # Accelerate names a CPU process's device "cpu:0" when launched by torchrun, which torch.load cannot map to
+        device = "cpu" if accelerator.device.type == "cpu" else accelerator.device
+        saved = checkpoint.load(checkpoint_dir, map_location=device)
         loaded = _loop_state(saved["state"], checkpoint_dir)
-        if loaded.num_processes != accelerator.num_processes:
-            raise CheckpointMismatch(
-                f"{checkpoint_dir} was written by {loaded.num_processes} process(es); this run has "
-                f"{accelerator.num_processes}. Resume with the same number, or pick another output_dir."
-            )
+        # compared as the checkpoint records it: paths relative to checkpoint/ (your tasks' data files too);
+        # the batches are the same for the same global batch, on any number of processes
+        _check_same_run(
+            _global_batch(saved["config"], loaded.num_processes),
+            _global_batch(saved_config(config, checkpoint_dir), accelerator.num_processes),
+            checkpoint_dir,
+        )
         missing, unexpected = model.load_state_dict(saved["weights"], strict=False)
         if unexpected or set(saved["weights"]) - set(model.state_dict()):
             raise CheckpointMismatch(f"{checkpoint_dir} has weights this model lacks: {unexpected}.")
@@ -118,12 +121,28 @@ def resume_or_start(
         )
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state = loaded
-        checkpoint.set_rng_state(saved["rng"][accelerator.process_index])
+        state = dataclasses.replace(loaded, num_processes=accelerator.num_processes)
+        # one generator state per process that wrote it; a process it did not have takes the main one's
+        rngs = saved["rng"]
+        checkpoint.set_rng_state(
+            rngs[accelerator.process_index if accelerator.process_index < len(rngs) else 0]
+        )
     elif accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         storage.write_json(run.config, config_dict)
     return state, resumed
+
+
+def _global_batch(config: dict[str, Any], processes: int) -> dict[str, Any]:
+    """A saved config with its per-process batch_size replaced by the global batch: a run may resume on another
+    number of processes when batch_size × processes is the same (`attempt.data.batching.BatchStream` cuts the
+    same global batches)."""
+    per_process = config.get("batch_size")
+    rest = {key: value for key, value in config.items() if key != "batch_size"}
+    return {
+        **rest,
+        "batch_size × processes": per_process * processes if isinstance(per_process, int) else None,
+    }
 
 
 def _loop_state(saved: Any, checkpoint_dir: Path) -> LoopState:

@@ -116,8 +116,9 @@ def check_runs(run_dirs: Sequence[Path], configs: Sequence[Any]) -> None:
 
 
 def load_runs(
-    run_dirs: Sequence[str | Path], *, backbone: str | None = None, method: str | None = None
-) -> ServedRuns:
+    run_dirs: Sequence[str | Path], *, backbone: str | None = None, method: str | None = None,
+    **placement: Any,
+) -> ServedRuns:  # fmt: skip
     """Load the backbone once and every run folder's trained part onto it.
 
     Args:
@@ -125,6 +126,8 @@ def load_runs(
             Hub (`attempt.runs.hub.run_folder`).
         backbone: load the backbone from here instead of the path recorded in the runs (moved folders).
         method: "rank" or "generate" for every run (default: each run's eval_method).
+        placement: `attempt.backbones.resolve.load_backbone`'s device_map, max_memory and offload_folder, for a
+            backbone larger than one device.
 
     Raises:
         FileNotFoundError: a folder is not a finished run. ValueError: different backbones, a finetune/LoRA
@@ -141,7 +144,9 @@ def load_runs(
     configs = [read_run_config(d, finished=False) for d in dirs]
     check_runs(dirs, configs)
     first = configs[0]
-    shared, tokenizer, family = load_backbone(backbone or first.backbone, dtype=first.backbone_dtype)
+    shared, tokenizer, family = load_backbone(
+        backbone or first.backbone, dtype=first.backbone_dtype, **placement
+    )
     runs = []
     for run_dir, recorded in zip(dirs, configs, strict=True):
         model, _, config = load_run(run_dir, backbone=shared, tokenizer=tokenizer, config=recorded)

@@ -67,8 +67,9 @@ def check_distributed_type(distributed_type: Any) -> None:
     """Refuse the sharding back-ends this loop does not handle yet, before anything is written.
 
     Checkpoints, `best/` and evaluation read the full trainable weights and optimizer state of the unwrapped
-    model on each process; FSDP / DeepSpeed ZeRO shard them, so a run would save partial weights. One device
-    and DDP (several processes, each with the whole model) are supported.
+    model on each process; FSDP / DeepSpeed ZeRO shard them, so a run would save partial weights. One device,
+    DDP (several processes, each with the whole model) and ``shard_backbone`` (the frozen backbone sharded by
+    the loop itself, `attempt.training.sharding`) are supported.
     """
     name = getattr(distributed_type, "name", str(distributed_type))
     if name in SHARDED_TYPES:
@@ -76,5 +77,6 @@ def check_distributed_type(distributed_type: Any) -> None:
             f"attempt.training.loop does not support {name} yet: its checkpoints and evaluation need the whole trainable "
             "weights on every process, which sharding splits. The trained part is small (the prompts and the "
             "attention module), so run plain data parallel instead: `accelerate launch --multi_gpu ...` or "
-            "`torchrun --nproc_per_node N ...`, without --use_fsdp / --use_deepspeed."
+            "`torchrun --nproc_per_node N ...`, without --use_fsdp / --use_deepspeed; for a backbone one device "
+            "cannot hold, add --shard-backbone (torch FSDP2 shards the frozen backbone alone)."
         )

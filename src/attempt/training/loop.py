@@ -5,7 +5,9 @@
     result = train(TrainConfig(mode="attempt", backbone="t5-base", tasks=("rte",), source_prompts=("mnli",)))
 
 The same code runs on a CPU, one GPU, or several processes started with ``accelerate launch`` /
-``torchrun`` (DDP; FSDP and DeepSpeed are refused, see `attempt.training.devices.check_distributed_type`). Reading order of
+``torchrun`` (DDP, or with ``shard_backbone`` the frozen backbone sharded by torch FSDP2:
+`attempt.training.sharding`; Accelerate's FSDP and DeepSpeed are refused, see
+`attempt.training.devices.check_distributed_type`). Reading order of
 `train`:
 
 1. load the data (`attempt.data.splits.load_task_data`: `paper_splits`, few-shot, limits; every row checked),
@@ -64,6 +66,7 @@ from attempt.runs.portable import saved_config
 from attempt.runs.state import LoopState, resume_or_start, save_checkpoint
 from attempt.training.devices import make_accelerator
 from attempt.training.preflight import check_before_training
+from attempt.training.sharding import average_gradients, check_shared_folder, shard_if_asked
 from attempt.utils import locking, storage
 
 LOG_EVERY = 10  # optimizer steps between train-loss log lines
@@ -299,6 +302,7 @@ def _locked_run_folder(output_dir: Path, accelerator: Any) -> Iterator[None]:
         errors = [e for e in gather_object([error]) if e]
         if errors:
             raise locking.FolderInUse(errors[0])
+        check_shared_folder(output_dir, accelerator)  # several machines: one folder for all, or refused now
         yield
 
 
@@ -314,6 +318,7 @@ def _train(
 
     # 1. backbone, data, model ------------------------------------------------------------------------
     tokenizer, data, model, collator, stream = _setup(config, backbone, tokenizer, accelerator)
+    sharded = shard_if_asked(config, accelerator, model)  # --shard-backbone: FSDP2 over the processes
 
     # 2. optimizer, schedule, accelerate ---------------------------------------------------------------
     groups = model.parameter_groups(
@@ -325,7 +330,11 @@ def _train(
     )  # stepped by hand, once per step
     # forward and backward go through `parallel_model`, the model as accelerator.prepare wraps it (DDP over
     # several processes, so gradients are averaged); saving and evaluation use the model itself
-    parallel_model, optimizer = accelerator.prepare(model, optimizer)
+    if sharded:  # DDP cannot wrap sharded weights: the model only gets its autocast, gradients are averaged
+        parallel_model = accelerator.prepare_model(model, evaluation_mode=True)
+        optimizer = accelerator.prepare_optimizer(optimizer)
+    else:
+        parallel_model, optimizer = accelerator.prepare(model, optimizer)
     model = accelerator.unwrap_model(parallel_model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -356,6 +365,7 @@ def _train(
                 state,
                 window,
                 log,
+                average=sharded,
             )
             state.step += 1
             _log_train(config, accelerator, optimizer, state, window, log, bar)
@@ -392,10 +402,11 @@ class _LossWindow:
 def _optimizer_step(
     config: TrainConfig, accelerator: Any, parallel_model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR, stream: BatchStream, collator: Collator, state: LoopState,
-    window: _LossWindow, log: MetricsLog,
+    window: _LossWindow, log: MetricsLog, average: bool = False,
 ) -> None:  # fmt: skip
     """One optimizer step: ``gradient_accumulation_steps`` micro-batches (the next ones of `stream`, whose
-    position is kept in `state`), each NaN/inf-guarded, then clipping and the update. Losses go to `window`."""
+    position is kept in `state`), each NaN/inf-guarded, then clipping and the update. Losses go to `window`.
+    `average`: average the gradients over the processes first (a sharded backbone, without DDP)."""
     parallel_model.train()
     device = accelerator.device
     for _ in range(config.gradient_accumulation_steps):
@@ -406,6 +417,8 @@ def _optimizer_step(
             _check_finite(config, accelerator, state, loss, log)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
+                if average:
+                    average_gradients(parallel_model.parameters())
                 if config.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(parallel_model.parameters(), config.max_grad_norm)
                 optimizer.step()
@@ -501,6 +514,7 @@ def _evaluate_split(
         predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
         autocast=accelerator.autocast, gather=gather_object,
         shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
+        lockstep=config.shard_backbone,  # a sharded forward is a collective: as many on every process
     )  # fmt: skip
     return dict(result), result.attention
 
