@@ -20,7 +20,7 @@ def test_yaml_numbers_written_without_a_dot_become_numbers(tmp_path):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"learning_rate": "fast"}, "'learning_rate' must be float; got 'fast'"),
+        ({"learning_rate": "fast"}, r"'learning_rate' must be float \| None; got 'fast'"),  # None: picked
         ({"max_steps": 2.5}, "'max_steps' must be int; got 2.5"),
         ({"group_by_length": "yes"}, "'group_by_length' must be bool"),
         ({"lr": 0.1}, "Unknown TrainConfig key\\(s\\): lr. Valid keys: attempt, attention_learning_rate"),

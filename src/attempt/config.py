@@ -295,6 +295,21 @@ class AttemptConfig:
 
 
 MODES = ("source", "attempt", "prompt_tuning", "spot", "finetune", "lora")
+PROMPT_MODES = ("source", "attempt", "prompt_tuning", "spot")  # the modes that train a soft prompt
+# What a run leaves unset (None) is picked from its backbone's family when it starts
+# (`TrainConfig.with_backbone_defaults`), and the saved train_config.json records the numbers. seq2seq: the paper's
+# T5-base values. causal: those the shipped SmolLM2-135M prompts were trained with (benchmarks/source_prompts.py;
+# lr 0.01 was the best of 0.003 / 0.01 / 0.03 on sst2), since 0.3 diverged there (loss 3.3 -> 11.5 at step 2).
+# encoder: the MiniLM recipes of configs/cpu.
+BACKBONE_DEFAULTS = {
+    "seq2seq": {"learning_rate": 0.3, "batch_size": 32, "prompt_length": 100},
+    "causal": {"learning_rate": 0.01, "batch_size": 8, "prompt_length": 20},
+    "encoder": {"learning_rate": 0.03, "batch_size": 16, "prompt_length": 20},
+}
+# finetune and lora train the backbone itself, which a prompt's learning rate would wreck (the first values of
+# benchmarks/reproduce.py's learning-rate grid)
+MODE_LEARNING_RATES = {"finetune": 1e-4, "lora": 1e-3}
+SHORT_RUN = 200  # log_every=None: a run of at most this many steps logs its training loss at every step
 EVAL_METHODS = ("rank", "generate")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
 BACKBONE_DTYPES = ("float32", "bfloat16", "float16")
@@ -317,9 +332,14 @@ class TrainConfig:
         data_dir: a local mirror of the Hub datasets (else ATTEMPT_DATA_DIR, else the Hub).
         attempt: AttemptConfig fields (prompt_length, pooling, temperature, ...).
         max_steps: optimizer steps.
-        batch_size: examples per optimizer step per process (before gradient accumulation).
+        batch_size: examples per optimizer step per process (before gradient accumulation); None = picked from
+            the backbone's family when the run starts (`BACKBONE_DEFAULTS`: seq2seq 32, causal 8, encoder 16).
         eval_batch_size: examples per evaluation batch.
-        learning_rate: the target prompt's learning rate (and everything's for finetune/lora).
+        learning_rate: the target prompt's learning rate (and everything's for finetune/lora); None = picked
+            when the run starts: seq2seq 0.3 (the paper's T5-base value), causal 0.01, encoder 0.03; finetune
+            1e-4 and lora 1e-3 on any backbone. The prompt length (``attempt.prompt_length``) left unset is picked
+            then too: the source prompts' length for attempt/spot, else seq2seq 100, causal 20, encoder 20. The
+            run's train_config.json records the values picked (configs/paper/ sets the paper's T5-base ones).
         attention_learning_rate: the attention module's (None = learning_rate).
         head_learning_rate: an encoder head's (None = attention_learning_rate).
         weight_decay, warmup_steps, max_grad_norm, gradient_accumulation_steps: the optimiser's settings
@@ -338,6 +358,8 @@ class TrainConfig:
         pad_to: pad every batch to this many tokens (the original protocol: 256); None = dynamic padding.
         group_by_length: batch examples of similar length together (default) to cut padding.
         eval_every: evaluate (and checkpoint) every N steps; 0 = only at the end.
+        log_every: log the training loss (and learning rates) every N steps, besides the first and the last;
+            None = every step for a run of up to 200 steps, else every 10.
         early_stopping_patience: stop after N evaluations without improvement; None = never.
         eval_method: "rank" (score each label's verbalizer) or "generate" for seq2seq/causal backbones.
         k_shot: train on k examples per class (few-shot); None = the full training split.
@@ -371,9 +393,9 @@ class TrainConfig:
     data_dir: str | None = None
     attempt: dict[str, Any] = field(default_factory=dict)
     max_steps: int = 1000
-    batch_size: int = 32
+    batch_size: int | None = None  # None: from the backbone when the run starts
     eval_batch_size: int = 64
-    learning_rate: float = 0.3
+    learning_rate: float | None = None  # None: from the backbone (and the mode) when the run starts
     attention_learning_rate: float | None = None
     head_learning_rate: float | None = None
     weight_decay: float = 1e-5
@@ -390,6 +412,7 @@ class TrainConfig:
     pad_to: int | None = None
     group_by_length: bool = True
     eval_every: int = 100
+    log_every: int | None = None  # resume-free: it only logs
     early_stopping_patience: int | None = None
     eval_method: str = "rank"
     k_shot: int | None = None
@@ -444,11 +467,12 @@ class TrainConfig:
             "eval_batch_size",
             "gradient_accumulation_steps",
             "max_source_length",
+            "log_every",
         ):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:  # None: picked at the start
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         for name in ("learning_rate", "weight_decay", "max_grad_norm"):
-            if float(getattr(self, name)) < 0:
+            if getattr(self, name) is not None and float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if self.eval_every < 0 or self.warmup_steps < 0:
             raise ValueError("eval_every and warmup_steps must be >= 0.")
@@ -481,6 +505,26 @@ class TrainConfig:
             from attempt.tasks.user import register_definitions
 
             register_definitions(self.task_definitions)
+
+    def with_backbone_defaults(self, family: str, source_length: int | None = None) -> TrainConfig:
+        """This config with what it leaves unset picked for its backbone (see `BACKBONE_DEFAULTS`): learning_rate,
+        batch_size, ``attempt.prompt_length`` (prompt modes only) and log_every; set values are kept.
+
+        Args:
+            family: the backbone's family, "seq2seq", "causal" or "encoder" (`attempt.backbones.resolve.family_of`).
+            source_length: the length of the run's source prompts (attempt/spot), which the target must match.
+        """
+        picked = BACKBONE_DEFAULTS[family]
+        changes: dict[str, Any] = {}
+        if self.learning_rate is None:
+            changes["learning_rate"] = MODE_LEARNING_RATES.get(self.mode, picked["learning_rate"])
+        if self.batch_size is None:
+            changes["batch_size"] = picked["batch_size"]
+        if self.mode in PROMPT_MODES and "prompt_length" not in self.attempt:
+            changes["attempt"] = {**self.attempt, "prompt_length": source_length or picked["prompt_length"]}
+        if self.log_every is None:
+            changes["log_every"] = 1 if self.max_steps <= SHORT_RUN else 10
+        return dataclasses.replace(self, **changes) if changes else self
 
     def attempt_config(self) -> AttemptConfig:
         """The AttemptConfig this run builds its model with (tasks and method filled in from the mode)."""

@@ -25,7 +25,8 @@ from attempt.utils import reading, storage
 
 # fields that do not change the trajectory of a run: a resumed run may differ in them. The library may move:
 # the source prompts themselves are compared by content hash (`_check_same_sources`).
-RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to", "shard_backbone")
+RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to", "shard_backbone",
+                      "log_every")  # fmt: skip
 
 
 class CheckpointMismatch(ValueError):

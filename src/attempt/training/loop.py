@@ -64,12 +64,11 @@ from attempt.runs.metrics_log import MetricsLog
 from attempt.runs.model_card import write_model_card
 from attempt.runs.portable import saved_config
 from attempt.runs.state import LoopState, resume_or_start, save_checkpoint
+from attempt.training.defaults import warn_other_backbone, with_backbone_defaults
 from attempt.training.devices import make_accelerator
 from attempt.training.preflight import check_before_training
 from attempt.training.sharding import average_gradients, check_shared_folder, shard_if_asked
 from attempt.utils import locking, storage
-
-LOG_EVERY = 10  # optimizer steps between train-loss log lines
 
 
 class TrainingDiverged(RuntimeError):
@@ -109,10 +108,13 @@ def _resolved_config(config: TrainConfig) -> TrainConfig:
 # ------------------------------------------------------------------------------------------------- train
 def _setup(
     config: TrainConfig, backbone: torch.nn.Module | None, tokenizer: Any, accelerator: Any
-) -> tuple[Any, dict[str, dict[str, list[dict[str, Any]]]], TrainableModel, Collator, BatchStream]:
+) -> tuple[
+    TrainConfig, Any, dict[str, dict[str, list[dict[str, Any]]]], TrainableModel, Collator, BatchStream
+]:
     """Step 1 of `train`: the backbone (resolved from ``config.backbone`` unless given), the data, the mode's
-    model over the backbone, the collator and the batch stream; returns (tokenizer, data, model, collator,
-    stream)."""
+    model over the backbone, the collator and the batch stream; returns (config, tokenizer, data, model,
+    collator, stream), the config with what it left to the backbone picked (`attempt.training.defaults`)."""
+    warn_other_backbone(config, accelerator.is_main_process)
     data = load_task_data(config)  # first: a bad row or an unreadable split fails before minutes of loading
     if backbone is None:
         from attempt.backbones.resolve import load_backbone
@@ -127,6 +129,7 @@ def _setup(
         family = family_of(backbone.config)
         if config.backbone_dtype is not None:
             backbone = backbone.to(getattr(torch, config.backbone_dtype))
+    config = with_backbone_defaults(config, family, accelerator.is_main_process)
     model = build_model(config, backbone, tokenizer, family)
     if config.gradient_checkpointing:
         if not getattr(backbone, "supports_gradient_checkpointing", False):
@@ -148,7 +151,7 @@ def _setup(
         {t: make_examples(t, data[t]["train"]) for t in config.tasks}, collator, config,
         accelerator.process_index, accelerator.num_processes,
     )  # fmt: skip
-    return tokenizer, data, model, collator, stream
+    return config, tokenizer, data, model, collator, stream
 
 
 def linear_schedule(
@@ -317,7 +320,7 @@ def _train(
     set_seed(config.seed)
 
     # 1. backbone, data, model ------------------------------------------------------------------------
-    tokenizer, data, model, collator, stream = _setup(config, backbone, tokenizer, accelerator)
+    config, tokenizer, data, model, collator, stream = _setup(config, backbone, tokenizer, accelerator)
     sharded = shard_if_asked(config, accelerator, model)  # --shard-backbone: FSDP2 over the processes
 
     # 2. optimizer, schedule, accelerate ---------------------------------------------------------------
@@ -471,7 +474,7 @@ def _log_train(
     config: TrainConfig, accelerator: Any, optimizer: torch.optim.Optimizer, state: LoopState, window: _LossWindow,
     log: MetricsLog, bar: Any,
 ) -> None:  # fmt: skip
-    """After a step: the progress bar, and every LOG_EVERY steps (and the first and last) the mean training
+    """After a step: the progress bar, and every ``log_every`` steps (and the first and last) the mean training
     loss over all processes, the learning rates and the throughput; then a new window starts."""
     lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
     throughput = window.examples / max(time.time() - window.start, 1e-9)
@@ -481,7 +484,7 @@ def _log_train(
         lr=f"{next(iter(lrs.values())):.2e}",
         ex_s=f"{throughput:.1f}",
     )
-    if state.step % LOG_EVERY == 0 or state.step == config.max_steps or state.step == 1:
+    if state.step % config.log_every == 0 or state.step == config.max_steps or state.step == 1:
         mean_loss = accelerator.reduce(
             torch.tensor([window.loss / window.batches], device=accelerator.device), "mean"
         ).item()
