@@ -8,12 +8,14 @@ recipe, those options and ``--set`` into a validated `TrainConfig`. Bad input ra
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import inspect
 import re
+import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -158,11 +160,12 @@ def _option_kwargs(tp: Any) -> dict[str, Any] | None:
 
 
 def dataclass_options(
-    cls: type, prefix: str = "", skip: Sequence[str] = ()
+    cls: type, prefix: str = "", skip: Sequence[str] = (), shown_defaults: Mapping[str, str] | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """(config key, argparse kwargs) for the fields of dataclass `cls`, in field order: the type from the
     type hints, the help from the docstring's Attributes section, no default (so only given options count).
-    Mapping fields are left out (set them with dotted keys)."""
+    Mapping fields are left out (set them with dotted keys). `shown_defaults`: {field: how the help states its
+    default} where the value alone would mislead (None that the run fills in)."""
     hints, docs, options = get_type_hints(cls), attribute_docs(cls), []
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -172,28 +175,123 @@ def dataclass_options(
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         shown = list(default) if isinstance(default, tuple) else default
+        shown = (shown_defaults or {}).get(f.name, shown)
         text = docs.get(f.name, "").replace("%", "%%")
         kwargs["help"] = f"{text} [{prefix}{f.name}; default: {shown}]"
         options.append((prefix + f.name, kwargs))
     return options
 
 
+# defaults a run picks when it starts (`attempt.training.defaults`), as the help states them
+PICKED = "from the backbone"
+SHOWN_DEFAULTS = {"learning_rate": PICKED, "batch_size": PICKED, "log_every": "every step up to 200 steps, else 10",
+                  "source_prompts": "all"}  # fmt: skip
+SHOWN_PROMPT_DEFAULTS = {
+    "prompt_length": f"{PICKED} (attempt/spot: the source prompts')",
+    "seed": "the run's --seed",
+}
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """Add one option per TrainConfig field (and per AttemptConfig field as --attempt.<field>)."""
+    """Add one option per TrainConfig field (and per AttemptConfig field as --attempt.<field>), and `--help-all`:
+    `--help` shows the options of a first run (`FIRST_RUN_GROUPS`), `--help-all` every one."""
     groups = [
-        ("training options (TrainConfig)", dataclass_options(TrainConfig, skip=skip)),
+        ("training options (TrainConfig)", dataclass_options(TrainConfig, skip=skip, shown_defaults=SHOWN_DEFAULTS)),
         (
             "prompt options (AttemptConfig; YAML: the `attempt:` mapping)",
-            dataclass_options(AttemptConfig, "attempt.", skip=("method", "tasks")),
+            dataclass_options(AttemptConfig, "attempt.", skip=("method", "tasks"), shown_defaults=SHOWN_PROMPT_DEFAULTS),
         ),
-    ]
+    ]  # fmt: skip
     for title, options in groups:
-        group = parser.add_argument_group(
-            title, "Override the recipe; `--max-steps` and `--max_steps` are the same option."
-        )
+        group = parser.add_argument_group(title)
         for key, kwargs in options:
             flags = [f"--{key.replace('_', '-')}"] + ([f"--{key}"] if "_" in key else [])
             group.add_argument(*flags, dest=f"config:{key}", default=argparse.SUPPRESS, **kwargs)
+    parser.add_argument("--help-all", action=_HelpAll, help="show every option, grouped, and exit")
+    parser.epilog = "Each option has an underscore spelling too: --max_steps is --max-steps."
+    parser.format_help = functools.partial(first_run_help, parser)  # what --help prints
+
+
+# ------------------------------------------------------------------------------------ --help, --help-all
+
+# `attempt train --help`: the options a first run needs, by what they are about ({dest: short help}; a config
+# key's dest is "config:<key>"); `--help-all` shows every option with its whole help. A dest a command lacks is
+# left out (train-source has no --mode).
+FIRST_RUN_GROUPS: dict[str, dict[str, str]] = {
+    "task and data": {
+        "config:tasks": "built-in task(s) (`attempt tasks`); several = multi-task",
+        "task_file": "your own task, e.g. examples/own_task/task.yaml",
+        "train_file": "a built-in task's training split from your CSV/TSV/JSONL file",
+        "validation_file": "its validation split (else: the paper's protocol)",
+        "test_file": "its test split (else: the paper's protocol)",
+        "columns": "your file's COLUMN holds the task's FIELD, e.g. premise=sentence1",
+        "labels": "your label VALUE is the task's LABEL, e.g. entails=entailment",
+        "config:data_dir": "a local mirror of the Hub datasets (else $ATTEMPT_DATA_DIR, else the Hub)",
+    },
+    "backbone and prompts": {
+        "config:backbone": "Hub id, alias or local folder of the frozen backbone",
+        "config:mode": "attempt, prompt_tuning, spot, source, finetune or lora",
+        "config:library": "the folder of source prompts (prompts/<backbone>/ ships some)",
+        "config:source_prompts": "the library's prompts ATTEMPT mixes",
+    },
+    "budget": {
+        "config:max_steps": "optimizer steps",
+        "config:batch_size": "examples per step",
+        "config:learning_rate": "prompt learning rate",
+        "config:eval_every": "validate and checkpoint every N steps (0: at the end only)",
+    },
+    "output": {
+        "config:output_dir": "the run folder",
+        "quiet": "no progress bar",
+    },
+    "recipe": {
+        "config": "a YAML recipe (configs/); options override it",
+        "set": "any config key, e.g. --set attempt.prompt_length=10",
+        "print_config": "print the resolved config as YAML and exit",
+    },
+}
+
+
+class _HelpAll(argparse.Action):
+    """`--help-all`: print the whole help (every option in its group, with its whole text) and exit."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None):
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        sys.stdout.write(argparse.ArgumentParser.format_help(parser))
+        parser.exit()
+
+
+def first_run_help(parser: argparse.ArgumentParser) -> str:
+    """The help `--help` prints: usage, description, the options of `FIRST_RUN_GROUPS` with their short help
+    and default, and how many more `--help-all` shows."""
+    # argparse's own format_help, with a chosen list of actions: it keeps them (and its formatter) private
+    actions = {action.dest: action for action in parser._actions}
+    formatter = parser._get_formatter()
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    formatter.add_text(parser.description)
+    shown = 0
+    for title, entries in FIRST_RUN_GROUPS.items():
+        formatter.start_section(title)
+        for dest, text in entries.items():
+            if dest in actions:
+                default = re.search(r"; default: (.*)\]$", actions[dest].help or "")
+                brief = f"{text} [default: {default.group(1)}]" if default else text
+                formatter.add_argument(_briefed(actions[dest], brief))
+                shown += 1
+        formatter.end_section()
+    more = len(parser._actions) - shown - 2  # not counting --help and --help-all
+    formatter.add_text(f"{more} more options (prompt, optimiser, evaluation, data, multi-task): {parser.prog} "
+                       f"--help-all.\n{parser.epilog}")  # fmt: skip
+    return formatter.format_help()
+
+
+def _briefed(action: argparse.Action, text: str) -> argparse.Action:
+    """A copy of `action` that shows `text` as its help."""
+    brief = copy.copy(action)
+    brief.help = text.replace("%", "%%")
+    return brief
 
 
 # ---------------------------------------------------------------------------------- recipe + overrides

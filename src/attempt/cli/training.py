@@ -47,7 +47,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = 
             default=[],
             dest=f"{split}_file",
             help=f"the {split} split of a built-in task from your CSV/TSV/JSONL file (TASK= needed when the run "
-            "has several tasks); the other splits follow the paper's protocol. Recorded in data_files.",
+            "has several tasks); the other splits follow the paper's protocol. Recorded in data_files."
+            if split == SPLITS[0]
+            else f"the {split} split from your file, as --{SPLITS[0]}-file",  # said once, not three times
         )
     parser.add_argument(
         "--columns",
