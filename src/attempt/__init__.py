@@ -1,4 +1,4 @@
-"""attempt: ATTEMPT (attentional mixtures of soft prompts) on any Hugging Face backbone.
+"""attempt: ATTEMPT (attentional mixtures of soft prompts) on any Hugging Face backbone. ::
 
     from attempt import AttemptConfig, AttemptModel, PromptLibrary, load_backbone
     backbone, tokenizer, family = load_backbone("HuggingFaceTB/SmolLM2-135M-Instruct")

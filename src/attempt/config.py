@@ -165,7 +165,7 @@ class AttemptConfig:
         tasks: names of the target tasks; one target prompt each, one shared attention module.
         pooling: how the input is pooled into x̂: "max" over non-padding tokens (default; independent of
             padding), "max_unmasked" (the original code: padding included), "mean" over non-padding tokens.
-        temperature: softmax temperature T: a number, or "auto" (default): T = √d · max_j |p̂_j − mean(p̂_j)| / 5
+        temperature: softmax temperature T: a number, or "auto" (default): `T = √d · max_j |p̂_j − mean(p̂_j)| / 5`
             over the source keys, fixed when the model is built and saved as a number, so that at the start
             (LayerNorm at identity) the largest logit any input can reach is 5 on every backbone; "paper" (or
             None, as configs saved before "auto" say) = d·e, the paper's, tuned to T5-base's large embeddings,
@@ -265,7 +265,7 @@ class AttemptConfig:
 
         Args:
             hidden_size: d.
-            source_keys_norm: for "auto", the largest norm of a centred source key, max_j |p̂_j − mean(p̂_j)|;
+            source_keys_norm: for "auto", the largest norm of a centred source key, `max_j |p̂_j − mean(p̂_j)|`;
                 None (no source prompts: nothing to attend over) gives d·e.
         """
         if self.temperature is None or self.temperature == "paper":

@@ -1,7 +1,7 @@
 """The attentional mixture of soft prompts (ATTEMPT, Asai et al., EMNLP 2022). Pure torch.
 
 For an input X with token embeddings x_1..x_L, t frozen source prompts P_1..P_t and the target prompt
-P_{t+1} = P_tgt of the input's task (each m × d):
+P_{t+1} = P_tgt of the input's task (each m × d)::
 
     x̂   = maxpool_l(x_l)                                   (padding excluded)
           [− μ, the mean x̂ of the training inputs, with AttemptConfig.centre_inputs; not in the paper]
@@ -51,7 +51,7 @@ def pool_inputs(
 
 
 def centred_key_norm(prompts: torch.Tensor) -> float | None:
-    """max_j |p̂_j − mean(p̂_j)| over (t, m, d) prompts (p̂_j = max-pool of prompt j); None when t = 0.
+    """`max_j |p̂_j − mean(p̂_j)|` over (t, m, d) prompts (p̂_j = max-pool of prompt j); None when t = 0.
 
     A LayerNorm output has zero mean, so only a key's centred part reaches the scores: this is what sets the
     scale of p̂_j · h, and what temperature="auto" divides by.
@@ -190,8 +190,9 @@ class AttentionalMixture(nn.Module):
 
         Returns:
             prompt: (B, m, d) the per-instance prompt, in input_embeds' dtype.
+
             weights: (B, t+1) attention over [source_1..source_t, target] (or (B, t) without the target
-                in the attention); None for prompt tuning.
+            in the attention); None for prompt tuning.
         """
         batch = input_embeds.shape[0]
         if task_ids is None:
@@ -266,10 +267,10 @@ class AttentionalMixture(nn.Module):
     # -- how far the attention can move from uniform ------------------------------------------------------
     @torch.no_grad()
     def logit_bounds(self, task_id: int = 0) -> torch.Tensor:
-        """(K,) the largest |p̂_j · h| / T any input can reach with the current weights, one per prompt.
+        """(K,) the largest `|p̂_j · h| / T` any input can reach with the current weights, one per prompt.
 
-        h = γ ⊙ n + β with n the LayerNorm's normalised vector (zero mean, unit variance, so |n| ≤ √d); by
-        Cauchy-Schwarz |p̂_j · h| ≤ √d·|γ ⊙ p̂_j| + |β · p̂_j|, whatever W_down and W_up are. With the paper's
+        h = γ ⊙ n + β with n the LayerNorm's normalised vector (zero mean, unit variance, so `|n| ≤ √d`); by
+        Cauchy-Schwarz `|p̂_j · h| ≤ √d·|γ ⊙ p̂_j| + |β · p̂_j|`, whatever W_down and W_up are. With the paper's
         T = d·e and prompts whose pooled keys are small beside T (embeddings of small norm), these bounds are
         small and no input can pull the softmax far from uniform: only the LayerNorm's gain or a lower
         temperature can (see `max_attention_weight`).

@@ -1,4 +1,4 @@
-"""What evaluation and training need from a model, whatever its class: two `typing.Protocol`s.
+"""What evaluation and training need from a model, whatever its class: two protocols (`typing.Protocol`).
 
 `Predictor` is what `attempt.evaluation.evaluate` reads: `AttemptModel`, `FineTuneModel` (and their family subclasses) and
 `attempt.modeling.zero_shot.ZeroShotModel` have it. `TrainableModel` adds what `attempt.training.loop` needs to optimise, save and

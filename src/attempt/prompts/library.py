@@ -5,6 +5,7 @@ A library is a folder with one `<name>.safetensors` (key "prompt", an m × d flo
 trained ATTEMPT model can check that it is loaded with the very prompts it was trained with.
 
 Interchange formats:
+
 - the original ATTEMPT code's `torch.save` of a bare [m, d] tensor (pickled on cuda:0): `read_original_prompt`;
 - PEFT prompt-tuning adapters (`adapter_config.json` + `adapter_model.safetensors`, key
   "prompt_embeddings"): `read_peft_prompt` and `write_peft_adapter`.

@@ -2,7 +2,7 @@
 
 `attempt.training.loop` stays the main path: it adds the paper's split protocol, multi-task mixing, evaluation
 with rank classification, exact resume and the prompt library. `AttemptTrainer` is for code already built
-around Trainer (its callbacks, trackers and arguments):
+around Trainer (its callbacks, trackers and arguments)::
 
     from transformers import TrainingArguments
     from attempt.data.collate import Collator, make_examples
