@@ -387,7 +387,11 @@ def test_the_pipeline_end_to_end(capsys, tmp_path, data_dir):
 
     code, out, err = run(capsys, "plot", run_dir, "--out", tmp_path / "plots")
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["attention.png", "training_curves.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "attention.png",
+        "attention_examples.png",  # each test example's attention, drawn for any ATTEMPT run
+        "training_curves.png",
+    ]
     assert f"Attention heatmap: {tmp_path / 'plots/attention.png'}" in out
 
 

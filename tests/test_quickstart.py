@@ -43,6 +43,8 @@ def test_quickstart_writes_table_heatmap_and_reuses_sources(tmp_path, data_dir, 
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "training source prompt 'sst2'" in printed and "| rte | ATTEMPT |" in printed
+    # prompt tuning draws no heatmap, and says so
+    assert "[quickstart] prompt tuning mixes no prompts, so it has no attention heatmap\n" in printed
     assert sorted(p.name for p in (out / "prompts").iterdir()) == [
         "qnli.json",
         "qnli.safetensors",

@@ -82,6 +82,8 @@ def test_the_run_folder_names_are_pinned():
         "EVAL_ATTENTION_FILE": "eval_{split}_attention.json",
         "ATTENTION_PLOT_FILE": "attention.png",
         "CURVES_PLOT_FILE": "training_curves.png",
+        "EXAMPLES_PLOT_FILE": "attention_examples.png",
+        "COMPARISON_PLOT_FILE": "comparison.png",
         "ENVIRONMENT_FILE": "environment.json",
         "CARD_FILE": "README.md",
         "CHECKPOINT_WEIGHTS_FILE": "trainable.safetensors",

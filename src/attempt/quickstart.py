@@ -201,11 +201,13 @@ def run_quickstart(qs: QuickstartConfig, progress: bool = True) -> list[dict[str
     print(f"[quickstart] source prompts: {library.root}  trained models: {out / 'runs'}")
     for heatmap in heatmaps:
         print(f"[quickstart] attention heatmap: {heatmap}")
+    print("[quickstart] prompt tuning mixes no prompts, so it has no attention heatmap")
     return rows
 
 
 def _heatmaps(out: Path, target: str) -> list[Path]:
-    """The mean attention of the target's test examples, and each example's (attention_examples.png)."""
+    """The mean attention of the target's test examples, and each example's (`attempt plot` draws the same for
+    any run)."""
     import json
 
     run = RunLayout(out / "runs" / f"attempt-{target}")
@@ -217,7 +219,7 @@ def _heatmaps(out: Path, target: str) -> list[Path]:
     mean = attention_heatmap(
         attention, out / "attention_heatmap.png", title=f"ATTEMPT attention on {target} (test)"
     )
-    each = example_attention_heatmap(run.predictions("test"), out / "attention_examples.png",
+    each = example_attention_heatmap(run.predictions("test"), out / layout.EXAMPLES_PLOT_FILE,
                                      title=f"ATTEMPT attention per {target} test example")  # fmt: skip
     return [mean, each]
 

@@ -254,8 +254,6 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="your inputs' COLUMN holds the task's FIELD, e.g. --columns review=text; repeatable",
     )
-    add_labels_argument(parser, "inputs that carry a label: your VALUE means the task's LABEL (the run's own "
-                        "--labels apply too); the label is kept as the prediction's reference")  # fmt: skip
     parser.add_argument(
         "--output",
         required=True,
@@ -285,7 +283,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if path.suffix.lower() == ".txt":
         numbered = _read_text_inputs(path, run_tasks, args.task)
     else:
-        numbered = _read_inputs(path, run_tasks, args, run_config)
+        numbered = _read_inputs(path, run_tasks, args.task, args.columns)
     model, tokenizer, config = _load(args, run_config)
     for line, row in numbered:
         if row["task"] not in model.tasks:
@@ -311,29 +309,27 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _read_inputs(
-    path: Path, run_tasks: tuple[str, ...], args: argparse.Namespace, run_config: Any
+    path: Path, run_tasks: tuple[str, ...], task_name: str | None, column_items: list[str]
 ) -> list[tuple[int, dict]]:
     """(file line, input) for each input of `attempt predict`, every one checked before the model loads (a task
     it knows, its fields present and text); errors name the file line, counted from 1 as editors show it. An
     input without "task" is --task's, else the run's only task's (`attempt.evaluation.texts.as_input`);
-    --columns renames its keys; a label is read with the run's --labels and these."""
+    --columns renames its keys."""
     from attempt.data.sources import check_fields
-    from attempt.evaluation.texts import as_input, run_label_maps
+    from attempt.evaluation.texts import as_input
     from attempt.tasks import get_task
     from attempt.utils.textfiles import numbered_jsonl, numbered_rows
 
     if not path.is_file():
         raise UsageError(f"No such inputs file: {path}")
-    tasks = list(dict.fromkeys(get_task(name).name for name in (*run_tasks, *filter(None, [args.task]))))
-    columns, extra = column_options(args.columns, tasks), label_options(args.labels, tasks)
+    tasks = list(dict.fromkeys(get_task(name).name for name in (*run_tasks, *filter(None, [task_name]))))
+    columns = column_options(column_items, tasks)
     numbered = numbered_rows(path) if path.suffix.lower() in (".csv", ".tsv") else numbered_jsonl(path)
     if not numbered:
         raise UsageError(f"{path} has no inputs.")
     fix = "Add it to each input, or name the column that holds it with --columns COLUMN=FIELD."
-    recorded = run_label_maps(run_config) if run_config is not None else {}
-    labels = {task: {**recorded.get(task, {}), **extra.get(task, {})} for task in {*recorded, *extra}}
     for position, (line, row) in enumerate(numbered):
-        row = as_input(row, run_tasks, args.task, columns, f"{path}, line {line}", labels)
+        row = as_input(row, run_tasks, task_name, columns, at=f"{path}, line {line}")
         fields = {key: value for key, value in row.items() if key != "task"}  # as the file has them
         check_fields(fields, get_task(row["task"]), f"{path}, line {line}", fix=fix)
         numbered[position] = (line, row)
@@ -369,34 +365,75 @@ def _read_text_inputs(
 
 def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `attempt plot`."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run's output_dir")
-    parser.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR)")
+    parser.add_argument(
+        "run_dir", nargs="+", metavar="RUN_DIR",
+        help=f"a training run's output_dir; two or more: one figure comparing them ({layout.COMPARISON_PLOT_FILE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write the PNGs (default: RUN_DIR; comparing runs: the current folder)",
+    )
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    """Plot a run's attention heatmap and training curves as PNGs; prints their paths.
+    """Plot a run's attention (mean, per example) and training curves, or compare runs; prints the PNGs' paths.
 
-    attention.png from attention.json (ATTEMPT runs: mean weight of each source prompt per task) and
-    training_curves.png from metrics.jsonl. Needs matplotlib (pip install attempt-tuning[plot]).
+    One run: attention.png from attention.json (ATTEMPT runs: the mean weight of each prompt per task),
+    attention_examples.png from test_predictions.jsonl (each test example's weights) and training_curves.png
+    from metrics.jsonl (the loss as often as the run logged it: --log-every when training). Several runs:
+    comparison.png, their losses, validation averages and test metrics side by side. Needs matplotlib (pip
+    install attempt-tuning[plot]).
     """
     from attempt.evaluation import plots as plot
 
-    run = RunLayout(_run_dir(args.run_dir))
+    runs = [RunLayout(_run_dir(path)) for path in args.run_dir]
+    if len(runs) > 1:
+        out = Path(args.out or ".")
+        out.mkdir(parents=True, exist_ok=True)
+        path = plot.compare_runs([run.root for run in runs], out / layout.COMPARISON_PLOT_FILE)
+        print(f"Comparison of {len(runs)} runs: {path}")
+        return 0
+    run = runs[0]
     out = Path(args.out) if args.out else run.root
     if not run.attention.is_file() and not run.metrics.is_file():
         raise UsageError(
             f"{run.root} has neither {run.attention.name} nor {run.metrics.name}: is it a training run's output_dir?"
         )
     out.mkdir(parents=True, exist_ok=True)
-    if run.attention.is_file():
-        attention = json.loads(run.attention.read_text())
-        path = out / layout.ATTENTION_PLOT_FILE
-        plot.attention_heatmap(attention, path, title=f"Attention over source prompts ({run.root.name})")
-        print(f"Attention heatmap: {path}")
-    else:
-        print(f"No {run.attention.name} in {run.root} (only ATTEMPT runs have one); no heatmap.")
+    _plot_attention(run, out)
     if run.metrics.is_file():
         path = out / layout.CURVES_PLOT_FILE
         plot.training_curves(run.metrics, path)
         print(f"Training curves: {path}")
     return 0
+
+
+def _plot_attention(run: RunLayout, out: Path) -> None:
+    """attention.png and attention_examples.png of an ATTEMPT run, or one line saying why there are none."""
+    from attempt.evaluation import plots as plot
+    from attempt.runs.build import read_run_config
+    from attempt.utils.reading import read_json
+
+    try:
+        config = read_run_config(run.root, finished=False)
+    except FileNotFoundError:
+        config = None
+    if not run.attention.is_file():
+        mode = f"mode={config.mode}" if config else "this run"
+        print(f"No attention heatmap: {mode} mixes no prompts (only ATTEMPT runs have attention weights).")
+        return
+    residual = config.attempt_config().target_residual if config else True
+    attention = read_json(run.attention, "Train the run again to rewrite it.")
+    path = out / layout.ATTENTION_PLOT_FILE
+    title = f"Attention over source prompts ({run.root.name})"
+    plot.attention_heatmap(attention, path, title=title, target_residual=residual)
+    print(f"Attention heatmap: {path}")
+    try:
+        path = plot.example_attention_heatmap(
+            run.predictions("test"), out / layout.EXAMPLES_PLOT_FILE, target_residual=residual,
+            title=f"Attention per test example ({run.root.name})",
+        )  # fmt: skip
+        print(f"Attention per example: {path}")
+    except (FileNotFoundError, ValueError) as error:
+        print(f"No per-example attention: {error}")

@@ -31,7 +31,9 @@ A run folder (``TrainConfig.output_dir``) written by `attempt.training.loop.trai
       eval_<split>_predictions.jsonl  EVAL_PREDICTIONS_FILE  "test", "validation", or "file" for --file
       eval_<split>_attention.json     EVAL_ATTENTION_FILE
       attention.png               ATTENTION_PLOT_FILE  `attempt plot` (or into --out)
+      attention_examples.png      EXAMPLES_PLOT_FILE   each test example's attention
       training_curves.png         CURVES_PLOT_FILE
+    comparison.png                COMPARISON_PLOT_FILE `attempt plot RUN RUN ...` (into --out, else the current folder)
 
 `RESULTS_TABLE_FILE` (``results.md``) is the Markdown table the quickstart writes beside its ``results.json``.
 
@@ -62,6 +64,8 @@ EVAL_PREDICTIONS_FILE = "eval_{split}_predictions.jsonl"
 EVAL_ATTENTION_FILE = "eval_{split}_attention.json"
 ATTENTION_PLOT_FILE = "attention.png"
 CURVES_PLOT_FILE = "training_curves.png"
+EXAMPLES_PLOT_FILE = "attention_examples.png"
+COMPARISON_PLOT_FILE = "comparison.png"
 
 # best/
 ENVIRONMENT_FILE = "environment.json"
@@ -180,12 +184,14 @@ __all__ = [
     "CHECKPOINT_DIR",
     "CHECKPOINT_FILES",
     "CHECKPOINT_WEIGHTS_FILE",
+    "COMPARISON_PLOT_FILE",
     "CONFIG_FILE",
     "CURVES_PLOT_FILE",
     "ENVIRONMENT_FILE",
     "EVAL_ATTENTION_FILE",
     "EVAL_METRICS_FILE",
     "EVAL_PREDICTIONS_FILE",
+    "EXAMPLES_PLOT_FILE",
     "LOCK_FILE",
     "MANIFEST_FILE",
     "METRICS_FILE",
