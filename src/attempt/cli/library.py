@@ -17,12 +17,12 @@ MORE_ACTIONS = {**ranking.PROMPT_ACTIONS, **hub.PROMPT_ACTIONS}
 
 
 def add_tasks_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `attempt tasks`."""
+    """The options of `attempt tasks`: a task NAME (or --task NAME) shows that task."""
     parser.add_argument(
-        "--task",
-        metavar="NAME",
-        help="show one task in detail (with a formatted example if the data is available)",
-    )
+        "name", nargs="?", metavar="NAME", help="show one task in detail (with a formatted example if the data "
+        "is available); without it, list them all",
+    )  # fmt: skip
+    parser.add_argument("--task", metavar="NAME", help="the same as NAME")
     parser.add_argument(
         "--data-dir", help="local benchmark mirror for the example (default: $ATTEMPT_DATA_DIR)"
     )
@@ -76,9 +76,19 @@ def _source(t, short: bool = False) -> str:
     return f"{t.hub_id} ({t.config or 'default'})"
 
 
+def _metrics(t) -> str:
+    """A task's metrics, the binary F1 with the class it scores (`attempt.tasks.metrics.f1`: label id 1)."""
+    positive = t.label_words[1] if t.label_words and len(t.label_words) > 1 else "label 1"
+    named = {
+        "f1": f"f1 (F1 of class 1 = {positive})",
+        "f1a": f"f1a (F1 of class 1 = {positive}, over all answers)",
+    }
+    return ", ".join(named.get(m, m) for m in t.metrics) + " (the first is the headline)"
+
+
 def run_tasks(args: argparse.Namespace) -> int:
-    """List the task registry (Hub source, kind, metrics, official train size, split protocol) or show one task;
-    --task-file adds your own tasks to both."""
+    """List the task registry (Hub source, kind, metrics, official train size, split protocol) or show one task
+    (`attempt tasks rte`); --task-file adds your own tasks to both."""
     from attempt.tasks import get_task, list_tasks
     from attempt.tasks.user import read_task_file, register_definition
 
@@ -87,7 +97,10 @@ def run_tasks(args: argparse.Namespace) -> int:
             register_definition(read_task_file(path), origin=str(path))
         except (ValueError, FileNotFoundError) as error:
             raise UsageError(str(error)) from None
-    if args.task is None:
+    if args.name and args.task and args.name != args.task:
+        raise UsageError(f"Two tasks named: {args.name} and --task {args.task}; name one.")
+    name = args.name or args.task
+    if name is None:
         rows = []
         for name in list_tasks():
             t = get_task(name)
@@ -96,7 +109,7 @@ def run_tasks(args: argparse.Namespace) -> int:
             rows.append((t.name, source, t.kind, ",".join(t.metrics), size, _protocol(t, short=True)))
         print(text_table(rows, ("task", "source", "kind", "metrics", "train size", "paper split")))
         return 0
-    t = get_task(args.task)
+    t = get_task(name)
     labels = ", ".join(f"{i}={w}" for i, w in enumerate(t.label_words)) if t.label_words else "-"
     fields = [
         ("task", t.name),
@@ -105,7 +118,7 @@ def run_tasks(args: argparse.Namespace) -> int:
         ("fields", ", ".join(t.fields)),
         ("label field", t.label_field),
         ("labels", labels),
-        ("metrics", ", ".join(t.metrics) + " (the first is the headline)"),
+        ("metrics", _metrics(t)),
         (
             "official train size",
             f"{t.official_train_size:,}" if t.defined_in is None else f"- (defined in {t.defined_in})",

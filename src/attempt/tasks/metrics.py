@@ -40,7 +40,12 @@ def accuracy(
 
 
 def f1(predictions: Sequence[int], references: Sequence[int], groups: Sequence[Any] | None = None) -> float:
-    """Binary F1 of the positive class (label id 1), ×100; -1 predictions count as not positive."""
+    """Binary F1 of the class with label id 1, ×100; -1 predictions count as not that class.
+
+    Label id 1 is the task's second label word: mrpc "equivalent", qqp "duplicate", multirc "true" (f1a), a task
+    file's second `label_words` entry (`attempt tasks NAME` names it beside the metric); to score the other class,
+    list a task file's label words the other way round.
+    """
     from sklearn.metrics import f1_score
 
     _check_lengths(predictions, references)
