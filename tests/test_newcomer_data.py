@@ -138,6 +138,29 @@ def test_a_file_with_its_own_label_spelling_names_its_values_and_the_flag_then_t
             str(project / "ev")]  # fmt: skip
     assert main(argv) == 0, _err(capsys)  # the run's --labels apply to a file of yours it scores
     assert set(json.loads((project / "ev" / "eval_file.json").read_text())) == {"rte", "average"}
+    out = project / "predicted.jsonl"  # and to the labels of inputs to predict, kept as references
+    argv = [
+        "predict",
+        str(project / "run"),
+        "--inputs",
+        str(project / "pairs.csv"),
+        *PAIR_COLUMNS,
+        "--output",
+        str(out),
+    ]
+    assert main(argv) == 0, _err(capsys)
+    predicted = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["reference"] for p in predicted] == ["entailment", "not_entailment"] * 2 + ["entailment"]
+    [one] = attempt.predict_texts(project / "run", [{"premise": "A man.", "hypothesis": "A person.", "gold": "neutral"}],
+                                  columns={"premise": "sentence1", "hypothesis": "sentence2", "gold": "label"})  # fmt: skip
+    assert one["reference"] == "not_entailment" and set(one["scores"]) == {"entailment", "not_entailment"}
+    (project / "odd.csv").write_text("premise,hypothesis,gold\nA.,B.,maybe\n")
+    odd = [*argv[:3], str(project / "odd.csv"), *argv[4:]]
+    assert main(odd) == 2
+    err = _err(capsys)
+    assert "odd.csv, line 2, field 'label': Task 'rte': label 'maybe' is outside the label set" in err, err
+    assert main([*odd, "--labels", "maybe=entailment"]) == 0, _err(capsys)
+    assert json.loads(out.read_text())["reference"] == "entailment"
 
 
 def test_labels_map_a_task_files_own_files_and_a_label_the_task_lacks_is_refused(project, tiny_t5, capsys):

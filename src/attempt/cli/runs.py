@@ -254,6 +254,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="your inputs' COLUMN holds the task's FIELD, e.g. --columns review=text; repeatable",
     )
+    add_labels_argument(parser, "inputs that carry a label: your VALUE means the task's LABEL (the run's own "
+                        "--labels apply too); the label is kept as the prediction's reference")  # fmt: skip
     parser.add_argument(
         "--output",
         required=True,
@@ -283,7 +285,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if path.suffix.lower() == ".txt":
         numbered = _read_text_inputs(path, run_tasks, args.task)
     else:
-        numbered = _read_inputs(path, run_tasks, args.task, args.columns)
+        numbered = _read_inputs(path, run_tasks, args, run_config)
     model, tokenizer, config = _load(args, run_config)
     for line, row in numbered:
         if row["task"] not in model.tasks:
@@ -309,27 +311,29 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _read_inputs(
-    path: Path, run_tasks: tuple[str, ...], task_name: str | None, column_items: list[str]
+    path: Path, run_tasks: tuple[str, ...], args: argparse.Namespace, run_config: Any
 ) -> list[tuple[int, dict]]:
     """(file line, input) for each input of `attempt predict`, every one checked before the model loads (a task
     it knows, its fields present and text); errors name the file line, counted from 1 as editors show it. An
     input without "task" is --task's, else the run's only task's (`attempt.evaluation.texts.as_input`);
-    --columns renames its keys."""
+    --columns renames its keys; a label is read with the run's --labels and these."""
     from attempt.data.sources import check_fields
-    from attempt.evaluation.texts import as_input
+    from attempt.evaluation.texts import as_input, run_label_maps
     from attempt.tasks import get_task
     from attempt.utils.textfiles import numbered_jsonl, numbered_rows
 
     if not path.is_file():
         raise UsageError(f"No such inputs file: {path}")
-    tasks = list(dict.fromkeys(get_task(name).name for name in (*run_tasks, *filter(None, [task_name]))))
-    columns = column_options(column_items, tasks)
+    tasks = list(dict.fromkeys(get_task(name).name for name in (*run_tasks, *filter(None, [args.task]))))
+    columns, extra = column_options(args.columns, tasks), label_options(args.labels, tasks)
     numbered = numbered_rows(path) if path.suffix.lower() in (".csv", ".tsv") else numbered_jsonl(path)
     if not numbered:
         raise UsageError(f"{path} has no inputs.")
     fix = "Add it to each input, or name the column that holds it with --columns COLUMN=FIELD."
+    recorded = run_label_maps(run_config) if run_config is not None else {}
+    labels = {task: {**recorded.get(task, {}), **extra.get(task, {})} for task in {*recorded, *extra}}
     for position, (line, row) in enumerate(numbered):
-        row = as_input(row, run_tasks, task_name, columns, at=f"{path}, line {line}")
+        row = as_input(row, run_tasks, args.task, columns, f"{path}, line {line}", labels)
         fields = {key: value for key, value in row.items() if key != "task"}  # as the file has them
         check_fields(fields, get_task(row["task"]), f"{path}, line {line}", fix=fix)
         numbered[position] = (line, row)

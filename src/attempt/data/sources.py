@@ -260,6 +260,22 @@ def label_map(labels: Mapping[str, str] | None, task: Task) -> dict[str, Any]:
     return mapped
 
 
+def read_label(value: Any, task: Task, at: str, labels: Mapping[str, str] | None = None) -> Any:
+    """One label cell as the task's label column holds it (a label word or id, a spelling `labels` maps, a
+    task file's raw label, a score, answers), checked: an input to predict may carry its label.
+
+    Raises:
+        DataError: naming `at` and the field, when the task has no such label.
+    """
+    try:
+        coerced = _coerce_label(value, task, label_map(labels, task))
+        task.label_of({task.label_field: coerced})
+    except (ValueError, TypeError) as error:
+        fix = " Map it onto the task's labels with --labels VALUE=LABEL." if task.is_classification else ""
+        raise DataError(f"{at}, field {task.label_field!r}: {error}{fix}") from None
+    return coerced
+
+
 def _coerce_label(value: Any, task: Task, labels: Mapping[str, Any] | None = None) -> Any:
     """Turn a text cell into the task's label form (id, raw label, float, or list of answers); a cell that is
     not a number (regression) stays text, for `Task.label_of` to refuse. `labels` (`label_map`) comes first.

@@ -6,8 +6,8 @@
     #   "attention_weights": {...}, ...}, ...]
 
 `as_input` completes one input as `attempt predict` reads a line of its file: its task (its own ``"task"``, else
-the one named, else the run's only task), your column names mapped to the task's fields, and a bare text put in
-the task's one input field. `predict_texts` then calls `attempt.evaluation.evaluate.predict`, the one inference
+the one named, else the run's only task), your column names mapped to the task's fields, a bare text put in
+the task's one input field, and a label it may carry read as the run read its training files (its ``--labels``). `predict_texts` then calls `attempt.evaluation.evaluate.predict`, the one inference
 path that `attempt predict` and `attempt serve` take too, so all three give the same prediction and scores.
 """
 
@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attempt.data.sources import check_fields
+from attempt.data.sources import check_fields, read_label
 from attempt.evaluation.evaluate import predict
 from attempt.tasks import get_task
 
@@ -30,6 +30,7 @@ def as_input(
     task: str | None = None,
     columns: Mapping[str, Mapping[str, str]] | None = None,
     at: str = "input",
+    labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """One input in the form `predict` takes: ``{"task": name, field: text, ...}``.
 
@@ -40,9 +41,11 @@ def as_input(
         task: the task of inputs that name none (``--task``).
         columns: ``{task: {your column: the task's field}}`` (``--columns``).
         at: how errors name the input (the file and line).
+        labels: ``{task: {your value: label}}``, the label maps of the run (`TrainConfig.data_files`).
 
     Raises:
-        ValueError: no task to be had, a bare text for a task of several fields, an input that is neither.
+        ValueError: no task to be had, a bare text for a task of several fields, an input that is neither, a
+            label the task does not have (DataError).
         attempt.tasks.UnknownTaskError: a task that is not registered (the message lists the known ones).
     """
     named = item.get("task") if isinstance(item, Mapping) else None
@@ -61,7 +64,17 @@ def as_input(
             f"{at}: an input is a text or a mapping of fields to texts, not {type(item).__name__}."
         )
     renames = (columns or {}).get(chosen.name) or {}
-    return {"task": chosen.name, **{renames.get(k, k): v for k, v in item.items() if k != "task"}}
+    row = {"task": chosen.name, **{renames.get(k, k): v for k, v in item.items() if k != "task"}}
+    if row.get(chosen.label_field) is not None:  # a reference to score against, as the run spelled its labels
+        row[chosen.label_field] = read_label(
+            row[chosen.label_field], chosen, at, (labels or {}).get(chosen.name)
+        )
+    return row
+
+
+def run_label_maps(config: Any) -> dict[str, dict[str, str]]:
+    """``{task: {your value: label}}``: the ``--labels`` a run was trained with (`TrainConfig.data_files`)."""
+    return {task: spec["labels"] for task, spec in (config.data_files or {}).items() if spec.get("labels")}
 
 
 def predict_texts(
@@ -70,6 +83,7 @@ def predict_texts(
     *,
     task: str | None = None,
     columns: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
     batch_size: int | None = None,
 ) -> list[dict[str, Any]]:
     """A trained run's predictions for your texts: what `attempt predict` writes, one dict per input.
@@ -81,6 +95,8 @@ def predict_texts(
         inputs: texts (tasks with one input field) or ``{field: text, ...}`` mappings, ``"task"`` optional.
         task: the task of the inputs that name none; needed when the run has several tasks.
         columns: ``{your key: the task's field}`` for inputs whose keys are named otherwise.
+        labels: ``{your value: label}`` for inputs that carry a label spelled otherwise (the run's own
+            ``--labels`` apply too); it is kept as the prediction's ``reference``.
         batch_size: inputs per batch (default: the run's eval_batch_size).
 
     Returns:
@@ -99,11 +115,13 @@ def predict_texts(
         config.register_tasks()  # the run's own tasks, so that the inputs can name them
         tasks = [get_task(name).name for name in config.tasks]
     else:
-        tasks = list(run[0].tasks)
+        tasks, config = list(run[0].tasks), run[2]
     renames = {name: dict(columns or {}) for name in tasks}
+    maps = run_label_maps(config)
+    maps = {name: {**maps.get(name, {}), **dict(labels or {})} for name in tasks}
     rows = []
     for position, item in enumerate(inputs, start=1):  # every input checked before the backbone loads
-        row = as_input(item, tasks, task, renames, at=f"Input {position} (counted from 1)")
+        row = as_input(item, tasks, task, renames, f"Input {position} (counted from 1)", maps)
         fields = {key: value for key, value in row.items() if key != "task"}  # as the input has them
         check_fields(fields, get_task(row["task"]), f"Input {position} (counted from 1)", fix=FIELDS_FIX)
         rows.append(row)
@@ -114,4 +132,4 @@ def predict_texts(
     )  # fmt: skip
 
 
-__all__ = ["FIELDS_FIX", "as_input", "predict_texts"]
+__all__ = ["FIELDS_FIX", "as_input", "predict_texts", "run_label_maps"]
