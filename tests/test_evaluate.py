@@ -138,7 +138,7 @@ def test_predict_keeps_input_order_across_mixed_tasks_without_labels(data_dir):
         {"task": "rte", **strip(rte[0])},
         {"task": "cb", **strip(cb[1])},
     ]
-    out = predict(model, tokenizer, inputs, batch_size=2, max_source_length=32)
+    out = predict(model, tokenizer, inputs, batch_size=2, max_source_length=128)  # the rows are read whole
     assert [r["task"] for r in out] == ["cb", "rte", "cb"] and [r["index"] for r in out] == [0, 1, 2]
     assert all(r["reference"] is None for r in out)
     assert (
@@ -258,13 +258,13 @@ def test_evaluation_batches_rows_of_similar_length_and_keeps_row_order(monkeypat
 
     monkeypatch.setattr(evaluation.Collator, "__call__", spy)
     records = predict(
-        model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=4, max_source_length=64
-    )
+        model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=4, max_source_length=256
+    )  # longer than every row: predict refuses an input it would cut
     assert [r["index"] for r in records] == list(range(12))
     assert [r["idx"] for r in records] == [row["idx"] for row in rows]
     lengths = [length for batch in seen for length in batch]
     assert lengths == sorted(lengths, reverse=True) and len(lengths) == 12
     one_by_one = predict(
-        model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=1, max_source_length=64
+        model, tokenizer, [{"task": "rte", **row} for row in rows], batch_size=1, max_source_length=256
     )
     assert [r["prediction"] for r in records] == [r["prediction"] for r in one_by_one]

@@ -424,8 +424,8 @@ def test_predict_and_the_serve_predictor_give_equal_labels_and_scores(family, me
 # ---------------------------------------------------------------------------------------- bad requests
 BAD_REQUESTS = [
     ({"task": "mnli", "inputs": [{"premise": "a", "hypothesis": "b"}]}, 404, "Task 'mnli' is not served here. Served tasks: rte, cb, stsb"),
-    ({"task": "rte", "inputs": [{"sentence1": "a cat"}]}, 422, "inputs[0] lacks field(s) sentence2; rte needs sentence1, sentence2"),
-    ({"task": "rte", "inputs": [{"sentence1": "a", "sentence2": ["b"]}]}, 422, "field(s) sentence2 must be text"),
+    ({"task": "rte", "inputs": [{"sentence1": "a cat"}]}, 422, "inputs[0]: field(s) 'sentence2' missing for task 'rte' (row has: sentence1). Give each input the task's fields (sentence1, sentence2)."),
+    ({"task": "rte", "inputs": [{"sentence1": "a", "sentence2": ["b"]}]}, 422, "inputs[0], field 'sentence2': expected text, got a list (['b']). Quote it as a JSON string."),
     ({"task": "rte", "inputs": ["a cat"]}, 422, "inputs[0] is not a JSON object"),
     ({"task": "rte", "inputs": []}, 422, '"inputs" is empty'),
     ({"task": "rte", "inputs": [{"sentence1": "a", "sentence2": "b"}] * 5}, 413, "5 inputs in one request; this server takes at most 4"),

@@ -144,7 +144,7 @@ def test_predict_inputs_are_checked_before_the_model_loads_naming_file_lines(tmp
 
 
 def test_predict_counts_inputs_from_1_in_its_errors():
-    model = types.SimpleNamespace(tasks=["rte"])
+    model = types.SimpleNamespace(tasks=["rte"], family="seq2seq")
     rows = [{"task": "rte", "sentence1": "a", "sentence2": "b"}, {"task": "rte", "sentence1": "a"}]
     with pytest.raises(ValueError, match=r"Input 2 \(counted from 1, .*\): field\(s\) 'sentence2' missing"):
         predict(model, None, rows)

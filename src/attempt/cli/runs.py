@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -274,7 +275,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from attempt.evaluation.evaluate import predict
     from attempt.runs.build import read_run_config
     from attempt.runs.hub import run_folder
+    from attempt.utils import storage
 
+    _check_output(Path(args.output), Path(args.inputs), Path(args.run_dir))
     try:
         run_config = read_run_config(run_folder(args.run_dir))
         run_config.register_tasks()  # the run's own tasks (task files), before the inputs name them
@@ -286,7 +289,10 @@ def run_predict(args: argparse.Namespace) -> int:
         numbered = _read_text_inputs(path, run_tasks, args.task)
     else:
         numbered = _read_inputs(path, run_tasks, args, run_config)
+    if run_config is not None:  # a 1 MB line is refused now, not after the backbone has loaded
+        _check_lengths(numbered, path, run_config.max_source_length)
     model, tokenizer, config = _load(args, run_config)
+    _check_lengths(numbered, path, config.max_source_length, tokenizer, model.family)
     for line, row in numbered:
         if row["task"] not in model.tasks:
             raise UsageError(
@@ -304,10 +310,54 @@ def run_predict(args: argparse.Namespace) -> int:
         max_target_length=config.max_target_length,
     )
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
+    storage.write_text(output, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
     print(f"{len(predictions)} predictions → {output}")
     return 0
+
+
+def _check_output(output: Path, inputs: Path, run_dir: Path) -> None:
+    """Refuse an --output that would overwrite what predict reads: the inputs file (however its path is spelt,
+    or through a symbolic or hard link) or the run's config and best model; before anything loads."""
+    if output.is_dir():
+        raise UsageError(
+            f"--output {output} is a folder; name a file in it, e.g. {output / 'predictions.jsonl'}."
+        )
+    suggestion = inputs.with_name(f"{inputs.stem}.predictions.jsonl")
+    elsewhere = f"Write the predictions elsewhere, e.g. --output {suggestion}."
+    if output.exists() and inputs.exists() and os.path.samefile(output, inputs):
+        raise UsageError(f"--output {output} is the inputs file {inputs}: the predictions would replace your "
+                         f"inputs. {elsewhere}")  # fmt: skip
+    run, target = RunLayout(run_dir), output.resolve()
+    for read in (run.config.resolve(), run.best.resolve()):
+        if target == read or read in target.parents:
+            raise UsageError(f"--output {output} is in the run folder's {read.name}, which predict reads: the "
+                             f"predictions would replace it. {elsewhere}")  # fmt: skip
+
+
+def _check_lengths(
+    numbered: list[tuple[int, dict]], path: Path, limit: int, tokenizer: Any = None, family: str | None = None
+) -> None:
+    """Refuse inputs longer than the run reads (its max_source_length), as `attempt serve` refuses them (413),
+    rather than predict from their first tokens: every such line is named. Without `tokenizer`, only the quick
+    bound on characters (before the model loads); with it, the tokens exactly."""
+    from attempt.evaluation.evaluate import InputTooLong, check_input
+    from attempt.tasks import get_task
+
+    too_long = []
+    for line, row in numbered:
+        try:
+            check_input(
+                row, get_task(row["task"]), f"{path}, line {line}", limit, tokenizer=tokenizer, family=family
+            )
+        except InputTooLong as error:
+            too_long.append((line, str(error)))
+    if len(too_long) > 1:
+        lines = ", ".join(str(line) for line, _ in too_long[1:11]) + (", ..." if len(too_long) > 11 else "")
+        raise UsageError(
+            f"{too_long[0][1]} {len(too_long) - 1} more input(s) are too long too: line(s) {lines}."
+        )
+    if too_long:
+        raise UsageError(too_long[0][1])
 
 
 def _read_inputs(

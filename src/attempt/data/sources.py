@@ -141,7 +141,7 @@ def check_fields(
         fix = fix if fix is not None else _fix(task, "Map your columns with columns={...}.")
         raise DataError(
             f"{at}: field(s) {', '.join(map(repr, missing))} missing for task {task.name!r} "
-            f"(row has: {', '.join(map(str, row))}). {fix}"
+            f"(row has: {', '.join(k if k.isprintable() else repr(k) for k in map(str, row))}). {fix}"
         )
     for name in task.fields:
         value = row[name]

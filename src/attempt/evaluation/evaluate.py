@@ -28,8 +28,67 @@ from attempt.evaluation import inference
 from attempt.modeling.protocols import Predictor
 from attempt.tasks import Task, get_task
 from attempt.utils import storage
+from attempt.utils.textfiles import DataError
 
 PREDICTION_KEYS = ("task", "index", "idx", "source", "prediction", "reference")
+# a token is rarely longer than this many characters: an input longer than max_source_length × this is refused
+# before it is tokenized, so a huge text (a 1 MB line, a huge request body) never holds the tokenizer
+CHARS_PER_TOKEN_BOUND = 32
+
+
+class InputTooLong(DataError):
+    """An input longer than a run reads (its max_source_length): the model would see only its beginning."""
+
+
+# ----------------------------------------------------------------------------------- checking inputs
+def check_input(
+    row: Mapping[str, Any], task: Task, at: str, max_source_length: int, *, tokenizer: Any = None,
+    family: str | None = None, fix: str | None = None,
+) -> int | None:  # fmt: skip
+    """Check one input as `predict` and `attempt serve` both take it, so that both refuse the same inputs with
+    the same message: the task's fields present and text (`attempt.data.sources.check_fields`), and no longer
+    than the run reads. A longer input is refused, not cut to its first `max_source_length` tokens: the
+    prediction would be for another text, and nothing in the output would say so.
+
+    Args:
+        row: the input's fields (other keys, such as ``"task"``, are not looked at).
+        task: its task.
+        at: how errors name the input ("inputs.jsonl, line 3", "inputs[0]").
+        max_source_length: the run's max_source_length, in tokens.
+        tokenizer, family: the run's tokenizer and backbone family, to count the tokens exactly; without them
+            only the quick bound (`CHARS_PER_TOKEN_BOUND` characters a token) is checked, before a model loads.
+        fix: what a missing field's error suggests (default: give each input the task's fields).
+
+    Returns:
+        The input's source tokens, as the collator counts them before it truncates; None without `tokenizer`.
+
+    Raises:
+        DataError: a field missing or not text. InputTooLong: longer than `max_source_length` tokens.
+    """
+    check_fields(row, task, at, fix=fix or f"Give each input the task's fields ({', '.join(task.fields)}).")
+    texts = [row[name] if isinstance(row[name], str) else "".join(row[name]) for name in task.fields]
+    characters = sum(map(len, texts))
+    if characters > max_source_length * CHARS_PER_TOKEN_BOUND:
+        raise InputTooLong(
+            f"{at} is far longer than the {max_source_length} tokens {task.name} reads ({characters:,} characters); "
+            "shorten it or split it into several inputs."
+        )
+    if tokenizer is None:
+        return None
+    length = input_tokens(tokenizer, family, task, row)
+    if length > max_source_length:
+        raise InputTooLong(
+            f"{at} is {length} tokens; the {task.name} run reads at most {max_source_length} (its "
+            "max_source_length), so the rest would be cut. Shorten it or split it into several inputs."
+        )
+    return length
+
+
+def input_tokens(tokenizer: Any, family: str | None, task: Task, row: Mapping[str, Any]) -> int:
+    """An input's source tokens as `attempt.data.collate.Collator` counts them, before it truncates."""
+    if family == "encoder":
+        return len(tokenizer(*task.text_fields(row))["input_ids"])
+    return len(tokenizer(task.source_text(row))["input_ids"])
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -314,8 +373,9 @@ def predict(
         `attempt serve` returns them) and ``attention_weights`` when the model has attention.
 
     Raises:
-        ValueError: an input without a known task of the model, or whose fields are missing or not text; the
-            message counts inputs from 1 (the line of a JSON-lines file without blank lines).
+        ValueError: an input without a known task of the model, or whose fields are missing or not text, or
+            (`InputTooLong`) longer than `max_source_length` tokens, as `attempt serve` refuses it (`check_input`);
+            the message counts inputs from 1 (the line of a JSON-lines file without blank lines).
     """
     by_task: dict[str, list[dict[str, Any]]] = {}
     for position, item in enumerate(inputs):
@@ -325,7 +385,8 @@ def predict(
         task = get_task(item["task"])
         if task.name not in model.tasks:
             raise ValueError(f"{at}: task {task.name!r} is not one of the model's tasks {list(model.tasks)}.")
-        check_fields(item, task, at)  # present, and text: a null or a number is refused, not formatted
+        # present, text (a null or a number is refused, not formatted) and not longer than the run reads
+        check_input(item, task, at, max_source_length, tokenizer=tokenizer, family=model.family)
         row = {key: value for key, value in item.items() if key != "task"}
         by_task.setdefault(task.name, []).append({"task": task.name, "row": row, "index": position})
     results: list[dict[str, Any] | None] = [None] * len(inputs)

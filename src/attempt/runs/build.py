@@ -25,7 +25,7 @@ from attempt.runs import layout
 from attempt.runs.layout import RunLayout
 from attempt.runs.portable import run_config
 from attempt.tasks import get_task
-from attempt.utils.reading import read_json, verify_model_directory
+from attempt.utils.reading import CorruptFile, read_json, verify_model_directory
 
 
 def model_class(mode: str) -> type[AttemptModel] | type[FineTuneModel]:
@@ -106,7 +106,7 @@ def _not_finished(run: RunLayout) -> FileNotFoundError:
     )
 
 
-def read_run_config(run_dir: str | Path, finished: bool = True) -> TrainConfig:
+def read_run_config(run_dir: str | Path, finished: bool = True, fix: str | None = None) -> TrainConfig:
     """The TrainConfig of a run (``train_config.json``, else its copy in ``best/``), its paths resolved against
     where the run is now (`attempt.runs.portable.run_config`). It registers nothing: `load_run` registers the
     run's own tasks, or `TrainConfig.register_tasks` before then.
@@ -115,20 +115,30 @@ def read_run_config(run_dir: str | Path, finished: bool = True) -> TrainConfig:
         run_dir: the run's output_dir.
         finished: also require its ``best/`` model (False: a config alone will do, e.g. to compare runs' configs
             before loading any; `load_run` requires ``best/`` anyway).
+        fix: what an error about a damaged file says to do (default: restore it from its copy).
 
     Raises:
         FileNotFoundError: when the run has no ``train_config.json`` or, if `finished`, no ``best/`` model.
+        CorruptFile: the file is not JSON, or not a TrainConfig (unknown keys, invalid values): the message names
+            the file, what is wrong and `fix`.
     """
     run = RunLayout(run_dir)
     config_path = next((p for p in (run.config, run.best_config) if p.is_file()), None)
     if config_path is None or (finished and not run.best.is_dir()):
         raise _not_finished(run)
-    fix = (
-        f"Restore it: {run.best_config.relative_to(run.root)} is a copy of it."
-        if config_path == run.config
-        else damaged_model_fix(run.best)
-    )
-    return run_config(read_json(config_path, fix), config_path.parent)
+    if fix is None:
+        fix = (
+            f"Restore it: {run.best_config.relative_to(run.root)} is a copy of it."
+            if config_path == run.config
+            else damaged_model_fix(run.best)
+        )
+    data = read_json(config_path, fix)
+    try:
+        return run_config(data, config_path.parent)
+    except CorruptFile:
+        raise
+    except ValueError as error:  # a key or value TrainConfig refuses: say which file holds it
+        raise CorruptFile(f"{config_path}: {error} {fix}") from None
 
 
 def load_run(

@@ -10,6 +10,7 @@ a silent restart. A checkpoint interrupted inside its atomic swap is put back fi
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,29 @@ def resume_or_start(
     elif accelerator.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         storage.write_json(run.config, config_dict)
+    if resumed and accelerator.is_main_process and not run.config.is_file():
+        # deleted, as `check_saved_config` says to do with a damaged one: this same run's config, written anew
+        storage.write_json(run.config, config_dict)
     return state, resumed
+
+
+def check_saved_config(output_dir: str | Path) -> None:
+    """Before a run resumes from its checkpoint, check that its ``train_config.json`` reads back (evaluate,
+    predict and serve read it): a damaged one is refused naming the file and the fix, before the backbone
+    loads, rather than left damaged by a run that trains on without reading it.
+
+    Raises:
+        attempt.utils.reading.CorruptFile: the file is not JSON or not a TrainConfig.
+    """
+    from attempt.runs.build import read_run_config
+
+    run = RunLayout(output_dir)
+    if not (run.checkpoint.is_dir() and run.config.is_file()):
+        return
+    fix = f"Delete it and run the same command again: the run resumes from {run.checkpoint} and rewrites it."
+    with warnings.catch_warnings():  # only whether it reads: its data_dir is checked where the run reads data
+        warnings.simplefilter("ignore")
+        read_run_config(run.root, finished=False, fix=fix)
 
 
 def _global_batch(config: dict[str, Any], processes: int) -> dict[str, Any]:

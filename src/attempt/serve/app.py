@@ -27,16 +27,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from attempt.evaluation.inference import path_of
 from attempt.serve.batcher import Batcher, Closing, QueueFull
-from attempt.serve.openai_api import add_openai_routes
+from attempt.serve.openai_api import OpenAIError, add_openai_routes
 from attempt.serve.predict import predict_batch
 from attempt.serve.runs import ServedRuns
 from attempt.serve.telemetry import CONTENT_TYPE, Telemetry
 from attempt.serve.validation import RequestError, Validator
 
 log = logging.getLogger("attempt.serve")
+# the OpenAI-compatible routes (`attempt.serve.openai_api`): their errors keep OpenAI's shape
+OPENAI_PATHS = ("/v1/models", "/v1/completions")
+SEND = 'Send {"task": "rte", "inputs": [{...}]}.'
+TOO_DEEP = "lists or objects nested too deep to parse"
 
 
 class PredictRequest(BaseModel):
@@ -113,13 +118,34 @@ def build_app(
 def _add_predict(
     app: FastAPI, served: ServedRuns, validator: Validator, batcher: Batcher, telemetry: Telemetry
 ) -> None:
-    """POST /v1/predict, and the one-line 422 for a body FastAPI cannot read into a `PredictRequest`."""
+    """POST /v1/predict, the one-line 422 for a body FastAPI cannot read into a `PredictRequest`, and FastAPI's
+    own errors (an unparsable body, a path or method not served) in this API's shape."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        shown = lambda part: str(part) if str(part).isprintable() else repr(part)  # noqa: E731 - a key of yours
+        problems = "; ".join(f"{'.'.join(map(shown, e['loc']))}: {e['msg']}" for e in error.errors())
         telemetry.request("invalid", 422, 0.0)
-        return _error(422, f'Invalid request body ({problems}). Send {{"task": "rte", "inputs": [{{...}}]}}.')
+        return _error(422, f"Invalid request body ({problems}). {SEND}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        status, message = _http_error(request, error)
+        telemetry.request("invalid", status, 0.0)
+        if request.url.path.startswith(OPENAI_PATHS):
+            return OpenAIError(status, message).response()
+        return JSONResponse({"error": message}, status_code=status, headers=error.headers)
+
+    @app.exception_handler(RecursionError)
+    async def nested_too_deep(request: Request, error: RecursionError) -> JSONResponse:
+        # a route that parses its body itself (the OpenAI routes) meets JSON nested thousands deep as this error
+        openai = request.url.path.startswith(OPENAI_PATHS)
+        telemetry.request("invalid", 400 if openai else 422, 0.0)
+        if openai:  # their status for a body that is not a completion request
+            return OpenAIError(
+                400, f"The body has {TOO_DEEP}: send a completion request as a JSON object."
+            ).response()
+        return _error(422, f"Invalid request body ({TOO_DEEP}). {SEND}")
 
     @app.post("/v1/predict")
     async def predict(body: PredictRequest) -> Response:
@@ -140,6 +166,22 @@ def _add_predict(
             status, response = 500, _error(500, f"Prediction failed ({type(error).__name__}: {error}).")
         telemetry.request(label, status, time.perf_counter() - started, count)
         return response
+
+
+def _http_error(request: Request, error: HTTPException) -> tuple[int, str]:
+    """The status and message of an error FastAPI raised itself (its answer would be ``{"detail": ...}``): a body
+    its JSON parser failed on (FastAPI's 400, with the parser's error as the cause) is the 422 of any unreadable
+    body; a route or method not served keeps its status and says where the routes are listed."""
+    cause = error.__cause__
+    if error.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        return 422, f"Invalid request body (not UTF-8: {cause.reason} at byte {cause.start}). {SEND}"
+    if error.status_code == 400 and isinstance(cause, RecursionError):
+        return 422, f"Invalid request body ({TOO_DEEP}). {SEND}"
+    if error.status_code == 400 and cause is not None:
+        return 422, f"Invalid request body ({type(cause).__name__}: {cause}). {SEND}"
+    return error.status_code, (
+        f"{error.detail}: {request.method} {request.url.path}. GET /openapi.json lists the routes and their methods."
+    )
 
 
 def describe_tasks(served: ServedRuns) -> list[dict[str, Any]]:

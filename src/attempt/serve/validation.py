@@ -4,6 +4,8 @@ Each problem is a `RequestError` carrying the HTTP status and a message that nam
 and what to send instead: 404 for a task (or run) not served, 422 for a missing or non-text field or a task
 several runs answer without "run" naming one, 413 for
 too many inputs or a text longer than the run reads (it would be cut, silently changing the prediction).
+Each input is checked by `attempt.evaluation.evaluate.check_input`, the check `attempt predict` makes: the
+same input is refused by both, with the same message.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from attempt.evaluation.evaluate import InputTooLong, check_input
 from attempt.serve.predict import Item
 from attempt.serve.runs import ServedRun, ServedRuns
 from attempt.tasks import Task, get_task
-
-# a token is rarely longer than this many characters: texts beyond max_source_length × this are refused
-# before tokenizing, so a huge body cannot hold the event loop in the tokenizer
-CHARS_PER_TOKEN_BOUND = 32
+from attempt.utils.textfiles import DataError
 
 
 class RequestError(Exception):
@@ -86,34 +86,19 @@ class Validator:
             raise RequestError(
                 422, f"{where} is not a JSON object; send {{{', '.join(repr(f) for f in task.fields)}: ...}}."
             )
-        missing = [name for name in task.fields if row.get(name) is None]
-        if missing:
-            raise RequestError(
-                422,
-                f"{where} lacks field(s) {', '.join(missing)}; {task.name} needs {', '.join(task.fields)}.",
+        try:  # what `attempt predict` checks, with its message: fields present and text, not too long
+            length = check_input(
+                row,
+                task,
+                where,
+                run.config.max_source_length,
+                tokenizer=self.tokenizer,
+                family=run.model.family,
             )
-        not_text = [name for name in task.fields if isinstance(row[name], (dict, list, bool))]
-        if not_text:
-            raise RequestError(422, f"{where}: field(s) {', '.join(not_text)} must be text (a JSON string).")
-        limit = run.config.max_source_length
-        if sum(len(str(row[name])) for name in task.fields) > limit * CHARS_PER_TOKEN_BOUND:
-            raise RequestError(
-                413, f"{where} is far longer than the {limit} tokens {task.name} reads; shorten it."
-            )
-        try:
-            length = self._length(run, task, row)
+        except InputTooLong as error:
+            raise RequestError(413, str(error)) from None
+        except DataError as error:
+            raise RequestError(422, str(error)) from None
         except (KeyError, ValueError, TypeError) as error:  # a task's renderer needs more than its fields
             raise RequestError(422, f"{where} cannot be read as a {task.name} input: {error}.") from error
-        if length > limit:
-            raise RequestError(
-                413,
-                f"{where} is {length} tokens; the {task.name} run reads at most {limit} (its "
-                "max_source_length), so the rest would be cut. Shorten the text.",
-            )
         return Item(run, task, dict(row), attention=attention, length=length)
-
-    def _length(self, run: ServedRun, task: Task, row: Mapping[str, Any]) -> int:
-        """Source tokens as the collator would count them, before it truncates."""
-        if run.model.family == "encoder":
-            return len(self.tokenizer(*task.text_fields(row))["input_ids"])
-        return len(self.tokenizer(task.source_text(row))["input_ids"])

@@ -63,7 +63,7 @@ from attempt.runs.layout import RunLayout
 from attempt.runs.metrics_log import MetricsLog
 from attempt.runs.model_card import write_model_card
 from attempt.runs.portable import saved_config
-from attempt.runs.state import LoopState, resume_or_start, save_checkpoint
+from attempt.runs.state import LoopState, check_saved_config, resume_or_start, save_checkpoint
 from attempt.training.defaults import warn_other_backbone, with_backbone_defaults
 from attempt.training.devices import make_accelerator
 from attempt.training.preflight import check_before_training
@@ -264,6 +264,8 @@ def train(
     Raises:
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
         CheckpointMismatch: ``output_dir/checkpoint`` belongs to a run with another configuration.
+        attempt.utils.reading.CorruptFile: a run about to resume whose ``train_config.json`` is damaged (before
+            the backbone loads; `attempt.runs.state.check_saved_config`).
         attempt.utils.locking.FolderInUse: another live process is training in ``output_dir`` (its pid is named).
         FileExistsError, ValueError, PermissionError: mode="source" whose prompt could not be stored (name taken
             without `overwrite_prompt`, invalid name, library not writable); raised before training.
@@ -280,6 +282,7 @@ def train(
     if config.mode == "source":  # a prompt that could not be stored must fail the run now, not after training
         PromptLibrary(config.library).check_writable(_prompt_name(config), overwrite_prompt)
     check_before_training(config)  # paths and names, before the backbone loads
+    check_saved_config(config.output_dir)  # a run about to resume: its train_config.json reads back
     accelerator = make_accelerator(config)
     with _locked_run_folder(Path(config.output_dir), accelerator):
         return _train(config, accelerator, backbone, tokenizer, progress, overwrite_prompt, _on_step, started)
