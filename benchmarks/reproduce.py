@@ -348,7 +348,9 @@ class Runner:
         record = {**key, "output_dir": str(out.relative_to(self.root.parent))}
         if results_path.is_file():
             saved = read_json(out / CONFIG_FILE, f"Delete {out} to rerun the cell.")
-            differs = sorted(k for k in expected if saved.get(k) != expected[k])
+            # a field left None is picked when the run starts (TrainConfig.with_backbone_defaults): the saved
+            # config holds the value picked, which is not "other settings"
+            differs = sorted(k for k in expected if expected[k] is not None and saved.get(k) != expected[k])
             if differs:
                 raise RuntimeError(
                     f"{out} holds a run with other settings ({', '.join(differs)}); delete it to rerun."

@@ -51,8 +51,15 @@ def task_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def task(task_file) -> str:
-    return register_definition(read_task_file(task_file), origin=str(task_file))["name"]
+def task(task_file):
+    """The task file's task, registered for this module's tests and forgotten after them, as a new process
+    would, so the other test modules see the built-in tasks only."""
+    from attempt.tasks import base, user
+
+    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
+    yield register_definition(read_task_file(task_file), origin=str(task_file))["name"]
+    base._REGISTRY.clear(), base._REGISTRY.update(registry)
+    user._DEFINED.clear(), user._DEFINED.update(defined)
 
 
 def _leaning(name: str, label: int, task: str, seed: int) -> SourcePrompt:

@@ -29,8 +29,6 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from benchmarks import serve_load  # noqa: E402
-
 from attempt.cli import main  # noqa: E402
 from attempt.config import AttemptConfig, TrainConfig  # noqa: E402
 from attempt.data.collate import Collator  # noqa: E402
@@ -45,6 +43,7 @@ from attempt.serve.predict import Item, length_groups  # noqa: E402
 from attempt.tasks import get_task  # noqa: E402
 from attempt.testing import WORDS, build_backbone, build_tokenizer  # noqa: E402
 from attempt.training.loop import train  # noqa: E402
+from benchmarks import serve_load  # noqa: E402
 
 pytestmark = pytest.mark.data
 VOCAB = [w for w in WORDS if w.isalpha()]
