@@ -4,6 +4,7 @@ The tiny random backbones and tokenizers are `attempt.testing`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,3 +28,24 @@ def original_prompts_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"original ATTEMPT prompts not found at {path}")
     return path
+
+
+@contextlib.contextmanager
+def forgetting_registered_tasks():
+    """Inside, tasks may be registered on purpose (task files, runs trained from them); on leaving, they are
+    forgotten, as a new process would forget them, so other tests see the built-in tasks only."""
+    from attempt.tasks import base, user
+
+    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
+    yield
+    base._REGISTRY.clear(), base._REGISTRY.update(registry)
+    user._DEFINED.clear(), user._DEFINED.update(defined)
+
+
+@pytest.fixture
+def forget_registered_tasks():
+    """Each test's registered tasks are forgotten after it. The modules that register tasks opt in with
+    ``pytestmark = pytest.mark.usefixtures("forget_registered_tasks")``; building a TrainConfig registers
+    nothing, so the other modules need nothing."""
+    with forgetting_registered_tasks():
+        yield

@@ -18,7 +18,6 @@ from attempt import cli
 from attempt.config import MAX_PROMPT_NAME, TrainConfig
 from attempt.prompts.library import PromptLibrary, SourcePrompt, read_original_prompt, read_peft_prompt
 from attempt.runs import checkpoint
-from attempt.tasks import base, user
 from attempt.tasks.user import TaskFileError, read_task_file
 from attempt.testing import build_backbone, build_tokenizer
 from attempt.utils import storage
@@ -31,13 +30,7 @@ SAFETENSORS_FULL = "Error while serializing: I/O error: No space left on device 
 TORCH_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
 
 
-@pytest.fixture(autouse=True)
-def forget_registered_tasks():
-    """A run trained from a task file registers its task; forget it after the test, as a new process would."""
-    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
-    yield
-    base._REGISTRY.clear(), base._REGISTRY.update(registry)
-    user._DEFINED.clear(), user._DEFINED.update(defined)
+pytestmark = pytest.mark.usefixtures("forget_registered_tasks")  # tests here register tasks on purpose
 
 
 def one_line_error(capsys, *argv) -> str:

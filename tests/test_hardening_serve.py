@@ -23,7 +23,6 @@ httpx = pytest.importorskip("httpx")
 
 from attempt import cli  # noqa: E402
 from attempt.serve import bound_port, build_app, load_runs, make_server  # noqa: E402
-from attempt.tasks import base, user  # noqa: E402
 from attempt.testing import build_backbone, build_tokenizer  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_task"
@@ -32,13 +31,7 @@ LIMIT = 32  # the run's max_source_length
 SHORTEN = "Shorten it or split it into several inputs."
 
 
-@pytest.fixture(autouse=True)
-def forget_registered_tasks():
-    """A run trained from a task file registers its task; forget it after the test, as a new process would."""
-    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
-    yield
-    base._REGISTRY.clear(), base._REGISTRY.update(registry)
-    user._DEFINED.clear(), user._DEFINED.update(defined)
+pytestmark = pytest.mark.usefixtures("forget_registered_tasks")  # tests here register tasks on purpose
 
 
 def train_argv(run: Path, backbone: Path) -> list[str]:

@@ -49,13 +49,7 @@ TINY = ["--mode", "prompt_tuning", "--max-steps", "1", "--batch-size", "2", "--e
         "--attempt.prompt-length", "4", "--quiet"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def forget_registered_tasks():
-    """Task files register tasks in this process; each test's are forgotten after it, as a new process would."""
-    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
-    yield
-    base._REGISTRY.clear(), base._REGISTRY.update(registry)
-    user._DEFINED.clear(), user._DEFINED.update(defined)
+pytestmark = pytest.mark.usefixtures("forget_registered_tasks")  # tests here register tasks on purpose
 
 
 @pytest.fixture(scope="module")

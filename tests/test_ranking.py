@@ -22,6 +22,7 @@ from attempt.prompts.library import PromptLibrary, SourcePrompt
 from attempt.runs.build import build_model
 from attempt.tasks.user import read_task_file, register_definition
 from attempt.testing import WORDS, build_backbone, build_tokenizer
+from conftest import forgetting_registered_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 GRID_CELLS = REPO / "benchmarks" / "results" / "reproduce_fewshot" / "cells-SmolLM2-135M-Instruct.jsonl"
@@ -52,14 +53,9 @@ def task_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def task(task_file):
-    """The task file's task, registered for this module's tests and forgotten after them, as a new process
-    would, so the other test modules see the built-in tasks only."""
-    from attempt.tasks import base, user
-
-    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
-    yield register_definition(read_task_file(task_file), origin=str(task_file))["name"]
-    base._REGISTRY.clear(), base._REGISTRY.update(registry)
-    user._DEFINED.clear(), user._DEFINED.update(defined)
+    """The task file's task, registered for this module's tests and forgotten after them."""
+    with forgetting_registered_tasks():
+        yield register_definition(read_task_file(task_file), origin=str(task_file))["name"]
 
 
 def _leaning(name: str, label: int, task: str, seed: int) -> SourcePrompt:

@@ -31,7 +31,6 @@ from attempt.config import TrainConfig
 from attempt.data.sources import load_user_file
 from attempt.prompts.library import PromptLibrary, SourcePrompt
 from attempt.runs.build import read_run_config
-from attempt.tasks import base, user
 from attempt.tasks.user import KEYS, TaskFileError, read_task_file
 from attempt.utils.reading import CorruptFile
 from attempt.utils.textfiles import DataError, numbered_rows
@@ -47,13 +46,7 @@ HANG_S = 10  # an example running this long is a hang
 CONFIG_ERRORS = (CorruptFile, TaskFileError, DataError, ValueError)
 
 
-@pytest.fixture(autouse=True)
-def forget_registered_tasks():
-    """What a reader registers (a recipe's own tasks) is forgotten after each test, as a new process would."""
-    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
-    yield
-    base._REGISTRY.clear(), base._REGISTRY.update(registry)
-    user._DEFINED.clear(), user._DEFINED.update(defined)
+pytestmark = pytest.mark.usefixtures("forget_registered_tasks")  # tests here register tasks on purpose
 
 
 # ------------------------------------------------------------------------------------------- strategies

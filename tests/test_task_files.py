@@ -23,14 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_task"
 GOOD_ROWS = "text,label\ngood thing,positive\nbad thing,negative\n"
 
 
-@pytest.fixture(autouse=True)
-def forget_registered_tasks():
-    """The tests here register tasks on purpose (task files, runs trained from them); each test's are
-    forgotten after it, as a new process would, so other tests see the built-in tasks only."""
-    registry, defined = dict(base._REGISTRY), dict(user._DEFINED)
-    yield
-    base._REGISTRY.clear(), base._REGISTRY.update(registry)
-    user._DEFINED.clear(), user._DEFINED.update(defined)
+pytestmark = pytest.mark.usefixtures("forget_registered_tasks")  # tests here register tasks on purpose
 
 
 def _forget(name: str) -> None:
