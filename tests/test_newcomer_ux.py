@@ -24,8 +24,9 @@ from attempt.prompts.library import PromptLibrary, SourcePrompt
 from attempt.tasks import metrics
 from attempt.testing import build_backbone, build_tokenizer
 from attempt.training.defaults import other_backbone_warning
-from conftest import REPO
+from conftest import REPO, forgetting_registered_tasks
 
+pytestmark = pytest.mark.usefixtures("forget_registered_tasks")  # the example's task is registered on purpose
 TASK_FILE = REPO / "examples/own_task/task.yaml"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -223,8 +224,9 @@ def runs(tmp_path_factory, tiny) -> dict[str, Path]:
         "attempt": ["--mode", "attempt", "--library", library, "--eval-every", 5],
         "tuning": ["--mode", "prompt_tuning", "--log-every", 5],
     }
-    for name, options in argv.items():
-        assert cli.main([str(a) for a in ["train", *common, *options, "--output-dir", root / name]]) == 0
+    with forgetting_registered_tasks():  # a module's fixture: set up before each test's own forgetting starts
+        for name, options in argv.items():
+            assert cli.main([str(a) for a in ["train", *common, *options, "--output-dir", root / name]]) == 0
     return {name: root / name for name in argv}
 
 
