@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import forgetting_registered_tasks
+
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
@@ -43,15 +45,17 @@ def train_argv(run: Path, backbone: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A finished tiny run folder (its task file, backbone and run side by side in one folder)."""
+def run(tmp_path_factory):
+    """A finished tiny run folder (its task file, backbone and run side by side in one folder); the task its
+    training registered is forgotten after the module."""
     root = tmp_path_factory.mktemp("hardening-serve")
     shutil.copytree(EXAMPLE, root / "task")
     build_backbone("seq2seq").save_pretrained(root / "tiny-t5")
     build_tokenizer("seq2seq").save_pretrained(root / "tiny-t5")
-    code = cli.main(train_argv(root / "run", root / "tiny-t5"))
-    assert code == 0
-    return root / "run"
+    with forgetting_registered_tasks():
+        code = cli.main(train_argv(root / "run", root / "tiny-t5"))
+        assert code == 0
+        yield root / "run"
 
 
 def one_line_error(capsys, *argv) -> str:

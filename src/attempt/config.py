@@ -1,7 +1,8 @@
 """Configuration dataclasses that validate themselves and round-trip through JSON.
 
 `AttemptConfig` describes the prompt side of a model: the attentional mixture of the paper and the plain
-prompt-tuning baseline share it. Training options live in `attempt.training.loop.TrainConfig`.
+prompt-tuning baseline share it. Training options live in `TrainConfig`, below: what
+`attempt.training.loop.train` runs.
 """
 
 from __future__ import annotations
