@@ -130,7 +130,7 @@ def fewshot_data(source: Path, overlay: Path) -> Path:
 def cell_record(key: dict[str, Any], run: Path) -> dict[str, Any]:
     """What the grid keeps of a finished cell's run folder: its scores, the attention statistics over its test
     rows, and each test example's prediction and attention weights (to 6 decimals), without the input texts
-    (which only repeat the data)."""
+    (which only repeat the data), as columns (`example_columns`)."""
     results = read_json(RunLayout(run).results, f"Delete {run} to run the cell again.")
     record = {"kind": "cell", **key, "test": results["test"]["average"],
               "validation": results["validation"]["average"], "test_metrics": results["test"],
@@ -145,7 +145,45 @@ def cell_record(key: dict[str, Any], run: Path) -> dict[str, Any]:
     for e in examples:
         if e.get("attention_weights"):
             e["attention_weights"] = {name: round(w, 6) for name, w in e["attention_weights"].items()}
-    return {**record, "examples": examples}
+    return {**record, "examples": example_columns(examples)}
+
+
+def example_columns(rows: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """Per-example rows as columns: one list per key, and one list per prompt under "attention_weights" (None
+    where a row lacks the key). A grid's file keeps its examples so: the key names written once per cell
+    instead of once per example halve the file (2.3 MB -> 1.0 MB for the few-shot grid), values unchanged.
+    Columns are returned as they are, so a file of either form can be compacted."""
+    if isinstance(rows, dict):
+        return rows
+    columns: dict[str, Any] = {}
+    for key in ("idx", "prediction", "reference"):
+        if any(key in row for row in rows):
+            columns[key] = [row.get(key) for row in rows]
+    names = next((list(row["attention_weights"]) for row in rows if row.get("attention_weights")), [])
+    if names:
+        columns["attention_weights"] = {
+            name: [(row.get("attention_weights") or {}).get(name) for row in rows] for name in names
+        }
+    return columns
+
+
+def example_rows(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-example rows of `example_columns` back, one dict per example (keys a row lacked left out)."""
+    weights = columns.get("attention_weights", {})
+    plain = {key: values for key, values in columns.items() if key != "attention_weights"}
+    count = len(next(iter([*plain.values(), *weights.values()]), []))
+    rows = [{key: values[i] for key, values in plain.items() if values[i] is not None} for i in range(count)]
+    for i, row in enumerate(rows):
+        if any(values[i] is not None for values in weights.values()):
+            row["attention_weights"] = {name: values[i] for name, values in weights.items()}
+    return rows
+
+
+def compact_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record with its examples as columns (records written before the columns keep a list of rows)."""
+    if isinstance(record.get("examples"), list):
+        return {**record, "examples": example_columns(record["examples"])}
+    return record
 
 
 class FewShotGrid:
@@ -158,7 +196,7 @@ class FewShotGrid:
         self.root = out / RUNS / name
         self.data_dir = fewshot_data(data_dir, self.root / "data")
         self.store = out / f"cells-{name}.jsonl"
-        self.kept = {_key_of(r): r for r in read_records(self.store)}
+        self.kept = {_key_of(r): compact_record(r) for r in read_records(self.store)}
         self.computed = self.reused = self.missing = 0
         self._loaded = None
         from attempt.prompts.library import PromptLibrary
@@ -188,7 +226,7 @@ class FewShotGrid:
 
     def keep(self, record: dict[str, Any]) -> dict[str, Any]:
         """Add a record to the grid's file (rewritten whole, atomically) and return it."""
-        self.kept[_key_of(record)] = record
+        self.kept[_key_of(record)] = compact_record(record)
         write_records(self.store, self.kept.values())
         return record
 

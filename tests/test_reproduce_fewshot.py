@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,13 +129,11 @@ def test_tiny_grid_runs_every_cell_and_resumes(fewshot, tmp_path, data_dir):
     attempt_cb = kept[4]
     assert set(attempt_cb) == {"kind", "method", "task", "k", "seed", "test", "validation", "test_metrics",
                                "wall_time_s", "attention", "examples"}  # fmt: skip
-    assert len(attempt_cb["examples"]) == 6
-    assert set(attempt_cb["examples"][0]) == {
-        "idx",
-        "prediction",
-        "reference",
-        "attention_weights",
-    }  # no input text
+    columns = attempt_cb["examples"]  # one list per key, one per prompt under attention_weights
+    assert set(columns) == {"idx", "prediction", "reference", "attention_weights"}  # no input text
+    assert set(columns["attention_weights"]) == set(attempt_cb["attention"]["mean_weights"])  # every prompt
+    assert all(len(values) == 6 for values in [columns["idx"], *columns["attention_weights"].values()])
+    assert len(fewshot.example_rows(columns)) == 6
     (tmp_path / "out" / "cells-tiny-llama.jsonl").unlink()  # as if cut off before its cells were kept
     rekept = fewshot.run(options, tmp_path / "out", data_dir, log=lambda *_: None)
     assert rekept["cells_computed"] == 0 and rekept["cells_reused"] == 20  # read from their run folders
@@ -168,7 +167,13 @@ def test_the_grid_keeps_only_finished_cells_without_their_input_texts(fewshot, t
     (partial / "metrics.jsonl").write_text("")  # no results.json: unfinished, not a cell to keep
     key = {"method": "attempt", "task": "cb", "k": 16, "seed": 0}
     record = fewshot.cell_record(key, done)
-    assert record["examples"] == [{"prediction": "a", "attention_weights": {"x": 0.123457, "y": 0.876543}}]
+    assert record["examples"] == {
+        "prediction": ["a"],
+        "attention_weights": {"x": [0.123457], "y": [0.876543]},
+    }
+    assert fewshot.example_rows(record["examples"]) == [
+        {"prediction": "a", "attention_weights": {"x": 0.123457, "y": 0.876543}}
+    ]
     assert (record["test"], record["validation"], record["wall_time_s"]) == (50.0, 40.0, 3.0)
     assert record["attention"]["peak"] == pytest.approx(0.8765433)  # from the weights as run, not as kept
     with pytest.raises(FileNotFoundError):
@@ -209,3 +214,31 @@ def test_majority_score_uses_the_tasks_own_metrics(fewshot):
         {"sentence1": "a", "sentence2": "b", "label": label, "idx": i} for i, label in enumerate([1, 1, 0])
     ]
     assert fewshot.majority_score("rte", rte) == pytest.approx(200 / 3)
+
+
+def test_examples_kept_as_columns_come_back_as_the_rows_they_were(fewshot):
+    rows = [
+        {"idx": 3, "prediction": "yes", "reference": "no", "attention_weights": {"a": 0.25, "b": 0.75}},
+        {"idx": 4, "prediction": "no"},  # no reference, no attention: left out again, not None
+        {"idx": 5, "prediction": "no", "reference": "no", "attention_weights": {"a": 1.0, "b": 0.0}},
+    ]
+    columns = fewshot.example_columns(rows)
+    assert columns == {
+        "idx": [3, 4, 5],
+        "prediction": ["yes", "no", "no"],
+        "reference": ["no", None, "no"],
+        "attention_weights": {"a": [0.25, None, 1.0], "b": [0.75, None, 0.0]},
+    }
+    assert fewshot.example_rows(columns) == rows
+    assert fewshot.example_columns(columns) is columns  # already columns: unchanged
+    old = {"kind": "cell", "task": "cb", "examples": rows}  # a record written before the columns
+    assert fewshot.compact_record(old) == {"kind": "cell", "task": "cb", "examples": columns}
+
+
+def test_the_committed_few_shot_cells_file_stays_under_two_megabytes():
+    path = (
+        Path(__file__).resolve().parents[1]
+        / "benchmarks/results/reproduce_fewshot/cells-SmolLM2-135M-Instruct.jsonl"
+    )
+    assert path.stat().st_size < 2_000_000
+    assert all(not isinstance(r.get("examples"), list) for r in read_records(path))  # every record compacted
