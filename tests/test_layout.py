@@ -1,4 +1,5 @@
-"""The README's "Code layout" names every module under src/attempt, in its own subpackage, and no other."""
+"""The docs' "Code layout" (docs/implementation.md, how the code works) names every module under src/attempt, in its
+own subpackage, and no other."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "attempt"
 
 
+LAYOUT_PAGE = REPO / "docs" / "implementation.md"
+
+
 def _layout_block() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Code layout", 1)[1]
-    return section.split("```", 2)[1].splitlines()
+    """The lines of the first code block under the page's "## Code layout" heading (its language tag dropped)."""
+    text = LAYOUT_PAGE.read_text()
+    assert "\n## Code layout\n" in text, f"{LAYOUT_PAGE.relative_to(REPO)} has no '## Code layout' section"
+    section = text.split("\n## Code layout\n", 1)[1].split("\n## ", 1)[0]
+    assert "```" in section, "the Code layout section has no code block"
+    return section.split("```", 2)[1].splitlines()[1:]
 
 
 def listed_modules(lines: list[str]) -> set[str]:
@@ -38,11 +45,18 @@ def test_the_code_layout_names_every_module_and_no_module_that_is_gone():
     actual = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name not in {"__main__.py"}}
     actual -= {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE}
     listed = listed_modules(_layout_block())
-    assert actual - listed == set(), "modules missing from README's Code layout"
-    assert listed - actual == set(), "README's Code layout names modules that do not exist"
+    assert actual - listed == set(), "modules missing from the Code layout in docs/implementation.md"
+    assert listed - actual == set(), (
+        "the Code layout in docs/implementation.md names modules that do not exist"
+    )
 
 
 def test_the_layout_reader_sees_packages_and_top_level_modules():
     lines = ["src/attempt/", "  config.py    the configs", "  data/        rows", "    a.py b.py   two",
              "  mixture.py   the equation", "benchmarks/   x.py"]  # fmt: skip
     assert listed_modules(lines) == {"config.py", "data/a.py", "data/b.py", "mixture.py"}
+
+
+def test_the_readme_points_to_the_code_layout_instead_of_keeping_a_copy():
+    readme = (REPO / "README.md").read_text()
+    assert "## Code layout" not in readme and "docs/implementation.md" in readme
