@@ -7,7 +7,7 @@ attention over its validation rows: ``evaluate(...).attention[task]``), folded i
 ``P = P_tgt + Σ_j a_j P_j`` (`attempt.mixture.AttentionalMixture.mix`). It loses the per-input choice: every input
 gets that one mixture, and the attention module (W_down, W_up, LayerNorm) is not exported. The adapter then is
 exactly the AttemptModel with its attention frozen to those weights (tests/test_prompts.py); where the weights
-barely vary across inputs (the README's "Transfer on SmolLM2": a task-level mixture), little is lost.
+barely vary across inputs (docs/results/attention_per_input.md: a task-level mixture), little is lost.
 """
 
 from __future__ import annotations
