@@ -4,7 +4,8 @@ mirror holds (issue 22).
 
     python -m benchmarks.main_table --pilot          # first: prompt tuning on rte and cb, validated every 50 steps
     python -m benchmarks.main_table                  # the table (tens of CPU hours; resumable, cell by cell)
-    python -m benchmarks.main_table --report-only    # the report of the cells finished so far
+    python -m benchmarks.main_table --report-only    # the report of the cells finished so far (also written
+                                                     # at the end of every run: main_table_report.py)
     python -m benchmarks.main_table --tiny --out /tmp/x   # the tests' tiny causal LM (seconds)
 
 Why a pilot: the paper's claim is that ATTEMPT beats prompt tuning *when both have converged*; a budget short
@@ -41,6 +42,7 @@ from typing import Any
 
 from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, RunLayout
 from attempt.utils.textfiles import numbered_jsonl
+from benchmarks import main_table_report
 from benchmarks.common import (
     DATA_DIR,
     REPO,
@@ -48,6 +50,7 @@ from benchmarks.common import (
     read_records,
     restore_run,
     results_dir,
+    shown,
     slug,
     stash_run,
     write_records,
@@ -198,22 +201,27 @@ class MainTable:
 
     # ------------------------------------------------------------------------------------------- cells
     def spot_source(self, task: str, compute: bool) -> str | None:
-        """The source prompt that scores best on `task`'s validation rows as it is (SPoT's choice)."""
+        """The source prompt that scores best on `task`'s validation rows as it is (SPoT's choice), ranked by
+        `attempt.evaluation.ranking.rank_sources` (what `attempt prompts rank` prints): each source as the
+        untrained target prompt of a `mode="spot"` model, on the table's validation rows of `task`."""
         from attempt.data.splits import load_task_data
-        from attempt.evaluation.evaluate import evaluate
-        from attempt.runs.build import build_model
+        from attempt.evaluation.ranking import rank_sources
+        from attempt.prompts.library import PromptLibrary
 
         key = {"kind": "spot_source", "task": task}
         if _key_of(key) not in self.kept and compute:
             backbone, tokenizer, family = self.backbone()
-            scores = {}
-            for name in self.options.sources:
-                config = self.config("spot", (task,), 0, self.root / "spot", 1, source_prompts=(name,))
-                rows = {task: load_task_data(config)[task]["validation"]}
-                model = build_model(config, backbone, tokenizer, family)
-                scores[name] = evaluate(model, tokenizer, rows, batch_size=32,
-                                        max_source_length=config.max_source_length)["average"]  # fmt: skip
-            self.keep({**key, "chosen": max(scores, key=scores.get), "validation_untrained": scores})
+            config = self.config(
+                "spot", (task,), 0, self.root / "spot", 1, source_prompts=self.options.sources
+            )
+            rows = load_task_data(config)[task]["validation"]
+            prompts = PromptLibrary(self.options.library).load(list(self.options.sources))
+            ranking = rank_sources(backbone, tokenizer, family, prompts, task, rows, batch_size=32,
+                                   max_source_length=config.max_source_length, seed=config.seed)  # fmt: skip
+            scores = {
+                s.name: s.score for s in sorted(ranking, key=lambda s: self.options.sources.index(s.name))
+            }
+            self.keep({**key, "chosen": ranking[0].name, "validation_untrained": scores})
         kept = self.kept.get(_key_of(key))
         return None if kept is None else kept["chosen"]
 
@@ -267,9 +275,8 @@ class MainTable:
         """Seed 0 of every task first (the paper's small tasks first), then the other seeds; methods without
         sources before those with, so the cells that need no source prompt can run while sources train."""
         tasks = sorted(self.options.targets, key=lambda t: (seeds_of(t) == (0,), t not in PILOT_TASKS))
-        cells = [
-            (m, t, s) for s in (0, 1, 2) for t in tasks if s in seeds_of(t) for m in self.options.methods
-        ]
+        single = [m for m in self.options.methods if m != "attempt_m"]  # ATTEMPT-m: one run over GLUE
+        cells = [(m, t, s) for s in (0, 1, 2) for t in tasks if s in seeds_of(t) for m in single]
         cells += [("attempt_m", "glue", s) for s in (0, 1, 2)] if "attempt_m" in self.options.methods else []
         return sorted(cells, key=lambda c: (c[0] in NEEDS_SOURCES, c[2]))
 
@@ -340,10 +347,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     pilot = table.pilot(compute=not args.report_only)
     print(json.dumps({"pilot_budget": pilot["budget"], "pilot_curves": pilot["curves"]}), flush=True)
-    if not args.pilot:
-        cells = table.run_all(compute=not args.report_only, without_sources=args.without_sources)
+    if not args.pilot and not args.report_only:  # the report reads the cells file (no budget needed)
+        cells = table.run_all(without_sources=args.without_sources)
         print(f"{len(cells)} cells finished", flush=True)
+    written = main_table_report.write(table.store, report_command(args.out, args.tiny))
+    print("report:", shown(written["md"]), flush=True)
     return 0
+
+
+def report_command(out: Path, tiny: bool) -> str:
+    """The command that rebuilds a table's report (the same whether a run or --report-only wrote it)."""
+    where = [] if out.resolve() == results_dir(BENCHMARK).resolve() else ["--out", shown(out)]
+    return " ".join(
+        ["python -m benchmarks.main_table", *(["--tiny"] if tiny else []), *where, "--report-only"]
+    )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,26 @@
 """benchmarks/main_table.py (issue 22): the pilot's budget rule by hand, the cell order, and a tiny table that
-runs its pilot and cells, scores each cell at step 0 and at the end, and resumes from its JSON-lines file."""
+runs its pilot and cells, scores each cell at step 0 and at the end, and resumes from its JSON-lines file; its
+report (benchmarks/main_table_report.py): sections, rebuilt byte for byte from the cells file alone, paired
+differences against a hand computation, verdicts only from cells that are there, the paper's numbers as the
+shared file prints them; SPoT's choice through `rank_sources`."""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from attempt.prompts.library import PromptLibrary, SourcePrompt
-from benchmarks import main_table
-from benchmarks.common import read_records
+from benchmarks import main_table, main_table_report
+from benchmarks.common import read_records, write_records
+
+SECTIONS = ("## The pilot: the step budget", "## Scores", "## Paired differences", "## Verdicts", "## Attention",
+            "## Cost", "## Missing")  # fmt: skip
 
 
 def test_the_budget_is_the_first_step_every_pilot_curve_is_within_two_points_of_its_best():
@@ -37,6 +47,12 @@ def test_cells_without_sources_come_first_and_seed_zero_before_the_others(tmp_pa
     ]  # fmt: skip
 
 
+def test_attempt_m_is_one_cell_per_seed_over_glue_never_one_per_target(tmp_path, data_dir):
+    options = main_table.Options(targets=("rte", "cb"), methods=("attempt", "attempt_m"), tiny=True)
+    cells = main_table.MainTable(options, tmp_path, data_dir).order()
+    assert [c for c in cells if c[0] == "attempt_m"] == [("attempt_m", "glue", s) for s in (0, 1, 2)]
+
+
 @pytest.mark.slow
 def test_a_tiny_table_runs_its_pilot_and_cells_scores_step_zero_and_resumes(tmp_path, data_dir):
     library = PromptLibrary(tmp_path / "lib")
@@ -58,8 +74,18 @@ def test_a_tiny_table_runs_its_pilot_and_cells_scores_step_zero_and_resumes(tmp_
         {r["task"]: r["curve"] for r in records if r["kind"] == "pilot"}) for r in cells)  # fmt: skip
     assert all(set(r["step0"]) == {"cb", "average"} and "test" in r for r in cells)
     first = (tmp_path / "out" / "cells-tiny-llama.jsonl").read_text()
+    written = {
+        name: (tmp_path / "out" / f"main_table-tiny-llama.{name}").read_bytes() for name in ("md", "json")
+    }
+    text = written["md"].decode()
+    assert [line for line in text.splitlines() if line.startswith("## ")] == list(SECTIONS)
+    assert "python -m benchmarks.main_table --tiny --out" in text and "--report-only" in text
+    assert "| cb | accuracy | " in text and "ATTEMPT − PT | cb |" in text and "| cb | ATTEMPT | 3 |" in text
+    shutil.rmtree(tmp_path / "out" / "runs")  # the report reads the cells file alone
     assert main_table.main([*argv, "--report-only"]) == 0  # nothing is run again
     assert (tmp_path / "out" / "cells-tiny-llama.jsonl").read_text() == first
+    for name, content in written.items():
+        assert (tmp_path / "out" / f"main_table-tiny-llama.{name}").read_bytes() == content
 
 
 def test_an_unfinished_pilot_run_is_stashed_and_resumed_in_a_later_session(tmp_path, data_dir):
@@ -74,3 +100,127 @@ def test_an_unfinished_pilot_run_is_stashed_and_resumed_in_a_later_session(tmp_p
     shutil.rmtree(table.root)  # a new session: the run folders are gone, the committed state is not
     assert main_table.restore_run(run, table.state / "pilot" / "rte")
     assert (run / "checkpoint" / "state.json").read_text() == '{"step": 2}'
+
+
+# -- the report, on records written by hand -------------------------------------------------------------------
+def _cell(
+    method: str, task: str, seed: int, final: float, step0: float = 50.0, seconds: float = 60.0
+) -> dict:
+    tasks = main_table_report.GLUE if method == "attempt_m" else (task,)
+    metrics = {t: {main_table_report.metric_of(t): final, "average": final} for t in tasks}
+    start = {t: {main_table_report.metric_of(t): step0, "average": step0} for t in tasks}
+    return {"kind": "cell", "method": method, "task": task, "seed": seed, "test": final, "validation": final,
+            "test_metrics": {**metrics, "average": final}, "wall_time_s": seconds, "steps": 300, "step0": start,
+            "step0_average": step0, "cell_time_s": seconds, "examples": []}  # fmt: skip
+
+
+def _records() -> list[dict]:
+    pilot = [{"kind": "pilot", "task": "rte", "curve": [[50, 50.0], [100, 58.0], [150, 61.0]]},
+             {"kind": "pilot", "task": "cb", "curve": [[50, 40.0], [100, 70.0], [150, 69.0]]}]  # fmt: skip
+    cells = [_cell("prompt_tuning", "rte", s, v) for s, v in enumerate((55.0, 57.0, 59.0))]
+    cells += [_cell("attempt", "rte", s, v, seconds=120.0) for s, v in enumerate((57.0, 61.0, 65.0))]
+    cells[-1]["attention"] = {"peak": 0.5, "max_peak": 0.6, "entropy": 1.0, "uniform_entropy": 1.1,
+                              "input_spread": 0.01, "mean_weights": {"mnli": 0.3, "qnli": 0.2, "target": 0.5}}  # fmt: skip
+    return pilot + cells
+
+
+def test_a_paired_difference_and_its_interval_are_the_hand_computed_t_interval_over_seeds():
+    summary = main_table_report.summarise(_records())
+    (pair,) = [
+        p for p in summary["paired"] if (p["a"], p["b"], p["task"]) == ("attempt", "prompt_tuning", "rte")
+    ]
+    # ATTEMPT − PT per seed: 2, 4, 6: mean 4, sd 2; t(0.975, 2 df) = 4.302652729911275 (a t table)
+    half = 4.302652729911275 * 2 / math.sqrt(3)
+    assert pair["diffs"] == [2.0, 4.0, 6.0] and pair["mean"] == pytest.approx(4.0)
+    assert pair["ci95"] == pytest.approx([4.0 - half, 4.0 + half])
+    stats = pytest.importorskip("scipy.stats")
+    assert pair["ci95"] == pytest.approx(list(stats.t.interval(0.95, 2, loc=4.0, scale=stats.sem([2, 4, 6]))))
+    claim = next(c for c in summary["claims"] if c["claim"] == "ATTEMPT > PT")
+    assert claim["outcomes"] == {"rte": "undecided"}  # the interval [-0.97, 8.97] holds 0
+    assert claim["verdict"].startswith("so far (1 of 14 tasks): not shown")
+
+
+def test_a_claim_whose_cells_are_missing_is_not_measured_yet_never_given_a_verdict():
+    verdicts = {c["claim"]: c["verdict"] for c in main_table_report.summarise(_records())["claims"]}
+    for claim in ("ATTEMPT ≥ SPoT", "ATTEMPT within 1 point of fine-tuning (LoRA)", "ATTEMPT-m ≥ ATTEMPT"):
+        assert verdicts[claim] == "not measured yet"
+    nothing = main_table_report.summarise([])
+    assert {c["verdict"] for c in nothing["claims"]} == {"not measured yet"}
+    assert nothing["missing"]["cell_count"] == nothing["missing"]["planned_count"]
+
+
+def test_averages_are_over_the_tasks_every_method_in_them_has_finished():
+    records = _records() + [_cell("prompt_tuning", "mrpc", s, 70.0) for s in (0, 1, 2)]
+    records += [_cell("attempt", "mrpc", 0, 80.0)]  # one seed of three: mrpc is not finished for ATTEMPT
+    glue = main_table_report.summarise(records)["averages"]["GLUE"]
+    assert glue["tasks"] == ["rte"] and glue["methods"] == ["prompt_tuning", "attempt"]
+    assert glue["ours"] == {"prompt_tuning": pytest.approx(57.0), "attempt": pytest.approx(61.0)}
+    assert glue["paper"] == {"prompt_tuning": 54.7, "attempt": 73.4}
+
+
+def test_the_report_of_a_cells_file_is_rebuilt_byte_for_byte_and_lists_what_is_missing(tmp_path):
+    cells = tmp_path / "cells-tiny-llama.jsonl"
+    write_records(cells, _records() + [_cell("attempt_m", "glue", 0, 66.0)])
+    command = main_table.report_command(tmp_path, tiny=True)
+    first = {k: p.read_bytes() for k, p in main_table_report.write(cells, command).items()}
+    again = {k: p.read_bytes() for k, p in main_table_report.write(cells, command).items()}
+    assert first == again
+    text = first["md"].decode()
+    assert [line for line in text.splitlines() if line.startswith("## ")] == list(SECTIONS)
+    assert "**Budget: 200 steps**" in text  # rte within 2 of 61 from 150, cb within 2 of 70 from 100
+    assert "| rte | accuracy | 57.0 ± 2.0 (3) [54.7] |" in text and "- SPoT: cola (seeds 0, 1, 2)" in text
+    assert "| mrpc | accuracy | – [68.1] | – [79.7] | – [85.7] | 66.0 ± 0.0 (1) [86.1] |" in text
+    # the attention of the one seed that has it
+    assert "| rte | ATTEMPT | 1 | 0.300 | 0.200 | 0.500 |" in text
+    numbers = json.loads(first["json"])
+    assert numbers["summary"]["cost"]["method_minutes"] == {
+        "prompt_tuning": 3.0,
+        "attempt": 6.0,
+        "attempt_m": 1.0,
+    }
+    assert "total 10 minutes" in text
+
+
+def test_the_transcribed_paper_numbers_are_those_of_the_shared_file():
+    path = Path(main_table.REPO.parent / "shared" / "paper_numbers.md")
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    wanted = {name for name, *_ in main_table_report.PAPER_ROWS.values()}
+    rows = {}
+    for line in path.read_text().split("## 2.")[0].splitlines():  # section 1, tables 1a and 1b
+        cells = [c.strip().strip("*").strip() for c in line.strip().strip("|").split("|")]
+        name = re.sub(r"\s*[¹²³⁴⁵⁶]$", "", cells[0])  # "LoRA ¹": a footnote mark
+        if name in wanted and len(cells) == 18:  # method, #params, 8 GLUE, avg, 5 SuperGLUE, avg, source
+            numbers = [float(re.match(r"[\d.]+", c.strip("*")).group()) for c in cells[2:17]]
+            rows[name] = [*numbers[:8], *numbers[9:14], numbers[8], numbers[14]]
+    assert set(rows) == wanted
+    for method, (name, tasks, glue, superglue) in main_table_report.PAPER_ROWS.items():
+        assert rows[name] == [*tasks, glue, superglue], method
+
+
+def test_spot_source_ranks_with_rank_sources_and_keeps_the_untrained_scores_the_old_evaluation_gave(
+    tmp_path, data_dir
+):
+    from attempt.data.splits import load_task_data
+    from attempt.evaluation.evaluate import evaluate
+    from attempt.runs.build import build_model
+
+    library = PromptLibrary(tmp_path / "lib")
+    for i, name in enumerate(("mnli", "qnli")):
+        torch.manual_seed(i)
+        library.add(SourcePrompt(name, torch.randn(4, 32) * 0.5, task=name, backbone="tiny"))
+    options = main_table.Options(library=tmp_path / "lib", sources=("mnli", "qnli"), targets=("cb",), tiny=True,
+                                 prompt_length=4, eval_limit=8)  # fmt: skip
+    table = main_table.MainTable(options, tmp_path / "out", data_dir)
+    chosen = table.spot_source("cb", compute=True)
+    (record,) = [r for r in read_records(table.store) if r["kind"] == "spot_source"]
+    backbone, tokenizer, family = table.backbone()
+    before = {}  # what spot_source computed before it called rank_sources (commit c055f9a)
+    for name in options.sources:
+        config = table.config("spot", ("cb",), 0, table.root / "spot", 1, source_prompts=(name,))
+        model = build_model(config, backbone, tokenizer, family)
+        rows = {"cb": load_task_data(config)["cb"]["validation"]}
+        before[name] = evaluate(model, tokenizer, rows, batch_size=32, max_source_length=128)["average"]
+    assert list(record["validation_untrained"]) == ["mnli", "qnli"]
+    assert record["validation_untrained"] == pytest.approx(before)
+    assert chosen == record["chosen"] == max(before, key=before.get)
