@@ -75,3 +75,48 @@ def test_stash_and_restore_carry_an_unfinished_run_to_another_session(sources, t
     ).is_file()
     assert not (run / "library").exists()
     assert sources.stash(tmp_path / "nothing") is None
+
+
+def test_the_squad_source_generates_its_answers_and_reads_passages_up_to_384_tokens(sources):
+    squad = sources.run_config("squad", "smollm2", "smollm2-135m-instruct", None)
+    assert (squad.eval_method, squad.max_source_length, squad.max_target_length) == ("generate", 384, 32)
+    assert squad.early_stopping_patience == 5 and squad.max_steps == sources.STEPS["squad"]
+    mnli = sources.run_config("mnli", "smollm2", "smollm2-135m-instruct", None)
+    assert (mnli.eval_method, mnli.max_source_length, mnli.eval_every) == ("rank", 128, 100)  # unchanged
+
+
+def test_the_report_gives_squad_f1_and_exact_match_and_says_record_is_not_trained(sources):
+    row = {"task": "squad", "steps": 3000, "stopped_at": 1400, "best_step": 400, "test": 41.0, "test_rows": 700,
+           "two_standard_errors": 3.7, "zero_shot": 12.0, "step300": 39.0, "minilm_300_steps": None,
+           "meets_bar": True, "beats_own_step300": False,
+           "test_metrics": {"squad": {"squad_f1": 50.0, "squad_exact_match": 32.0, "average": 41.0}}}  # fmt: skip
+    text = sources.report([row], "smollm2")
+    assert "| squad | 1400 (3000) | 400 | 41.0 (700) | 3.7 | 12.0 | – | met |" in text
+    assert "squad: F1 50.0, exact match 32.0" in text
+    assert "- record: not trained: the mirror has only 32 training rows" in text
+
+
+def test_the_mirror_has_32_record_training_rows_as_the_report_says(sources, data_dir):
+    rows = (data_dir / "aps" / "super_glue" / "record" / "train_fewglue32.jsonl").read_text().splitlines()
+    assert len(rows) == 32 and not (data_dir / "aps" / "super_glue" / "record" / "train.jsonl").exists()
+    assert "only 32 training rows" in sources.NOT_TRAINED["record"]
+
+
+@pytest.mark.slow
+def test_a_squad_source_trains_and_is_scored_by_generation_on_the_tiny_model(sources, tmp_path, data_dir):
+    import dataclasses
+
+    from attempt.testing import build_backbone, build_tokenizer
+    from attempt.training.loop import train
+    from benchmarks.common import data_overlay
+
+    config = sources.run_config(
+        "squad", "smollm2", "smollm2-135m-instruct", str(data_overlay(data_dir, tmp_path / "data"))
+    )
+    config = dataclasses.replace(config, backbone="tiny-llama", output_dir=str(tmp_path / "run"), max_steps=4,
+                                 eval_every=2, eval_limit=4, test_limit=4, library=str(tmp_path / "run" / "library"),
+                                 warmup_steps=0, max_target_length=4)  # fmt: skip
+    train(config, model=build_backbone("causal"), tokenizer=build_tokenizer("causal"), progress=False)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(results["test"]["squad"]) == {"squad_f1", "squad_exact_match", "average"}
+    assert [step for step, _ in sources.validation_curve(tmp_path / "run")] == [2, 4]
