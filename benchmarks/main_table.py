@@ -55,7 +55,7 @@ from benchmarks.common import (
     stash_run,
     write_records,
 )
-from benchmarks.reproduce_fewshot import cell_record
+from benchmarks.reproduce_fewshot import cell_record, compact_record
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
@@ -127,7 +127,7 @@ class MainTable:
         self.store = out / f"cells-{name}.jsonl"
         self.state = out / "state" / name  # unfinished pilot runs, committed (`stash`)
         self.data_dir = data_overlay(data_dir, self.root / "data")
-        self.kept = {_key_of(r): r for r in read_records(self.store)}
+        self.kept = {_key_of(r): compact_record(r) for r in read_records(self.store)}  # examples as columns
         self._loaded: tuple[Any, Any, str] | None = None
 
     def backbone(self) -> tuple[Any, Any, str]:

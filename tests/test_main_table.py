@@ -224,3 +224,26 @@ def test_spot_source_ranks_with_rank_sources_and_keeps_the_untrained_scores_the_
     assert list(record["validation_untrained"]) == ["mnli", "qnli"]
     assert record["validation_untrained"] == pytest.approx(before)
     assert chosen == record["chosen"] == max(before, key=before.get)
+
+
+def test_cells_written_before_the_columns_are_read_back_with_their_examples_as_columns(tmp_path, data_dir):
+    rows = [
+        {"idx": 0, "prediction": "yes", "reference": "no"},
+        {"idx": 1, "prediction": "no", "reference": "no"},
+    ]
+    old = {
+        "kind": "cell",
+        "method": "prompt_tuning",
+        "task": "rte",
+        "seed": 0,
+        "test": 50.0,
+        "examples": rows,
+    }
+    name = "tiny-llama"
+    write_records(tmp_path / f"cells-{name}.jsonl", [old])  # as the runner at c055f9a wrote them
+    table = main_table.MainTable(main_table.Options(tiny=True), tmp_path, data_dir, log=lambda *_: None)
+    kept = table.kept[("cell", "prompt_tuning", "rte", 0)]
+    assert kept["examples"] == {"idx": [0, 1], "prediction": ["yes", "no"], "reference": ["no", "no"]}
+    assert {k: v for k, v in kept.items() if k != "examples"} == {
+        k: v for k, v in old.items() if k != "examples"
+    }
