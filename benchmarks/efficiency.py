@@ -14,7 +14,8 @@ machine is shared and noisy; results are reported as ratios between methods of t
 * training step (forward + backward + AdamW step) of ATTEMPT, our prompt tuning, PEFT's prompt tuning
   (PromptTuningConfig; on the encoder with the same mean-pool + linear head), full fine-tuning and LoRA
   (FineTuneModel), with the same batch, input length and prompt length (m = 100 and m = 10; t = 6 random
-  source prompts);
+  source prompts); at m = 100 also ATTEMPT and full fine-tuning with activation checkpointing, whose cost
+  decides TrainConfig.gradient_checkpointing's default (efficiency_report.CHECKPOINTING_RULE);
 * peak training memory per method. On CUDA: torch.cuda.max_memory_allocated. On CPU: each method runs in a
   fresh subprocess that loads the backbone, then trains two steps while a thread samples the process RSS
   every 2 ms; peak = max(sampled RSS, ru_maxrss when it rose during training) minus the RSS right after
@@ -60,8 +61,8 @@ from benchmarks.efficiency_report import (
     ENCODER,
     HALF_BACKBONE,
     MEMORY_METHODS,
-    METHODS,
     PROMPT_METHODS,
+    TIMED_METHODS,
     targets,
     write_report,
 )
@@ -298,7 +299,12 @@ def time_training(backbone, family: str, m: int, methods, batch: int, length: in
     """Median seconds per training step of each method, the methods interleaved within every repeat."""
     vocab = backbone.get_input_embeddings().weight.shape[0]
     data = random_batch(family, batch, length, vocab, device)
-    built = {name: build_method(name, backbone, family, m) for name in methods}
+    # ATTEMPT and prompt tuning wrap the backbone itself: checkpointing gets its own copy, or it would turn on
+    # for the plain methods too
+    built = {
+        name: build_method(name, copy.deepcopy(backbone) if "+checkpointing" in name else backbone, family, m)
+        for name in methods
+    }
     times: dict[str, list[float]] = {name: [] for name in methods}
     for model, loss_fn, opt, _ in built.values():  # warm-up (allocator, lazy init)
         model.to(device)
@@ -719,9 +725,8 @@ def run(out_dir: Path, mode: str, backbones: list[str] | None = None, log=print)
         batch, length = sizes["batch"][family], sizes["length"]
         entry: dict[str, Any] = {"family": family, "batch": batch, "length": length}
         for m in prompt_lengths:
-            methods = (
-                METHODS if m == prompt_lengths[0] else PROMPT_METHODS
-            )  # no prompt: fine-tuning timed once
+            # no prompt: fine-tuning (and checkpointing, for TrainConfig.gradient_checkpointing's rule) timed once
+            methods = TIMED_METHODS if m == prompt_lengths[0] else PROMPT_METHODS
             entry[f"m={m}"] = time_training(
                 backbone, family, m, methods, batch, length, sizes["repeats"], device
             )

@@ -17,6 +17,13 @@ PROMPT_METHODS = METHODS[:3]
 # memory also with activation checkpointing: a prompt method must keep every layer's activations for the
 # gradient to reach the input, so at long prompts activations, not optimizer state, set its peak
 CHECKPOINTED = ("attempt+checkpointing", "finetune+checkpointing")
+# timed too, at the first prompt length: issue 26's rule for TrainConfig.gradient_checkpointing's default
+TIMED_METHODS = METHODS + CHECKPOINTED
+CHECKPOINTING_RULE = (
+    "ATTEMPT's default must reach <= 0.5x full fine-tuning's peak memory wherever that costs < 1.3x plain "
+    "ATTEMPT's step time (issue 26): activation checkpointing is on by default where both hold"
+)
+MEMORY_TARGET, CHECKPOINTING_TIME_TARGET = 0.5, 1.3
 # and with the frozen backbone held in bfloat16 (TrainConfig.backbone_dtype), the trained part in float32
 HALF_BACKBONE = "attempt+bf16_backbone"
 MEMORY_METHODS = METHODS + CHECKPOINTED + (HALF_BACKBONE,)
@@ -41,6 +48,21 @@ def timings(results: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any
     ]
 
 
+def checkpointing_cost(results: dict[str, Any], name: str) -> dict[str, float | None]:
+    """Issue 26's rule for one backbone: ATTEMPT with activation checkpointing against plain ATTEMPT (step
+    time, first prompt length) and against full fine-tuning (peak memory); None where not measured."""
+    timing = dict(timings(results, name)).get(f"m={results['prompt_lengths'][0]}", {})
+    memory = results["memory"].get(name, {})
+    plain, checkpointed = (timing.get(m, {}).get("step_s") for m in ("attempt", CHECKPOINTED[0]))
+    finetune, checkpointed_ft = (timing.get(m, {}).get("step_s") for m in ("finetune", CHECKPOINTED[1]))
+    peak, full = memory.get(CHECKPOINTED[0], {}).get("peak_mb"), memory.get("finetune", {}).get("peak_mb")
+    return {
+        "step_time": checkpointed / plain if plain and checkpointed else None,
+        "finetune_step_time": checkpointed_ft / finetune if finetune and checkpointed_ft else None,
+        "memory": peak / full if peak and full else None,
+    }
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
 
@@ -58,6 +80,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{name} {key}: prompt tuning / PEFT prompt tuning step time",
                 pt / timing["peft_prompt_tuning"]["step_s"],
                 1.0,
+            )
+    for name in backbones(results):
+        cost = checkpointing_cost(results, name)
+        if cost["step_time"] is not None:
+            add(
+                f"{name}: ATTEMPT with / without activation checkpointing step time",
+                cost["step_time"],
+                CHECKPOINTING_TIME_TARGET,
             )
     for name, memory in results["memory"].items():
         if "tiny" in name or name == CAUSAL:
@@ -89,6 +119,32 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def checkpointing_lines(results: dict[str, Any], name: str) -> list[str]:
+    """The report's sentence on issue 26's rule for one backbone (none when checkpointing was not timed)."""
+    cost = checkpointing_cost(results, name)
+    if cost["step_time"] is None:
+        return []
+    memory = "not measured" if cost["memory"] is None else f"{cost['memory']:.2f}x full fine-tuning"
+    finetune = cost["finetune_step_time"]
+    verdict = (
+        "n/a (memory not measured)"
+        if cost["memory"] is None
+        else "on"
+        if cost["memory"] <= MEMORY_TARGET and cost["step_time"] < CHECKPOINTING_TIME_TARGET
+        else "off"
+    )
+    from attempt.config import CHECKPOINTED_FAMILIES
+
+    family = results["training"][name]["family"]
+    default = "on" if family in CHECKPOINTED_FAMILIES else "off"
+    return [
+        f"Activation checkpointing: ATTEMPT's step {cost['step_time']:.2f}x plain ATTEMPT's"
+        + ("" if finetune is None else f" (full fine-tuning's {finetune:.2f}x its own)")
+        + f", peak memory {memory}. Rule: {CHECKPOINTING_RULE}. This run says: {verdict}; the default "
+        f"for {family} backbones (attempt.config.CHECKPOINTED_FAMILIES) is {default}."
+    ]
+
+
 def write_report(results: dict[str, Any], out_dir: Path) -> None:
     from attempt.utils import storage
 
@@ -117,7 +173,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
                     f"| {key[2:]} | {method} | {t['step_s']:.3f} | {t['step_s'] / pt:.3f} | {t['min_s']:.3f} | "
                     f"{t['min_s'] / pt_min:.3f} | {t['trainable_params']:,} |"
                 )
-        lines.append("")
+        lines += ["", *checkpointing_lines(results, name), ""]
     for name in (n for n in backbones(results) if n in results["memory"]):
         memory = results["memory"][name]
         lines += [

@@ -151,7 +151,7 @@ reports = [trained("tiny attempt bf16", train_args(str(tiny), str(OUT / "tiny-pr
 if smollm2:
     library = "prompts/smollm2-135m-instruct"
     runs = {
-        "smollm2 attempt bf16": (OUT / "smollm2", bf16),
+        "smollm2 attempt bf16": (OUT / "smollm2", [*bf16, "--no-gradient-checkpointing"]),
         "smollm2 attempt bf16 + gradient checkpointing": (OUT / "smollm2-gc", [*bf16, "--gradient-checkpointing"]),
     }
     for name, (out, extra) in runs.items():

@@ -4,6 +4,8 @@
     torchrun --nproc_per_node 2 tests/sharded_step.py train OUT DATA_DIR FAMILY BATCH --shard
     torchrun --nproc_per_node 2 tests/sharded_step.py model OUT FAMILY
     torchrun --nproc_per_node 2 tests/sharded_step.py unshared OUT DATA_DIR
+    torchrun --nproc_per_node 2 tests/sharded_step.py fromstart OUT FAMILY DTYPE
+    torchrun --nproc_per_node 2 tests/sharded_step.py train OUT DATA_DIR FAMILY BATCH --shard --by-name FOLDER
 
 ``train``: ATTEMPT on RTE with a tiny backbone (FAMILY causal = Llama, seq2seq = T5), BATCH examples per process,
 4 steps, evaluation and checkpoint every 2; with --shard the backbone is sharded (`TrainConfig.shard_backbone`)
@@ -14,6 +16,12 @@ and each process writes ``OUT/share-rank{R}.json`` (`attempt.training.sharding.l
 tokens and scores candidates, and writes ``OUT/model-rank{R}.json`` with what it got and what the same model
 unsharded gives.
 
+``fromstart``: a tiny backbone sharded from the start in DTYPE (`attempt.training.sharding.shard_from_main`:
+process 0 holds its weights, the other builds it on the meta device) and the same one sharded whole
+(`shard_backbone`); each process writes ``OUT/fromstart-rank{R}.json``: whether its parameters and buffers were
+on meta before, the largest difference between the two's local weights and buffers, and both models' generated
+tokens and scores. ``train --by-name FOLDER`` loads the backbone from FOLDER by name (so sharded from the start).
+
 ``unshared``: each process works in its own folder (OUT/rank{R}) with the relative output_dir "run": the run
 folder is not shared, and the run must be refused.
 """
@@ -21,6 +29,7 @@ folder is not shared, and the run must be refused.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -69,6 +78,8 @@ def run_train(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     library = library_at(out.parent / "library")
     config = config_for(out / "run", library, args.data_dir, args.family, args.batch, args.shard)
+    if args.by_name:
+        config = dataclasses.replace(config, backbone=args.by_name)
 
     def on_step(step: int, model: torch.nn.Module) -> None:
         if step == 1 and args.shard:
@@ -80,13 +91,8 @@ def run_train(args: argparse.Namespace) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     kind = "seq2seq" if args.family == "t5" else "causal"
-    train(
-        config,
-        backbone=build_backbone(kind),
-        tokenizer=build_tokenizer(kind),
-        progress=False,
-        _on_step=on_step,
-    )
+    given = {} if args.by_name else {"backbone": build_backbone(kind), "tokenizer": build_tokenizer(kind)}
+    train(config, progress=False, _on_step=on_step, **given)
 
 
 def run_model(args: argparse.Namespace) -> None:
@@ -124,6 +130,51 @@ def run_model(args: argparse.Namespace) -> None:
     torch.distributed.destroy_process_group()
 
 
+def run_fromstart(args: argparse.Namespace) -> None:
+    from attempt.modeling import AttemptModel
+    from attempt.training.sharding import shard_backbone, shard_from_main
+
+    kind = "seq2seq" if args.family == "t5" else "causal"
+    dtype = getattr(torch, args.dtype)
+    torch.distributed.init_process_group("gloo")
+    whole = build_backbone(kind).to(dtype).requires_grad_(False)
+    shard_backbone(whole, torch.device("cpu"))
+    if RANK == 0:
+        started = build_backbone(kind).to(dtype)
+    else:
+        with torch.device("meta"):
+            started = type(whole)._from_config(build_backbone(kind).config, dtype=dtype)
+    on_meta = all(t.is_meta for t in [*started.parameters(), *started.buffers()])
+    shard_from_main(started.requires_grad_(False), torch.device("cpu"))
+    mine = dict(started.state_dict(keep_vars=True))
+    theirs = dict(whole.state_dict(keep_vars=True))
+    local = lambda t: t.to_local() if hasattr(t, "to_local") else t  # noqa: E731
+    differences = [(local(mine[k]).float() - local(theirs[k]).float()).abs().max().item() for k in theirs]
+    buffers = [(a - b).abs().max().item() for a, b in zip(started.buffers(), whole.buffers(), strict=True)]
+    answers = {"on_meta": on_meta, "weights": max(differences), "buffers": max(buffers, default=0.0),
+               "keys": sorted(mine) == sorted(theirs), "dtypes": sorted({str(p.dtype) for p in started.parameters()}),
+               "tied": started.get_input_embeddings().weight is started.get_output_embeddings().weight}  # fmt: skip
+    ids = torch.randint(
+        len(build_tokenizer(kind).all_special_ids) + 1, 90, (2, 5), generator=torch.Generator().manual_seed(7)
+    )
+    for name, backbone in (("whole", whole), ("started", started)):
+        model = AttemptModel.from_backbone(
+            backbone, sources(), tasks=["rte"], prompt_length=4, bottleneck_size=8
+        )
+        with torch.no_grad():
+            generated = model.eval().generate(
+                ids, torch.ones_like(ids), torch.zeros(2, dtype=torch.long), max_new_tokens=3, do_sample=False
+            )
+            scores = model.score_candidates(
+                ids, torch.ones_like(ids), torch.zeros(2, dtype=torch.long), [[10, 4], [11]]
+            )
+        answers[name] = {"generated": generated.tolist(), "scores": scores.float().tolist()}
+    answers["share"] = list(local_share(started))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / f"fromstart-rank{RANK}.json").write_text(json.dumps(answers))
+    torch.distributed.destroy_process_group()
+
+
 def run_unshared(args: argparse.Namespace) -> None:
     own = Path(args.out) / f"rank{RANK}"
     own.mkdir(parents=True, exist_ok=True)
@@ -144,14 +195,22 @@ def main() -> None:
     trained.add_argument("batch", type=int)
     trained.add_argument("--shard", action="store_true")
     trained.add_argument("--kill-at", type=int)
+    trained.add_argument(
+        "--by-name", help="load the backbone from this folder (config.backbone), not in code"
+    )
     modelled = commands.add_parser("model")
     modelled.add_argument("out")
     modelled.add_argument("family", choices=("llama", "t5"))
+    fromstart = commands.add_parser("fromstart")
+    fromstart.add_argument("out")
+    fromstart.add_argument("family", choices=("llama", "t5"))
+    fromstart.add_argument("dtype", choices=("float32", "bfloat16"))
     unshared = commands.add_parser("unshared")
     unshared.add_argument("out")
     unshared.add_argument("data_dir")
     args = parser.parse_args()
-    {"train": run_train, "model": run_model, "unshared": run_unshared}[args.command](args)
+    commands = {"train": run_train, "model": run_model, "fromstart": run_fromstart, "unshared": run_unshared}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

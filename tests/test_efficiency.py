@@ -57,7 +57,7 @@ def test_tiny_run_writes_report(efficiency, tmp_path, data_dir):
     for entry in written["training"].values():
         for key in ("m=12", "m=4"):
             assert {"attempt", "prompt_tuning", "peft_prompt_tuning"} <= set(entry[key])
-        assert set(entry["m=12"]) == set(efficiency.METHODS)
+        assert set(entry["m=12"]) == set(efficiency.TIMED_METHODS)
     for memory in written["memory"].values():
         assert all("peak_mb" in memory[m] for m in efficiency.MEMORY_METHODS)
     for task in ("rte", "mnli"):
@@ -76,6 +76,10 @@ def test_tiny_run_writes_report(efficiency, tmp_path, data_dir):
         and batching["examples"] == efficiency.SIZES["tiny"]["sort_examples"]
     )
     assert set(batching["seconds"]) == {"length_sorted", "file_order"}
-    assert (tmp_path / "efficiency.md").read_text().startswith("# Efficiency")
+    report = (tmp_path / "efficiency.md").read_text()
+    assert report.startswith("# Efficiency")
+    assert report.count("Activation checkpointing: ATTEMPT's step ") == 2
+    assert "wherever that costs < 1.3x plain ATTEMPT's step time" in report
+    assert any("with / without activation checkpointing" in t["target"] for t in written["targets"])
     assert (tmp_path / "efficiency.png").stat().st_size > 1000
     assert all(t["passed"] in (True, False, None) for t in results["targets"])

@@ -59,7 +59,7 @@ def train_steps(run_dir: Path) -> list[int]:
 # ---------------------------------------------------------------------- 5. defaults that fit the backbone
 @pytest.mark.parametrize(
     ("family", "picked"),
-    [("causal", (0.01, 8, 20)), ("seq2seq", (0.3, 32, 100)), ("encoder", (0.03, 16, 20))],
+    [("causal", (0.01, 8, 20, True)), ("seq2seq", (0.3, 32, 100, True)), ("encoder", (0.03, 16, 20, False))],
 )
 def test_a_run_that_sets_no_learning_rate_batch_or_prompt_length_gets_its_backbones(
     capsys, tmp_path, tiny, family, picked
@@ -74,14 +74,17 @@ def test_a_run_that_sets_no_learning_rate_batch_or_prompt_length_gets_its_backbo
         {"prompt_length": picked[2]},
     )  # recorded: the run resumes, evaluates and reports with the numbers it trained with
     assert config["log_every"] == 1  # a 1-step run logs every step
+    assert config["gradient_checkpointing"] is picked[3]  # prompt modes over causal/seq2seq backbones
     line = f"[attempt] {family} backbone: learning_rate {picked[0]:g}, batch_size {picked[1]}, prompt_length "
-    assert f"{line}{picked[2]} (unset, so picked for it; set them to change)\n" in out
+    checkpointing = ", gradient_checkpointing on" if picked[3] else ""
+    assert f"{line}{picked[2]}{checkpointing} (unset, so picked for it; set them to change)\n" in out
 
 
 def test_what_a_run_sets_is_kept_and_finetuning_gets_a_backbone_learning_rate():
     config = TrainConfig(
-        learning_rate=0.05, batch_size=4, attempt={"prompt_length": 7}, log_every=3, max_steps=5
-    )
+        learning_rate=0.05, batch_size=4, attempt={"prompt_length": 7}, log_every=3, max_steps=5,
+        gradient_checkpointing=False,
+    )  # fmt: skip
     assert config.with_backbone_defaults("causal") is config  # nothing left to pick
     finetune = TrainConfig(mode="finetune", max_steps=500).with_backbone_defaults("encoder")
     assert (finetune.learning_rate, finetune.batch_size, finetune.attempt, finetune.log_every) == (

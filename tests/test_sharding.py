@@ -4,7 +4,8 @@ one spread over devices for inference (`load_backbone(device_map=...)`).
 The slow tests launch tests/sharded_step.py on two CPU processes (torchrun, gloo) with a tiny Llama and a tiny T5:
 a sharded run equals one process at the same global batch, each process holds half of the sharded weights, a run
 killed with SIGKILL resumes on the other number of processes to the same end, a sharded model generates to
-different lengths on each process, and an output_dir that is not one folder for all processes is refused.
+different lengths on each process, a backbone sharded from the start (only process 0 reads its weights) equals
+one sharded whole, and an output_dir that is not one folder for all processes is refused.
 """
 
 from __future__ import annotations
@@ -410,6 +411,41 @@ def test_a_sharded_model_generates_to_different_lengths_and_scores_like_the_whol
             atol=1e-5,
         )
         assert answer["share"] == {"local": SHARDED_TOTAL[family] // 2, "total": SHARDED_TOTAL[family], "whole": EMBEDDING}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("family", "dtype"), [("llama", "float32"), ("t5", "bfloat16")])
+def test_a_backbone_sharded_from_the_start_equals_one_sharded_whole(tmp_path, family, dtype):
+    """Process 0 holds the weights, process 1 builds the backbone on the meta device (no weights): after
+    `shard_from_main` both hold exactly what `shard_backbone` gives them (T5's tied embeddings still tied),
+    and the models generate and score alike."""
+    launched("fromstart", tmp_path, family, dtype, processes=2)
+    answers = [json.loads((tmp_path / f"fromstart-rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [answer["on_meta"] for answer in answers] == [False, True]
+    for answer in answers:
+        assert (answer["weights"], answer["buffers"], answer["keys"]) == (0.0, 0.0, True)
+        assert answer["dtypes"] == [f"torch.{dtype}"] and answer["tied"] is (family == "t5")
+        assert answer["started"]["generated"] == answer["whole"]["generated"]
+        assert answer["started"]["scores"] == answer["whole"]["scores"]
+        assert answer["share"] == [SHARDED_TOTAL[family] // 2, SHARDED_TOTAL[family], EMBEDDING]
+
+
+@pytest.mark.slow
+def test_a_run_that_loads_its_backbone_by_name_shards_it_from_the_start_and_equals_one_process(
+    trained, tmp_path, data_dir
+):
+    """The tiny Llama saved to a folder and named as the run's backbone: process 0 reads it, process 1 builds it
+    empty; the run ends where the 1-process run on the same backbone ends."""
+    folder = tmp_path / "tiny-llama"
+    build_backbone("causal").save_pretrained(folder)
+    build_tokenizer("causal").save_pretrained(folder)
+    done = launched(
+        "train", tmp_path / "two", data_dir, "llama", 2, "--shard", "--by-name", folder, processes=2
+    )
+    assert "gradient_checkpointing on (unset, so picked for it" in done.stdout
+    assert_same_run(tmp_path / "two" / "run", trained("llama") / "one" / "run")
+    saved = json.loads((tmp_path / "two" / "run" / layout.CONFIG_FILE).read_text())
+    assert (saved["shard_backbone"], saved["gradient_checkpointing"]) == (True, True)
 
 
 @pytest.mark.slow

@@ -307,6 +307,13 @@ BACKBONE_DEFAULTS = {
     "causal": {"learning_rate": 0.01, "batch_size": 8, "prompt_length": 20},
     "encoder": {"learning_rate": 0.03, "batch_size": 16, "prompt_length": 20},
 }
+# TrainConfig.gradient_checkpointing left unset (None) is on for the prompt modes over these families, and always
+# with shard_backbone (a backbone too big for one device). Issue 26's rule: the default reaches <= 0.5x full
+# fine-tuning's peak memory wherever that costs < 1.3x step time. SmolLM2-135M, ATTEMPT m = 100, batch 8 x 64:
+# 0.79x -> 0.43x full fine-tuning's peak (benchmarks/results/efficiency), for 1.27x the step time (CPU time, 1
+# thread, 6 interleaved repeats, median; wall 1.27x). Encoders stay off: MiniLM's peak was 0.79x without and
+# 0.80x with it, nothing saved. Fine-tuning and LoRA stay off: their gradients need no input activations.
+CHECKPOINTED_FAMILIES = ("causal", "seq2seq")
 # finetune and lora train the backbone itself, which a prompt's learning rate would wreck (the first values of
 # benchmarks/reproduce.py's learning-rate grid)
 MODE_LEARNING_RATES = {"finetune": 1e-4, "lora": 1e-3}
@@ -346,7 +353,12 @@ class TrainConfig:
         weight_decay, warmup_steps, max_grad_norm, gradient_accumulation_steps: the optimiser's settings
             (AdamW, linear warm-up then linear decay to 0).
         mixed_precision: "no", "bf16" or "fp16" (where the device supports it).
-        gradient_checkpointing: recompute backbone activations in backward to save memory.
+        gradient_checkpointing: recompute the backbone's activations in backward (activation checkpointing): the
+            same gradients for less memory, since a prompt's gradient otherwise keeps every layer's activations.
+            None = picked when the run starts: on with shard_backbone, and for the prompt modes over a causal
+            or seq2seq backbone (SmolLM2, m = 100: peak memory 0.79x -> 0.43x full fine-tuning's, step time
+            1.27x; `CHECKPOINTED_FAMILIES`), off otherwise (an encoder saved nothing; finetune/lora). True/False
+            always win; the run's train_config.json records the value used.
         shard_backbone: shard the frozen backbone across the run's processes (torch FSDP2, one transformer block
             at a time; `attempt.training.sharding`) for a backbone one device cannot hold; the prompts, attention
             and heads stay whole on every process. Launch several processes (torchrun / accelerate launch); with
@@ -404,7 +416,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
     mixed_precision: str = "no"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | None = None  # None: picked when the run starts (CHECKPOINTED_FAMILIES)
     shard_backbone: bool = False  # resume-free: the same run, sharded or not
     backbone_dtype: str | None = None
     seed: int = 42
@@ -509,7 +521,8 @@ class TrainConfig:
 
     def with_backbone_defaults(self, family: str, source_length: int | None = None) -> TrainConfig:
         """This config with what it leaves unset picked for its backbone (see `BACKBONE_DEFAULTS`): learning_rate,
-        batch_size, ``attempt.prompt_length`` (prompt modes only) and log_every; set values are kept.
+        batch_size, ``attempt.prompt_length`` (prompt modes only), log_every and gradient_checkpointing
+        (`CHECKPOINTED_FAMILIES`); set values are kept.
 
         Args:
             family: the backbone's family, "seq2seq", "causal" or "encoder" (`attempt.backbones.resolve.family_of`).
@@ -525,6 +538,9 @@ class TrainConfig:
             changes["attempt"] = {**self.attempt, "prompt_length": source_length or picked["prompt_length"]}
         if self.log_every is None:
             changes["log_every"] = 1 if self.max_steps <= SHORT_RUN else 10
+        if self.gradient_checkpointing is None:
+            prompt = self.mode in PROMPT_MODES and family in CHECKPOINTED_FAMILIES
+            changes["gradient_checkpointing"] = self.shard_backbone or prompt
         return dataclasses.replace(self, **changes) if changes else self
 
     def attempt_config(self) -> AttemptConfig:

@@ -364,6 +364,14 @@ def _check_embedding_placed(model: Any, name: str) -> None:
         )
 
 
+def _empty(model_cls: Any, config: Any, dtype: Any) -> Any:
+    """The model of `config` on the meta device: its shapes and buffers' shapes, no memory, no weights read."""
+    import torch
+
+    with torch.device("meta"):
+        return model_cls.from_config(config, **({} if dtype is None else {"dtype": _as_dtype(dtype)}))
+
+
 def load_backbone(
     name_or_path: str | os.PathLike,
     *,
@@ -373,6 +381,7 @@ def load_backbone(
     device_map: str | dict[str, Any] | None = None,
     max_memory: dict[int | str, int | str] | None = None,
     offload_folder: str | os.PathLike | None = None,
+    empty: bool = False,
 ) -> LoadedBackbone:
     """Resolve (see :func:`resolve_backbone`) and load a backbone in eval mode with its tokenizer.
 
@@ -389,6 +398,8 @@ def load_backbone(
         max_memory: with device_map, the most each device may hold, e.g. ``{0: "20GiB", "cpu": "60GiB"}``
             (`parse_max_memory` reads ``0=20GiB cpu=60GiB``); None: what each device has free.
         offload_folder: with device_map, where the weights that fit on no device go (read at each forward).
+        empty: build the model from its config on the meta device and read no weights (the processes but
+            the first of a run sharded from the start: `attempt.training.sharding.shard_from_main`).
 
     Returns:
         ``(model, tokenizer, family)``. Causal tokenizers without a pad token get ``pad_token = eos_token``.
@@ -421,7 +432,11 @@ def load_backbone(
         model_kwargs = dict(kwargs, config=config, **placement)
         if dtype is not None:
             model_kwargs["dtype"] = _as_dtype(dtype)
-        model = model_cls.from_pretrained(resolved.path, **model_kwargs)
+        model = (
+            _empty(model_cls, config, dtype)
+            if empty
+            else model_cls.from_pretrained(resolved.path, **model_kwargs)
+        )
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
     except OSError as err:
         if resolved.origin != "hub" or isinstance(err, BackboneNotFoundError):

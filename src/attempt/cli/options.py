@@ -185,7 +185,8 @@ def dataclass_options(
 # defaults a run picks when it starts (`attempt.training.defaults`), as the help states them
 PICKED = "from the backbone"
 SHOWN_DEFAULTS = {"learning_rate": PICKED, "batch_size": PICKED, "log_every": "every step up to 200 steps, else 10",
-                  "source_prompts": "all"}  # fmt: skip
+                  "source_prompts": "all", "gradient_checkpointing": "on for prompt modes over causal/seq2seq "
+                  "backbones and with --shard-backbone, else off"}  # fmt: skip
 SHOWN_PROMPT_DEFAULTS = {
     "prompt_length": f"{PICKED} (attempt/spot: the source prompts')",
     "seed": "the run's --seed",

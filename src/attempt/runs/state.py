@@ -25,9 +25,11 @@ from attempt.runs.portable import saved_config
 from attempt.utils import reading, storage
 
 # fields that do not change the trajectory of a run: a resumed run may differ in them. The library may move:
-# the source prompts themselves are compared by content hash (`_check_same_sources`).
+# the source prompts themselves are compared by content hash (`_check_same_sources`). Activation checkpointing
+# recomputes the same activations (the same gradients: tests/test_gradient_checkpointing.py), so a run saved
+# before its default (false) resumes with it on, and a sharded run (on) resumes on one process and back.
 RESUME_FREE_FIELDS = ("output_dir", "data_dir", "eval_batch_size", "library", "report_to", "shard_backbone",
-                      "log_every")  # fmt: skip
+                      "log_every", "gradient_checkpointing")  # fmt: skip
 
 
 class CheckpointMismatch(ValueError):

@@ -8,6 +8,7 @@ the run's train_config.json records the numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from attempt.backbones.wheels import canonical_name
@@ -24,22 +25,32 @@ def _sources(config: TrainConfig) -> list:
     return [library.get(name) for name in config.source_prompts or library.names()]
 
 
-def with_backbone_defaults(config: TrainConfig, family: str, show: bool = True) -> TrainConfig:
-    """`config` with its unset learning_rate, batch_size, prompt length and log_every picked for `family` (the
-    prompt length of attempt/spot is its source prompts'); prints one line saying what was picked when `show`.
+def with_backbone_defaults(
+    config: TrainConfig, family: str, show: bool = True, checkpointable: bool = True
+) -> TrainConfig:
+    """`config` with its unset learning_rate, batch_size, prompt length, log_every and gradient_checkpointing
+    picked for `family` (the prompt length of attempt/spot is its source prompts'; checkpointing by
+    `attempt.config.CHECKPOINTED_FAMILIES`); prints one line saying what was picked when `show` (checkpointing
+    only when picked on: off is what a run always did).
 
     Args:
         config: the run (its library resolved).
         family: the loaded backbone's family ("seq2seq", "causal" or "encoder").
         show: print the line (the main process only).
+        checkpointable: the backbone supports activation checkpointing; if not, an unset
+            gradient_checkpointing is off whatever the default says (a set True is refused when it loads).
     """
     lengths = {prompt.length for prompt in _sources(config)}
     resolved = config.with_backbone_defaults(family, lengths.pop() if len(lengths) == 1 else None)
+    if not checkpointable and config.gradient_checkpointing is None:
+        resolved = dataclasses.replace(resolved, gradient_checkpointing=False)
     before, after = config.to_dict(), resolved.to_dict()
     before_length = before["attempt"].get("prompt_length")
     picked = [f"{key} {after[key]:g}" for key in ("learning_rate", "batch_size") if before[key] is None]
     if before_length is None and "prompt_length" in after["attempt"]:
         picked.append(f"prompt_length {after['attempt']['prompt_length']}")
+    if before["gradient_checkpointing"] is None and after["gradient_checkpointing"]:  # off: nothing changes
+        picked.append("gradient_checkpointing on")
     if show and picked:
         print(
             f"[attempt] {family} backbone: {', '.join(picked)} (unset, so picked for it; set them to change)"

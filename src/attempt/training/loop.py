@@ -67,7 +67,7 @@ from attempt.runs.state import LoopState, check_saved_config, resume_or_start, s
 from attempt.training.defaults import warn_other_backbone, with_backbone_defaults
 from attempt.training.devices import make_accelerator
 from attempt.training.preflight import check_before_training
-from attempt.training.sharding import average_gradients, check_shared_folder, shard_if_asked
+from attempt.training.sharding import average_gradients, check_shared_folder, shard_from_main, shard_if_asked
 from attempt.utils import locking, storage
 
 
@@ -111,16 +111,25 @@ def _setup(
 ) -> tuple[
     TrainConfig, Any, dict[str, dict[str, list[dict[str, Any]]]], TrainableModel, Collator, BatchStream
 ]:
-    """Step 1 of `train`: the backbone (resolved from ``config.backbone`` unless given), the data, the mode's
-    model over the backbone, the collator and the batch stream; returns (config, tokenizer, data, model,
-    collator, stream), the config with what it left to the backbone picked (`attempt.training.defaults`)."""
+    """Step 1 of `train`: the backbone (resolved from ``config.backbone`` unless given; with shard_backbone on
+    several processes loaded sharded from the start, `attempt.training.sharding.shard_from_main`), the data,
+    the mode's model over the backbone, the collator and the batch stream; returns (config, tokenizer, data,
+    model, collator, stream), the config with what it left to the backbone picked
+    (`attempt.training.defaults`, activation checkpointing included)."""
     warn_other_backbone(config, accelerator.is_main_process)
     data = load_task_data(config)  # first: a bad row or an unreadable split fails before minutes of loading
     if backbone is None:
         from attempt.backbones.resolve import load_backbone
 
-        backbone, loaded_tokenizer, family = load_backbone(config.backbone, dtype=config.backbone_dtype)
+        # sharded from the start: process 0 reads the weights, the others build the backbone without them
+        from_main = config.shard_backbone and accelerator.num_processes > 1
+        empty = from_main and not accelerator.is_main_process
+        backbone, loaded_tokenizer, family = load_backbone(
+            config.backbone, dtype=config.backbone_dtype, empty=empty
+        )
         tokenizer = tokenizer or loaded_tokenizer
+        if from_main:
+            shard_from_main(backbone.requires_grad_(False), accelerator.device)
     else:
         from attempt.backbones.resolve import family_of
 
@@ -129,16 +138,11 @@ def _setup(
         family = family_of(backbone.config)
         if config.backbone_dtype is not None:
             backbone = backbone.to(getattr(torch, config.backbone_dtype))
-    config = with_backbone_defaults(config, family, accelerator.is_main_process)
+    checkpointable = getattr(backbone, "supports_gradient_checkpointing", False)
+    config = with_backbone_defaults(config, family, accelerator.is_main_process, checkpointable)
     model = build_model(config, backbone, tokenizer, family)
     if config.gradient_checkpointing:
-        if not getattr(backbone, "supports_gradient_checkpointing", False):
-            raise ValueError(f"{type(backbone).__name__} does not support gradient checkpointing.")
-        # the backbone is frozen: only the non-reentrant variant propagates gradients to the prompt
-        if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5 name
-            backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(backbone)
     collator = Collator(
         tokenizer,
         family,
@@ -152,6 +156,24 @@ def _setup(
         accelerator.process_index, accelerator.num_processes,
     )  # fmt: skip
     return config, tokenizer, data, model, collator, stream
+
+
+def enable_checkpointing(backbone: torch.nn.Module) -> None:
+    """Turn on activation checkpointing in a Hugging Face backbone, the non-reentrant variant: the backbone is
+    frozen, and only that variant carries the gradient through it to the prompt.
+
+    Raises:
+        ValueError: the backbone's class cannot checkpoint (``supports_gradient_checkpointing`` False).
+    """
+    if not getattr(backbone, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"{type(backbone).__name__} does not support gradient checkpointing; run with "
+            "--no-gradient-checkpointing."
+        )
+    if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5 name
+        backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def linear_schedule(

@@ -12,6 +12,13 @@ and `average_gradients` averages their gradients once per optimizer step (DDP wo
 module that holds sharded weights). Checkpoints and saved models hold the trainable part only, so they are the
 same files as an unsharded run's.
 
+Loading sharded from the start (`shard_from_main`, what `attempt.training.loop.train` does when it loads the
+backbone by name with ``shard_backbone``): process 0 reads the weights, the others build the backbone on the
+meta device (no memory), every process shards it, and process 0's weights are broadcast one tensor at a time
+into every process's shards (torch's ``set_model_state_dict(..., broadcast_from_rank0=True)``). So only
+process 0 ever holds the whole backbone (in host memory, while it loads), in the dtype asked for
+(``backbone_dtype``); the trainable part is built in float32 as always.
+
 Why torch's ``fully_shard`` and not Accelerate's FSDP plugin: Accelerate runs FSDP on GPUs only and shards the
 whole model, trainable part included, which the checkpoints and evaluation of `attempt.training.loop` read whole.
 """
@@ -55,7 +62,8 @@ def shard_if_asked(config: Any, accelerator: Any, model: nn.Module) -> bool:
             stacklevel=2,
         )
         return False
-    shard_backbone(model.backbone, accelerator.device)
+    if not is_sharded(model.backbone):  # `shard_from_main` sharded it as it loaded
+        shard_backbone(model.backbone, accelerator.device)
     for name, child in model.named_children():
         if name != "backbone":
             child.to(accelerator.device)
@@ -70,9 +78,15 @@ def shard_backbone(backbone: nn.Module, device: torch.device) -> None:
         backbone: a transformers model whose weights are all frozen.
         device: this process's device (its type picks the mesh: "cpu" with gloo, "cuda" with NCCL).
     """
+    _check_shardable(backbone)
+    _shard(backbone, device)
+    backbone.get_input_embeddings().to(device)
+    _make_root(backbone)
+
+
+def _check_shardable(backbone: nn.Module) -> None:
+    """Refuse a backbone with trainable weights, or a process without its group."""
     import torch.distributed as dist
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
 
     if any(p.requires_grad for p in backbone.parameters()):
         raise ValueError(
@@ -83,19 +97,120 @@ def shard_backbone(backbone: nn.Module, device: torch.device) -> None:
             "shard_backbone needs the processes' group: launch with torchrun and call "
             "torch.distributed.init_process_group first (attempt.training.loop.train does, through Accelerate)."
         )
+
+
+def shard_from_main(backbone: nn.Module, device: torch.device) -> None:
+    """Shard a frozen backbone whose weights only process 0 holds, the other processes having built it on the
+    meta device (``load_backbone(..., empty=True)``): after it, every process holds what `shard_backbone`
+    would have given it, but no process other than 0 ever held more than its shards, the input embedding,
+    the buffers and one broadcast tensor.
+
+    Args:
+        backbone: process 0: the loaded backbone, frozen; the others: the same model on the meta device.
+        device: this process's device.
+    """
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    _check_shardable(backbone)
+    _check_same_dtypes(backbone)
+    main = dist.get_rank() == 0
+    full = backbone.state_dict() if main else {}  # process 0's tensors, alive until broadcast
+    ties = _ties(backbone)
+    _shard(backbone, device)
+    if main:
+        backbone.get_input_embeddings().to(device)
+    else:  # storage for its shards, the whole-kept embedding and the buffers, filled below
+        backbone.to_empty(device=device)
+        _retie(backbone, ties)
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(backbone, full, options=options)
+    _broadcast_buffers(backbone, device)
+    del full
+    _make_root(backbone)
+
+
+def _broadcast_buffers(backbone: nn.Module, device: torch.device) -> None:
+    """Every buffer to `device` with process 0's values: not all are in the state dict (RoPE's inv_freq is
+    not), and the other processes' are uninitialised storage."""
+    import torch.distributed as dist
+
+    for module in backbone.modules():
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None:
+                module._buffers[name] = buffer = buffer.to(device)
+                dist.broadcast(buffer, src=0)
+
+
+def _check_same_dtypes(backbone: nn.Module) -> None:
+    """Refuse (on every process) a backbone built with other parameters or dtypes than process 0 loaded: the
+    broadcast would cast process 0's weights silently."""
+    import torch.distributed as dist
+
+    dtypes = {name: str(param.dtype) for name, param in backbone.named_parameters()}
+    main = [dtypes]
+    dist.broadcast_object_list(main, src=0)
+    agree: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(agree, main[0] == dtypes)  # all raise together, none waits in the next collective
+    if not all(agree):
+        others = [rank for rank, same in enumerate(agree) if not same]
+        raise ValueError(
+            f"processes {others} built the backbone with other parameters or dtypes than process 0 loaded; load "
+            "the same backbone with the same dtype on every process (TrainConfig.backbone_dtype)."
+        )
+
+
+def is_sharded(backbone: nn.Module) -> bool:
+    """Whether `backbone` is already sharded (an FSDP2 module)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(backbone, FSDPModule)
+
+
+def _shard(backbone: nn.Module, device: torch.device) -> None:
+    """``fully_shard`` each unit of `_units`, then the backbone, across the default group; the input embedding
+    (and what is tied to it) is left out."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-    embedding = backbone.get_input_embeddings()
-    kept = set(embedding.parameters())  # tied output embeddings are the same tensors: kept whole too
+    kept = set(backbone.get_input_embeddings().parameters())  # tied output embeddings: the same tensors
     for unit in _units(backbone, kept):  # bottom-up, as fully_shard requires
         fully_shard(unit, mesh=mesh, ignored_params=kept)
     # the root too frees its gathered weights after each forward (FSDP keeps them by default, saving one
     # gather in backward): evaluation and generation run no backward, and a large output layer would stay whole
     fully_shard(backbone, mesh=mesh, ignored_params=kept, reshard_after_forward=True)
-    embedding.to(device)
-    # FSDP takes the first module to run forward as its root. Rank classification and seq2seq generation call
-    # the encoder on its own first, which would make it the root and the backbone's own forward fail after; so
-    # the backbone is made the root now, all units being in place.
+
+
+def _make_root(backbone: nn.Module) -> None:
+    """Make the sharded backbone FSDP's root now, all units being in place.
+
+    FSDP takes the first module to run forward as its root. Rank classification and seq2seq generation call the
+    encoder on its own first, which would make it the root and the backbone's own forward fail after. torch
+    2.13 has no public call for this: ``FSDPState._lazy_init`` runs only in the root's pre-forward hook, and
+    the public ``FSDPModule.unshard`` initialises the parameter groups, not the root; so the private call stays.
+    """
+    from torch.distributed.fsdp import fully_shard
+
     fully_shard.state(backbone)._lazy_init()
+
+
+def _ties(backbone: nn.Module) -> list[list[tuple[nn.Module, str]]]:
+    """The parameters held by several modules (a tied input and output embedding): [[(module, name), ...]]."""
+    holders: dict[int, list[tuple[nn.Module, str]]] = {}
+    for module in backbone.modules():
+        for name, param in module._parameters.items():
+            if param is not None:
+                holders.setdefault(id(param), []).append((module, name))
+    return [places for places in holders.values() if len(places) > 1]
+
+
+def _retie(backbone: nn.Module, ties: list[list[tuple[nn.Module, str]]]) -> None:
+    """Point every holder of a tied parameter at the first one's again (``to_empty`` gives each its own)."""
+    for (first, first_name), *others in ties:
+        for module, name in others:
+            module._parameters[name] = first._parameters[first_name]
 
 
 def _units(backbone: nn.Module, kept: set[nn.Parameter]) -> list[nn.Module]:
@@ -216,6 +331,8 @@ __all__ = [
     "average_gradients",
     "check_shared_folder",
     "local_share",
+    "is_sharded",
     "shard_backbone",
+    "shard_from_main",
     "shard_if_asked",
 ]
