@@ -247,6 +247,7 @@ class FewShotGrid:
             max_steps=o.steps, batch_size=o.batch, eval_batch_size=32, learning_rate=lr, warmup_steps=o.steps // 10,
             seed=seed, split_seed=o.split_seed, max_source_length=o.max_source_length, eval_every=0, k_shot=k,
             k_shot_allow_fewer=True, eval_limit=o.eval_limit, test_limit=o.test_limit, eval_method="rank",
+            gradient_checkpointing=False,  # as the committed cells ran (the default since 77a57fc turns it on)
         )  # fmt: skip
 
     def cell_sources(self, method: str, task: str, spot: dict[str, Any]) -> tuple[str, ...]:
