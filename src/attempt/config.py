@@ -309,10 +309,11 @@ BACKBONE_DEFAULTS = {
 }
 # TrainConfig.gradient_checkpointing left unset (None) is on for the prompt modes over these families, and always
 # with shard_backbone (a backbone too big for one device). Issue 26's rule: the default reaches <= 0.5x full
-# fine-tuning's peak memory wherever that costs < 1.3x step time. SmolLM2-135M, ATTEMPT m = 100, batch 8 x 64:
-# 0.79x -> 0.43x full fine-tuning's peak (benchmarks/results/efficiency), for 1.27x the step time (CPU time, 1
-# thread, 6 interleaved repeats, median; wall 1.27x). Encoders stay off: MiniLM's peak was 0.79x without and
-# 0.80x with it, nothing saved. Fine-tuning and LoRA stay off: their gradients need no input activations.
+# fine-tuning's peak memory wherever that costs < 1.3x step time. SmolLM2-135M, ATTEMPT m = 100, batch 8 x 64
+# (benchmarks/results/efficiency, 2026-12-02): 0.84x -> 0.45x full fine-tuning's peak, for 1.17-1.27x the step
+# time (fastest repeat; CPU time of 6 interleaved repeats); at m = 20, the prompt length picked for causal
+# backbones, 1.04-1.09x (64 and 192 tokens). Encoders stay off: MiniLM reached 0.72x at 1.20-1.31x, never 0.5x.
+# Fine-tuning and LoRA stay off: their gradients need no input activations.
 CHECKPOINTED_FAMILIES = ("causal", "seq2seq")
 # finetune and lora train the backbone itself, which a prompt's learning rate would wreck (the first values of
 # benchmarks/reproduce.py's learning-rate grid)
@@ -356,8 +357,8 @@ class TrainConfig:
         gradient_checkpointing: recompute the backbone's activations in backward (activation checkpointing): the
             same gradients for less memory, since a prompt's gradient otherwise keeps every layer's activations.
             None = picked when the run starts: on with shard_backbone, and for the prompt modes over a causal
-            or seq2seq backbone (SmolLM2, m = 100: peak memory 0.79x -> 0.43x full fine-tuning's, step time
-            1.27x; `CHECKPOINTED_FAMILIES`), off otherwise (an encoder saved nothing; finetune/lora). True/False
+            or seq2seq backbone (SmolLM2, m = 100: peak memory 0.84x -> 0.45x full fine-tuning's, step time
+            1.17-1.27x; `CHECKPOINTED_FAMILIES`), off otherwise (an encoder never reached 0.5x; finetune/lora). True/False
             always win; the run's train_config.json records the value used.
         shard_backbone: shard the frozen backbone across the run's processes (torch FSDP2, one transformer block
             at a time; `attempt.training.sharding`) for a backbone one device cannot hold; the prompts, attention
