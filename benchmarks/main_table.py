@@ -16,7 +16,10 @@ their best, rounded up to 100 (`budget_from_pilot`). The report shows both curve
 
 A cell is (task, method, seed). Every method trains the same number of steps of the same batch size at its own
 learning rate, and is scored on the same test rows twice: at step 0 (the model as built, before any update) and
-at the end, so the report separates where a method starts from what it learns. Seeds set the initialisation and
+at the end, so the report separates where a method starts from what it learns. The end is the checkpoint that
+scores best on the validation rows, checked every `cell_every` steps (the paper's model selection; each check
+also leaves a checkpoint, so `--stash` can keep an unfinished cell for the next session). Seeds set the
+initialisation and
 the batch order; the split seed is fixed. Three seeds for the tasks whose official training set has fewer than
 10K rows (the noise there is larger than the effects), one for the others. SPoT's source is the source prompt
 that scores best on the target's validation rows as it is (untrained), as `attempt prompts rank` does. ATTEMPT-m
@@ -41,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, RunLayout
+from attempt.utils import storage
+from attempt.utils.reading import read_json
 from attempt.utils.textfiles import numbered_jsonl
 from benchmarks import main_table_report
 from benchmarks.common import (
@@ -66,6 +71,7 @@ NEEDS_SOURCES = ("spot", "attempt", "attempt_m")
 LONG_INPUTS = ("multirc", "boolq", "copa", "wsc")  # passages: 256 tokens instead of 128
 SMALL = 10_000  # official training rows under which a task gets three seeds
 PILOT_TASKS, PILOT_STEPS, PILOT_EVERY, PLATEAU_POINTS = ("rte", "cb"), 600, 50, 2.0
+CLOCK = "cell_clock.json"  # in a cell's run folder: when this session's part began, and the seconds before it
 BENCHMARK = "main_table"
 
 
@@ -86,6 +92,7 @@ class Options:
     prompt_length: int = 20
     pilot_steps: int = PILOT_STEPS
     pilot_every: int = PILOT_EVERY
+    cell_every: int = 100  # validate (pick the best) and checkpoint every N steps of a cell
     test_limit: int = 300
     eval_limit: int = 200
     split_seed: int = 0
@@ -125,7 +132,7 @@ class MainTable:
         name = "tiny-llama" if options.tiny else slug(options.backbone)
         self.root = out / "runs" / name
         self.store = out / f"cells-{name}.jsonl"
-        self.state = out / "state" / name  # unfinished pilot runs, committed (`stash`)
+        self.state = out / "state" / name  # unfinished pilot runs and cells, committed (`stash`)
         self.data_dir = data_overlay(data_dir, self.root / "data")
         self.kept = {_key_of(r): compact_record(r) for r in read_records(self.store)}  # examples as columns
         self._loaded: tuple[Any, Any, str] | None = None
@@ -157,7 +164,8 @@ class MainTable:
             max_steps=steps, batch_size=o.batch, eval_batch_size=32,
             learning_rate={"lora": o.lora_lr, "finetune": o.finetune_lr}.get(method, o.prompt_lr),
             warmup_steps=steps // 10,
-            seed=seed, split_seed=o.split_seed, max_source_length=length, eval_every=0, eval_limit=o.eval_limit,
+            seed=seed, split_seed=o.split_seed, max_source_length=length, eval_every=o.cell_every,
+            eval_limit=o.eval_limit,
             test_limit=o.test_limit, eval_method="rank",
             gradient_checkpointing=False,  # every cell as the first ones ran: same numbers, comparable minutes
         )  # fmt: skip
@@ -184,13 +192,22 @@ class MainTable:
         return {"curves": curves, "budget": budget}
 
     def stash(self) -> list[Path]:
-        """Keep the resumable state of every unfinished pilot run (a session's run folders end with it)."""
-        kept = []
-        for task in PILOT_TASKS:
-            if _key_of({"kind": "pilot", "task": task}) not in self.kept:
-                state = stash_run(self.root / "pilot" / task, self.state / "pilot" / task)
-                kept += [state] if state else []
-        return kept
+        """Keep the resumable state of every unfinished pilot run and cell (a session's run folders end with it)."""
+        unfinished = [
+            Path("pilot", task)
+            for task in PILOT_TASKS
+            if _key_of({"kind": "pilot", "task": task}) not in self.kept
+        ]
+        for run in sorted((self.root / "cells").glob("*/*/s*")):
+            method, task, seed = run.relative_to(self.root / "cells").parts
+            key = {"kind": "cell", "method": method, "task": task, "seed": int(seed[1:])}
+            unfinished += [] if _key_of(key) in self.kept else [run.relative_to(self.root)]
+        kept = [stash_run(self.root / where, self.state / where) for where in unfinished]
+        for state in filter(None, kept):
+            clock = self.root / state.relative_to(self.state) / CLOCK
+            if clock.is_file():  # a cell: the seconds it cost up to its last checkpoint, for the next session
+                storage.write_json(state / CLOCK, {"earlier_s": _spent_until_checkpoint(clock)})
+        return [state for state in kept if state]
 
     def steps(self) -> int:
         if self.options.steps is not None:
@@ -262,15 +279,25 @@ class MainTable:
             return self.kept.get(_key_of(key))
         config = self.cell_config(method, task, seed, steps, compute)
         self.log(f"run  {json.dumps(key)} ({config.max_steps} steps)")
+        state = self.state / Path(config.output_dir).relative_to(self.root)
+        clock, earlier = Path(config.output_dir) / CLOCK, 0.0
+        resumed = restore_run(Path(config.output_dir), state)
+        if resumed:
+            earlier = read_json(clock, f"Delete {state} to run the cell from the start.")["earlier_s"]
+            self.log(f"     resuming from its stashed state ({shown(state)}, {earlier / 60:.0f} min before)")
         started = time.time()
-        before = self.step0(config)
+        storage.write_json(clock, {"started": started, "earlier_s": earlier})
+        before = self.step0(config)  # scored again in a resumed session (the same number; a minute or two)
         self._train(config)
         record = {**cell_record(key, Path(config.output_dir)), "steps": config.max_steps, "step0": before,
-                  "step0_average": before["average"], "cell_time_s": time.time() - started}  # fmt: skip
+                  "step0_average": before["average"], "cell_time_s": earlier + time.time() - started}  # fmt: skip
+        record.update({"resumed": True} if resumed else {})
         self.log(
             f"     step 0 {before['average']:.2f} -> test {record['test']:.2f} ({record['cell_time_s']:.0f} s)"
         )
-        return self.keep(record)
+        self.keep(record)
+        shutil.rmtree(state, ignore_errors=True)  # a finished cell's stash would only go stale
+        return record
 
     def order(self) -> list[tuple[str, str, int]]:
         """Seed 0 of every task first (the paper's small tasks first), then the other seeds; methods without
@@ -301,6 +328,15 @@ class MainTable:
             shutil.rmtree(Path(config.output_dir) / name, ignore_errors=True)
 
 
+def _spent_until_checkpoint(clock: Path) -> float:
+    """Seconds a cell has cost up to its newest checkpoint file: the work a resumed session keeps (what came
+    after the checkpoint is done again, and counted again, by the session that resumes)."""
+    run = clock.parent
+    times = read_json(clock, f"Delete {run} to run the cell from the start.")
+    saved = max(f.stat().st_mtime for f in RunLayout(run).checkpoint.rglob("*") if f.is_file())
+    return times["earlier_s"] + max(0.0, saved - times["started"])
+
+
 def _key_of(record: dict[str, Any]) -> tuple:
     return tuple(record.get(k) for k in ("kind", "method", "task", "seed"))
 
@@ -314,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stash",
         action="store_true",
-        help="train nothing; keep the resumable state of unfinished pilot runs in <out>/state/",
+        help="train nothing; keep the resumable state of unfinished pilot runs and cells in <out>/state/",
     )
     parser.add_argument(
         "--without-sources",
@@ -341,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                       steps=args.steps, tiny=args.tiny)  # fmt: skip
     if args.tiny:
         options = dataclasses.replace(options, test_limit=8, eval_limit=8, prompt_length=4, pilot_steps=20,
-                                      pilot_every=10)  # fmt: skip
+                                      pilot_every=10, cell_every=50)  # fmt: skip
     table = MainTable(options, args.out, args.data_dir)
     if args.stash:
         print("stashed:", *map(str, table.stash()), flush=True)

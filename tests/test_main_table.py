@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -100,6 +101,23 @@ def test_an_unfinished_pilot_run_is_stashed_and_resumed_in_a_later_session(tmp_p
     shutil.rmtree(table.root)  # a new session: the run folders are gone, the committed state is not
     assert main_table.restore_run(run, table.state / "pilot" / "rte")
     assert (run / "checkpoint" / "state.json").read_text() == '{"step": 2}'
+
+
+def test_an_unfinished_cell_is_stashed_with_the_minutes_it_cost_up_to_its_checkpoint(tmp_path, data_dir):
+    options = main_table.Options(targets=("cb",), tiny=True)
+    table = main_table.MainTable(options, tmp_path / "out", data_dir)
+    run = table.root / "cells" / "prompt_tuning" / "cb" / "s1"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "state.json").write_text('{"step": 100}')
+    (run / main_table.CLOCK).write_text(json.dumps({"started": 1000.0, "earlier_s": 30.0}))
+    os.utime(run / "checkpoint" / "state.json", (1600.0, 1600.0))  # checkpointed 600 s into this session
+    finished = table.root / "cells" / "prompt_tuning" / "cb" / "s0"
+    (finished / "checkpoint").mkdir(parents=True)
+    table.kept[main_table._key_of({"kind": "cell", "method": "prompt_tuning", "task": "cb", "seed": 0})] = {}
+    state = tmp_path / "out" / "state" / "tiny-llama" / "cells" / "prompt_tuning" / "cb" / "s1"
+    assert table.stash() == [state]  # the finished cell is not stashed
+    assert json.loads((state / main_table.CLOCK).read_text()) == {"earlier_s": 630.0}
+    assert (state / "checkpoint" / "state.json").read_text() == '{"step": 100}'
 
 
 # -- the report, on records written by hand -------------------------------------------------------------------
