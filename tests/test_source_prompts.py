@@ -120,3 +120,53 @@ def test_a_squad_source_trains_and_is_scored_by_generation_on_the_tiny_model(sou
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(results["test"]["squad"]) == {"squad_f1", "squad_exact_match", "average"}
     assert [step for step, _ in sources.validation_curve(tmp_path / "run")] == [2, 4]
+
+
+def _row(task: str, test: float, meets_bar: bool, curve: list, best_step: int = 400) -> dict:
+    return {"task": task, "steps": 4000, "stopped_at": 900, "best_step": best_step, "test": test,
+            "test_rows": 1000, "two_standard_errors": 3.1, "zero_shot": 36.0, "step300": 35.0,
+            "minilm_300_steps": 44.7, "meets_bar": meets_bar, "beats_own_step300": True, "curve": curve}  # fmt: skip
+
+
+def test_a_run_is_shipped_only_when_it_meets_the_bar_and_beats_the_prompt_shipped_now(sources):
+    shipped = _row("mnli", 55.2, True, [[100, 40.0], [1000, 58.5]], best_step=1000)
+    assert sources.not_shipped_because(_row("mnli", 60.0, False, [(100, 41.0)]), shipped) == (
+        "it does not meet the bar"
+    )
+    worse = _row("mnli", 50.0, True, [(100, 41.0)])
+    assert "scores 55.2 on the same 1000 test rows" in sources.not_shipped_because(worse, shipped)
+    assert sources.not_shipped_because(_row("mnli", 56.0, True, [(100, 41.0)]), shipped) is None
+    assert (
+        sources.not_shipped_because(_row("mnli", 50.0, True, [(100, 41.0)]), None) is None
+    )  # nothing shipped
+    same_run = _row("mnli", 55.2, True, [(100, 40.0), (1000, 58.5)], best_step=1000)  # its curve as tuples
+    assert sources.is_shipped(same_run, shipped) and sources.not_shipped_because(same_run, shipped) is None
+
+
+def test_a_run_that_is_not_shipped_is_reported_below_the_shipped_prompt_with_why(sources):
+    shipped = _row("mnli", 55.2, True, [[100, 40.0], [1000, 58.5]], best_step=1000)
+    retrain = _row("mnli", 42.6, False, [[100, 39.0], [400, 50.5]])
+    rows = sources.merge_rows([dict(shipped)], [retrain], {"mnli": shipped})
+    assert [(r["test"], r["shipped"], r["why_not"]) for r in rows] == [
+        (55.2, True, None),
+        (42.6, False, "it does not meet the bar"),
+    ]
+    assert sources.merge_rows(rows, [dict(retrain)], {"mnli": shipped}) == rows  # the same run is one row
+    text = sources.report(rows, "smollm2")
+    shipped_at, others_at = text.index("| mnli | 900 (4000) | 1000 | 55.2"), text.index("Runs not shipped")
+    assert shipped_at < others_at < text.index("| mnli | 900 (4000) | 400 | 42.6")
+    assert "- mnli, stopped at 900: it does not meet the bar." in text
+    (qqp,) = sources.merge_rows([], [_row("qqp", 42.5, False, [[600, 72.3]])], {"qqp": None})
+    assert (qqp["shipped"], qqp["why_not"]) == (False, "it does not meet the bar")  # the library has no qqp
+
+
+def test_the_qqp_test_split_note_gives_the_mirrors_label_counts(sources, data_dir):
+    def duplicates(name: str) -> tuple[int, int]:
+        lines = (data_dir / "nyu-mll" / "glue" / "qqp" / f"{name}.jsonl").read_text().splitlines()
+        return sum(json.loads(line)["label"] == 1 for line in lines), len(lines)
+
+    assert duplicates("validation_bimpm_proxy") == (9180, 18405)
+    assert duplicates("train") == (12138, 32869)
+    note = sources.TEST_SPLIT_NOTES["qqp"]
+    assert "9,180 of 18,405" in note and "12,138 of 32,869" in note
+    assert f"{100 * 9180 / 18405:.1f}%" in note and f"{100 * 12138 / 32869:.1f}%" in note
