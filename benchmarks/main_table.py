@@ -133,7 +133,7 @@ class MainTable:
         self.root = out / "runs" / name
         self.store = out / f"cells-{name}.jsonl"
         self.state = out / "state" / name  # unfinished pilot runs and cells, committed (`stash`)
-        self.data_dir = data_overlay(data_dir, self.root / "data")
+        self.data_dir = data_overlay(data_dir, self.root / "data", held_out=True)  # qqp: held-out test rows
         self.kept = {_key_of(r): compact_record(r) for r in read_records(self.store)}  # examples as columns
         self._loaded: tuple[Any, Any, str] | None = None
 

@@ -170,3 +170,45 @@ def test_the_qqp_test_split_note_gives_the_mirrors_label_counts(sources, data_di
     note = sources.TEST_SPLIT_NOTES["qqp"]
     assert "9,180 of 18,405" in note and "12,138 of 32,869" in note
     assert f"{100 * 9180 / 18405:.1f}%" in note and f"{100 * 12138 / 32869:.1f}%" in note
+
+
+def _fake_qqp_mirror(root):
+    folder = root / "nyu-mll" / "glue" / "qqp"
+    folder.mkdir(parents=True)
+    lines = [
+        json.dumps({"question1": f"q{i}", "question2": "é", "label": i % 2, "idx": i}) for i in range(10_500)
+    ]
+    (folder / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "validation_bimpm_proxy.jsonl").write_text(lines[0] + "\n", encoding="utf-8")
+    return folder, lines
+
+
+def test_the_held_out_overlay_tests_qqp_on_training_rows_8999_to_9998_and_trains_on_the_rest(tmp_path):
+    from benchmarks.common import data_overlay
+
+    mirror, lines = _fake_qqp_mirror(tmp_path / "mirror")
+    before = {p.name: p.read_bytes() for p in mirror.iterdir()}
+    qqp = data_overlay(tmp_path / "mirror", tmp_path / "overlay", held_out=True) / "nyu-mll" / "glue" / "qqp"
+    validation = (qqp / "validation.jsonl").read_text(encoding="utf-8").splitlines()
+    train = (qqp / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert validation == lines[8999:9999] and train == lines[:8999] + lines[9999:]
+    assert not (qqp / "train.jsonl").is_symlink()
+    assert {p.name: p.read_bytes() for p in mirror.iterdir()} == before  # the mirror is untouched
+    data_overlay(
+        tmp_path / "mirror", tmp_path / "overlay"
+    )  # the same folder without held_out: the proxy again
+    assert (qqp / "validation.jsonl").resolve() == (mirror / "validation_bimpm_proxy.jsonl").resolve()
+    assert (qqp / "train.jsonl").resolve() == (mirror / "train.jsonl").resolve()
+
+
+def test_the_source_prompts_and_the_main_table_read_qqp_with_held_out_test_rows(sources, tmp_path):
+    from attempt.data.splits import paper_splits
+    from benchmarks import main_table
+
+    mirror, lines = _fake_qqp_mirror(tmp_path / "mirror")
+    table = main_table.MainTable(main_table.Options(tiny=True), tmp_path / "out", tmp_path / "mirror")
+    for folder in (table.data_dir, sources.data_folder(tmp_path / "mirror", tmp_path / "sources-data")):
+        splits = paper_splits("qqp", folder, seed=0)
+        assert [row["idx"] for row in splits["test"]] == list(range(8999, 9999))
+        assert not {row["idx"] for row in splits["train"] + splits["validation"]} & set(range(8999, 9999))
+    assert "qqp" in sources.NO_EARLIER  # the MiniLM prompt's score was on the proxy rows
