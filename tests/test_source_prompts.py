@@ -170,6 +170,9 @@ def test_the_qqp_test_split_note_gives_the_mirrors_label_counts(sources, data_di
     note = sources.TEST_SPLIT_NOTES["qqp"]
     assert "9,180 of 18,405" in note and "12,138 of 32,869" in note
     assert f"{100 * 9180 / 18405:.1f}%" in note and f"{100 * 12138 / 32869:.1f}%" in note
+    train = (data_dir / "nyu-mll" / "glue" / "qqp" / "train.jsonl").read_text().splitlines()
+    held_out = [json.loads(line)["label"] for line in train[8999:9999]]
+    assert (sum(held_out), len(held_out)) == (377, 1000) and "37.7% duplicate" in note
 
 
 def _fake_qqp_mirror(root):
