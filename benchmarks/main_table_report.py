@@ -420,7 +420,9 @@ def _score_lines(s: dict[str, Any]) -> list[str]:
              "Final test score, mean ± sd over seeds (n seeds), the paper's T5-base number in brackets. Three seeds "
              "on the tasks with under 10K training rows, one on the others; ATTEMPT-m is one run over the 8 GLUE "
              "tasks per seed. COPA is not in the paper's table; boolq trains on the mirror's 32 training rows (FewGLUE's "
-        "train sample, `benchmarks.common.SPLIT_STANDINS`), not its 9,427 official rows; the paper's LoRA numbers are from the DePT-derived reprints, "
+        "train sample, `benchmarks.common.SPLIT_STANDINS`), not its 9,427 official rows; qqp is tested on 1,000 "
+        "pairs held out of its official training rows (`benchmarks.common.HELD_OUT`: the mirror lacks the GLUE dev, "
+        "and its BiMPM stand-in is label-balanced); the paper's LoRA numbers are from the DePT-derived reprints, "
         "and may not be in ATTEMPT's own table (the file's footnote 1).", "", *header]  # fmt: skip
     for task in PLAN_TARGETS:
         cells = [_ms(table[task].get(m, {}).get("final"), PAPER.get(m, {}).get(task)) for m in shown_methods]
