@@ -297,8 +297,32 @@ def missing(records: list[dict[str, Any]], entries: dict[tuple[str, str], Any]) 
                 cells[f"{method} {task}"] = lacking
     return {"pilot": [t for t in PILOT_TASKS if ("pilot", t) not in kinds],
             "spot_sources": [t for t in PLAN_TARGETS if ("spot_source", t) not in kinds], "cells": cells,
-            "cell_count": sum(len(s) for s in cells.values()),
+            "cell_count": sum(len(s) for s in cells.values()), "projected_hours": projected_hours(records, cells),
             "planned_count": sum(len(seeds_of(t)) for t in PLAN_TARGETS) * (len(PLAN_METHODS) - 1) + 3}  # fmt: skip
+
+
+def projected_hours(records: list[dict[str, Any]], lacking: dict[str, list[int]]) -> float | None:
+    """Hours the lacking cells ("method task" → seeds) would take here, each at the mean minutes of its method's
+    finished cells (of every finished cell where its method has none; ATTEMPT-m at len(GLUE) times that, as it
+    trains that many times the steps); None before any cell has finished. Rough: tasks differ in input length."""
+    minutes: dict[str, list[float]] = {}
+    for r in records:
+        if r.get("kind") == "cell":
+            minutes.setdefault(r["method"], []).append(r["cell_time_s"] / 60)
+    every = [m for ms in minutes.values() for m in ms]
+    if not every:
+        return None
+    total = 0.0
+    for key, seeds in lacking.items():
+        method = key.split(" ")[0]
+        own = minutes.get(method)
+        each = (
+            sum(own) / len(own)
+            if own
+            else sum(every) / len(every) * (len(GLUE) if method == "attempt_m" else 1)
+        )
+        total += each * len(seeds)
+    return total / 60
 
 
 # -- provenance and files -----------------------------------------------------------------------------------
@@ -532,6 +556,10 @@ def _missing_lines(s: dict[str, Any]) -> list[str]:
     lines = ["", "## Missing", "",
              f"{m['cell_count']} of the {m['planned_count']} planned cells have no record yet (full fine-tuning is "
              "optional and not counted)."]  # fmt: skip
+    if m.get("projected_hours") is not None:
+        lines.append(f"At the minutes per cell of the cells finished so far (Cost), they would take about "
+                     f"{m['projected_hours']:.0f} hours of this machine, one cell at a time (rough: tasks differ in "
+                     "input length; `main_table_report.projected_hours`).")  # fmt: skip
     if m["pilot"]:
         lines.append(f"Pilot curves not finished: {', '.join(m['pilot'])}.")
     if m["spot_sources"]:

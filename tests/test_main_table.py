@@ -265,3 +265,16 @@ def test_cells_written_before_the_columns_are_read_back_with_their_examples_as_c
     assert {k: v for k, v in kept.items() if k != "examples"} == {
         k: v for k, v in old.items() if k != "examples"
     }
+
+
+def test_the_missing_cells_are_projected_at_the_mean_minutes_of_each_methods_finished_cells(tmp_path):
+    records = _records()  # prompt tuning rte: 3 cells of 60 s; ATTEMPT rte: 3 of 120 s
+    lacking = {"prompt_tuning cb": [0, 1, 2], "attempt cb": [0], "lora cb": [0, 1], "attempt_m glue": [0]}
+    every = (3 * 1.0 + 3 * 2.0) / 6  # minutes, over all finished cells: lora and ATTEMPT-m have none
+    expected = 3 * 1.0 + 1 * 2.0 + 2 * every + 8 * every
+    assert main_table_report.projected_hours(records, lacking) == pytest.approx(expected / 60)
+    assert main_table_report.projected_hours(records[:2], lacking) is None  # pilot records only
+    write_records(tmp_path / "cells-x.jsonl", records)
+    text = main_table_report.write(tmp_path / "cells-x.jsonl", "command")["md"].read_text()
+    hours = main_table_report.summarise(records)["missing"]["projected_hours"]
+    assert f"they would take about {hours:.0f} hours of this machine" in text
