@@ -278,3 +278,48 @@ def test_the_missing_cells_are_projected_at_the_mean_minutes_of_each_methods_fin
     text = main_table_report.write(tmp_path / "cells-x.jsonl", "command")["md"].read_text()
     hours = main_table_report.summarise(records)["missing"]["projected_hours"]
     assert f"they would take about {hours:.0f} hours of this machine" in text
+
+
+class _Stopped(Exception):
+    """The end of a session, simulated: raised by a step hook after the cell's first checkpoint."""
+
+
+@pytest.mark.slow
+def test_a_cell_cut_off_after_its_first_checkpoint_resumes_from_its_stash_to_the_uninterrupted_scores(
+    tmp_path, data_dir, monkeypatch
+):
+    from attempt.training import loop
+
+    options = main_table.Options(targets=("cb",), tiny=True, steps=20, cell_every=10, test_limit=8, eval_limit=8,
+                                 prompt_length=4)  # fmt: skip
+    whole = main_table.MainTable(options, tmp_path / "whole", data_dir).run_cell(
+        "prompt_tuning", "cb", 0, 20, True
+    )
+    table = main_table.MainTable(options, tmp_path / "cut", data_dir)
+    train = loop.train
+
+    def cut_at_step_12(config, **kwargs):
+        def stop(step, model):
+            if step == 12:
+                raise _Stopped
+
+        return train(config, **kwargs, _on_step=stop)
+
+    monkeypatch.setattr(loop, "train", cut_at_step_12)
+    with pytest.raises(_Stopped):
+        table.run_cell("prompt_tuning", "cb", 0, 20, True)
+    monkeypatch.setattr(loop, "train", train)
+    (state,) = table.stash()
+    assert json.loads((state / main_table.CLOCK).read_text())["earlier_s"] > 0
+    shutil.rmtree(table.root / "cells")  # a new session: the run folders are gone, the stash is committed
+    again = main_table.MainTable(options, tmp_path / "cut", data_dir)
+    steps = []
+    monkeypatch.setattr(
+        loop, "train", lambda config, **kw: train(config, **kw, _on_step=lambda s, m: steps.append(s))
+    )
+    resumed = again.run_cell("prompt_tuning", "cb", 0, 20, True)
+    assert steps == list(range(11, 21))  # from the checkpoint of step 10, not from the start
+    assert resumed["resumed"] and "resumed" not in whole
+    assert resumed["test"] == pytest.approx(whole["test"], abs=1e-6)
+    assert resumed["test_metrics"]["cb"] == pytest.approx(whole["test_metrics"]["cb"], abs=1e-6)
+    assert not state.exists()  # a finished cell's stash is dropped
