@@ -186,6 +186,7 @@ class MainTable:
                                      eval_every=self.options.pilot_every)  # fmt: skip
                 self._train(config)
                 kept = self.keep({**key, "curve": validation_curve(out)})
+                shutil.rmtree(self.state / "pilot" / task, ignore_errors=True)  # stale once the curve is kept
             if kept is not None:
                 curves[task] = [tuple(point) for point in kept["curve"]]
         budget = budget_from_pilot(curves) if len(curves) == len(PILOT_TASKS) else None

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The main table's background compute (issue 22): hours of CPU that outlive no session, so each session
+# starts it first and hands its state back at the end. One command each way:
+#
+#   scripts/background.sh start     # a git worktree at HEAD (../attempt-bg-<sha>), two single-thread jobs:
+#                                   #   the source prompts (SOURCES, in order) and the main-table cells that
+#                                   #   need no source prompt (CELL_METHODS)
+#   scripts/background.sh status    # where each job is
+#   scripts/background.sh stop      # stop both, stash their unfinished runs, and bring into this checkout
+#                                   #   what is to commit: the cells file, the stashed states, and the
+#                                   #   finished source runs (shipped here through this checkout's bar)
+#
+# Why a worktree at a fixed commit: commits made while the jobs run must not change the code under them.
+# Why two jobs of one thread: on two cores they finish more per hour than one job of two threads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+PY=${PYTHON:-$REPO/.venv/bin/python}
+SOURCES=${SOURCES:-qnli qqp mnli squad}
+CELL_METHODS=${CELL_METHODS:-prompt_tuning lora}
+POINTER=$REPO/.background  # the worktree of the running jobs (git-ignored)
+SOURCE_RESULTS=benchmarks/results/source_prompts
+TABLE_RESULTS=benchmarks/results/main_table
+
+start() {
+    [[ -f $POINTER ]] && { echo "already started in $(cat "$POINTER"): run 'scripts/background.sh stop' first" >&2; exit 2; }
+    local tree
+    tree=$(realpath -m "$REPO/../attempt-bg-$(git rev-parse --short HEAD)")
+    [[ -d $tree ]] || git worktree add --detach "$tree" HEAD >/dev/null
+    echo "$tree" >"$POINTER"
+    launch "$tree" sources -m benchmarks.source_prompts --tasks $SOURCES --threads 1
+    launch "$tree" cells -m benchmarks.main_table --without-sources --methods $CELL_METHODS --threads 1
+    echo "started in $tree; logs: $tree/sources.log, $tree/cells.log"
+}
+
+launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid in TREE/NAME.pid
+    local tree=$1 name=$2
+    shift 2
+    (cd "$tree" && OMP_NUM_THREADS=1 TQDM_DISABLE=1 PYTHONPATH="$tree/src:$tree" \
+        nohup "$PY" "$@" >"$tree/$name.log" 2>&1 & echo $! >"$tree/$name.pid")
+}
+
+status() {
+    local tree
+    tree=$(cat "$POINTER")
+    for name in sources cells; do
+        if kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null; then state=running; else state=ended; fi
+        echo "$name: $state; last: $(tr '\r' '\n' <"$tree/$name.log" | grep -v '^\s*$' | tail -1 | cut -c1-160)"
+    done
+}
+
+stop() {
+    local tree
+    tree=$(cat "$POINTER")
+    for name in sources cells; do
+        kill "$(cat "$tree/$name.pid")" 2>/dev/null || true
+    done
+    sleep 5
+    (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.source_prompts --stash --tasks $SOURCES)
+    (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.main_table --stash)
+    rm -rf "${REPO:?}/$SOURCE_RESULTS/state" "${REPO:?}/$TABLE_RESULTS/state"
+    cp -r "$tree/$SOURCE_RESULTS/state" "$REPO/$SOURCE_RESULTS/" 2>/dev/null || true
+    cp -r "$tree/$TABLE_RESULTS/state" "$REPO/$TABLE_RESULTS/" 2>/dev/null || true
+    cp "$tree/$TABLE_RESULTS"/cells-*.jsonl "$REPO/$TABLE_RESULTS/"
+    local finished=()
+    for task in $SOURCES; do
+        local run=$SOURCE_RESULTS/runs/smollm2-135m-instruct/$task
+        if [[ -f $tree/$run/results.json ]]; then
+            mkdir -p "$REPO/$run" && cp -r "$tree/$run/." "$REPO/$run/"
+            finished+=("$task")
+        fi
+    done
+    if ((${#finished[@]})); then  # finished runs are read back, not trained; the bar here decides shipping
+        "$PY" -m benchmarks.source_prompts --tasks "${finished[@]}" --threads 2
+    fi
+    "$PY" -m benchmarks.main_table --report-only >/dev/null
+    rm "$POINTER"
+    echo "stopped; to commit: git status -- benchmarks/results prompts  (the worktree $tree stays: delete it with"
+    echo "'git worktree remove --force $tree' once its state is committed)"
+}
+
+case ${1:-} in
+    start | status | stop) "$1" ;;
+    *) echo "usage: scripts/background.sh start|status|stop" >&2; exit 2 ;;
+esac
