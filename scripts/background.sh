@@ -26,7 +26,7 @@ start() {
     [[ -f $POINTER ]] && { echo "already started in $(cat "$POINTER"): run 'scripts/background.sh stop' first" >&2; exit 2; }
     local tree
     tree=$(realpath -m "$REPO/../attempt-bg-$(git rev-parse --short HEAD)")
-    [[ -d $tree ]] || git worktree add --detach "$tree" HEAD >/dev/null
+    [[ -d $tree ]] || git worktree add --detach "$tree" HEAD >/dev/null 2>&1
     echo "$tree" >"$POINTER"
     launch "$tree" sources -m benchmarks.source_prompts --tasks $SOURCES --threads 1
     launch "$tree" cells -m benchmarks.main_table --without-sources --methods $CELL_METHODS --threads 1
