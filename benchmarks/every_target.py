@@ -46,6 +46,24 @@ def in_range(metrics: dict[str, float]) -> bool:
     )
 
 
+def answered(task: str, prediction: Any) -> bool:
+    """Whether a test prediction is an answer its task can score: one of its label words (classification,
+    multiple choice), a number (regression: `Task.parse_prediction` scores anything else as -1), or a
+    non-empty text (extractive QA). An all-wrong or constant answer is scored; an unscorable one only counts
+    against the model, so a metric in range can hide it: the report shows both."""
+    from attempt.tasks import UNKNOWN_LABEL, get_task
+
+    spec = get_task(task)
+    if spec.kind == "regression":
+        try:
+            float(prediction)
+        except (TypeError, ValueError):
+            return False
+        return True
+    parsed = spec.parse_prediction(prediction)
+    return parsed != UNKNOWN_LABEL if spec.is_classification else bool(str(parsed).strip())
+
+
 def run_task(task: str, backbone: Any, tokenizer: Any, out: Path, data_dir: Path, tiny: bool, library: Path):
     """One task end to end: a record of what it trained, scored and printed, or of the error it raised."""
     from attempt.config import TrainConfig
@@ -65,7 +83,7 @@ def run_task(task: str, backbone: Any, tokenizer: Any, out: Path, data_dir: Path
     try:
         result = train(config, model=copy.deepcopy(backbone), tokenizer=tokenizer, progress=False)
     except Exception as error:  # noqa: BLE001  (the record says what a user would have seen)
-        message = str(error).splitlines()[0] if str(error) else ""
+        message = (str(error).splitlines() or [""])[0].replace(str(data_dir), "<data>")  # no machine's paths
         record.update(
             error=f"{type(error).__name__}: {message}",
             where=traceback.extract_tb(error.__traceback__)[-1].name,
@@ -76,6 +94,7 @@ def run_task(task: str, backbone: Any, tokenizer: Any, out: Path, data_dir: Path
     first = examples[0]
     record.update(
         steps=result.steps, test_rows=len(examples), test_metrics=metrics, in_range=in_range(metrics),
+        answered=sum(answered(task, e["prediction"]) for e in examples),
         all_paper_metrics=set(metrics) == set(spec.metrics), example={
             "source": first["source"][:300], "prediction": first["prediction"], "reference": first["reference"]},
         seconds=round(time.time() - started, 1),
@@ -94,18 +113,23 @@ def report(records: list[dict[str, Any]], backbone: str, command: str) -> str:
         "task's metrics. The scores show the metrics computed, not how well ATTEMPT does.", "",
         f"{len(good)} of {len(records)} tasks ran and gave every metric of the paper in its range; "
         f"{len(records) - len(ran)} raised an error (below).", "",
-        "| task | kind | test rows | metrics (test) | all the paper's metrics, in range | seconds |",
-        "|---|---|---:|---|---|---:|",
+        "| task | kind | test rows | scorable answers | metrics (test) | all the paper's metrics, in range | seconds |",
+        "|---|---|---:|---:|---|---|---:|",
     ]  # fmt: skip
     for r in ran:
         metrics = ", ".join(f"{k} {v:.1f}" for k, v in r["test_metrics"].items())
         ok = "yes" if r["in_range"] and r["all_paper_metrics"] else "NO"
-        lines.append(
-            f"| {r['task']} | {r['kind']} | {r['test_rows']} | {metrics} | {ok} | {r['seconds']:.0f} |"
-        )
+        lines.append(f"| {r['task']} | {r['kind']} | {r['test_rows']} | {r['answered']} | {metrics} | {ok} | "
+                     f"{r['seconds']:.0f} |")  # fmt: skip
+    unscorable = [r["task"] for r in ran if r["answered"] < r["test_rows"]]
+    if unscorable:
+        lines += ["", f"Not every answer could be scored on {', '.join(unscorable)} (`answered`: a label word, a "
+                  f"number, a non-empty span): after {STEPS} steps the model has not learned the answer's form there; "
+                  "such answers count as wrong."]  # fmt: skip
     failed = [r for r in records if "error" in r]
     if failed:
-        lines += ["", "Tasks that could not run (the error as the library raised it):", ""]
+        lines += ["", "Tasks that could not run (the error as the library raised it; `<data>` is the benchmark's data "
+                  "folder, the mirror with its stand-ins; the mirror's MANIFEST.md says what it holds):", ""]  # fmt: skip
         lines += [f"- {r['task']}: {r['error']}" for r in failed]
     lines += [
         "",

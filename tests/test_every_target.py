@@ -20,6 +20,14 @@ def test_a_metric_is_in_range_within_0_and_100_and_a_correlation_down_to_minus_1
     assert not every_target.in_range({"spearman": None})
 
 
+def test_an_answer_is_scorable_when_it_is_a_label_word_a_number_or_a_non_empty_span():
+    assert every_target.answered("cb", "entailment") and not every_target.answered("cb", "maybe so")
+    assert every_target.answered("copa", "choice2") and not every_target.answered("copa", "")
+    assert every_target.answered("stsb", "3.4") and every_target.answered("stsb", 1.6)
+    assert not every_target.answered("stsb", "") and not every_target.answered("stsb", "to vote")
+    assert every_target.answered("squad", "Mongol Empire") and not every_target.answered("squad", "  ")
+
+
 @pytest.mark.slow
 def test_three_kinds_of_task_run_end_to_end_and_record_without_its_training_file_says_so(tmp_path, data_dir):
     argv = [
@@ -41,11 +49,14 @@ def test_three_kinds_of_task_run_end_to_end_and_record_without_its_training_file
         r = records[task]
         assert set(r["test_metrics"]) == metrics and r["all_paper_metrics"] and r["in_range"]
         assert r["steps"] == every_target.STEPS and r["test_rows"] == every_target.TEST_ROWS
+        assert 0 <= r["answered"] <= r["test_rows"]
         assert r["example"]["source"].startswith(f"{task} ")
     assert records["record"]["error"].startswith("MissingSplitError: Task 'record'")
-    assert "train.jsonl" in records["record"]["error"]
+    assert "<data>/aps/super_glue/record/train.jsonl" in records["record"]["error"]  # no machine's paths
+    assert str(tmp_path) not in records["record"]["error"]
     text = (tmp_path / "every_target-tiny-llama.md").read_text()
     assert "3 of 4 tasks ran and gave every metric of the paper in its range; 1 raised an error" in text
-    assert "| stsb | regression | 16 | pearson " in text and "- record: MissingSplitError" in text
+    assert f"| stsb | regression | 16 | {records['stsb']['answered']} | pearson " in text
+    assert "- record: MissingSplitError" in text
     assert every_target.main([*argv, "--report-only"]) == 0  # nothing runs again
     assert (tmp_path / "every_target-tiny-llama.md").read_text() == text
