@@ -42,6 +42,7 @@ import argparse
 import dataclasses
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,13 @@ def train_source(config: Any) -> dict[str, Any]:
 def stash(run: Path) -> Path | None:
     """Copy what an unfinished run needs to resume (checkpoint, best/, its log and config, the step-300 prompt:
     a few hundred KB) to STATE/<slug>/<task>/, which is committed; run folders are not, and a session's files
-    end with it. None when the run has no checkpoint yet."""
-    return stash_run(run, STATE / run.parent.name / run.name, also=(SNAPSHOT,))
+    end with it. None when the run has no checkpoint yet, or has finished: then its stash, stale, is dropped
+    (restored in a new session it would train the finished run on)."""
+    state = STATE / run.parent.name / run.name
+    if RunLayout(run).results.is_file():
+        shutil.rmtree(state, ignore_errors=True)
+        return None
+    return stash_run(run, state, also=(SNAPSHOT,))
 
 
 def restore(run: Path) -> bool:

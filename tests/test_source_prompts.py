@@ -75,6 +75,8 @@ def test_stash_and_restore_carry_an_unfinished_run_to_another_session(sources, t
     ).is_file()
     assert not (run / "library").exists()
     assert sources.stash(tmp_path / "nothing") is None
+    (run / "results.json").write_text("{}")  # the run finished: its stash is stale, dropped, not refreshed
+    assert sources.stash(run) is None and not (tmp_path / "state" / "slug" / "qnli").exists()
 
 
 def test_the_squad_source_generates_its_answers_and_reads_passages_up_to_384_tokens(sources):
