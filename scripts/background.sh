@@ -36,8 +36,10 @@ start() {
 launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid in TREE/NAME.pid
     local tree=$1 name=$2
     shift 2
-    (cd "$tree" && OMP_NUM_THREADS=1 TQDM_DISABLE=1 PYTHONPATH="$tree/src:$tree" \
-        nohup "$PY" "$@" >"$tree/$name.log" 2>&1 & echo $! >"$tree/$name.pid")
+    # exec: the subshell becomes the python process, so the pid recorded is the one `stop` must end
+    (cd "$tree" && exec env OMP_NUM_THREADS=1 TQDM_DISABLE=1 PYTHONPATH="$tree/src:$tree" \
+        nohup "$PY" "$@" >"$tree/$name.log" 2>&1) &
+    echo $! >"$tree/$name.pid"
 }
 
 status() {
@@ -59,7 +61,9 @@ stop() {
     for name in sources cells; do
         kill "$(cat "$tree/$name.pid")" 2>/dev/null || true
     done
-    sleep 5
+    for name in sources cells; do  # stash only once both have ended: a running job would go on writing
+        while kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null; do sleep 1; done
+    done
     (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.source_prompts --stash --tasks $SOURCES)
     (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.main_table --stash)
     rm -rf "${REPO:?}/$SOURCE_RESULTS/state" "${REPO:?}/$TABLE_RESULTS/state"
