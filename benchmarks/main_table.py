@@ -60,6 +60,7 @@ from benchmarks.common import (
     stash_run,
     write_records,
 )
+from benchmarks.main_table_report import MIXED_PRECISIONS, precision_of
 from benchmarks.reproduce_fewshot import cell_record, compact_record
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -93,6 +94,9 @@ class Options:
     pilot_steps: int = PILOT_STEPS
     pilot_every: int = PILOT_EVERY
     cell_every: int = 100  # validate (pick the best) and checkpoint every N steps of a cell
+    # bf16 autocast: on this CPU (avx512_bf16) a cell costs about half its float32 minutes
+    # (benchmarks/precision.py); the float32 cells of the first session stay in the file as a check
+    mixed_precision: str = main_table_report.PRECISION
     test_limit: int = 300
     eval_limit: int = 200
     split_seed: int = 0
@@ -166,7 +170,7 @@ class MainTable:
             warmup_steps=steps // 10,
             seed=seed, split_seed=o.split_seed, max_source_length=length, eval_every=o.cell_every,
             eval_limit=o.eval_limit,
-            test_limit=o.test_limit, eval_method="rank",
+            test_limit=o.test_limit, eval_method="rank", mixed_precision=o.mixed_precision,
             gradient_checkpointing=False,  # every cell as the first ones ran: same numbers, comparable minutes
         )  # fmt: skip
         return TrainConfig(**{**fields, **extra})
@@ -192,6 +196,10 @@ class MainTable:
         budget = budget_from_pilot(curves) if len(curves) == len(PILOT_TASKS) else None
         return {"curves": curves, "budget": budget}
 
+    def cells_folder(self, precision: str) -> Path:
+        """Where the cells of a precision run: `cells/` (float32, the first cells), `cells-bf16/`, ..."""
+        return self.root / ("cells" if precision == "no" else f"cells-{precision}")
+
     def stash(self) -> list[Path]:
         """Keep the resumable state of every unfinished pilot run and cell (a session's run folders end with it)."""
         unfinished = [
@@ -199,10 +207,13 @@ class MainTable:
             for task in PILOT_TASKS
             if _key_of({"kind": "pilot", "task": task}) not in self.kept
         ]
-        for run in sorted((self.root / "cells").glob("*/*/s*")):
-            method, task, seed = run.relative_to(self.root / "cells").parts
-            key = {"kind": "cell", "method": method, "task": task, "seed": int(seed[1:])}
-            unfinished += [] if _key_of(key) in self.kept else [run.relative_to(self.root)]
+        for precision in MIXED_PRECISIONS:
+            folder = self.cells_folder(precision)
+            for run in sorted(folder.glob("*/*/s*")):
+                method, task, seed = run.relative_to(folder).parts
+                key = {"kind": "cell", "method": method, "task": task, "seed": int(seed[1:]),
+                       "mixed_precision": precision}  # fmt: skip
+                unfinished += [] if _key_of(key) in self.kept else [run.relative_to(self.root)]
         kept = [stash_run(self.root / where, self.state / where) for where in unfinished]
         for state in filter(None, kept):
             clock = self.root / state.relative_to(self.state) / CLOCK
@@ -235,8 +246,9 @@ class MainTable:
             )
             rows = load_task_data(config)[task]["validation"]
             prompts = PromptLibrary(self.options.library).load(list(self.options.sources))
-            ranking = rank_sources(backbone, tokenizer, family, prompts, task, rows, batch_size=32,
-                                   max_source_length=config.max_source_length, seed=config.seed)  # fmt: skip
+            with self.autocast():  # chosen at the table's precision, as its cells score
+                ranking = rank_sources(backbone, tokenizer, family, prompts, task, rows, batch_size=32,
+                                       max_source_length=config.max_source_length, seed=config.seed)  # fmt: skip
             scores = {
                 s.name: s.score for s in sorted(ranking, key=lambda s: self.options.sources.index(s.name))
             }
@@ -246,7 +258,7 @@ class MainTable:
 
     def cell_config(self, method: str, task: str, seed: int, steps: int, compute: bool):
         """The config of one cell, or None when SPoT's source is not chosen yet."""
-        out = self.root / "cells" / method / task / f"s{seed}"
+        out = self.cells_folder(self.options.mixed_precision) / method / task / f"s{seed}"
         if method == "attempt_m":
             return self.config(
                 method, GLUE, seed, out, steps * len(GLUE), source_prompts=self.options.sources
@@ -270,12 +282,30 @@ class MainTable:
         backbone, tokenizer, family = self.backbone()
         model = build_model(config, copy.deepcopy(backbone), tokenizer, family)
         rows = {task: splits["test"] for task, splits in load_task_data(config).items()}
-        return evaluate(model, tokenizer, rows, method="rank", batch_size=32,
-                        max_source_length=config.max_source_length)  # fmt: skip
+        with (
+            self.autocast()
+        ):  # as the training loop scores its validation and test rows (accelerator.autocast)
+            return evaluate(model, tokenizer, rows, method="rank", batch_size=32,
+                            max_source_length=config.max_source_length)  # fmt: skip
+
+    def autocast(self):
+        """The table's mixed precision as a context (bf16 autocast on the backbone's device; nothing for "no")."""
+        import contextlib
+
+        import torch
+
+        if self.options.mixed_precision == "no":
+            return contextlib.nullcontext()
+        device = next(self.backbone()[0].parameters()).device.type
+        return torch.autocast(
+            device,
+            dtype=getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[self.options.mixed_precision]),
+        )
 
     def run_cell(self, method: str, task: str, seed: int, steps: int, compute: bool) -> dict[str, Any] | None:
         """Train one cell (step-0 score first), or read it back; None when it is not run (yet)."""
-        key = {"kind": "cell", "method": method, "task": task, "seed": seed}
+        key = {"kind": "cell", "method": method, "task": task, "seed": seed,
+               "mixed_precision": self.options.mixed_precision}  # fmt: skip
         if _key_of(key) in self.kept or not compute:
             return self.kept.get(_key_of(key))
         config = self.cell_config(method, task, seed, steps, compute)
@@ -339,7 +369,9 @@ def _spent_until_checkpoint(clock: Path) -> float:
 
 
 def _key_of(record: dict[str, Any]) -> tuple:
-    return tuple(record.get(k) for k in ("kind", "method", "task", "seed"))
+    """A record's identity in the cells file: a cell's includes its precision (float32, "no", when unrecorded)."""
+    key = tuple(record.get(k) for k in ("kind", "method", "task", "seed"))
+    return (*key, precision_of(record)) if record.get("kind") == "cell" else key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
                         choices=[*METHODS, "attempt_m", "finetune"])  # fmt: skip
     parser.add_argument("--targets", nargs="+", default=list(GLUE + SUPERGLUE))
     parser.add_argument("--steps", type=int, default=None, help="override the pilot's budget")
+    parser.add_argument("--mixed-precision", choices=MIXED_PRECISIONS, default=Options.mixed_precision,
+                        help="the cells' precision (float32 is 'no'; the report tables cells at "
+                        f"{main_table_report.PRECISION!r} only)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
     parser.add_argument("--library", type=Path, default=LIBRARY, help="the source prompt library")
@@ -375,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     options = Options(library=args.library, sources=tuple(args.sources), targets=tuple(args.targets), methods=tuple(args.methods),
-                      steps=args.steps, tiny=args.tiny)  # fmt: skip
+                      steps=args.steps, tiny=args.tiny, mixed_precision=args.mixed_precision)  # fmt: skip
     if args.tiny:
         options = dataclasses.replace(options, test_limit=8, eval_limit=8, prompt_length=4, pilot_steps=20,
                                       pilot_every=10, cell_every=50)  # fmt: skip

@@ -64,6 +64,17 @@ CLAIMS = (  # (claim, method, baseline, test): each answered per task from the p
 PAIRS = tuple((a, b) for _, a, b, _ in CLAIMS)
 WITHIN = 1.0  # points: "within 1 point of fine-tuning"
 NOT_MEASURED = "not measured yet"
+# The precision the table's cells run at (TrainConfig.mixed_precision; the step-0 scores under the same
+# autocast). Cells of another precision (the first session's float32 cells) stay in the cells file: they are
+# left out of every table and verdict, and compared with their twin at PRECISION in the Precision section.
+PRECISION = "bf16"
+MIXED_PRECISIONS = ("no", "bf16")
+PRECISION_NAMES = {"no": "float32", "bf16": "bf16 autocast"}
+
+
+def precision_of(record: dict[str, Any]) -> str:
+    """A cell's mixed precision; "no" (float32) for the records written before cells recorded it."""
+    return record.get("mixed_precision", "no")
 
 
 def seeds_of(task: str) -> tuple[int, ...]:
@@ -176,6 +187,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Every number of the report, from the records of a cells file."""
     from benchmarks.main_table import PILOT_TASKS, PLATEAU_POINTS, budget_from_pilot
 
+    check = precision_check(records)
+    records = [r for r in records if r.get("kind") != "cell" or precision_of(r) == PRECISION]
     read = scores(records)
     entries = read["scores"]
     pilot = {r["task"]: [list(p) for p in r["curve"]] for r in records if r.get("kind") == "pilot"}
@@ -214,7 +227,25 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
                        "verdict": claim_verdict(test, outcomes, expected, mean)})  # fmt: skip
     return {"pilot": pilot_summary, "table": table, "averages": averages(table), "paired": pairs,
             "claims": claims, "attention": attention(records), "spot_sources": spot_sources(records),
-            "cost": cost(table, records), "missing": missing(records, entries), "ignored": read["ignored"]}  # fmt: skip
+            "cost": cost(table, records), "missing": missing(records, entries), "ignored": read["ignored"],
+            "precision": {"table": PRECISION, "check": check}}  # fmt: skip
+
+
+def precision_check(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every cell run at a precision other than PRECISION, beside its twin at PRECISION (same method, task and
+    seed) where that has finished: step-0 and final test averages, and minutes, of both."""
+    cells = [r for r in records if r.get("kind") == "cell"]
+    twins = {(r["method"], r["task"], r["seed"]): r for r in cells if precision_of(r) == PRECISION}
+    out = []
+    for r in cells:
+        if precision_of(r) == PRECISION:
+            continue
+        twin = twins.get((r["method"], r["task"], r["seed"]))
+        both = {precision_of(r): r, **({PRECISION: twin} if twin else {})}
+        out.append({"method": r["method"], "task": r["task"], "seed": r["seed"], "precisions": {
+            p: {"step0": c["step0_average"], "test": c["test"], "minutes": c["cell_time_s"] / 60}
+            for p, c in both.items()}})  # fmt: skip
+    return out
 
 
 def _reached(curve: list[list[float]], points: float) -> dict[str, Any]:
@@ -392,6 +423,7 @@ def report(results: dict[str, Any]) -> str:
     lines += _claim_lines(s)
     lines += _attention_lines(s)
     lines += _cost_lines(s)
+    lines += _precision_lines(s)
     lines += _missing_lines(s)
     return "\n".join(lines) + "\n"
 
@@ -548,6 +580,28 @@ def _cost_lines(s: dict[str, Any]) -> list[str]:
               "", "Minutes spent, summed over the finished cells: "
               + (", ".join(f"{LABELS[m]} {v:.0f}" for m, v in c["method_minutes"].items()) or "none")
               + f"; total {c['total_minutes']:.0f} minutes ({c['total_minutes'] / 60:.1f} hours)."]  # fmt: skip
+    return lines
+
+
+def _precision_lines(s: dict[str, Any]) -> list[str]:
+    table, check = s["precision"]["table"], s["precision"]["check"]
+    lines = ["", "## Precision", "",
+             f"Every cell above ran in {PRECISION_NAMES[table]} (`TrainConfig.mixed_precision={table!r}`; its step-0 "
+             "score under the same autocast): on this CPU it takes about half the minutes of float32 "
+             "(`benchmarks/precision.py`). Cells run at another precision are left out of the tables; here they are "
+             "beside their twin (same method, task and seed), test averages and minutes.", ""]  # fmt: skip
+    if not check:
+        return [*lines, "No cell at another precision."]
+    lines += [
+        "| method | task | seed | precision | step 0 | test | minutes |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for c in check:
+        for p in MIXED_PRECISIONS:
+            v = c["precisions"].get(p)
+            shown_values = f"{v['step0']:.1f} | {v['test']:.1f} | {v['minutes']:.0f}" if v else "– | – | –"
+            lines.append(f"| {LABELS.get(c['method'], c['method'])} | {c['task']} | {c['seed']} | "
+                         f"{PRECISION_NAMES[p]} | {shown_values} |")  # fmt: skip
     return lines
 
 

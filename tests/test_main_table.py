@@ -21,7 +21,7 @@ from benchmarks import main_table, main_table_report
 from benchmarks.common import read_records, write_records
 
 SECTIONS = ("## The pilot: the step budget", "## Scores", "## Paired differences", "## Verdicts", "## Attention",
-            "## Cost", "## Missing")  # fmt: skip
+            "## Cost", "## Precision", "## Missing")  # fmt: skip
 
 
 def test_the_budget_is_the_first_step_every_pilot_curve_is_within_two_points_of_its_best():
@@ -122,14 +122,21 @@ def test_an_unfinished_cell_is_stashed_with_the_minutes_it_cost_up_to_its_checkp
 
 # -- the report, on records written by hand -------------------------------------------------------------------
 def _cell(
-    method: str, task: str, seed: int, final: float, step0: float = 50.0, seconds: float = 60.0
+    method: str,
+    task: str,
+    seed: int,
+    final: float,
+    step0: float = 50.0,
+    seconds: float = 60.0,
+    precision: str | None = main_table_report.PRECISION,
 ) -> dict:
     tasks = main_table_report.GLUE if method == "attempt_m" else (task,)
     metrics = {t: {main_table_report.metric_of(t): final, "average": final} for t in tasks}
     start = {t: {main_table_report.metric_of(t): step0, "average": step0} for t in tasks}
     return {"kind": "cell", "method": method, "task": task, "seed": seed, "test": final, "validation": final,
             "test_metrics": {**metrics, "average": final}, "wall_time_s": seconds, "steps": 300, "step0": start,
-            "step0_average": step0, "cell_time_s": seconds, "examples": []}  # fmt: skip
+            "step0_average": step0, "cell_time_s": seconds, "examples": [],
+            **({} if precision is None else {"mixed_precision": precision})}  # fmt: skip
 
 
 def _records() -> list[dict]:
@@ -238,7 +245,8 @@ def test_spot_source_ranks_with_rank_sources_and_keeps_the_untrained_scores_the_
         config = table.config("spot", ("cb",), 0, table.root / "spot", 1, source_prompts=(name,))
         model = build_model(config, backbone, tokenizer, family)
         rows = {"cb": load_task_data(config)["cb"]["validation"]}
-        before[name] = evaluate(model, tokenizer, rows, batch_size=32, max_source_length=128)["average"]
+        with table.autocast():  # the table's precision (bf16 autocast), as its cells score
+            before[name] = evaluate(model, tokenizer, rows, batch_size=32, max_source_length=128)["average"]
     assert list(record["validation_untrained"]) == ["mnli", "qnli"]
     assert record["validation_untrained"] == pytest.approx(before)
     assert chosen == record["chosen"] == max(before, key=before.get)
@@ -260,7 +268,7 @@ def test_cells_written_before_the_columns_are_read_back_with_their_examples_as_c
     name = "tiny-llama"
     write_records(tmp_path / f"cells-{name}.jsonl", [old])  # as the runner at c055f9a wrote them
     table = main_table.MainTable(main_table.Options(tiny=True), tmp_path, data_dir, log=lambda *_: None)
-    kept = table.kept[("cell", "prompt_tuning", "rte", 0)]
+    kept = table.kept[("cell", "prompt_tuning", "rte", 0, "no")]  # written before cells recorded precision
     assert kept["examples"] == {"idx": [0, 1], "prediction": ["yes", "no"], "reference": ["no", "no"]}
     assert {k: v for k, v in kept.items() if k != "examples"} == {
         k: v for k, v in old.items() if k != "examples"
@@ -311,7 +319,9 @@ def test_a_cell_cut_off_after_its_first_checkpoint_resumes_from_its_stash_to_the
     monkeypatch.setattr(loop, "train", train)
     (state,) = table.stash()
     assert json.loads((state / main_table.CLOCK).read_text())["earlier_s"] > 0
-    shutil.rmtree(table.root / "cells")  # a new session: the run folders are gone, the stash is committed
+    shutil.rmtree(
+        table.cells_folder(options.mixed_precision)
+    )  # a new session: the run folders are gone, the stash is committed
     again = main_table.MainTable(options, tmp_path / "cut", data_dir)
     steps = []
     monkeypatch.setattr(
@@ -323,3 +333,46 @@ def test_a_cell_cut_off_after_its_first_checkpoint_resumes_from_its_stash_to_the
     assert resumed["test"] == pytest.approx(whole["test"], abs=1e-6)
     assert resumed["test_metrics"]["cb"] == pytest.approx(whole["test_metrics"]["cb"], abs=1e-6)
     assert not state.exists()  # a finished cell's stash is dropped
+
+
+def test_a_float32_cell_is_left_out_of_the_table_and_shown_beside_its_twin_at_the_tables_precision():
+    old = _cell(
+        "prompt_tuning", "rte", 0, 52.5, step0=55.4, seconds=4058.0, precision=None
+    )  # before the field
+    assert main_table_report.precision_of(old) == "no"
+    before = main_table_report.summarise([old])
+    assert (
+        before["table"]["rte"] == {} and before["missing"]["cell_count"] == before["missing"]["planned_count"]
+    )
+    assert before["precision"]["check"] == [{"method": "prompt_tuning", "task": "rte", "seed": 0, "precisions": {
+        "no": {"step0": 55.4, "test": 52.5, "minutes": pytest.approx(4058.0 / 60)}}}]  # fmt: skip
+    twin = _cell("prompt_tuning", "rte", 0, 53.0, step0=55.0, seconds=1800.0)
+    after = main_table_report.summarise([old, twin])
+    assert after["table"]["rte"]["prompt_tuning"]["final"]["values"] == [
+        53.0
+    ]  # the twin, not the float32 cell
+    assert after["precision"]["check"][0]["precisions"]["bf16"] == {
+        "step0": 55.0,
+        "test": 53.0,
+        "minutes": 30.0,
+    }
+    text = main_table_report.report({"backbone": "tiny", "command": "c", "paper_source": "p", "summary": after,
+                                     "provenance": {"exists": False, "cells": "cells.jsonl"}})  # fmt: skip
+    assert "| PT | rte | 0 | float32 | 55.4 | 52.5 | 68 |" in text
+    assert "| PT | rte | 0 | bf16 autocast | 55.0 | 53.0 | 30 |" in text
+
+
+def test_a_table_at_one_precision_does_not_take_a_cell_of_another_precision_as_finished(tmp_path, data_dir):
+    table = main_table.MainTable(main_table.Options(targets=("rte",), tiny=True), tmp_path / "out", data_dir)
+    old = _cell("prompt_tuning", "rte", 0, 52.5, precision=None)
+    table.kept[main_table._key_of(old)] = old
+    assert table.run_cell("prompt_tuning", "rte", 0, 500, compute=False) is None
+    fp32 = main_table.MainTable(
+        main_table.Options(targets=("rte",), tiny=True, mixed_precision="no"), tmp_path / "out", data_dir
+    )
+    fp32.kept[main_table._key_of(old)] = old
+    assert fp32.run_cell("prompt_tuning", "rte", 0, 500, compute=False) is old
+    assert table.cell_config("prompt_tuning", "rte", 0, 500, compute=False).mixed_precision == "bf16"
+    assert table.cell_config("prompt_tuning", "rte", 0, 500, compute=False).output_dir.endswith(
+        "cells-bf16/prompt_tuning/rte/s0"
+    )
