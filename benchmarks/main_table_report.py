@@ -228,7 +228,18 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"pilot": pilot_summary, "table": table, "averages": averages(table), "paired": pairs,
             "claims": claims, "attention": attention(records), "spot_sources": spot_sources(records),
             "cost": cost(table, records), "missing": missing(records, entries), "ignored": read["ignored"],
-            "precision": {"table": PRECISION, "check": check}}  # fmt: skip
+            "precision": {"table": PRECISION, "check": check}, "source_versions": source_versions(records)}  # fmt: skip
+
+
+def source_versions(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """{source name: {content hash: cells that mixed that version}}: more than one hash under a name means the
+    cells did not all mix the same prompt (a source retrained and shipped between them)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in records:
+        for name, digest in r.get("source_hashes", {}).items() if r.get("kind") == "cell" else ():
+            out.setdefault(name, {})
+            out[name][digest] = out[name].get(digest, 0) + 1
+    return {name: dict(sorted(v.items())) for name, v in sorted(out.items())}
 
 
 def precision_check(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -512,6 +523,18 @@ def _score_lines(s: dict[str, Any]) -> list[str]:
     for task, v in s["spot_sources"].items():
         untrained = ", ".join(f"{n} {x:.1f}" for n, x in v["validation_untrained"].items())
         lines.append(f"- {task} → **{v['chosen']}** (untrained validation average: {untrained})")
+    versions = s["source_versions"]
+    lines += ["", "The source prompts the finished cells mixed (content hash: cells):", ""]
+    if not versions:
+        lines.append("None yet.")
+    for name, hashes in versions.items():
+        mixed = "; ".join(f"{h}: {n}" for h, n in hashes.items())
+        warn = (
+            " **(more than one version: these cells did not all mix the same prompt)**"
+            if len(hashes) > 1
+            else ""
+        )
+        lines.append(f"- {name}: {mixed}{warn}")
     return lines
 
 

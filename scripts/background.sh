@@ -3,8 +3,9 @@
 # starts it first and hands its state back at the end. One command each way:
 #
 #   scripts/background.sh start     # a git worktree at HEAD (../attempt-bg-<sha>), two single-thread jobs:
-#                                   #   the source prompts (SOURCES, in order) and the main-table cells that
-#                                   #   need no source prompt (CELL_METHODS)
+#                                   #   the source prompts (SOURCES, in order) and the main-table cells: those
+#                                   #   that need no source prompt (CELL_METHODS) until every source the table
+#                                   #   mixes is shipped and none is queued in SOURCES, then every method
 #   scripts/background.sh status    # where each job is
 #   scripts/background.sh stop      # stop both, stash their unfinished runs, and bring into this checkout
 #                                   #   what is to commit: the cells file, the stashed states, and the
@@ -29,8 +30,20 @@ start() {
     [[ -d $tree ]] || git worktree add --detach "$tree" HEAD >/dev/null 2>&1
     echo "$tree" >"$POINTER"
     launch "$tree" sources -m benchmarks.source_prompts --tasks $SOURCES --threads 1
-    launch "$tree" cells -m benchmarks.main_table --without-sources --methods $CELL_METHODS --threads 1
+    local cells=(--without-sources --methods $CELL_METHODS)
+    if sources_ready; then cells=(); fi  # every method, from the first cell missing
+    launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads 1
+    echo "cells: ${cells[*]:-every method (every source the table mixes is shipped)}"
     echo "started in $tree; logs: $tree/sources.log, $tree/cells.log"
+}
+
+sources_ready() {  # whether the library holds every source the table mixes, none of them still queued in SOURCES
+    (cd "$REPO" && PYTHONPATH="$REPO/src:$REPO" "$PY" -c '
+import sys
+from attempt.prompts.library import PromptLibrary
+from benchmarks.main_table import LIBRARY, Options
+library, queued = PromptLibrary(LIBRARY), set(sys.argv[1:])
+sys.exit(0 if all(name in library and name not in queued for name in Options.sources) else 1)' $SOURCES)
 }
 
 launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid in TREE/NAME.pid

@@ -376,3 +376,29 @@ def test_a_table_at_one_precision_does_not_take_a_cell_of_another_precision_as_f
     assert table.cell_config("prompt_tuning", "rte", 0, 500, compute=False).output_dir.endswith(
         "cells-bf16/prompt_tuning/rte/s0"
     )
+
+
+def test_the_report_counts_the_versions_of_each_source_the_cells_mixed_and_flags_a_second_one():
+    cells = [_cell("attempt", "rte", s, 60.0) for s in (0, 1)] + [_cell("spot", "rte", 0, 58.0)]
+    cells[0]["source_hashes"] = {"mnli": "aaa", "qnli": "bbb"}
+    cells[1]["source_hashes"] = {"mnli": "ccc", "qnli": "bbb"}  # mnli retrained and shipped in between
+    cells[2]["source_hashes"] = {"qnli": "bbb"}
+    summary = main_table_report.summarise(cells)
+    assert summary["source_versions"] == {"mnli": {"aaa": 1, "ccc": 1}, "qnli": {"bbb": 3}}
+    text = main_table_report.report({"backbone": "tiny", "command": "c", "paper_source": "p", "summary": summary,
+                                     "provenance": {"exists": False, "cells": "cells.jsonl"}})  # fmt: skip
+    assert "- mnli: aaa: 1; ccc: 1 **(more than one version" in text and "- qnli: bbb: 3\n" in text
+
+
+@pytest.mark.slow
+def test_a_cell_that_mixes_sources_records_the_content_hash_of_each(tmp_path, data_dir):
+    library = PromptLibrary(tmp_path / "lib")
+    for i, name in enumerate(("mnli", "qnli")):
+        torch.manual_seed(i)
+        library.add(SourcePrompt(name, torch.randn(4, 32) * 0.5, task=name, backbone="tiny"))
+    options = main_table.Options(library=tmp_path / "lib", sources=("mnli", "qnli"), targets=("cb",), tiny=True,
+                                 steps=2, cell_every=50, test_limit=8, eval_limit=8, prompt_length=4)  # fmt: skip
+    table = main_table.MainTable(options, tmp_path / "out", data_dir)
+    attempt = table.run_cell("attempt", "cb", 0, 2, True)
+    assert attempt["source_hashes"] == {n: library.get(n).hash for n in ("mnli", "qnli")}
+    assert "source_hashes" not in table.run_cell("prompt_tuning", "cb", 0, 2, True)
