@@ -199,6 +199,10 @@ def test_scores(config: Any, snapshot: Path) -> dict[str, dict[str, Any]]:
         "max_source_length": config.max_source_length,
         "max_target_length": config.max_target_length,
     }
+    # at the run's precision, as the loop scored its test rows (bf16 moves a label score by up to ~0.6 nats)
+    if config.mixed_precision == "bf16":
+        device = next(backbone.parameters()).device.type
+        options["autocast"] = lambda: torch.autocast(device, dtype=torch.bfloat16)
     scores = {"zero_shot": evaluate(ZeroShotModel(backbone, family, [task]), tokenizer, rows, **options)}
     if snapshot.is_file():
         from attempt.utils.reading import load_safetensors

@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 PY=${PYTHON:-$REPO/.venv/bin/python}
 SOURCES=${SOURCES:-qqp mnli squad}  # qnli ran to its plateau in session 11 (not shipped: below the shipped one)
+SOURCES2=${SOURCES2:-}  # set: the second job trains these sources (in order) instead of main-table cells
 CELL_METHODS=${CELL_METHODS:-prompt_tuning lora}
 POINTER=$REPO/.background  # the worktree of the running jobs (git-ignored)
 SOURCE_RESULTS=benchmarks/results/source_prompts
@@ -29,12 +30,21 @@ start() {
     tree=$(realpath -m "$REPO/../attempt-bg-$(git rev-parse --short HEAD)")
     [[ -d $tree ]] || git worktree add --detach "$tree" HEAD >/dev/null 2>&1
     echo "$tree" >"$POINTER"
+    local second=cells
+    [[ -n $SOURCES2 ]] && second=sources2
+    # what stop must stash and bring back, whatever the environment it runs in
+    printf 'SOURCES="%s"\nSOURCES2="%s"\nJOBS="sources %s"\n' "$SOURCES" "$SOURCES2" "$second" >"$tree/jobs.env"
     launch "$tree" sources -m benchmarks.source_prompts --tasks $SOURCES --threads 1
-    local cells=(--without-sources --methods $CELL_METHODS)
-    if sources_ready; then cells=(); fi  # every method, from the first cell missing
-    launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads 1
-    echo "cells: ${cells[*]:-every method (every source the table mixes is shipped)}"
-    echo "started in $tree; logs: $tree/sources.log, $tree/cells.log"
+    if [[ -n $SOURCES2 ]]; then
+        launch "$tree" sources2 -m benchmarks.source_prompts --tasks $SOURCES2 --threads 1
+        echo "second job: sources $SOURCES2"
+    else
+        local cells=(--without-sources --methods $CELL_METHODS)
+        if sources_ready; then cells=(); fi  # every method, from the first cell missing
+        launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads 1
+        echo "second job: cells ${cells[*]:-of every method (every source the table mixes is shipped)}"
+    fi
+    echo "started in $tree; logs: $tree/{$(tr ' ' ',' <<<"sources $second")}.log"
 }
 
 sources_ready() {  # whether the library holds every source the table mixes, none of them still queued in SOURCES
@@ -43,7 +53,7 @@ import sys
 from attempt.prompts.library import PromptLibrary
 from benchmarks.main_table import LIBRARY, Options
 library, queued = PromptLibrary(LIBRARY), set(sys.argv[1:])
-sys.exit(0 if all(name in library and name not in queued for name in Options.sources) else 1)' $SOURCES)
+sys.exit(0 if all(name in library and name not in queued for name in Options.sources) else 1)' $SOURCES $SOURCES2)
 }
 
 launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid in TREE/NAME.pid
@@ -58,7 +68,8 @@ launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid 
 status() {
     local tree
     tree=$(cat "$POINTER")
-    for name in sources cells; do
+    read_jobs "$tree"
+    for name in $JOBS; do
         if kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null; then state=running; else state=ended; fi
         echo "$name: $state; last: $(tr '\r' '\n' <"$tree/$name.log" | grep -v '^\s*$' | tail -1 | cut -c1-160)"
     done
@@ -68,23 +79,30 @@ status() {
     return 0
 }
 
+read_jobs() {  # read_jobs TREE: the SOURCES, SOURCES2 and JOBS `start` ran there (before jobs.env: the defaults)
+    JOBS="sources cells"
+    [[ -f $1/jobs.env ]] && source "$1/jobs.env"
+    return 0
+}
+
 stop() {
     local tree
     tree=$(cat "$POINTER")
-    for name in sources cells; do
+    read_jobs "$tree"
+    for name in $JOBS; do
         kill "$(cat "$tree/$name.pid")" 2>/dev/null || true
     done
-    for name in sources cells; do  # stash only once both have ended: a running job would go on writing
+    for name in $JOBS; do  # stash only once both have ended: a running job would go on writing
         while kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null; do sleep 1; done
     done
-    (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.source_prompts --stash --tasks $SOURCES)
+    (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.source_prompts --stash --tasks $SOURCES $SOURCES2)
     (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.main_table --stash)
     rm -rf "${REPO:?}/$SOURCE_RESULTS/state" "${REPO:?}/$TABLE_RESULTS/state"
     cp -r "$tree/$SOURCE_RESULTS/state" "$REPO/$SOURCE_RESULTS/" 2>/dev/null || true
     cp -r "$tree/$TABLE_RESULTS/state" "$REPO/$TABLE_RESULTS/" 2>/dev/null || true
     cp "$tree/$TABLE_RESULTS"/cells-*.jsonl "$REPO/$TABLE_RESULTS/"
     local finished=()
-    for task in $SOURCES; do
+    for task in $SOURCES $SOURCES2; do
         local run=$SOURCE_RESULTS/runs/smollm2-135m-instruct/$task
         if [[ -f $tree/$run/results.json ]]; then
             mkdir -p "$REPO/$run" && cp -r "$tree/$run/." "$REPO/$run/"
