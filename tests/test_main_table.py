@@ -20,6 +20,16 @@ from attempt.prompts.library import PromptLibrary, SourcePrompt
 from benchmarks import main_table, main_table_report
 from benchmarks.common import read_records, write_records
 
+
+def _tiny_library(folder):
+    """Random source prompts named mnli and qnli for the tiny causal LM (hidden size 32)."""
+    library = PromptLibrary(folder)
+    for i, name in enumerate(("mnli", "qnli")):
+        torch.manual_seed(i)
+        library.add(SourcePrompt(name, torch.randn(4, 32) * 0.5, task=name, backbone="tiny"))
+    return library
+
+
 SECTIONS = ("## The pilot: the step budget", "## Scores", "## Paired differences", "## Verdicts", "## Attention",
             "## Cost", "## Precision", "## Missing")  # fmt: skip
 
@@ -56,10 +66,7 @@ def test_attempt_m_is_one_cell_per_seed_over_glue_never_one_per_target(tmp_path,
 
 @pytest.mark.slow
 def test_a_tiny_table_runs_its_pilot_and_cells_scores_step_zero_and_resumes(tmp_path, data_dir):
-    library = PromptLibrary(tmp_path / "lib")
-    for i, name in enumerate(("mnli", "qnli")):
-        torch.manual_seed(i)
-        library.add(SourcePrompt(name, torch.randn(4, 32) * 0.5, task=name, backbone="tiny"))
+    _tiny_library(tmp_path / "lib")
     argv = ["--tiny", "--library", str(tmp_path / "lib"), "--out", str(tmp_path / "out"), "--data-dir",
             str(data_dir), "--targets", "cb", "--methods", "prompt_tuning", "spot", "attempt", "--threads", "1",
             "--sources", "mnli", "qnli"]  # fmt: skip
@@ -230,10 +237,7 @@ def test_spot_source_ranks_with_rank_sources_and_keeps_the_untrained_scores_the_
     from attempt.evaluation.evaluate import evaluate
     from attempt.runs.build import build_model
 
-    library = PromptLibrary(tmp_path / "lib")
-    for i, name in enumerate(("mnli", "qnli")):
-        torch.manual_seed(i)
-        library.add(SourcePrompt(name, torch.randn(4, 32) * 0.5, task=name, backbone="tiny"))
+    _tiny_library(tmp_path / "lib")
     options = main_table.Options(library=tmp_path / "lib", sources=("mnli", "qnli"), targets=("cb",), tiny=True,
                                  prompt_length=4, eval_limit=8)  # fmt: skip
     table = main_table.MainTable(options, tmp_path / "out", data_dir)
@@ -392,10 +396,7 @@ def test_the_report_counts_the_versions_of_each_source_the_cells_mixed_and_flags
 
 @pytest.mark.slow
 def test_a_cell_that_mixes_sources_records_the_content_hash_of_each(tmp_path, data_dir):
-    library = PromptLibrary(tmp_path / "lib")
-    for i, name in enumerate(("mnli", "qnli")):
-        torch.manual_seed(i)
-        library.add(SourcePrompt(name, torch.randn(4, 32) * 0.5, task=name, backbone="tiny"))
+    library = _tiny_library(tmp_path / "lib")
     options = main_table.Options(library=tmp_path / "lib", sources=("mnli", "qnli"), targets=("cb",), tiny=True,
                                  steps=2, cell_every=50, test_limit=8, eval_limit=8, prompt_length=4)  # fmt: skip
     table = main_table.MainTable(options, tmp_path / "out", data_dir)
