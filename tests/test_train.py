@@ -624,3 +624,40 @@ def test_attention_reach_note_says_when_the_attention_cannot_leave_uniform():
     assert sharp.startswith("[attempt] attention: T = 0.05;") and "sqrt(d)" not in sharp
     auto = attention_reach_note(mixture())  # the default, scaled to the keys: room to move
     assert float(auto.split("more than ")[1].split()[0]) > 0.9 and "sqrt(d)" not in auto
+
+
+def test_a_bf16_run_with_eval_in_float32_scores_its_rows_as_float32_evaluation_of_its_weights(
+    tmp_path, data_dir, monkeypatch
+):
+    from attempt.evaluation import inference
+
+    batches: list[dict[int, list[float]]] = []  # each scored batch: {row index: its label scores}
+    original = inference.infer_batch
+
+    def recording(model, collator, examples, **kwargs):
+        answers = original(model, collator, examples, **kwargs)
+        batches.append({e["index"]: a.scores for e, a in zip(examples, answers, strict=True)})
+        return answers
+
+    monkeypatch.setattr(inference, "infer_batch", recording)
+    config = make_config(tmp_path, data_dir, backbone="tiny-llama", eval_method="rank", mixed_precision="bf16",
+                         eval_in_float32=True, test_limit=8)  # fmt: skip
+    backbone, tokenizer = tiny("causal")
+    result = train(config, model=backbone, tokenizer=tokenizer, progress=False)
+    run = batches[-1]  # the run's last batch: its 8 test rows (eval_batch_size 8), scored by its best model
+    assert_reload_matches(config, result, "causal")  # validation, re-scored in float32: the same metrics
+    model, _, _ = load_run(config.output_dir, *tiny("causal"))
+    rows = {"rte": load_task_data(config)["rte"]["test"]}
+    again = {}
+    for name, autocast in (("float32", None), ("bf16", lambda: torch.autocast("cpu", dtype=torch.bfloat16))):
+        evaluate(model, tokenizer, rows, method="rank", batch_size=config.eval_batch_size,
+                 max_source_length=config.max_source_length, autocast=autocast)  # fmt: skip
+        again[name] = batches[-1]
+    assert len(run) == 8 and run == again["float32"]
+    assert run != again["bf16"]  # scored under the training's autocast they would differ: the check can fail
+
+
+def test_eval_in_float32_refuses_a_half_precision_backbone():
+    with pytest.raises(ValueError, match="drop backbone_dtype"):
+        TrainConfig(eval_in_float32=True, backbone_dtype="bfloat16")
+    assert TrainConfig(eval_in_float32=True, backbone_dtype="float32").eval_in_float32

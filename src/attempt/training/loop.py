@@ -540,7 +540,7 @@ def _evaluate_split(
         batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
         max_target_length=config.max_target_length, pad_to=config.pad_to,
         predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
-        autocast=accelerator.autocast, gather=gather_object,
+        autocast=None if config.eval_in_float32 else accelerator.autocast, gather=gather_object,
         shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
         lockstep=config.shard_backbone,  # a sharded forward is a collective: as many on every process
     )  # fmt: skip
