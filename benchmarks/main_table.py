@@ -97,8 +97,8 @@ class Options:
     pilot_steps: int = PILOT_STEPS
     pilot_every: int = PILOT_EVERY
     cell_every: int = 100  # validate (pick the best) and checkpoint every N steps of a cell
-    # bf16 autocast: on this CPU (avx512_bf16) a cell costs about half its float32 minutes
-    # (benchmarks/precision.py); the float32 cells of the first session stay in the file as a check
+    # "bf16-train": bf16 autocast training (about half float32's minutes on this avx512_bf16 CPU), every score
+    # in float32 (main_table_report.PRECISION says why); "no" (float32) and "bf16" (bf16 scoring too) for checks
     mixed_precision: str = main_table_report.PRECISION
     test_limit: int = 300
     eval_limit: int = 200
@@ -173,7 +173,8 @@ class MainTable:
             warmup_steps=steps // 10,
             seed=seed, split_seed=o.split_seed, max_source_length=length, eval_every=o.cell_every,
             eval_limit=o.eval_limit,
-            test_limit=o.test_limit, eval_method="rank", mixed_precision=o.mixed_precision,
+            test_limit=o.test_limit, eval_method="rank", mixed_precision=o.mixed_precision.removesuffix("-train"),
+            eval_in_float32=o.mixed_precision.endswith("-train"),
             gradient_checkpointing=False,  # every cell as the first ones ran: same numbers, comparable minutes
         )  # fmt: skip
         return TrainConfig(**{**fields, **extra})
@@ -299,12 +300,13 @@ class MainTable:
         return {name: library.get(name).hash for name in names}
 
     def autocast(self):
-        """The table's mixed precision as a context (bf16 autocast on the backbone's device; nothing for "no")."""
+        """The precision the table scores in, as a context: bf16 autocast on the backbone's device for "bf16",
+        nothing (float32) for "no" and "bf16-train"."""
         import contextlib
 
         import torch
 
-        if self.options.mixed_precision == "no":
+        if self.options.mixed_precision in ("no", "bf16-train"):
             return contextlib.nullcontext()
         device = next(self.backbone()[0].parameters()).device.type
         return torch.autocast(

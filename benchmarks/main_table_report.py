@@ -64,12 +64,19 @@ CLAIMS = (  # (claim, method, baseline, test): each answered per task from the p
 PAIRS = tuple((a, b) for _, a, b, _ in CLAIMS)
 WITHIN = 1.0  # points: "within 1 point of fine-tuning"
 NOT_MEASURED = "not measured yet"
-# The precision the table's cells run at (TrainConfig.mixed_precision; the step-0 scores under the same
-# autocast). Cells of another precision (the first session's float32 cells) stay in the cells file: they are
-# left out of every table and verdict, and compared with their twin at PRECISION in the Precision section.
-PRECISION = "bf16"
-MIXED_PRECISIONS = ("no", "bf16")
-PRECISION_NAMES = {"no": "float32", "bf16": "bf16 autocast"}
+# The precision of the table's cells: "bf16-train" trains in bf16 autocast (TrainConfig.mixed_precision="bf16",
+# about 2x faster here) and scores every row, step 0 included, in float32 (eval_in_float32): scored in bf16, a
+# trained prompt's answers changed on 1-6% of rows, near ties, moving accuracy by up to 3 points
+# (benchmarks/precision.py). Cells of another precision (the first session's float32 cells, one cell with bf16
+# scoring too) stay in the cells file: left out of every table and verdict, compared with their twins in the
+# Precision section.
+PRECISION = "bf16-train"
+MIXED_PRECISIONS = ("no", "bf16", "bf16-train")
+PRECISION_NAMES = {
+    "no": "float32",
+    "bf16": "bf16 training and scoring",
+    "bf16-train": "bf16 training, float32 scoring",
+}
 
 
 def precision_of(record: dict[str, Any]) -> str:
@@ -243,20 +250,19 @@ def source_versions(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def precision_check(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every cell run at a precision other than PRECISION, beside its twin at PRECISION (same method, task and
-    seed) where that has finished: step-0 and final test averages, and minutes, of both."""
-    cells = [r for r in records if r.get("kind") == "cell"]
-    twins = {(r["method"], r["task"], r["seed"]): r for r in cells if precision_of(r) == PRECISION}
-    out = []
-    for r in cells:
-        if precision_of(r) == PRECISION:
-            continue
-        twin = twins.get((r["method"], r["task"], r["seed"]))
-        both = {precision_of(r): r, **({PRECISION: twin} if twin else {})}
-        out.append({"method": r["method"], "task": r["task"], "seed": r["seed"], "precisions": {
+    """Every (method, task, seed) with a cell at a precision other than PRECISION, with its cells at every
+    precision finished (its twin at PRECISION among them, once it has run): step-0 and final test averages, and
+    minutes."""
+    by_key: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        if r.get("kind") == "cell":
+            by_key.setdefault((r["method"], r["task"], r["seed"]), {})[precision_of(r)] = r
+    return [
+        {"method": m, "task": t, "seed": s, "precisions": {
             p: {"step0": c["step0_average"], "test": c["test"], "minutes": c["cell_time_s"] / 60}
-            for p, c in both.items()}})  # fmt: skip
-    return out
+            for p, c in sorted(cells.items(), key=lambda item: MIXED_PRECISIONS.index(item[0]))}}
+        for (m, t, s), cells in by_key.items() if set(cells) - {PRECISION}
+    ]  # fmt: skip
 
 
 def _reached(curve: list[list[float]], points: float) -> dict[str, Any]:
@@ -609,10 +615,12 @@ def _cost_lines(s: dict[str, Any]) -> list[str]:
 def _precision_lines(s: dict[str, Any]) -> list[str]:
     table, check = s["precision"]["table"], s["precision"]["check"]
     lines = ["", "## Precision", "",
-             f"Every cell above ran in {PRECISION_NAMES[table]} (`TrainConfig.mixed_precision={table!r}`; its step-0 "
-             "score under the same autocast): on this CPU it takes about half the minutes of float32 "
-             "(`benchmarks/precision.py`). Cells run at another precision are left out of the tables; here they are "
-             "beside their twin (same method, task and seed), test averages and minutes.", ""]  # fmt: skip
+             f"Every cell above ran with {PRECISION_NAMES[table]} (`--mixed-precision {table}`: "
+             "`TrainConfig(mixed_precision='bf16', eval_in_float32=True)`, the step-0 score in float32 too). bf16 "
+             "training takes about half float32's minutes here; bf16 scoring would save more, but it changed 1-6% of "
+             "a trained prompt's answers (near ties) and moved accuracy by up to 3 points (`benchmarks/precision.py`). "
+             "Cells run at another precision are left out of the tables; here they are beside their twins (same "
+             "method, task and seed): test averages and minutes.", ""]  # fmt: skip
     if not check:
         return [*lines, "No cell at another precision."]
     lines += [

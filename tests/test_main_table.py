@@ -355,15 +355,17 @@ def test_a_float32_cell_is_left_out_of_the_table_and_shown_beside_its_twin_at_th
     assert after["table"]["rte"]["prompt_tuning"]["final"]["values"] == [
         53.0
     ]  # the twin, not the float32 cell
-    assert after["precision"]["check"][0]["precisions"]["bf16"] == {
-        "step0": 55.0,
-        "test": 53.0,
-        "minutes": 30.0,
-    }
+    assert after["precision"]["check"][0]["precisions"][main_table_report.PRECISION] == {
+        "step0": 55.0, "test": 53.0, "minutes": 30.0}  # fmt: skip
+    bf16 = _cell(
+        "prompt_tuning", "rte", 0, 54.0, step0=55.4, seconds=1200.0, precision="bf16"
+    )  # bf16 scoring too
+    three = main_table_report.summarise([old, twin, bf16])["precision"]["check"]
+    assert len(three) == 1 and list(three[0]["precisions"]) == ["no", "bf16", "bf16-train"]
     text = main_table_report.report({"backbone": "tiny", "command": "c", "paper_source": "p", "summary": after,
                                      "provenance": {"exists": False, "cells": "cells.jsonl"}})  # fmt: skip
     assert "| PT | rte | 0 | float32 | 55.4 | 52.5 | 68 |" in text
-    assert "| PT | rte | 0 | bf16 autocast | 55.0 | 53.0 | 30 |" in text
+    assert "| PT | rte | 0 | bf16 training, float32 scoring | 55.0 | 53.0 | 30 |" in text
 
 
 def test_a_table_at_one_precision_does_not_take_a_cell_of_another_precision_as_finished(tmp_path, data_dir):
@@ -376,10 +378,9 @@ def test_a_table_at_one_precision_does_not_take_a_cell_of_another_precision_as_f
     )
     fp32.kept[main_table._key_of(old)] = old
     assert fp32.run_cell("prompt_tuning", "rte", 0, 500, compute=False) is old
-    assert table.cell_config("prompt_tuning", "rte", 0, 500, compute=False).mixed_precision == "bf16"
-    assert table.cell_config("prompt_tuning", "rte", 0, 500, compute=False).output_dir.endswith(
-        "cells-bf16/prompt_tuning/rte/s0"
-    )
+    config = table.cell_config("prompt_tuning", "rte", 0, 500, compute=False)
+    assert (config.mixed_precision, config.eval_in_float32) == ("bf16", True)  # bf16 training, float32 scores
+    assert config.output_dir.endswith("cells-bf16-train/prompt_tuning/rte/s0")
 
 
 def test_the_report_counts_the_versions_of_each_source_the_cells_mixed_and_flags_a_second_one():
