@@ -628,7 +628,9 @@ def _precision_lines(s: dict[str, Any]) -> list[str]:
         "|---|---|---:|---|---:|---:|---:|",
     ]
     for c in check:
-        for p in MIXED_PRECISIONS:
+        for p in [
+            p for p in MIXED_PRECISIONS if p in c["precisions"] or p == table
+        ]:  # the twin: "–" until run
             v = c["precisions"].get(p)
             shown_values = f"{v['step0']:.1f} | {v['test']:.1f} | {v['minutes']:.0f}" if v else "– | – | –"
             lines.append(f"| {LABELS.get(c['method'], c['method'])} | {c['task']} | {c['seed']} | "
