@@ -53,6 +53,15 @@ def results_dir(benchmark: str) -> Path:
     return RESULTS / benchmark
 
 
+def add_run_arguments(parser: Any, benchmark: str, threads: int = 1) -> None:
+    """The options every small benchmark takes: --threads, --tiny (the tests' tiny causal LM), --out (its results
+    folder) and --data-dir (the mirror)."""
+    parser.add_argument("--threads", type=int, default=threads)
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
+    parser.add_argument("--out", type=Path, default=results_dir(benchmark))
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+
+
 def slug(name: str) -> str:
     """A backbone name as it appears in file names: ``HuggingFaceTB/SmolLM2-135M-Instruct`` →
     ``SmolLM2-135M-Instruct``."""

@@ -27,7 +27,7 @@ from typing import Any
 from attempt.runs.layout import RunLayout
 from attempt.utils import storage
 from attempt.utils.textfiles import numbered_jsonl
-from benchmarks.common import DATA_DIR, REPO, data_overlay, results_dir, shown, slug, write_json
+from benchmarks.common import REPO, add_run_arguments, data_overlay, results_dir, shown, slug, write_json
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
@@ -168,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=None, help="default: every registered task")
     parser.add_argument("--report-only", action="store_true", help="run nothing; report the tasks run so far")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
-    parser.add_argument("--out", type=Path, default=results_dir(BENCHMARK))
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    add_run_arguments(parser, BENCHMARK)
     args = parser.parse_args(argv)
     name = "tiny-llama" if args.tiny else slug(BACKBONE)
     path = args.out / f"{BENCHMARK}-{name}.json"

@@ -53,7 +53,7 @@ from typing import Any
 
 from attempt.utils import storage
 from attempt.utils.reading import read_json
-from benchmarks.common import DATA_DIR, REPO, results_dir, shown, slug, write_json
+from benchmarks.common import REPO, add_run_arguments, results_dir, shown, slug, write_json
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
@@ -399,13 +399,11 @@ def report(results: dict[str, Any]) -> str:
     ]  # fmt: skip
     for method, r in models.items():
         a = r["agreement"]
-        margin = "—" if a["largest_changed_margin"] is None else f"{a['largest_changed_margin']:.3f}"
         lines.append(
             f"| {NAMES[method]} | {r['float32']['seconds']:.1f} | {r['bf16']['seconds']:.1f} | {r['ratio']:.2f} | "
             f"{r['float32']['accuracy']:.1f} | {r['bf16']['accuracy']:.1f} | "
             f"{' / '.join(str(c) for c in a['label_counts'])} | {a['rows'] - len(a['changed_rows'])} of {a['rows']} | "
-            f"{a['max_abs_diff']:.3f} | {a['mean_abs_diff']:.3f} | {a['smallest_margin']:.3f} | "
-            f"{a['max_margin_change']:.3f} | {margin} |"
+            f"{_score_cells(a)} |"
         )  # fmt: skip
     lines += [
         "", "## Trained prompts on their own task", "",
@@ -423,14 +421,12 @@ def report(results: dict[str, Any]) -> str:
     ]  # fmt: skip
     for task, r in trained.items():
         a = r["agreement"]
-        margin = "—" if a["largest_changed_margin"] is None else f"{a['largest_changed_margin']:.3f}"
         shipped = "—" if r["prompt_accuracy"] is None else f"{r['prompt_accuracy']:.1f}"
         counts = " / ".join(f"{label} {c}" for label, c in zip(r["labels"], a["label_counts"], strict=True))
         lines.append(
             f"| {task} | {r['rows']} of {r['rows_in_table']} | {shipped} | {r['float32']['seconds']:.1f} | "
             f"{r['bf16']['seconds']:.1f} | {r['ratio']:.2f} | {r['float32']['accuracy']:.1f} | "
-            f"{r['bf16']['accuracy']:.1f} | {counts} | {len(a['changed_rows'])} | {a['max_abs_diff']:.3f} | "
-            f"{a['mean_abs_diff']:.3f} | {a['smallest_margin']:.3f} | {a['max_margin_change']:.3f} | {margin} |"
+            f"{r['bf16']['accuracy']:.1f} | {counts} | {len(a['changed_rows'])} | {_score_cells(a)} |"
         )  # fmt: skip
     machine = results["machine"]
     lines += [
@@ -443,6 +439,16 @@ def report(results: dict[str, Any]) -> str:
         "so compare the ratios (each measured with both precisions interleaved), not the seconds.",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _score_cells(a: dict[str, Any]) -> str:
+    """An agreement's last five table cells: the score differences, the smallest gap, its largest change, and
+    the largest gap of a row that changed label ("—" when none did)."""
+    margin = "—" if a["largest_changed_margin"] is None else f"{a['largest_changed_margin']:.3f}"
+    return (
+        f"{a['max_abs_diff']:.3f} | {a['mean_abs_diff']:.3f} | {a['smallest_margin']:.3f} | "
+        f"{a['max_margin_change']:.3f} | {margin}"
+    )
 
 
 def _which(n: int, in_table: int, task: str) -> str:
@@ -487,10 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=ROWS,
                         help=f"test rows to score of each task (default {ROWS}: all the table scores)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=None, help="training-step repeats (default 4; tiny 2)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--tiny", action="store_true", help="the tests' tiny causal LM")
-    parser.add_argument("--out", type=Path, default=results_dir(BENCHMARK))
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    add_run_arguments(parser, BENCHMARK)
     args = parser.parse_args(argv)
     name = "tiny-llama" if args.tiny else slug(BACKBONE)
     path = args.out / f"{BENCHMARK}-{name}.json"
