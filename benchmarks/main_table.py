@@ -72,6 +72,15 @@ NEEDS_SOURCES = ("spot", "attempt", "attempt_m")
 LONG_INPUTS = ("multirc", "boolq", "copa", "wsc")  # passages: 256 tokens instead of 128
 SMALL = 10_000  # official training rows under which a task gets three seeds
 PILOT_TASKS, PILOT_STEPS, PILOT_EVERY, PLATEAU_POINTS = ("rte", "cb"), 600, 50, 2.0
+# The small tasks whose paper protocol (the official validation halved into validation and test) leaves under
+# 300 test rows though the data have more: their test is the whole official validation (rte 277 rows, mrpc 408:
+# its first 300) and their validation is VALIDATION_FROM_TRAIN rows held out of the official train (rte 2,490 ->
+# 2,290 training rows, mrpc 3,668 -> 3,468). The issue asks for test sets of at least 300 rows where the data have
+# them; these are the two tasks of the paper's largest gaps (rte 54.7 -> 73.4, mrpc 68.1 -> 85.7), where the
+# halved 139 and 204 rows gave a standard error of about 4 points. cb, copa and wsc have too few training rows
+# to hold any out (250, 400, 554), and the others' halves already hold 300.
+WHOLE_VALIDATION_TEST = ("rte", "mrpc")
+VALIDATION_FROM_TRAIN = 200
 CLOCK = "cell_clock.json"  # in a cell's run folder: when this session's part began, and the seconds before it
 BENCHMARK = "main_table"
 
@@ -165,6 +174,7 @@ class MainTable:
         o = self.options
         mode = "attempt" if method == "attempt_m" else method
         length = 256 if set(tasks) & set(LONG_INPUTS) else 128
+        files = {t: self.split_files(t) for t in tasks if t in WHOLE_VALIDATION_TEST}
         fields = dict(
             mode=mode, backbone="tiny-llama" if o.tiny else o.backbone, tasks=tasks, library=str(o.library),
             output_dir=str(out), data_dir=str(self.data_dir), attempt={"prompt_length": o.prompt_length},
@@ -176,6 +186,7 @@ class MainTable:
             test_limit=o.test_limit, eval_method="rank", mixed_precision=o.mixed_precision.removesuffix("-train"),
             eval_in_float32=o.mixed_precision.endswith("-train"),
             gradient_checkpointing=False,  # every cell as the first ones ran: same numbers, comparable minutes
+            data_files=files or None,
         )  # fmt: skip
         return TrainConfig(**{**fields, **extra})
 
@@ -298,6 +309,30 @@ class MainTable:
 
         library = PromptLibrary(self.options.library)
         return {name: library.get(name).hash for name in names}
+
+    def split_files(self, task: str) -> dict[str, str]:
+        """The split files of a WHOLE_VALIDATION_TEST task, written once under the run folders: train = the
+        official train without VALIDATION_FROM_TRAIN rows (a permutation seeded by the split seed), validation =
+        those rows, test = the official validation file itself."""
+        import numpy as np
+
+        from attempt.tasks import get_task
+        from attempt.utils.textfiles import numbered_jsonl
+
+        spec = get_task(task)
+        mirror = self.data_dir / spec.hub_id / (spec.config or "")
+        folder = self.root / "splits" / task
+        lines = [json.dumps(row) + "\n" for _, row in numbered_jsonl(mirror / f"{spec.train_split}.jsonl")]
+        held = set(
+            np.random.default_rng(self.options.split_seed).permutation(len(lines))[:VALIDATION_FROM_TRAIN]
+        )
+        chosen = {"train": [x for i, x in enumerate(lines) if i not in held],
+                  "validation": [x for i, x in enumerate(lines) if i in held]}  # fmt: skip
+        for split, rows in chosen.items():
+            if not (folder / f"{split}.jsonl").is_file():
+                storage.write_text(folder / f"{split}.jsonl", "".join(rows))
+        return {"train": str(folder / "train.jsonl"), "validation": str(folder / "validation.jsonl"),
+                "test": str(mirror / f"{spec.validation_split}.jsonl")}  # fmt: skip
 
     def autocast(self):
         """The precision the table scores in, as a context: bf16 autocast on the backbone's device for "bf16",

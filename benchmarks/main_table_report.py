@@ -259,10 +259,17 @@ def precision_check(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             by_key.setdefault((r["method"], r["task"], r["seed"]), {})[precision_of(r)] = r
     return [
         {"method": m, "task": t, "seed": s, "precisions": {
-            p: {"step0": c["step0_average"], "test": c["test"], "minutes": c["cell_time_s"] / 60}
+            p: {"step0": c["step0_average"], "test": c["test"], "minutes": c["cell_time_s"] / 60,
+                "test_rows": test_rows(c)}
             for p, c in sorted(cells.items(), key=lambda item: MIXED_PRECISIONS.index(item[0]))}}
         for (m, t, s), cells in by_key.items() if set(cells) - {PRECISION}
     ]  # fmt: skip
+
+
+def test_rows(record: dict[str, Any]) -> int:
+    """How many test rows a cell scored: its examples, kept as columns ({"idx": [...], ...}) or as rows."""
+    examples = record.get("examples") or []
+    return len(next(iter(examples.values()), [])) if isinstance(examples, dict) else len(examples)
 
 
 def _reached(curve: list[list[float]], points: float) -> dict[str, Any]:
@@ -495,7 +502,9 @@ def _score_lines(s: dict[str, Any]) -> list[str]:
              "tasks per seed. COPA is not in the paper's table; boolq trains on the mirror's 32 training rows (FewGLUE's "
         "train sample, `benchmarks.common.SPLIT_STANDINS`), not its 9,427 official rows; qqp is tested on 1,000 "
         "pairs held out of its official training rows (`benchmarks.common.HELD_OUT`: the mirror lacks the GLUE dev, "
-        "and its BiMPM stand-in is label-balanced); the paper's LoRA numbers are from the DePT-derived reprints, "
+        "and its BiMPM stand-in is label-balanced); rte and mrpc are tested on their whole official validation (277 "
+        "rows; mrpc's first 300 of 408) and validated on 200 rows held out of their training rows "
+        "(`main_table.WHOLE_VALIDATION_TEST`: the paper's halves leave 139 and 204 test rows); the paper's LoRA numbers are from the DePT-derived reprints, "
         "and may not be in ATTEMPT's own table (the file's footnote 1).", "", *header]  # fmt: skip
     for task in PLAN_TARGETS:
         cells = [_ms(table[task].get(m, {}).get("final"), PAPER.get(m, {}).get(task)) for m in shown_methods]
@@ -620,19 +629,24 @@ def _precision_lines(s: dict[str, Any]) -> list[str]:
              "training takes about half float32's minutes here; bf16 scoring would save more, but it changed 1-6% of "
              "a trained prompt's answers (near ties) and moved accuracy by up to 3 points (`benchmarks/precision.py`). "
              "Cells run at another precision are left out of the tables; here they are beside their twins (same "
-             "method, task and seed): test averages and minutes.", ""]  # fmt: skip
+             "method, task and seed): test averages, the test rows they were scored on (rte's first cells: the "
+             "paper's halved 139, before `WHOLE_VALIDATION_TEST`) and minutes.", ""]  # fmt: skip
     if not check:
         return [*lines, "No cell at another precision."]
     lines += [
-        "| method | task | seed | precision | step 0 | test | minutes |",
-        "|---|---|---:|---|---:|---:|---:|",
+        "| method | task | seed | precision | step 0 | test | test rows | minutes |",
+        "|---|---|---:|---|---:|---:|---:|---:|",
     ]
     for c in check:
         for p in [
             p for p in MIXED_PRECISIONS if p in c["precisions"] or p == table
         ]:  # the twin: "–" until run
             v = c["precisions"].get(p)
-            shown_values = f"{v['step0']:.1f} | {v['test']:.1f} | {v['minutes']:.0f}" if v else "– | – | –"
+            shown_values = (
+                f"{v['step0']:.1f} | {v['test']:.1f} | {v['test_rows']} | {v['minutes']:.0f}"
+                if v
+                else "– | – | – | –"
+            )
             lines.append(f"| {LABELS.get(c['method'], c['method'])} | {c['task']} | {c['seed']} | "
                          f"{PRECISION_NAMES[p]} | {shown_values} |")  # fmt: skip
     return lines

@@ -349,14 +349,14 @@ def test_a_float32_cell_is_left_out_of_the_table_and_shown_beside_its_twin_at_th
         before["table"]["rte"] == {} and before["missing"]["cell_count"] == before["missing"]["planned_count"]
     )
     assert before["precision"]["check"] == [{"method": "prompt_tuning", "task": "rte", "seed": 0, "precisions": {
-        "no": {"step0": 55.4, "test": 52.5, "minutes": pytest.approx(4058.0 / 60)}}}]  # fmt: skip
+        "no": {"step0": 55.4, "test": 52.5, "minutes": pytest.approx(4058.0 / 60), "test_rows": 0}}}]  # fmt: skip
     twin = _cell("prompt_tuning", "rte", 0, 53.0, step0=55.0, seconds=1800.0)
     after = main_table_report.summarise([old, twin])
     assert after["table"]["rte"]["prompt_tuning"]["final"]["values"] == [
         53.0
     ]  # the twin, not the float32 cell
     assert after["precision"]["check"][0]["precisions"][main_table_report.PRECISION] == {
-        "step0": 55.0, "test": 53.0, "minutes": 30.0}  # fmt: skip
+        "step0": 55.0, "test": 53.0, "minutes": 30.0, "test_rows": 0}  # fmt: skip
     bf16 = _cell(
         "prompt_tuning", "rte", 0, 54.0, step0=55.4, seconds=1200.0, precision="bf16"
     )  # bf16 scoring too
@@ -364,8 +364,10 @@ def test_a_float32_cell_is_left_out_of_the_table_and_shown_beside_its_twin_at_th
     assert len(three) == 1 and list(three[0]["precisions"]) == ["no", "bf16", "bf16-train"]
     text = main_table_report.report({"backbone": "tiny", "command": "c", "paper_source": "p", "summary": after,
                                      "provenance": {"exists": False, "cells": "cells.jsonl"}})  # fmt: skip
-    assert "| PT | rte | 0 | float32 | 55.4 | 52.5 | 68 |" in text
-    assert "| PT | rte | 0 | bf16 training, float32 scoring | 55.0 | 53.0 | 30 |" in text
+    assert "| PT | rte | 0 | float32 | 55.4 | 52.5 | 0 | 68 |" in text
+    assert "| PT | rte | 0 | bf16 training, float32 scoring | 55.0 | 53.0 | 0 | 30 |" in text
+    assert main_table_report.test_rows({"examples": {"idx": [3, 4, 5], "prediction": ["a", "b", "c"]}}) == 3
+    assert main_table_report.test_rows({"examples": [{"idx": 3}, {"idx": 4}]}) == 2
 
 
 def test_a_table_at_one_precision_does_not_take_a_cell_of_another_precision_as_finished(tmp_path, data_dir):
@@ -404,3 +406,23 @@ def test_a_cell_that_mixes_sources_records_the_content_hash_of_each(tmp_path, da
     attempt = table.run_cell("attempt", "cb", 0, 2, True)
     assert attempt["source_hashes"] == {n: library.get(n).hash for n in ("mnli", "qnli")}
     assert "source_hashes" not in table.run_cell("prompt_tuning", "cb", 0, 2, True)
+
+
+def test_rte_and_mrpc_are_tested_on_the_whole_official_validation_and_validated_on_rows_held_out_of_train(
+    tmp_path, data_dir
+):
+    from attempt.data.sources import load_split
+    from attempt.data.splits import load_task_data, paper_splits
+
+    assert main_table.WHOLE_VALIDATION_TEST == ("rte", "mrpc")
+    table = main_table.MainTable(main_table.Options(tiny=True, test_limit=10_000), tmp_path / "out", data_dir)
+    for task in main_table.WHOLE_VALIDATION_TEST:
+        data = load_task_data(table.config("prompt_tuning", (task,), 0, tmp_path / "x", 10))[task]
+        assert data["test"] == load_split(task, "validation", table.data_dir)  # every official row, in order
+        train = load_split(task, "train", table.data_dir)
+        held = [json.dumps(r, sort_keys=True) for r in data["validation"]]
+        kept = [json.dumps(r, sort_keys=True) for r in data["train"]]
+        assert len(held) == main_table.VALIDATION_FROM_TRAIN and not set(held) & set(kept)
+        assert sorted(held + kept) == sorted(json.dumps(r, sort_keys=True) for r in train)
+    cb = load_task_data(table.config("prompt_tuning", ("cb",), 0, tmp_path / "x", 10))["cb"]
+    assert cb == paper_splits("cb", table.data_dir, seed=0)  # the paper's protocol
