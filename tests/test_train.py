@@ -661,3 +661,17 @@ def test_eval_in_float32_refuses_a_half_precision_backbone():
     with pytest.raises(ValueError, match="drop backbone_dtype"):
         TrainConfig(eval_in_float32=True, backbone_dtype="bfloat16")
     assert TrainConfig(eval_in_float32=True, backbone_dtype="float32").eval_in_float32
+
+
+def test_a_checkpoint_saved_before_a_config_field_existed_resumes_when_the_run_keeps_its_default(tmp_path):
+    import dataclasses
+
+    from attempt.runs.state import _check_same_run
+
+    current = dataclasses.asdict(TrainConfig())
+    older = {k: v for k, v in current.items() if k != "eval_in_float32"}  # a checkpoint of session 11
+    _check_same_run(older, current, tmp_path)  # the field's default: the same run
+    with pytest.raises(CheckpointMismatch, match="eval_in_float32: checkpoint False vs now True"):
+        _check_same_run(older, {**current, "eval_in_float32": True}, tmp_path)
+    with pytest.raises(CheckpointMismatch, match="seed"):  # a field the checkpoint has is still compared
+        _check_same_run(older, {**current, "seed": 1}, tmp_path)

@@ -53,7 +53,15 @@ class LoopState:
     stopped_early: bool = False
 
 
+# a field added to TrainConfig after a checkpoint was saved is missing from it: the run had the field's default
+# (`eval_in_float32` since session 12: a float32-scored run saved before it resumes with it off)
+FIELD_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+}
+
+
 def _check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: Path) -> None:
+    saved = {**{k: FIELD_DEFAULTS[k] for k in current if k not in saved and k in FIELD_DEFAULTS}, **saved}
     differs = sorted(
         k for k in set(saved) | set(current) if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k)
     )
