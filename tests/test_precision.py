@@ -56,8 +56,8 @@ def test_the_tiny_benchmark_runs_end_to_end_and_writes_exactly_the_expected_keys
                                 "models"]  # fmt: skip
     assert evaluation["task"] == "rte" and evaluation["rows"] == 8 and evaluation["max_source_length"] == 128
     assert (
-        evaluation["rows_in_table"] == 139
-    )  # rte's test rows under the paper's protocol: half its validation
+        evaluation["rows_in_table"] == 277
+    )  # rte's whole official validation (main_table.WHOLE_VALIDATION_TEST)
     assert list(evaluation["models"]) == ["prompt_tuning", "attempt"]
     assert evaluation["models"]["attempt"]["sources"] == ["mnli", "qnli", "sst2"]
     for model in evaluation["models"].values():
