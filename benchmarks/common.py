@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +100,16 @@ def data_overlay(source: Path, overlay: Path, held_out: bool = False) -> Path:
     for (hub_id, config), (split, rows) in HELD_OUT.items():
         train = source / hub_id / config / "train.jsonl"
         if held_out and train.is_file():
-            _hold_out(train, overlay / hub_id / config, split, rows)
+            hold_out(train, overlay / hub_id / config, split, rows)
     return overlay
 
 
-def _hold_out(train: Path, folder: Path, split: str, rows: range) -> None:
-    """Write `rows` of `train` (line numbers) as folder/<split>.jsonl and the other lines as folder/train.jsonl."""
+def hold_out(train: Path, folder: Path, split: str, rows: Sequence[int]) -> None:
+    """Write `rows` of `train` (line numbers) as folder/<split>.jsonl and the other lines as folder/train.jsonl
+    (each rewritten only when its content changes)."""
     lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = {split: [lines[i] for i in rows], "train": [line for i, line in enumerate(lines) if i not in rows]}
+    held = set(rows)
+    kept = {split: [lines[i] for i in rows], "train": [line for i, line in enumerate(lines) if i not in held]}
     for name, chosen in kept.items():
         path = folder / f"{name}.jsonl"
         if path.is_symlink() or not path.is_file() or path.read_text(encoding="utf-8") != "".join(chosen):

@@ -52,6 +52,7 @@ from benchmarks.common import (
     DATA_DIR,
     REPO,
     data_overlay,
+    hold_out,
     read_records,
     restore_run,
     results_dir,
@@ -297,9 +298,8 @@ class MainTable:
         backbone, tokenizer, family = self.backbone()
         model = build_model(config, copy.deepcopy(backbone), tokenizer, family)
         rows = {task: splits["test"] for task, splits in load_task_data(config).items()}
-        with (
-            self.autocast()
-        ):  # as the training loop scores its validation and test rows (accelerator.autocast)
+        # scored as the training loop scores its validation and test rows
+        with self.autocast():
             return evaluate(model, tokenizer, rows, method="rank", batch_size=32,
                             max_source_length=config.max_source_length)  # fmt: skip
 
@@ -311,26 +311,22 @@ class MainTable:
         return {name: library.get(name).hash for name in names}
 
     def split_files(self, task: str) -> dict[str, str]:
-        """The split files of a WHOLE_VALIDATION_TEST task, written once under the run folders: train = the
-        official train without VALIDATION_FROM_TRAIN rows (a permutation seeded by the split seed), validation =
-        those rows, test = the official validation file itself."""
+        """The split files of a WHOLE_VALIDATION_TEST task, under the run folders: train = the official train
+        without VALIDATION_FROM_TRAIN of its rows (a permutation seeded by the split seed; `common.hold_out`),
+        validation = those rows, test = the official validation file itself."""
         import numpy as np
 
         from attempt.tasks import get_task
-        from attempt.utils.textfiles import numbered_jsonl
 
         spec = get_task(task)
         mirror = self.data_dir / spec.hub_id / (spec.config or "")
         folder = self.root / "splits" / task
-        lines = [json.dumps(row) + "\n" for _, row in numbered_jsonl(mirror / f"{spec.train_split}.jsonl")]
-        held = set(
-            np.random.default_rng(self.options.split_seed).permutation(len(lines))[:VALIDATION_FROM_TRAIN]
+        train = mirror / f"{spec.train_split}.jsonl"
+        count = len(train.read_text(encoding="utf-8").splitlines())
+        rows = sorted(
+            np.random.default_rng(self.options.split_seed).permutation(count)[:VALIDATION_FROM_TRAIN]
         )
-        chosen = {"train": [x for i, x in enumerate(lines) if i not in held],
-                  "validation": [x for i, x in enumerate(lines) if i in held]}  # fmt: skip
-        for split, rows in chosen.items():
-            if not (folder / f"{split}.jsonl").is_file():
-                storage.write_text(folder / f"{split}.jsonl", "".join(rows))
+        hold_out(train, folder, "validation", [int(i) for i in rows])
         return {"train": str(folder / "train.jsonl"), "validation": str(folder / "validation.jsonl"),
                 "test": str(mirror / f"{spec.validation_split}.jsonl")}  # fmt: skip
 
@@ -341,13 +337,9 @@ class MainTable:
 
         import torch
 
-        if self.options.mixed_precision in ("no", "bf16-train"):
+        if self.options.mixed_precision != "bf16":
             return contextlib.nullcontext()
-        device = next(self.backbone()[0].parameters()).device.type
-        return torch.autocast(
-            device,
-            dtype=getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[self.options.mixed_precision]),
-        )
+        return torch.autocast(next(self.backbone()[0].parameters()).device.type, dtype=torch.bfloat16)
 
     def run_cell(self, method: str, task: str, seed: int, steps: int, compute: bool) -> dict[str, Any] | None:
         """Train one cell (step-0 score first), or read it back; None when it is not run (yet)."""

@@ -201,10 +201,7 @@ def test_scores(config: Any, snapshot: Path) -> dict[str, dict[str, Any]]:
         "max_source_length": config.max_source_length,
         "max_target_length": config.max_target_length,
     }
-    # at the precision the loop scored its test rows in (bf16 moves a label score by up to ~0.3 nats)
-    if config.mixed_precision == "bf16" and not config.eval_in_float32:
-        device = next(backbone.parameters()).device.type
-        options["autocast"] = lambda: torch.autocast(device, dtype=torch.bfloat16)
+    # in float32, as every recipe scores its own test rows (bf16 runs set eval_in_float32: BF16_TRAINING)
     scores = {"zero_shot": evaluate(ZeroShotModel(backbone, family, [task]), tokenizer, rows, **options)}
     if snapshot.is_file():
         from attempt.utils.reading import load_safetensors

@@ -626,9 +626,10 @@ def test_attention_reach_note_says_when_the_attention_cannot_leave_uniform():
     assert float(auto.split("more than ")[1].split()[0]) > 0.9 and "sqrt(d)" not in auto
 
 
+@pytest.mark.parametrize(("family", "backbone_name"), [("causal", "tiny-llama"), ("encoder", "tiny-bert")])
 def test_a_bf16_run_with_eval_in_float32_scores_its_rows_as_float32_evaluation_of_its_weights(
-    tmp_path, data_dir, monkeypatch
-):
+    tmp_path, data_dir, monkeypatch, family, backbone_name
+):  # causal: rank classification (score_candidates); encoder: its head (the model's forward)
     from attempt.evaluation import inference
 
     batches: list[dict[int, list[float]]] = []  # each scored batch: {row index: its label scores}
@@ -640,13 +641,13 @@ def test_a_bf16_run_with_eval_in_float32_scores_its_rows_as_float32_evaluation_o
         return answers
 
     monkeypatch.setattr(inference, "infer_batch", recording)
-    config = make_config(tmp_path, data_dir, backbone="tiny-llama", eval_method="rank", mixed_precision="bf16",
+    config = make_config(tmp_path, data_dir, backbone=backbone_name, eval_method="rank", mixed_precision="bf16",
                          eval_in_float32=True, test_limit=8)  # fmt: skip
-    backbone, tokenizer = tiny("causal")
+    backbone, tokenizer = tiny(family)
     result = train(config, model=backbone, tokenizer=tokenizer, progress=False)
     run = batches[-1]  # the run's last batch: its 8 test rows (eval_batch_size 8), scored by its best model
-    assert_reload_matches(config, result, "causal")  # validation, re-scored in float32: the same metrics
-    model, _, _ = load_run(config.output_dir, *tiny("causal"))
+    assert_reload_matches(config, result, family)  # validation, re-scored in float32: the same metrics
+    model, _, _ = load_run(config.output_dir, *tiny(family))
     rows = {"rte": load_task_data(config)["rte"]["test"]}
     again = {}
     for name, autocast in (("float32", None), ("bf16", lambda: torch.autocast("cpu", dtype=torch.bfloat16))):

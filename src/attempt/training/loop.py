@@ -535,16 +535,31 @@ def _evaluate_split(
     from accelerate.utils import gather_object
 
     is_main = accelerator.is_main_process
-    result = evaluate(
-        model, tokenizer, {t: data[t][split] for t in config.tasks}, method=config.eval_method,
-        batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
-        max_target_length=config.max_target_length, pad_to=config.pad_to,
-        predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
-        autocast=None if config.eval_in_float32 else accelerator.autocast, gather=gather_object,
-        shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
-        lockstep=config.shard_backbone,  # a sharded forward is a collective: as many on every process
-    )  # fmt: skip
+    float32 = config.eval_in_float32
+    with _without_autocast_forward(model) if float32 else contextlib.nullcontext():
+        result = evaluate(
+            model, tokenizer, {t: data[t][split] for t in config.tasks}, method=config.eval_method,
+            batch_size=config.eval_batch_size, max_source_length=config.max_source_length,
+            max_target_length=config.max_target_length, pad_to=config.pad_to,
+            predictions_path=predictions if is_main else None, attention_path=attention if is_main else None,
+            autocast=None if float32 else accelerator.autocast, gather=gather_object,
+            shard=(accelerator.process_index, accelerator.num_processes) if accelerator.num_processes > 1 else None,
+            lockstep=config.shard_backbone,  # a sharded forward is a collective: as many on every process
+        )  # fmt: skip
     return dict(result), result.attention
+
+
+@contextlib.contextmanager
+def _without_autocast_forward(model: TrainableModel) -> Iterator[None]:
+    """Inside, `model.forward` is its class's own: `accelerator.prepare` with mixed precision sets an instance
+    `forward` that autocasts (kept by `unwrap_model`), which would score an encoder's head in bf16 even outside
+    any autocast context. Put back on the way out: training goes on through it."""
+    wrapped = model.__dict__.pop("forward", None)
+    try:
+        yield
+    finally:
+        if wrapped is not None:
+            model.forward = wrapped
 
 
 def _validate(
