@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RunLayout
 from attempt.utils import storage
 from attempt.utils.textfiles import numbered_jsonl
@@ -78,7 +80,18 @@ def data_overlay(source: Path, overlay: Path, held_out: bool = False) -> Path:
     """A mirror folder of symlinks to `source`, adding the split stand-ins of `SPLIT_STANDINS` under the split
     names the tasks read (qqp's validation = the BiMPM proxy, boolq's train = FewGLUE's 32 examples); with
     `held_out`, the splits of `HELD_OUT` instead, written as files (qqp's validation = 1,000 held-out training
-    pairs, its train = the others). The overlay holds one choice: a folder made with the other is rewritten."""
+    pairs, its train = the others). The overlay holds one choice: a folder made with the other is rewritten.
+
+    Builders of one overlay take turns (a lock file beside it): two jobs started together, as
+    scripts/background.sh starts them, would otherwise both find a link missing and the second fail to make it.
+    filelock rather than fcntl by hand: it releases on exceptions and works wherever the jobs may run."""
+    overlay.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(overlay.parent / f".{overlay.name}.lock"):
+        return _build_overlay(source, overlay, held_out)
+
+
+def _build_overlay(source: Path, overlay: Path, held_out: bool) -> Path:
+    """`data_overlay`'s work, under its lock."""
     for (hub_id, config), (split, _) in HELD_OUT.items():
         for name in () if held_out else (split, "train"):  # files of an earlier held_out overlay
             path = overlay / hub_id / config / f"{name}.jsonl"

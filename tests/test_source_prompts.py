@@ -217,3 +217,23 @@ def test_the_source_prompts_and_the_main_table_read_qqp_with_held_out_test_rows(
         assert [row["idx"] for row in splits["test"]] == list(range(8999, 9999))
         assert not {row["idx"] for row in splits["train"] + splits["validation"]} & set(range(8999, 9999))
     assert "qqp" in sources.NO_EARLIER  # the MiniLM prompt's score was on the proxy rows
+
+
+def test_two_builders_of_one_data_overlay_take_turns_so_neither_fails_on_a_link_the_other_made(tmp_path):
+    import threading
+
+    from filelock import FileLock
+
+    from benchmarks.common import data_overlay
+
+    mirror, _ = _fake_qqp_mirror(tmp_path / "mirror")
+    overlay = tmp_path / "overlay"
+    with FileLock(tmp_path / ".overlay.lock"):  # another job building the same overlay
+        builder = threading.Thread(target=data_overlay, args=(mirror.parents[2], overlay, True))
+        builder.start()
+        builder.join(timeout=1.0)
+        assert builder.is_alive() and not overlay.exists()  # it waits for its turn
+    builder.join(timeout=30)
+    assert not builder.is_alive()
+    assert (overlay / "nyu-mll" / "glue" / "qqp" / "validation.jsonl").is_file()
+    data_overlay(mirror.parents[2], overlay, held_out=True)  # a second builder finds it made: no error
