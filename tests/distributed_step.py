@@ -65,6 +65,8 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         write_safetensors(out / "initial.safetensors", initial)
     train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
+    if torch.distributed.is_initialized():  # as the attempt command does (attempt.cli._end_process_group)
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

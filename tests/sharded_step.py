@@ -211,6 +211,8 @@ def main() -> None:
     args = parser.parse_args()
     commands = {"train": run_train, "model": run_model, "fromstart": run_fromstart, "unshared": run_unshared}
     commands[args.command](args)
+    if torch.distributed.is_initialized():  # as the attempt command does (attempt.cli._end_process_group)
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     debug = args.traceback or os.environ.get("ATTEMPT_DEBUG", "") not in ("", "0")
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        _end_process_group()
+        return code
     except BrokenPipeError:  # `attempt tasks | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -135,6 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"attempt {args.command}: error: {_message(error)}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def _end_process_group() -> None:
+    """A command launched by torchrun ends the processes' group Accelerate started, before the interpreter
+    does: gloo's worker threads still hold tensors at exit, and destroying them while Python finalizes aborts
+    the process ("terminate called without an active exception": pytorch/pytorch#190489). Only after a
+    command succeeded, on every process alike: after an error the others may still be in a collective, and
+    destroying then can hang (torchtitan#1342). Torch is looked at only if the command imported it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 __all__ = [

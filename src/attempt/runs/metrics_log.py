@@ -59,9 +59,12 @@ class MetricsLog:
                 self.trackers.log(values, step=record.get("step", 0))
 
     def close(self) -> None:
-        """Finish the trackers' runs (flushing their files), if any."""
+        """Finish the trackers' runs (flushing their files), if any. Not `Accelerator.end_training`: it also
+        destroys the processes' group, here on the main process alone (the only one that logs), which would
+        leave the others' collectives waiting and a caller that trains again without a group."""
         if self.trackers is not None:
-            self.trackers.end_training()
+            for tracker in self.trackers.trackers:
+                tracker.finish()
             self.trackers = None
 
 
