@@ -7,6 +7,7 @@
 #                                   #   that need no source prompt (CELL_METHODS) until every source the table
 #                                   #   mixes is shipped and none is queued in SOURCES, then every method
 #   scripts/background.sh status    # where each job is
+#   scripts/background.sh relaunch  # start again a job that crashed (same arguments; it resumes)
 #   scripts/background.sh stop      # stop both, stash their unfinished runs, and bring into this checkout
 #                                   #   what is to commit: the cells file, the stashed states, and the
 #                                   #   finished source runs (shipped here through this checkout's bar)
@@ -56,9 +57,10 @@ library, queued = PromptLibrary(LIBRARY), set(sys.argv[1:])
 sys.exit(0 if all(name in library and name not in queued for name in Options.sources) else 1)' $SOURCES $SOURCES2)
 }
 
-launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid in TREE/NAME.pid
+launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid in TREE/NAME.pid, ARGS in NAME.args
     local tree=$1 name=$2
     shift 2
+    printf '%s\n' "$@" >"$tree/$name.args"
     # exec: the subshell becomes the python process, so the pid recorded is the one `stop` must end
     (cd "$tree" && exec env OMP_NUM_THREADS=1 TQDM_DISABLE=1 PYTHONPATH="$tree/src:$tree" \
         nohup "$PY" "$@" >"$tree/$name.log" 2>&1) &
@@ -77,6 +79,20 @@ status() {
     newest=$(ls -t "$tree/$TABLE_RESULTS"/runs/*/cells/*/*/s*/metrics.jsonl 2>/dev/null | head -1)
     [[ -n $newest ]] && echo "cell ${newest#"$tree/$TABLE_RESULTS/runs/"}: $(tail -1 "$newest" | cut -c1-120)"
     return 0
+}
+
+relaunch() {  # start again, with the same arguments, each job of the running worktree that has ended (crashed)
+    local tree
+    tree=$(cat "$POINTER")
+    read_jobs "$tree"
+    for name in $JOBS; do
+        kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null && continue
+        [[ -f $tree/$name.args ]] || { echo "$name: no $name.args (started before relaunch existed)" >&2; continue; }
+        mv "$tree/$name.log" "$tree/$name.log.$(date +%s)"  # the crash's log stays beside the new one
+        mapfile -t args <"$tree/$name.args"
+        launch "$tree" "$name" "${args[@]}"
+        echo "$name: relaunched (${args[*]}); it resumes from its checkpoint"
+    done
 }
 
 read_jobs() {  # read_jobs TREE: the SOURCES, SOURCES2 and JOBS `start` ran there (before jobs.env: the defaults)
@@ -119,6 +135,6 @@ stop() {
 }
 
 case ${1:-} in
-    start | status | stop) "$1" ;;
-    *) echo "usage: scripts/background.sh start|status|stop" >&2; exit 2 ;;
+    start | status | stop | relaunch) "$1" ;;
+    *) echo "usage: scripts/background.sh start|status|stop|relaunch" >&2; exit 2 ;;
 esac
