@@ -150,7 +150,7 @@ def add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
 def run_quickstart(args: argparse.Namespace) -> int:
     """Take (or train) source prompts, then train ATTEMPT and prompt tuning on a target; print a table, draw a heatmap.
 
-    Defaults: SmolLM2-135M-Instruct with the source prompts this repository ships for it (mnli, qnli, sst2);
+    Defaults: SmolLM2-135M-Instruct with three of the source prompts this repository ships for it (mnli, qnli, sst2);
     target cb, 60 steps of 8; about 6 minutes on 2 CPU cores. For all-MiniLM-L6-v2 (sources trained here):
     --backbone sentence-transformers/all-MiniLM-L6-v2 --batch-size 16 --target-steps 120 --learning-rate 0.1. Data come from --data-dir, else ATTEMPT_DATA_DIR, else the Hugging Face Hub. Source
     prompts already in OUT/prompts with the same settings are reused. Everything lands under --out
