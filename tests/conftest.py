@@ -49,3 +49,14 @@ def forget_registered_tasks():
     nothing, so the other modules need nothing."""
     with forgetting_registered_tasks():
         yield
+
+
+@pytest.fixture
+def process_group(tmp_path):
+    """A gloo group of one process, as torchrun's processes have; destroyed after the test if still alive."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=(tmp_path / "store").as_uri(), rank=0, world_size=1)
+    yield dist
+    if dist.is_initialized():
+        dist.destroy_process_group()

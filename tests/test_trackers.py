@@ -78,21 +78,14 @@ def test_report_to_does_not_stop_a_run_from_resuming(tmp_path):
 
 
 @pytest.mark.data
-def test_a_run_that_reports_to_a_tracker_leaves_its_callers_process_group_alone(tmp_path, data_dir):
+def test_a_run_that_reports_to_a_tracker_leaves_its_callers_process_group_alone(
+    tmp_path, data_dir, process_group
+):
     """Finishing the trackers must not end the processes' group: Accelerate's end_training does both, and on
     the main process alone (the only one that logs) it would leave the others' collectives hanging, and a
     caller training twice in one script without a group."""
     pytest.importorskip("tensorboard")
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=(tmp_path / "store").as_uri(), rank=0, world_size=1)
-    try:
-        config = make_config(tmp_path, data_dir, report_to=("tensorboard",))
-        train(
-            config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False
-        )
-        assert dist.is_initialized()
-        assert list((Path(config.output_dir) / "trackers" / "attempt").glob("events.out.tfevents.*"))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    config = make_config(tmp_path, data_dir, report_to=("tensorboard",))
+    train(config, backbone=build_backbone("seq2seq"), tokenizer=build_tokenizer("seq2seq"), progress=False)
+    assert process_group.is_initialized()
+    assert list((Path(config.output_dir) / "trackers" / "attempt").glob("events.out.tfevents.*"))

@@ -678,19 +678,14 @@ def test_a_checkpoint_saved_before_a_config_field_existed_resumes_when_the_run_k
         _check_same_run(older, {**current, "seed": 1}, tmp_path)
 
 
-def test_the_attempt_command_ends_the_process_group_after_it_succeeds_and_keeps_it_after_an_error(tmp_path):
+def test_the_attempt_command_ends_the_process_group_after_it_succeeds_and_keeps_it_after_an_error(
+    tmp_path, process_group
+):
     """Accelerate starts the group and leaves it to the script's end; a torchrun process that exits with it
     alive can abort in gloo's teardown. After an error it is kept: others may still be in a collective."""
-    import torch.distributed as dist
-
     from attempt.cli import main
 
-    dist.init_process_group("gloo", init_method=(tmp_path / "store").as_uri(), rank=0, world_size=1)
-    try:
-        assert main(["train", "--task-file", str(tmp_path / "missing.yaml"), "--print-config"]) == 2
-        assert dist.is_initialized()
-        assert main(["tasks"]) == 0
-        assert not dist.is_initialized()
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    assert main(["train", "--task-file", str(tmp_path / "missing.yaml"), "--print-config"]) == 2
+    assert process_group.is_initialized()
+    assert main(["tasks"]) == 0
+    assert not process_group.is_initialized()
