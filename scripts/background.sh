@@ -8,6 +8,8 @@
 #                                   #   mixes is shipped and none is queued in SOURCES, then every method
 #   scripts/background.sh status    # where each job is
 #   scripts/background.sh relaunch  # start again a job that crashed (same arguments; it resumes)
+#   scripts/background.sh fill      # a job that finished its queue leaves its core idle: start the cells job
+#                                   #   there (those that need no source prompt), unless one already runs
 #   scripts/background.sh stop      # stop both, stash their unfinished runs, and bring into this checkout
 #                                   #   what is to commit: the cells file, the stashed states, and the
 #                                   #   finished source runs (shipped here through this checkout's bar)
@@ -95,6 +97,27 @@ relaunch() {  # start again, with the same arguments, each job of the running wo
     done
 }
 
+fill() {  # give the core of a finished job to the main-table cells that need no source prompt
+    local tree name
+    tree=$(cat "$POINTER")
+    read_jobs "$tree"
+    for name in $JOBS; do
+        if [[ $name == cells ]] && kill -0 "$(cat "$tree/cells.pid")" 2>/dev/null; then
+            echo "the cells job runs already: nothing to fill" >&2; exit 2
+        fi
+    done
+    local ended=""
+    for name in $JOBS; do
+        kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null || ended=$name
+    done
+    [[ -n $ended ]] || { echo "every job runs: no core to fill" >&2; exit 2; }
+    # without sources: the worktree's library is that of its commit, without the sources trained since
+    [[ -f $tree/cells.log ]] && mv "$tree/cells.log" "$tree/cells.log.$(date +%s)"
+    launch "$tree" cells -m benchmarks.main_table --without-sources --methods $CELL_METHODS --threads 1
+    [[ " $JOBS " == *" cells "* ]] || sed -i "s/^JOBS=\"\(.*\)\"$/JOBS=\"\1 cells\"/" "$tree/jobs.env"
+    echo "cells job started on the core $ended left (methods $CELL_METHODS); log: $tree/cells.log"
+}
+
 read_jobs() {  # read_jobs TREE: the SOURCES, SOURCES2 and JOBS `start` ran there (before jobs.env: the defaults)
     JOBS="sources cells"
     [[ -f $1/jobs.env ]] && source "$1/jobs.env"
@@ -135,6 +158,6 @@ stop() {
 }
 
 case ${1:-} in
-    start | status | stop | relaunch) "$1" ;;
-    *) echo "usage: scripts/background.sh start|status|stop|relaunch" >&2; exit 2 ;;
+    start | status | stop | relaunch | fill) "$1" ;;
+    *) echo "usage: scripts/background.sh start|status|stop|relaunch|fill" >&2; exit 2 ;;
 esac
