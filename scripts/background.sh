@@ -98,15 +98,13 @@ relaunch() {  # start again, with the same arguments, each job of the running wo
 }
 
 fill() {  # give the core of a finished job to the main-table cells that need no source prompt
-    local tree name
+    local tree name ended="" known=no
     tree=$(cat "$POINTER")
     read_jobs "$tree"
-    for name in $JOBS; do
-        if [[ $name == cells ]] && kill -0 "$(cat "$tree/cells.pid")" 2>/dev/null; then
-            echo "the cells job runs already: nothing to fill" >&2; exit 2
-        fi
-    done
-    local ended=""
+    [[ " $JOBS " == *" cells "* ]] && known=yes  # started by `start` or an earlier fill
+    if [[ $known == yes ]] && kill -0 "$(cat "$tree/cells.pid")" 2>/dev/null; then
+        echo "the cells job runs already: nothing to fill" >&2; exit 2
+    fi
     for name in $JOBS; do
         kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null || ended=$name
     done
@@ -114,7 +112,7 @@ fill() {  # give the core of a finished job to the main-table cells that need no
     # without sources: the worktree's library is that of its commit, without the sources trained since
     [[ -f $tree/cells.log ]] && mv "$tree/cells.log" "$tree/cells.log.$(date +%s)"
     launch "$tree" cells -m benchmarks.main_table --without-sources --methods $CELL_METHODS --threads 1
-    [[ " $JOBS " == *" cells "* ]] || sed -i "s/^JOBS=\"\(.*\)\"$/JOBS=\"\1 cells\"/" "$tree/jobs.env"
+    [[ $known == yes ]] || sed -i "s/^JOBS=\"\(.*\)\"$/JOBS=\"\1 cells\"/" "$tree/jobs.env"
     echo "cells job started on the core $ended left (methods $CELL_METHODS); log: $tree/cells.log"
 }
 
