@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 import attempt.evaluation.evaluate
+import process_end
 from attempt.config import TrainConfig
 from attempt.prompts.library import PromptLibrary, SourcePrompt
 from attempt.runs.build import build_model
@@ -41,6 +42,7 @@ def spy_on_predictions(out: Path) -> None:
 
 
 def main() -> None:
+    process_end.watch()
     out, data_dir, per_process = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     out.mkdir(parents=True, exist_ok=True)
     spy_on_predictions(out)
@@ -65,8 +67,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         write_safetensors(out / "initial.safetensors", initial)
     train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
-    if torch.distributed.is_initialized():  # as the attempt command does (attempt.cli._end_process_group)
-        torch.distributed.destroy_process_group()
+    process_end.end()  # barrier, destroy the group, exit without finalizing (see tests/process_end.py)
 
 
 if __name__ == "__main__":
