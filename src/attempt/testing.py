@@ -201,8 +201,13 @@ def build_backbone(family: str, hidden_size: int = 32, arch: str | None = None, 
             attn_pdrop=0.0,
         )
         model = tf.GPT2LMHeadModel(config)
-    elif family == "causal" and arch == "qwen2":
-        config = tf.Qwen2Config(
+    elif family == "causal":  # Llama and Qwen2 take the same settings (grouped-query attention, no bos)
+        config_class, model_class = (
+            (tf.Qwen2Config, tf.Qwen2ForCausalLM)
+            if arch == "qwen2"
+            else (tf.LlamaConfig, tf.LlamaForCausalLM)
+        )
+        config = config_class(
             vocab_size=vocab,
             hidden_size=hidden_size,
             intermediate_size=64,
@@ -214,21 +219,7 @@ def build_backbone(family: str, hidden_size: int = 32, arch: str | None = None, 
             bos_token_id=None,
             eos_token_id=4,
         )
-        model = tf.Qwen2ForCausalLM(config)
-    elif family == "causal":
-        config = tf.LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=hidden_size,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            pad_token_id=0,
-            bos_token_id=None,
-            eos_token_id=4,
-        )
-        model = tf.LlamaForCausalLM(config)
+        model = model_class(config)
     elif family == "encoder" and arch == "roberta":
         config = tf.RobertaConfig(
             vocab_size=vocab,
