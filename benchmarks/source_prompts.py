@@ -339,9 +339,7 @@ def report(rows: list[dict[str, Any]], backbone: str) -> str:
         lines += ["", "Runs not shipped (their prompt stays in the run folder; a prompt above of the same task stays shipped):", "",
                   *HEADER]  # fmt: skip
         lines += [_report_line(r) for r in others]
-        lines += [""] + [
-            f"- {r['task']}, stopped at {r.get('stopped_at', r['steps'])}: {r['why_not']}." for r in others
-        ]
+        lines += [""] + [f"- {r['task']}, stopped at {stopped_at(r)}: {r['why_not']}." for r in others]
     for r in rows:  # extractive QA: the score is the mean of F1 and exact match; both, as SQuAD reports them
         metrics = r.get("test_metrics", {}).get(r["task"], {})
         if "squad_f1" in metrics:
@@ -380,7 +378,7 @@ def _report_line(r: dict[str, Any]) -> str:
     earlier = "–" if r["minilm_300_steps"] is None else f"{r['minilm_300_steps']:.1f}"
     snap = r.get(f"step{SNAPSHOT_STEP}")
     return (
-        f"| {r['task']} | {r.get('stopped_at', r['steps'])} ({r['steps']}) | {r['best_step']} | {r['test']:.1f} ({r['test_rows']}) | "
+        f"| {r['task']} | {stopped_at(r)} ({r['steps']}) | {r['best_step']} | {r['test']:.1f} ({r['test_rows']}) | "
         f"{r['two_standard_errors']:.1f} | {r['zero_shot']:.1f} | {earlier} | {'met' if r['meets_bar'] else 'NOT met'} "
         f"| {'–' if snap is None else f'{snap:.1f}'} | {'yes' if r['beats_own_step300'] else 'no'} |"
     )  # fmt: skip
@@ -399,7 +397,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax.plot(steps, values, marker="o", label="validation")
         ax.axhline(r["zero_shot"], linestyle=":", color="grey", label="zero-shot (test)")
         ax.set_title(
-            r["task"] + ("" if r.get("shipped", True) else f" (not shipped, stopped {r['stopped_at']})")
+            r["task"] + ("" if r.get("shipped", True) else f" (not shipped, stopped {stopped_at(r)})")
         )
         ax.set_xlabel("step")
     axes[0][0].set_ylabel("score")
@@ -455,6 +453,12 @@ def merge_rows(
             else (not_shipped_because(r, meta) or "not shipped yet: rerun its task to ship it")
         )
     return rows
+
+
+def stopped_at(row: dict[str, Any]) -> int:
+    """The step a run stopped at; its step budget for the rows written before `stopped_at` was recorded (they
+    all ran their whole budget)."""
+    return row.get("stopped_at", row["steps"])
 
 
 def _run_key(row: dict[str, Any]) -> tuple:

@@ -162,6 +162,25 @@ def test_a_run_that_is_not_shipped_is_reported_below_the_shipped_prompt_with_why
     assert (qqp["shipped"], qqp["why_not"]) == (False, "it does not meet the bar")  # the library has no qqp
 
 
+def test_a_row_written_before_stopped_at_was_recorded_is_plotted_with_its_budget(
+    sources, tmp_path, monkeypatch
+):
+    """The committed rows of the first sources (whole budget, no `stopped_at`) are plotted once a newer run
+    is shipped above them (in session 15 the mnli report stopped on a KeyError there)."""
+    old = _row("mnli", 55.2, True, [[100, 40.0], [1200, 58.5]], best_step=1000)
+    del old["stopped_at"]
+    old["steps"] = 1200
+    new = _row("mnli", 61.5, True, [[100, 40.0], [3800, 60.2]], best_step=3800)
+    rows = sources.merge_rows([old], [new], {"mnli": new})
+    figures = []
+    monkeypatch.setattr(sources, "save_figure", lambda figure, path, dpi: figures.append(figure))
+    sources.plot_curves(rows, tmp_path / "curves.png")
+    assert [ax.get_title() for ax in figures[0].axes] == ["mnli (not shipped, stopped 1200)", "mnli"]
+    assert "- mnli, stopped at 1200: the prompt shipped now scores 61.5 on the same 1000 test rows." in (
+        sources.report(rows, "smollm2")
+    )
+
+
 def test_the_qqp_test_split_note_gives_the_mirrors_label_counts(sources, data_dir):
     def duplicates(name: str) -> tuple[int, int]:
         lines = (data_dir / "nyu-mll" / "glue" / "qqp" / f"{name}.jsonl").read_text().splitlines()
