@@ -1,4 +1,4 @@
-"""The paper's few-shot claim on SmolLM2-135M-Instruct with the shipped source prompts, seed by seed.
+"""The paper's few-shot claim on SmolLM2-135M-Instruct with the source prompts shipped then, seed by seed.
 
     python -m benchmarks.reproduce_fewshot                 # the grid (hours on 2 CPU cores; resumable)
     python -m benchmarks.reproduce_fewshot --report-only   # report the cells finished so far
@@ -51,7 +51,6 @@ from attempt.utils.textfiles import numbered_jsonl
 from benchmarks.common import (
     DATA_DIR,
     ORIGINAL_PROMPTS,
-    REPO,
     RUNS,
     data_overlay,
     read_records,
@@ -72,7 +71,9 @@ from benchmarks.reproduce_fewshot_report import (
 )
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
-LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
+# The source prompts the grid ran with, as shipped on 2026-12-01 (mnli 1,200 steps, qnli, sst2): a copy, since
+# the library has shipped a retrained mnli since (issue 22) and a rerun must mix the same prompts.
+LIBRARY = results_dir("reproduce_fewshot") / "library"
 TARGETS = ("cb", "boolq", "rte")
 KS = (16, 32)
 # BoolQ's training pool in the mirror: FewGLUE's two 32-row samples of the official train, together

