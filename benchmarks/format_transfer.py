@@ -11,7 +11,8 @@ rendered (a) as the target's task reads them ("rte sentence1: ... sentence2: ...
 prefix and field names, field by field ("mnli premise: ... hypothesis: ..."); labels, label words and metric
 stay the target's. Each rendering is scored with no prompt (zero-shot) and with the source prompt as the task's
 prompt, untrained. The two renderings of a pair are compared on the same rows: the difference in accuracy and an
-exact McNemar test on the rows they answer differently (`mcnemar_p`).
+exact McNemar test on the rows they answer differently (`mcnemar_p`). Each pair records its source prompt's
+content hash (`source_hash`); a rerun measures again the pairs whose prompt the library has replaced since.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def measure_pair(source: str, target: str, backbone: Any, tokenizer: Any, family
 
     rows = load_task_data(TrainConfig(tasks=(target,), data_dir=str(DATA_DIR), seed=42))[target]["test"]
     prompt = library.get(source).embeddings
-    result: dict[str, Any] = {"source": source, "target": target, "rows": len(rows)}
+    result: dict[str, Any] = {"source": source, "target": target, "rows": len(rows),
+                              "source_hash": library.get(source).hash}  # fmt: skip
     for rendering, task in (("target_format", target), ("source_format", in_source_format(target, source))):
         model = AttemptModel.from_backbone(
             backbone, [], AttemptConfig(method="prompt_tuning", tasks=[task], prompt_length=prompt.shape[0])
@@ -123,10 +125,25 @@ def report(results: list[dict[str, Any]]) -> str:
             f"{s['source_prompt']['metrics']['average']:.1f} | {r['source_minus_target_accuracy']:+.1f} | "
             f"{r['mcnemar_p']:.3f} |"
         )
+    hashes = ", ".join(f"{r['source']} → {r['target']} {r['source_hash'].split(':')[-1][:12]}" for r in results)
+    lines += ["", f"Source prompts by content hash (`PromptLibrary` `hash`): {hashes}."]
     better = [r for r in results if r["source_minus_target_accuracy"] > 0 and r["mcnemar_p"] < 0.05]
     verdict = (f"The source's format transfers clearly better (p < 0.05) on {len(better)} of {len(results)} pairs"
                + (": " + ", ".join(f"{r['source']} → {r['target']}" for r in better) if better else "") + ".")  # fmt: skip
     return "\n".join([*lines, "", verdict, ""]) + "\n"
+
+
+def to_measure(results: list[dict[str, Any]], library: Any) -> list[tuple[str, str]]:
+    """The PAIRS whose source the library holds and that have no result measured with its prompt as it is now."""
+    measured = {(r["source"], r["target"]): r.get("source_hash") for r in results}
+    return [(source, target) for source, target in PAIRS
+            if source in library.names() and measured.get((source, target)) != library.get(source).hash]  # fmt: skip
+
+
+def replaced(results: list[dict[str, Any]], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """`results` with `result` in place of its pair's earlier one (or added), in PAIRS order."""
+    kept = [r for r in results if (r["source"], r["target"]) != (result["source"], result["target"])]
+    return sorted([*kept, result], key=lambda r: PAIRS.index((r["source"], r["target"])))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="measure nothing; report the pairs so far")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=results_dir(BENCHMARK))
+    parser.add_argument(
+        "--library", type=Path, default=LIBRARY, help="the source prompts (default: the shipped)"
+    )
     args = parser.parse_args(argv)
     path = args.out / "format_transfer.json"
     results = json.loads(path.read_text()) if path.is_file() else []
-    done = {(r["source"], r["target"]) for r in results}
     if not args.report_only:
         import torch
 
@@ -145,14 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         from attempt.prompts.library import PromptLibrary
 
         torch.set_num_threads(args.threads)
-        library = PromptLibrary(LIBRARY)
+        library = PromptLibrary(args.library)
         backbone, tokenizer, family = load_backbone(BACKBONE)
-        for source, target in PAIRS:
-            if (source, target) in done or source not in library.names():
-                continue
+        for source, target in to_measure(results, library):
             started = time.time()
-            results.append(measure_pair(source, target, backbone, tokenizer, family, library))
-            results[-1]["seconds"] = round(time.time() - started, 1)
+            result = measure_pair(source, target, backbone, tokenizer, family, library)
+            result["seconds"] = round(time.time() - started, 1)
+            results = replaced(results, result)
             write_json(path, results)
     storage.write_text(args.out / "format_transfer.md", report(results))
     print(report(results), flush=True)
