@@ -419,7 +419,8 @@ def write(cells: Path, command: str) -> dict[str, Path]:
 def _ms(entry: dict[str, Any] | None, paper: float | None = None) -> str:
     if not entry:
         return "–" if paper is None else f"– [{paper:.1f}]"
-    text = f"{entry['mean']:.1f} ± {entry['sd']:.1f} ({entry['n']})"
+    spread = f" ± {entry['sd']:.1f}" if entry["n"] > 1 else ""  # one seed has no spread to show (not 0.0)
+    text = f"{entry['mean']:.1f}{spread} ({entry['n']})"
     return text if paper is None else f"{text} [{paper:.1f}]"
 
 

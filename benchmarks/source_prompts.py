@@ -352,7 +352,7 @@ def report(rows: list[dict[str, Any]], backbone: str) -> str:
     lines += [
         "",
         f"Steps: where the run stopped; runs with a patience (issue 22: {json.dumps(PATIENCE)}) stop after "
-        "that many validations in a row without a new best, i.e. at their plateau.",
+        "that many validations in a row without a new best, i.e. at their plateau." + budget_note(rows),
         "",
         "Bar: test > zero-shot + 2 SE and test > the earlier MiniLM 300-step prompt + 2 SE (SE = √(p(1−p)/n) at "
         "the test accuracy). The last two columns: the same run's prompt at step 300, on the same rows.",
@@ -453,6 +453,16 @@ def merge_rows(
             else (not_shipped_because(r, meta) or "not shipped yet: rerun its task to ship it")
         )
     return rows
+
+
+def budget_note(rows: list[dict[str, Any]]) -> str:
+    """The runs with a patience that ran their whole step budget: their curves had not flattened, so their
+    prompt is the budget's best, not a plateau's ("" when there are none)."""
+    ended = [f"{r['task']} ({r['steps']})" for r in rows if r.get("patience") and stopped_at(r) == r["steps"]]
+    why = "the prompt is the budget's best, not a measured plateau"
+    return (
+        f" Ended by the step budget before the patience ran out ({why}): {', '.join(ended)}." if ended else ""
+    )
 
 
 def stopped_at(row: dict[str, Any]) -> int:

@@ -181,6 +181,23 @@ def test_a_row_written_before_stopped_at_was_recorded_is_plotted_with_its_budget
     )
 
 
+def test_a_run_that_ran_its_whole_budget_with_a_patience_is_reported_as_not_at_a_plateau(sources):
+    budget = {**_row("mnli", 61.5, True, [[100, 40.0], [3800, 60.2]], best_step=3800), "stopped_at": 4000}
+    patient = {**_row("qqp", 69.5, True, [[1400, 73.2]], best_step=1400), "stopped_at": 1900, "steps": 3000}
+    fixed = {
+        **_row("sst2", 87.4, True, [[500, 88.0]]),
+        "steps": 600,
+        "stopped_at": 600,
+    }  # no patience: no claim
+    for row in (budget, patient):
+        row["patience"] = 5
+    assert sources.budget_note([budget, patient, fixed]) == (
+        " Ended by the step budget before the patience ran out (the prompt is the budget's best, not a measured "
+        "plateau): mnli (4000)."
+    )
+    assert sources.budget_note([patient, fixed]) == ""
+
+
 def test_the_qqp_test_split_note_gives_the_mirrors_label_counts(sources, data_dir):
     def duplicates(name: str) -> tuple[int, int]:
         lines = (data_dir / "nyu-mll" / "glue" / "qqp" / f"{name}.jsonl").read_text().splitlines()
