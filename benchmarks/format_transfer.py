@@ -125,7 +125,9 @@ def report(results: list[dict[str, Any]]) -> str:
             f"{s['source_prompt']['metrics']['average']:.1f} | {r['source_minus_target_accuracy']:+.1f} | "
             f"{r['mcnemar_p']:.3f} |"
         )
-    hashes = ", ".join(f"{r['source']} → {r['target']} {r['source_hash'].split(':')[-1][:12]}" for r in results)
+    hashes = ", ".join(
+        f"{r['source']} → {r['target']} {r['source_hash'].split(':')[-1][:12]}" for r in results
+    )
     lines += ["", f"Source prompts by content hash (`PromptLibrary` `hash`): {hashes}."]
     better = [r for r in results if r["source_minus_target_accuracy"] > 0 and r["mcnemar_p"] < 0.05]
     verdict = (f"The source's format transfers clearly better (p < 0.05) on {len(better)} of {len(results)} pairs"
