@@ -135,7 +135,7 @@ def test_a_number_of_the_readme_quickstart_table_lives_on_a_results_page():
     readme = (REPO / "README.md").read_text()
     table = [line for line in readme.split("\n## Quickstart\n", 1)[1].splitlines() if line.startswith("| cb")]
     page = (DOCS / "results" / "runs_as_printed.md").read_text()
-    assert len(table) == 4 and all(row in page for row in table)
+    assert len(table) == 6 and all(row in page for row in table)
     assert re.search(r"commit [0-9a-f]{7} of \d{4}-\d{2}-\d{2}", page)
 
 
