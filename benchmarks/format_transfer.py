@@ -87,9 +87,10 @@ def measure_pair(source: str, target: str, backbone: Any, tokenizer: Any, family
     from attempt.tasks import get_task
 
     rows = load_task_data(TrainConfig(tasks=(target,), data_dir=str(DATA_DIR), seed=42))[target]["test"]
-    prompt = library.get(source).embeddings
+    source_prompt = library.get(source)  # read once: its embeddings and its content hash
+    prompt = source_prompt.embeddings
     result: dict[str, Any] = {"source": source, "target": target, "rows": len(rows),
-                              "source_hash": library.get(source).hash}  # fmt: skip
+                              "source_hash": source_prompt.hash}  # fmt: skip
     for rendering, task in (("target_format", target), ("source_format", in_source_format(target, source))):
         model = AttemptModel.from_backbone(
             backbone, [], AttemptConfig(method="prompt_tuning", tasks=[task], prompt_length=prompt.shape[0])
