@@ -72,6 +72,30 @@ def test_forward_backward_and_trainable(family, arch, mode):
 
 @pytest.mark.parametrize("mode", ["finetune", "lora"])
 @pytest.mark.parametrize("family,arch", FAMILIES)
+def test_loss_only_gives_the_loss_and_gradients_of_the_full_forward(family, arch, mode):
+    """Training asks for the loss only (a decoder's LM head then runs on the label positions alone): the
+    same loss and the same gradients as the full forward, for full fine-tuning and LoRA alike."""
+    model = _build(family, arch, mode).eval()  # no dropout: the two forwards must see the same network
+    ids, mask, labels = _batch(family)
+    if family == "causal":  # labels on the last two tokens only, as a classification row has
+        labels[:, :-2] = -100
+    results = []
+    for loss_only in (False, True):
+        model.zero_grad()
+        out = model(ids, mask, labels=labels, loss_only=loss_only)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((out, grads))
+    (full, full_grads), (fast, fast_grads) = results
+    torch.testing.assert_close(fast.loss, full.loss)
+    assert full_grads.keys() == fast_grads.keys() and full_grads
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, msg=name)
+    assert (fast.logits is None) == (family == "causal")
+
+
+@pytest.mark.parametrize("mode", ["finetune", "lora"])
+@pytest.mark.parametrize("family,arch", FAMILIES)
 def test_save_load_round_trip(tmp_path, family, arch, mode):
     torch.manual_seed(0)
     base = build_backbone(family, arch=arch)

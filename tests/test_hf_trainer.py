@@ -62,6 +62,25 @@ def test_attempt_output_reads_by_key_and_position_like_transformers_outputs():
     )  # attention_weights is None: left out, as transformers does
 
 
+def test_trainer_asks_for_the_loss_only_when_it_trains_and_for_the_logits_when_it_evaluates(tmp_path):
+    """As attempt's own loop: a training step passes loss_only=True (a decoder then skips most of its LM
+    head); an evaluation step (return_outputs=True) gets the full outputs."""
+    model = _model()
+    trainer = _trainer(model, tmp_path / "out", max_steps=1)
+    seen = []
+
+    def record(_, args, kwargs):
+        seen.append(kwargs.get("loss_only"))
+
+    model.register_forward_pre_hook(record, with_kwargs=True)
+    batch = dict(trainer.data_collator(make_examples("rte", ROWS[:4])))
+    loss = trainer.compute_loss(model, dict(batch))
+    loss_again, outputs = trainer.compute_loss(model, dict(batch), return_outputs=True)
+    assert seen == [True, None]
+    torch.testing.assert_close(loss, loss_again)
+    assert outputs.logits is not None
+
+
 @pytest.mark.slow
 def test_trainer_trains_saves_only_the_trained_part_and_reloads(tmp_path):
     model = _model()

@@ -406,6 +406,52 @@ def test_causal_lm_head_on_input_positions_only_changes_nothing(arch):
     torch.testing.assert_close(fast.loss, full.loss)
 
 
+def _last_token_labels(batch):
+    """Classification-like causal labels: only each row's last real token, at a different position per row."""
+    last = batch["attention_mask"].sum(-1) - 1  # (B,)
+    labels = torch.full_like(batch["input_ids"], -100)
+    rows = torch.arange(labels.shape[0])
+    labels[rows, last] = batch["input_ids"][rows, last]
+    return labels
+
+
+def _loss_and_grads(model, batch, **kwargs):
+    model.zero_grad()
+    out = model(**batch, **kwargs)
+    out.loss.backward()
+    return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize(("family", "arch"), FAMILIES)
+@pytest.mark.parametrize("labels", ["every token", "last token"])
+def test_loss_only_gives_the_loss_and_gradients_of_the_full_forward(family, arch, labels):
+    """Training asks for the loss only; a decoder then runs its LM head on the label positions alone, which
+    must change neither the loss nor any gradient (every family accepts the flag)."""
+    torch.manual_seed(0)
+    model = build(family, arch).eval()  # no dropout: the two forwards must see the same network
+    batch = make_batch(family)
+    if family == "causal" and labels == "last token":
+        batch["labels"] = _last_token_labels(batch)
+    full, full_grads = _loss_and_grads(model, batch)
+    fast, fast_grads = _loss_and_grads(model, batch, loss_only=True)
+    torch.testing.assert_close(fast.loss, full.loss)
+    assert full_grads.keys() == fast_grads.keys() and full_grads
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, msg=name)
+    assert (fast.logits is None) == (family == "causal")
+
+
+def test_causal_loss_only_divides_by_num_items_in_batch_as_the_backbone_does():
+    """transformers.Trainer may pass num_items_in_batch (gradient accumulation): the summed loss over it."""
+    model = build("causal")
+    batch = make_batch("causal")
+    batch["labels"] = _last_token_labels(batch)
+    full = model(**batch, num_items_in_batch=torch.tensor(7)).loss
+    fast = model(**batch, num_items_in_batch=torch.tensor(7), loss_only=True).loss
+    torch.testing.assert_close(fast, full)
+    torch.testing.assert_close(fast, model(**batch).loss * 3 / 7)  # 3 label tokens, summed, over 7
+
+
 def test_auto_temperature_is_saved_as_a_number_and_reloads_the_same(tmp_path):
     """temperature="auto" is fixed from the source prompts when the model is built; the saved config holds the
     number, so the reloaded model (and any model that later gains a source prompt) keeps the same T."""

@@ -119,6 +119,21 @@ def test_every_mode_trains_saves_and_reloads(tmp_path, data_dir, mode, family, o
     assert_reload_matches(config, result, family)
 
 
+def test_training_asks_a_decoder_for_the_logits_of_its_label_positions_only(tmp_path, data_dir):
+    """The loop passes loss_only=True: a causal backbone's LM head runs on the few positions that predict a
+    label word (logits_to_keep, an index list far shorter than the row), never on the whole row."""
+    config = make_config(tmp_path, data_dir, backbone="tiny-llama", max_steps=1, eval_every=1)
+    backbone, tokenizer = tiny("causal")
+    kept = []
+    backbone.register_forward_pre_hook(
+        lambda _, args, kwargs: kept.append(kwargs.get("logits_to_keep")), with_kwargs=True
+    )
+    train(config, backbone=backbone, tokenizer=tokenizer, progress=False)
+    training = [keep for keep in kept if isinstance(keep, torch.Tensor)]
+    assert len(training) == 1  # one step of one batch; scoring keeps the last position (an int)
+    assert 0 < training[0].numel() <= 4 * 3  # 4 rows, at most 3 label tokens each (label word(s) + eos)
+
+
 def test_backbone_dtype_is_checked():
     with pytest.raises(ValueError, match="backbone_dtype='int8' is not valid"):
         TrainConfig(backbone_dtype="int8")

@@ -14,7 +14,11 @@ import torch
 from attempt.modeling.base import AttemptModel, AttemptOutput
 from attempt.modeling.families import register
 from attempt.modeling.padding import check_left_padded, positions
-from attempt.modeling.scoring import causal_candidate_log_likelihoods, label_log_likelihood
+from attempt.modeling.scoring import (
+    causal_candidate_log_likelihoods,
+    causal_label_loss,
+    label_log_likelihood,
+)
 
 
 def pad_token_id(backbone) -> int | None:
@@ -38,8 +42,10 @@ def _input_only(mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor
 class CausalAttemptModel(AttemptModel):
     family = "causal"
 
-    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, **kwargs):
-        """Args: input_ids/attention_mask (B, L), labels (B, L) with -100 where no loss, task_ids (B,).
+    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, loss_only=False, **kwargs):
+        """Args: input_ids/attention_mask (B, L), labels (B, L) with -100 where no loss, task_ids (B,);
+        loss_only: the caller reads only the loss (training), so the LM head runs on the label positions alone
+        and ``logits`` is None (see `causal_label_loss`).
 
         Returns logits (B, L, V) aligned with input_ids (the prompt positions are dropped); the loss is the
         backbone's shifted next-token loss with -100 over the prompt.
@@ -47,6 +53,12 @@ class CausalAttemptModel(AttemptModel):
         # the attention reads the input only: the label words (labels != -100) come after it in the row
         read_mask = None if labels is None else _input_only(attention_mask, labels)
         inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids, read_mask)
+        inputs = {"inputs_embeds": inputs_embeds, "attention_mask": mask, "position_ids": positions(mask)}
+        if loss_only and labels is not None and self._keeps_logits:
+            prompt = inputs_embeds.shape[1] - labels.shape[1]
+            ignore = labels.new_full((labels.shape[0], prompt), -100)
+            loss = causal_label_loss(self.backbone, torch.cat([ignore, labels], dim=1), **inputs, **kwargs)
+            return AttemptOutput(loss=loss, logits=None, attention_weights=weights)
         # The LM head runs on the last prompt position and the input positions only (L+1 of m+L): the
         # prompt's own next-token logits are never used, and skipping them saves time and memory.
         keep = input_ids.shape[1] + 1
@@ -57,13 +69,7 @@ class CausalAttemptModel(AttemptModel):
         elif labels is not None:
             ignore = labels.new_full((labels.shape[0], self.prompt_length - 1), -100)
             labels = torch.cat([ignore, labels], dim=1)  # (B, m+L)
-        out = self.backbone(
-            inputs_embeds=inputs_embeds,
-            attention_mask=mask,
-            position_ids=positions(mask),
-            labels=labels,
-            **kwargs,
-        )
+        out = self.backbone(**inputs, labels=labels, **kwargs)
         logits = out.logits[:, -keep + 1 :]  # (B, L, V)
         return AttemptOutput(loss=out.loss, logits=logits, attention_weights=weights)
 

@@ -23,8 +23,11 @@ class EncoderAttemptModel(AttemptModel):
             )
         return ClassificationHeads(hidden_size, labels)
 
-    def forward(self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None):
-        """Args: input_ids/attention_mask/token_type_ids (B, L); labels (B,) class ids or float scores."""
+    def forward(
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, loss_only=False
+    ):
+        """Args: input_ids/attention_mask/token_type_ids (B, L); labels (B,) class ids or float scores;
+        loss_only changes nothing here (the head's logits are (B, C))."""
         if task_ids is None:
             task_ids = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
         inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids)

@@ -29,8 +29,10 @@ from attempt.modeling.heads import ClassificationHeads, per_task_loss, pool
 from attempt.modeling.padding import check_left_padded, positions
 from attempt.modeling.scoring import (
     causal_candidate_log_likelihoods,
+    causal_label_loss,
     label_log_likelihood,
     seq2seq_candidate_log_likelihoods,
+    takes_argument,
 )
 from attempt.utils import storage
 from attempt.utils.reading import HASH_KEY, load_safetensors, read_json
@@ -233,10 +235,12 @@ class FineTuneModel(nn.Module):
         return inner, inner.get_input_embeddings()(input_ids), mask
 
     def forward(
-        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs
-    ) -> AttemptOutput:
-        """Args: input_ids/attention_mask (B, L); labels (B, T) token ids with -100 where no loss; task_ids and
-        token_type_ids are accepted for the shared interface (one LM serves every task, without segments).
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, loss_only=False,
+        **kwargs,
+    ) -> AttemptOutput:  # fmt: skip
+        """Args: input_ids/attention_mask (B, L); labels (B, T) token ids with -100 where no loss; task_ids,
+        token_type_ids and loss_only are accepted for the shared interface (one LM serves every task, without
+        segments; a seq2seq decoder's logits cover the label tokens only, so there is nothing to skip).
 
         Returns: AttemptOutput(loss, logits, None), logits as the backbone gives them.
         """
@@ -414,12 +418,20 @@ class CausalFineTuneModel(FineTuneModel):
     family = "causal"
 
     def forward(
-        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs
-    ) -> AttemptOutput:
-        """logits (B, L, V) aligned with input_ids; the loss is the backbone's shifted next-token loss."""
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, loss_only=False,
+        **kwargs,
+    ) -> AttemptOutput:  # fmt: skip
+        """logits (B, L, V) aligned with input_ids; the loss is the backbone's shifted next-token loss.
+        loss_only: the caller reads only the loss (training): the LM head runs on the label positions alone
+        and ``logits`` is None (see `causal_label_loss`)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         kwargs["position_ids"] = positions(attention_mask)  # left padding gives the same positions
+        if loss_only and labels is not None and takes_argument(type(self._inner()), "logits_to_keep"):
+            loss = causal_label_loss(
+                self.backbone, labels, input_ids=input_ids, attention_mask=attention_mask, **kwargs
+            )
+            return AttemptOutput(loss=loss)
         return super().forward(input_ids, attention_mask, labels, task_ids, token_type_ids, **kwargs)
 
     @torch.no_grad()
@@ -458,9 +470,11 @@ class EncoderFineTuneModel(FineTuneModel):
         return ClassificationHeads(self.hidden_size, labels)
 
     def forward(
-        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, **kwargs
-    ) -> AttemptOutput:
-        """labels (B,) class ids or scores; task_ids (B,) picks the head. logits (B, C)."""
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, token_type_ids=None, loss_only=False,
+        **kwargs,
+    ) -> AttemptOutput:  # fmt: skip
+        """labels (B,) class ids or scores; task_ids (B,) picks the head. logits (B, C) (loss_only changes
+        nothing: there is no LM head to skip)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if task_ids is None:

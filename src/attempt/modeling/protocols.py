@@ -31,7 +31,8 @@ class Predictor(Protocol):
     def __call__(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **inputs: Any
     ) -> Any:
-        """forward: an output with ``.logits`` (encoders: (B, C) head logits) and ``.loss`` given labels."""
+        """forward: an output with ``.logits`` (encoders: (B, C) head logits) and ``.loss`` given labels;
+        ``loss_only=True`` (what training passes) lets a model skip logits the loss does not need."""
 
     def generate(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, task_ids: torch.Tensor | None = None,

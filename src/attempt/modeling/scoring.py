@@ -10,6 +10,10 @@ task's label words) for a batch of B (prompted) inputs. The input is encoded ONC
 
 Scoring every (input, label) pair as its own full sequence costs C full passes over prompt + input; this
 costs one, plus C passes over a few label tokens. The scores equal the full-sequence ones (tested).
+
+`causal_label_loss` does the same for training: a decoder-only row is input + label words, and only the few
+positions that predict a label word need the LM head (a vocabulary-sized projection and softmax, about a fifth
+of SmolLM2's forward pass), so it runs the head there alone. The loss equals the full one (tested).
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def label_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 
 @functools.lru_cache(maxsize=32)
-def _accepts(forward_type: type, name: str) -> bool:
+def takes_argument(forward_type: type, name: str) -> bool:
+    """Whether ``forward_type.forward`` names the argument `name` (cached per class)."""
     return name in inspect.signature(forward_type.forward).parameters
 
 
@@ -84,6 +89,32 @@ def seq2seq_candidate_log_likelihoods(
     return label_log_likelihood(out.logits, labels).view(batch, count)
 
 
+def causal_label_loss(backbone: nn.Module, labels: torch.Tensor, **inputs) -> torch.Tensor:
+    """Scalar next-token loss of a decoder-only backbone over the label tokens, the LM head run only where a
+    label is predicted; equal to the backbone's own ``backbone(**inputs, labels=labels).loss``.
+
+    Args:
+        backbone: a causal LM whose forward takes ``logits_to_keep`` (transformers 5 causal LMs do).
+        labels: (B, S) aligned with the sequence, -100 where no loss (the prompt, the input, the padding).
+        inputs: the backbone's inputs (input_ids or inputs_embeds, attention_mask, position_ids, ...);
+            ``num_items_in_batch`` (from `transformers.Trainer`) divides the summed loss as the backbone's does.
+    """
+    count = inputs.pop("num_items_in_batch", None)
+    targets = labels[:, 1:]  # (B, S-1): position t predicts token t+1
+    # one index list for the whole batch (what logits_to_keep accepts since transformers 5.0): the positions
+    # where any row predicts a label; the rows' other positions there get target -100 and add nothing
+    keep = (targets != IGNORE_INDEX).any(0).nonzero().squeeze(-1)  # (K,)
+    logits = backbone(**inputs, logits_to_keep=keep).logits  # (B, K, V)
+    # as transformers' ForCausalLMLoss: float32 cross-entropy, a mean over the label tokens or a sum / count
+    loss = nn.functional.cross_entropy(
+        logits.float().flatten(0, 1),  # (B*K, V)
+        targets[:, keep].flatten(),  # (B*K,)
+        ignore_index=IGNORE_INDEX,
+        reduction="mean" if count is None else "sum",
+    )
+    return loss if count is None else loss / torch.as_tensor(count, device=loss.device)
+
+
 def causal_candidate_log_likelihoods(
     backbone: nn.Module,
     inputs_embeds: torch.Tensor,
@@ -102,7 +133,7 @@ def causal_candidate_log_likelihoods(
     check_left_padded(attention_mask, "candidate scoring")
     batch, count = inputs_embeds.shape[0], len(candidates)
     ids, real = _padded(candidates, pad_token_id, inputs_embeds.device)  # (C, T)
-    extra = {"logits_to_keep": 1} if _accepts(type(backbone), "logits_to_keep") else {}
+    extra = {"logits_to_keep": 1} if takes_argument(type(backbone), "logits_to_keep") else {}
     prefix = backbone(
         inputs_embeds=inputs_embeds,
         attention_mask=attention_mask,
@@ -115,7 +146,7 @@ def causal_candidate_log_likelihoods(
         return first
     cache = prefix.cache if getattr(prefix, "cache", None) is not None else prefix.past_key_values
     cache_argument = (
-        "cache" if _accepts(type(backbone), "cache") else "past_key_values"
+        "cache" if takes_argument(type(backbone), "cache") else "past_key_values"
     )  # renamed in transformers 5
     cache.batch_repeat_interleave(count)  # (B*C, ...) in place, example-major
     rest = ids[:, :-1].repeat(batch, 1)  # (B*C, T-1): the tokens that predict tokens 2..T

@@ -14,9 +14,11 @@ class Seq2SeqAttemptModel(AttemptModel):
     family = "seq2seq"
 
     def forward(
-        self, input_ids, attention_mask=None, labels=None, task_ids=None, decoder_input_ids=None, **kwargs
-    ):
-        """Args: input_ids/attention_mask (B, L), labels (B, T) with -100 on padding, task_ids (B,)."""
+        self, input_ids, attention_mask=None, labels=None, task_ids=None, decoder_input_ids=None, loss_only=False,
+        **kwargs,
+    ):  # fmt: skip
+        """Args: input_ids/attention_mask (B, L), labels (B, T) with -100 on padding, task_ids (B,); loss_only
+        changes nothing here (the decoder's logits cover the few label tokens only)."""
         inputs_embeds, mask, weights = self.prompted_inputs(input_ids, attention_mask, task_ids)
         out = self.backbone(
             inputs_embeds=inputs_embeds,

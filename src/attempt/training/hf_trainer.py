@@ -23,6 +23,8 @@ What the subclass changes, and why:
   ("task", "row") are the collator's input, so ``remove_unused_columns`` is turned off;
 - the optimizer is AdamW over `AttemptModel.parameter_groups`: no weight decay on the prompts and the
   LayerNorm, as in `attempt.training.loop`;
+- a training step asks the model for its loss only (``loss_only=True``, as `attempt.training.loop` does), so a
+  decoder-only backbone runs its LM head on the label positions alone;
 - every save (checkpoints, `save_model`) is `AttemptModel.save_pretrained(include_sources=True)`, and
   resuming (``train(resume_from_checkpoint=...)``) and ``load_best_model_at_end`` read that format back.
 """
@@ -65,6 +67,13 @@ class AttemptTrainer(Trainer):
             raise TypeError(f"AttemptTrainer trains an AttemptModel; got {type(self.model).__name__}.")
         self.args.remove_unused_columns = False
         self.model_accepts_loss_kwargs = False  # the loss is the backbone's mean over label tokens
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        if not return_outputs:  # evaluation asks for the outputs too: they keep their logits
+            inputs = {**inputs, "loss_only": True}
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         if self.optimizer is None:

@@ -441,7 +441,8 @@ def _optimizer_step(
         local, state.epoch, state.batch_index = stream.next_local(state.epoch, state.batch_index)
         batch = {k: v.to(device) for k, v in collator(local).items()}
         with accelerator.accumulate(parallel_model):
-            loss = parallel_model(**batch).loss
+            # loss_only: no logits are read here, so a decoder runs its LM head on the label positions alone
+            loss = parallel_model(**batch, loss_only=True).loss
             _check_finite(config, accelerator, state, loss, log)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
