@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,14 @@ def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """Write `records` as JSON lines, one a line, atomically (the whole file: a session cut off while writing
     leaves the previous file)."""
     storage.write_text(path, "".join(json.dumps(record) + "\n" for record in records))
+
+
+def commit() -> tuple[str, bool]:
+    """The repository's commit, and whether src/ has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") or "unknown", bool(git("status", "--porcelain", "--", "src"))

@@ -33,8 +33,8 @@ from typing import Any
 
 from attempt.utils import storage
 from attempt.utils.reading import read_json
-from benchmarks.common import add_run_arguments, results_dir, shown, slug, write_json
-from benchmarks.precision import autocast, commit, machine
+from benchmarks.common import add_run_arguments, commit, results_dir, shown, slug, write_json
+from benchmarks.precision import autocast, machine
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BENCHMARK = "label_logits"

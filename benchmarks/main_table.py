@@ -51,6 +51,7 @@ from benchmarks import main_table_report
 from benchmarks.common import (
     DATA_DIR,
     REPO,
+    commit,
     data_overlay,
     hold_out,
     read_records,
@@ -362,6 +363,8 @@ class MainTable:
         record = {**cell_record(key, Path(config.output_dir)), "steps": config.max_steps, "step0": before,
                   "step0_average": before["average"], "cell_time_s": earlier + time.time() - started}  # fmt: skip
         record.update({"resumed": True} if resumed else {})
+        # the code of its last session (cells already kept have none): cell_time_s is what that code cost
+        record["commit"] = commit()[0]
         record.update(
             {"source_hashes": self.source_hashes(config.source_prompts)} if config.source_prompts else {}
         )

@@ -45,7 +45,6 @@ import dataclasses
 import json
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,7 +52,7 @@ from typing import Any
 
 from attempt.utils import storage
 from attempt.utils.reading import read_json
-from benchmarks.common import REPO, add_run_arguments, results_dir, shown, slug, write_json
+from benchmarks.common import REPO, add_run_arguments, commit, results_dir, shown, slug, write_json
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
@@ -472,17 +471,6 @@ def machine() -> dict[str, Any]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_features": ", ".join(f for f in wanted if f in flags) or "no bf16 instructions",
     }
-
-
-def commit() -> tuple[str, bool]:
-    """The repository's commit, and whether src/ has uncommitted changes."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") or "unknown", bool(git("status", "--porcelain", "--", "src"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import torch
 
 from attempt.prompts.library import PromptLibrary, SourcePrompt
 from benchmarks import main_table, main_table_report
-from benchmarks.common import read_records, write_records
+from benchmarks.common import commit, read_records, write_records
 
 
 def _tiny_library(folder):
@@ -334,6 +334,7 @@ def test_a_cell_cut_off_after_its_first_checkpoint_resumes_from_its_stash_to_the
     resumed = again.run_cell("prompt_tuning", "cb", 0, 20, True)
     assert steps == list(range(11, 21))  # from the checkpoint of step 10, not from the start
     assert resumed["resumed"] and "resumed" not in whole
+    assert resumed["commit"] == whole["commit"] == commit()[0]  # the code that ran it
     assert resumed["test"] == pytest.approx(whole["test"], abs=1e-6)
     assert resumed["test_metrics"]["cb"] == pytest.approx(whole["test_metrics"]["cb"], abs=1e-6)
     assert not state.exists()  # a finished cell's stash is dropped
