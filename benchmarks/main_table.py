@@ -376,13 +376,14 @@ class MainTable:
         return record
 
     def order(self) -> list[tuple[str, str, int]]:
-        """Seed 0 of every task first (the paper's small tasks first), then the other seeds; methods without
-        sources before those with, so the cells that need no source prompt can run while sources train."""
+        """Seed 0 of every method on every task first (the paper's small tasks first), so that a table cut short
+        is a whole table of one seed, then the other seeds; within a seed, the methods without sources before
+        those with (a job that runs only the former, while sources train, goes on to the next seed)."""
         tasks = sorted(self.options.targets, key=lambda t: (seeds_of(t) == (0,), t not in PILOT_TASKS))
         single = [m for m in self.options.methods if m != "attempt_m"]  # ATTEMPT-m: one run over GLUE
         cells = [(m, t, s) for s in (0, 1, 2) for t in tasks if s in seeds_of(t) for m in single]
         cells += [("attempt_m", "glue", s) for s in (0, 1, 2)] if "attempt_m" in self.options.methods else []
-        return sorted(cells, key=lambda c: (c[0] in NEEDS_SOURCES, c[2]))
+        return sorted(cells, key=lambda c: (c[2], c[0] in NEEDS_SOURCES))
 
     def run_all(self, compute: bool = True, without_sources: bool = False) -> list[dict[str, Any]]:
         steps = self.steps()

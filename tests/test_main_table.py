@@ -48,13 +48,12 @@ def test_small_tasks_get_three_seeds_and_large_ones_one():
     assert main_table.seeds_of("mnli") == (0,) and main_table.seeds_of("multirc") == (0,)
 
 
-def test_cells_without_sources_come_first_and_seed_zero_before_the_others(tmp_path, data_dir):
+def test_seed_zero_of_every_method_comes_first_and_within_a_seed_cells_without_sources(tmp_path, data_dir):
     options = main_table.Options(targets=("rte", "mnli"), methods=("prompt_tuning", "attempt"), tiny=True)
     table = main_table.MainTable(options, tmp_path, data_dir)
     assert table.order() == [
-        ("prompt_tuning", "rte", 0), ("prompt_tuning", "mnli", 0), ("prompt_tuning", "rte", 1),
-        ("prompt_tuning", "rte", 2), ("attempt", "rte", 0), ("attempt", "mnli", 0), ("attempt", "rte", 1),
-        ("attempt", "rte", 2),
+        ("prompt_tuning", "rte", 0), ("prompt_tuning", "mnli", 0), ("attempt", "rte", 0), ("attempt", "mnli", 0),
+        ("prompt_tuning", "rte", 1), ("attempt", "rte", 1), ("prompt_tuning", "rte", 2), ("attempt", "rte", 2),
     ]  # fmt: skip
 
 
