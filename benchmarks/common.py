@@ -12,6 +12,7 @@ it, so what a later session needs to go on is committed in one of two forms:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -201,3 +202,65 @@ def commit() -> tuple[str, bool]:
         ).stdout.strip()
 
     return git("rev-parse", "--short", "HEAD") or "unknown", bool(git("status", "--porcelain", "--", "src"))
+
+
+def machine() -> dict[str, Any]:
+    """What a timing depends on: torch, Python, the threads and the CPU's bf16 instructions."""
+    import platform
+
+    import torch
+
+    flags = set()
+    with contextlib.suppress(OSError):
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    wanted = ("avx512_bf16", "amx_bf16", "amx_tile")
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_features": ", ".join(f for f in wanted if f in flags) or "no bf16 instructions",
+    }
+
+
+def provenance(
+    benchmark: str, args: Any, backbone: str, started: float, flags: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The head of a small benchmark's results: its backbone, the command that runs it again (``--tiny``, the
+    non-default `flags`, ``--threads`` and ``--out`` as given), the commit and whether src/ had uncommitted
+    changes, the machine, and the wall time since `started`."""
+    import time
+
+    command = " ".join([f"python -m benchmarks.{benchmark}", *(["--tiny"] if args.tiny else []), *flags])
+    command += "" if args.threads == 1 else f" --threads {args.threads}"
+    if args.out.resolve() != results_dir(benchmark).resolve():
+        command += f" --out {shown(args.out)}"
+    revision, src_modified = commit()
+    return {"backbone": backbone, "command": command, "commit": revision, "src_modified": src_modified,
+            "machine": machine(), "wall_s": time.time() - started}  # fmt: skip
+
+
+def measure_or_reread(path: Path, report_only: bool, measure: Any, report: Any) -> int:
+    """A small benchmark's last step: `measure()` and write its results to the JSON at `path`, or read that JSON
+    back (``--report-only``); then write ``report(results)`` beside it as Markdown. Returns 0 (the exit code)."""
+    if report_only:
+        from attempt.utils.reading import read_json
+
+        results = read_json(path, "Run the benchmark to write it again.")
+    else:
+        results = measure()
+        write_json(path, results)
+    storage.write_text(path.with_suffix(".md"), report(results))
+    print("report:", shown(path.with_suffix(".md")), flush=True)
+    return 0
+
+
+def made_by(results: dict[str, Any]) -> str:
+    """A report's sentence on how its results were made, from their `provenance` head."""
+    machine = results["machine"]
+    return (
+        f"`{results['command']}` at commit {results['commit']}"
+        + (" (with uncommitted changes under src/)" if results["src_modified"] else "")
+        + f", torch {machine['torch']} on {machine['threads']} thread(s), CPU features {machine['cpu_features']}; "
+        f"{results['wall_s'] / 60:.1f} min in all."
+    )

@@ -31,10 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from attempt.utils import storage
-from attempt.utils.reading import read_json
-from benchmarks.common import add_run_arguments, commit, results_dir, shown, slug, write_json
-from benchmarks.precision import autocast, machine
+from benchmarks.common import add_run_arguments, made_by, measure_or_reread, provenance, slug
+from benchmarks.precision import autocast
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BENCHMARK = "label_logits"
@@ -180,13 +178,10 @@ def report(results: dict[str, Any]) -> str:
                 f"{p['ratio']:.2f} | {first['loss_all']:.6f} / {first['loss_labels']:.6f} | "
                 f"{first['grad_max_abs_diff']:.1e} |"
             )
-    machine = results["machine"]
     lines += [
         "", "## How it was made", "",
-        f"`{results['command']}` at commit {results['commit']}"
-        + (" (with uncommitted changes under src/)" if results["src_modified"] else "")
-        + f", torch {machine['torch']} on {machine['threads']} thread(s); {results['wall_s'] / 60:.1f} min in all. "
-        "Compare the ratios, not the seconds: each pair ran interleaved on the same model and batches.",
+        made_by(results) + " Compare the ratios, not the seconds: each pair ran interleaved on the same model and "
+        "batches.",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -203,19 +198,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     backbone, tokenizer, _ = load("tiny-causal" if args.tiny else BACKBONE, args.tiny)
     batches = training_batches(tokenizer, args.data_dir, sizes)
     methods = time_steps(backbone, batches, sizes)
-    command = "python -m benchmarks.label_logits" + (" --tiny" if args.tiny else "")
-    command += "" if args.repeats is None else f" --repeats {args.repeats}"
-    command += "" if args.threads == 1 else f" --threads {args.threads}"
-    if args.out.resolve() != results_dir(BENCHMARK).resolve():
-        command += f" --out {shown(args.out)}"
-    revision, src_modified = commit()
+    flags = [] if args.repeats is None else [f"--repeats {args.repeats}"]
     results = {
-        "backbone": "tiny-llama" if args.tiny else BACKBONE,
-        "command": command,
-        "commit": revision,
-        "src_modified": src_modified,
-        "machine": machine(),
-        "wall_s": time.time() - started,
+        **provenance(BENCHMARK, args, "tiny-llama" if args.tiny else BACKBONE, started, flags),
         **{k: sizes[k] for k in ("batch", "prompt_length", "max_source_length", "batches", "repeats")},
         "shape": shape(batches),
         "methods": methods,
@@ -232,14 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(parser, BENCHMARK)
     args = parser.parse_args(argv)
     path = args.out / f"{BENCHMARK}-{'tiny-llama' if args.tiny else slug(BACKBONE)}.json"
-    if args.report_only:
-        results = read_json(path, "Run the benchmark to write it again.")
-    else:
-        results = run(args)
-        write_json(path, results)
-    storage.write_text(path.with_suffix(".md"), report(results))
-    print("report:", shown(path.with_suffix(".md")), flush=True)
-    return 0
+    return measure_or_reread(path, args.report_only, lambda: run(args), report)
 
 
 if __name__ == "__main__":

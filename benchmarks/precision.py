@@ -43,16 +43,13 @@ import contextlib
 import copy
 import dataclasses
 import json
-import platform
 import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from attempt.utils import storage
-from attempt.utils.reading import read_json
-from benchmarks.common import REPO, add_run_arguments, commit, results_dir, shown, slug, write_json
+from benchmarks.common import REPO, add_run_arguments, made_by, measure_or_reread, provenance, slug
 
 BACKBONE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LIBRARY = REPO / "prompts" / "smollm2-135m-instruct"
@@ -427,13 +424,8 @@ def report(results: dict[str, Any]) -> str:
             f"{r['bf16']['seconds']:.1f} | {r['ratio']:.2f} | {r['float32']['accuracy']:.1f} | "
             f"{r['bf16']['accuracy']:.1f} | {counts} | {len(a['changed_rows'])} | {_score_cells(a)} |"
         )  # fmt: skip
-    machine = results["machine"]
     lines += [
-        "", "## How it was made", "",
-        f"`{results['command']}` at commit {results['commit']}"
-        + (" (with uncommitted changes under src/)" if results["src_modified"] else "")
-        + f", torch {machine['torch']} on {machine['threads']} thread(s), CPU features {machine['cpu_features']}; "
-        f"{results['wall_s'] / 60:.1f} min in all.", "",
+        "", "## How it was made", "", made_by(results), "",
         "The machine has 2 CPU cores shared with background training jobs: the seconds vary with their load, "
         "so compare the ratios (each measured with both precisions interleaved), not the seconds.",
     ]  # fmt: skip
@@ -457,22 +449,6 @@ def _which(n: int, in_table: int, task: str) -> str:
 
 
 # -- driver ------------------------------------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    import torch
-
-    flags = set()
-    with contextlib.suppress(OSError):
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    wanted = ("avx512_bf16", "amx_bf16", "amx_tile")
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_features": ", ".join(f for f in wanted if f in flags) or "no bf16 instructions",
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -485,14 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     name = "tiny-llama" if args.tiny else slug(BACKBONE)
     path = args.out / f"{BENCHMARK}-{name}.json"
-    if args.report_only:
-        results = read_json(path, "Run the benchmark to write it again.")
-    else:
-        results = run(args)
-        write_json(path, results)
-    storage.write_text(path.with_suffix(".md"), report(results))
-    print("report:", shown(path.with_suffix(".md")), flush=True)
-    return 0
+    return measure_or_reread(path, args.report_only, lambda: run(args), report)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -521,20 +490,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     training = time_training(backbone, sizes)
     evaluation = time_scoring(table, backbone, tokenizer, args.rows, args.out)
     trained = score_trained(table, backbone, tokenizer, args.rows, args.out)
-    command = "python -m benchmarks.precision" + (" --tiny" if args.tiny else "")
-    command += "" if args.rows == ROWS else f" --rows {args.rows}"
-    command += "" if args.repeats is None else f" --repeats {args.repeats}"
-    command += "" if args.threads == 1 else f" --threads {args.threads}"
-    if args.out.resolve() != results_dir(BENCHMARK).resolve():
-        command += f" --out {shown(args.out)}"
-    revision, src_modified = commit()
+    flags = [] if args.rows == ROWS else [f"--rows {args.rows}"]
+    flags += [] if args.repeats is None else [f"--repeats {args.repeats}"]
     results = {
-        "backbone": "tiny-llama" if args.tiny else BACKBONE,
-        "command": command,
-        "commit": revision,
-        "src_modified": src_modified,
-        "machine": machine(),
-        "wall_s": time.time() - started,
+        **provenance(BENCHMARK, args, "tiny-llama" if args.tiny else BACKBONE, started, flags),
         "training": training,
         "evaluation": evaluation,
         "trained": trained,
