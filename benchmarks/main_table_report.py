@@ -71,6 +71,9 @@ NOT_MEASURED = "not measured yet"
 # scoring too) stay in the cells file: left out of every table and verdict, compared with their twins in the
 # Precision section.
 PRECISION = "bf16-train"
+# Cells record the commit of their last session since the training step runs its LM head on the label positions
+# only (loss_only, commit 4500840): the same loss and gradients, fewer minutes. The cost section counts both kinds.
+LABEL_HEAD = "commit 4500840"
 MIXED_PRECISIONS = ("no", "bf16", "bf16-train")
 PRECISION_NAMES = {
     "no": "float32",
@@ -323,7 +326,9 @@ def spot_sources(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def cost(table: dict[str, dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, Any]:
     """Minutes per cell (cell_time_s: the step-0 score, training and the test) per task and method, the
-    minutes per method summed over its finished cells, and the total."""
+    minutes per method summed over its finished cells, and the total; and how many finished cells trained with
+    the LM head on every position of a row (those that record no `commit`: it came with `loss_only`, LABEL_HEAD)
+    and how many on the label positions only."""
     totals: dict[str, float] = {}
     for r in records:
         if r.get("kind") == "cell" and r["method"] in METHODS:
@@ -334,8 +339,11 @@ def cost(table: dict[str, dict[str, Any]], records: list[dict[str, Any]]) -> dic
     }
     joint = [r["cell_time_s"] / 60 for r in records
              if r.get("kind") == "cell" and r["method"] == "attempt_m" and r["task"] == JOINT]  # fmt: skip
+    cells = [r for r in records if r.get("kind") == "cell" and r["method"] in METHODS]
+    label_head = sum("commit" in r for r in cells)
     return {"per_cell_minutes": per_cell, "attempt_m_cell_minutes": sum(joint) / len(joint) if joint else None,
-            "method_minutes": {m: totals[m] for m in METHODS if m in totals}, "total_minutes": sum(totals.values())}  # fmt: skip
+            "method_minutes": {m: totals[m] for m in METHODS if m in totals}, "total_minutes": sum(totals.values()),
+            "label_head_cells": label_head, "whole_row_head_cells": len(cells) - label_head}  # fmt: skip
 
 
 def missing(records: list[dict[str, Any]], entries: dict[tuple[str, str], Any]) -> dict[str, Any]:
@@ -619,6 +627,11 @@ def _cost_lines(s: dict[str, Any]) -> list[str]:
               "", "Minutes spent, summed over the finished cells: "
               + (", ".join(f"{LABELS[m]} {v:.0f}" for m, v in c["method_minutes"].items()) or "none")
               + f"; total {c['total_minutes']:.0f} minutes ({c['total_minutes'] / 60:.1f} hours)."]  # fmt: skip
+    if c["label_head_cells"]:
+        lines += ["", f"{c['whole_row_head_cells']} of these cells trained with the LM head on every position of a "
+                  f"row, {c['label_head_cells']} (those that record a `commit`, from {LABEL_HEAD} on) on the positions "
+                  "that predict a label word only (`loss_only`): the same loss and gradients, a faster step "
+                  "(`benchmarks/label_logits.py`), so their minutes are lower for the same work."]  # fmt: skip
     return lines
 
 

@@ -210,6 +210,20 @@ def test_the_report_of_a_cells_file_is_rebuilt_byte_for_byte_and_lists_what_is_m
         "attempt_m": 1.0,
     }
     assert "total 10 minutes" in text
+    # no cell records a commit: every one trained with the whole-row LM head, and the report says nothing of it
+    assert numbers["summary"]["cost"]["whole_row_head_cells"] == 7 and "LM head" not in text
+
+
+def test_the_cost_section_counts_the_cells_trained_with_the_lm_head_on_the_label_positions_only(tmp_path):
+    records = _records()
+    for cell in records[-2:]:
+        cell["commit"] = "abc1234"  # ran by code that records its commit: the label-positions LM head
+    cost = main_table_report.summarise(records)["cost"]
+    assert (cost["whole_row_head_cells"], cost["label_head_cells"]) == (4, 2)
+    cells = tmp_path / "cells-tiny-llama.jsonl"
+    write_records(cells, records)
+    text = main_table_report.write(cells, main_table.report_command(tmp_path, tiny=True))["md"].read_text()
+    assert "4 of these cells trained with the LM head on every position of a row, 2 (those that" in text
 
 
 def test_the_transcribed_paper_numbers_are_those_of_the_shared_file():
