@@ -145,7 +145,7 @@ def report(results: dict[str, Any]) -> str:
         f"# The LM head on the label positions only: {results['backbone']}", "",
         "Does `loss_only=True` (what training passes: a decoder runs its LM head on the positions that predict a "
         "label word, not on the whole row) make a training step faster, with the same loss and gradients? "
-        "[benchmarks/label_logits.py](../../label_logits.py) says how it measures.", "",
+        "`benchmarks/label_logits.py` says how it measures.", "",
         "## Verdict", "",
         f"- **Speed**: a step's median time with the LM head on all positions over its time on the label "
         f"positions only: {statistics.median(ratios):.2f}× (median of {len(ratios)} method × precision pairs; "
