@@ -158,8 +158,9 @@ def report(results: dict[str, Any]) -> str:
         "## Training step", "",
         f"Batch {results['batch']} of rte's training rows (mean {s['mean_row_tokens']:.0f} tokens a row, padded "
         f"to {s['mean_padded_length']:.0f}), prompt length {results['prompt_length']}: the LM head on "
-        f"{s['mean_padded_length'] + results['prompt_length']:.0f} positions a row (all; PEFT and "
-        f"`backbone(labels=...)` do this) or on {s['mean_label_positions']:.1f} (label positions: any row's "
+        f"{s['mean_padded_length'] + 1:.0f} positions a row (all: every input position and the prompt's last, as "
+        "training ran before `loss_only`; LoRA's rows have no prompt, one fewer) or on "
+        f"{s['mean_label_positions']:.1f} (label positions: any row's "
         f"label-word positions, one index list for the batch). {results['batches']} batches × "
         f"{results['repeats']} repeats each way; ratio: all positions' median over label positions' median "
         "(above 1: faster with label positions only).", "",

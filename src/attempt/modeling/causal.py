@@ -7,7 +7,6 @@ positions 0..m-1 and x positions m.., exactly like an unpadded row; `generate()`
 from __future__ import annotations
 
 import functools
-import inspect
 
 import torch
 
@@ -18,6 +17,7 @@ from attempt.modeling.scoring import (
     causal_candidate_log_likelihoods,
     causal_label_loss,
     label_log_likelihood,
+    takes_argument,
 )
 
 
@@ -75,7 +75,7 @@ class CausalAttemptModel(AttemptModel):
 
     @functools.cached_property
     def _keeps_logits(self) -> bool:
-        return "logits_to_keep" in inspect.signature(self.backbone.forward).parameters
+        return takes_argument(type(self.backbone), "logits_to_keep")
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs) -> torch.Tensor:
