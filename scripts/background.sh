@@ -6,6 +6,8 @@
 #                                   #   the source prompts (SOURCES, in order) and the main-table cells: those
 #                                   #   that need no source prompt (CELL_METHODS) until every source the table
 #                                   #   mixes is shipped and none is queued in SOURCES, then every method
+#   SOURCES="qqp" scripts/background.sh start   # train (or resume) these sources beside the cells job;
+#                                   #   with none (the default) the cells job runs alone, one core left free
 #   scripts/background.sh status    # where each job is
 #   scripts/background.sh relaunch  # start again a job that crashed (same arguments; it resumes)
 #   scripts/background.sh fill      # a job that finished its queue leaves its core idle: start the cells job
@@ -20,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 PY=${PYTHON:-$REPO/.venv/bin/python}
-SOURCES=${SOURCES:-qqp mnli squad}  # qnli ran to its plateau in session 11 (not shipped: below the shipped one)
+SOURCES=${SOURCES-}  # none queued: every source the table mixes is shipped (squad last, on 2026-12-03)
 SOURCES2=${SOURCES2:-}  # set: the second job trains these sources (in order) instead of main-table cells
 CELL_METHODS=${CELL_METHODS:-prompt_tuning lora}
 POINTER=$REPO/.background  # the worktree of the running jobs (git-ignored)
@@ -36,8 +38,10 @@ start() {
     local second=cells
     [[ -n $SOURCES2 ]] && second=sources2
     # what stop must stash and bring back, whatever the environment it runs in
-    printf 'SOURCES="%s"\nSOURCES2="%s"\nJOBS="sources %s"\n' "$SOURCES" "$SOURCES2" "$second" >"$tree/jobs.env"
-    launch "$tree" sources -m benchmarks.source_prompts --tasks $SOURCES --threads 1
+    local first=sources
+    [[ -z $SOURCES ]] && first=""  # no source queued: the cells job alone
+    printf 'SOURCES="%s"\nSOURCES2="%s"\nJOBS="%s"\n' "$SOURCES" "$SOURCES2" "${first:+$first }$second" >"$tree/jobs.env"
+    [[ -n $first ]] && launch "$tree" sources -m benchmarks.source_prompts --tasks $SOURCES --threads 1
     if [[ -n $SOURCES2 ]]; then
         launch "$tree" sources2 -m benchmarks.source_prompts --tasks $SOURCES2 --threads 1
         echo "second job: sources $SOURCES2"
@@ -47,7 +51,7 @@ start() {
         launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads 1
         echo "second job: cells ${cells[*]:-of every method (every source the table mixes is shipped)}"
     fi
-    echo "started in $tree; logs: $tree/{$(tr ' ' ',' <<<"sources $second")}.log"
+    echo "started in $tree; logs: $tree/{$(tr ' ' ',' <<<"${first:+$first }$second")}.log"
 }
 
 sources_ready() {  # whether the library holds every source the table mixes, none of them still queued in SOURCES
@@ -132,7 +136,9 @@ stop() {
     for name in $JOBS; do  # stash only once both have ended: a running job would go on writing
         while kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null; do sleep 1; done
     done
-    (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.source_prompts --stash --tasks $SOURCES $SOURCES2)
+    if [[ -n "$SOURCES$SOURCES2" ]]; then
+        (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.source_prompts --stash --tasks $SOURCES $SOURCES2)
+    fi
     (cd "$tree" && PYTHONPATH="$tree/src:$tree" "$PY" -m benchmarks.main_table --stash)
     rm -rf "${REPO:?}/$SOURCE_RESULTS/state" "${REPO:?}/$TABLE_RESULTS/state"
     cp -r "$tree/$SOURCE_RESULTS/state" "$REPO/$SOURCE_RESULTS/" 2>/dev/null || true
