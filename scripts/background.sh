@@ -7,7 +7,8 @@
 #                                   #   that need no source prompt (CELL_METHODS) until every source the table
 #                                   #   mixes is shipped and none is queued in SOURCES, then every method
 #   SOURCES="qqp" scripts/background.sh start   # train (or resume) these sources beside the cells job;
-#                                   #   with none (the default) the cells job runs alone, one core left free
+#                                   #   with none (the default) the cells job runs alone on both cores
+#                                   #   (CELL_THREADS=1: leave one free for foreground work)
 #   scripts/background.sh status    # where each job is
 #   scripts/background.sh relaunch  # start again a job that crashed (same arguments; it resumes)
 #   scripts/background.sh fill      # a job that finished its queue leaves its core idle: start the cells job
@@ -48,7 +49,10 @@ start() {
     else
         local cells=(--without-sources --methods $CELL_METHODS)
         if sources_ready; then cells=(); fi  # every method, from the first cell missing
-        launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads 1
+        # alone, the cells job takes both cores (one job of two threads beats one of one and an idle core)
+        local threads=1
+        [[ -z $first ]] && threads=${CELL_THREADS:-2}
+        launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads "$threads"
         echo "second job: cells ${cells[*]:-of every method (every source the table mixes is shipped)}"
     fi
     echo "started in $tree; logs: $tree/{$(tr ' ' ',' <<<"${first:+$first }$second")}.log"
@@ -63,12 +67,14 @@ library, queued = PromptLibrary(LIBRARY), set(sys.argv[1:])
 sys.exit(0 if all(name in library and name not in queued for name in Options.sources) else 1)' $SOURCES $SOURCES2)
 }
 
-launch() {  # launch TREE NAME ARGS...: one detached job of one thread, its pid in TREE/NAME.pid, ARGS in NAME.args
+launch() {  # launch TREE NAME ARGS...: one detached job of ARGS' --threads, its pid in TREE/NAME.pid, ARGS in NAME.args
     local tree=$1 name=$2
     shift 2
     printf '%s\n' "$@" >"$tree/$name.args"
+    local threads=1 previous=""
+    for argument in "$@"; do [[ $previous == --threads ]] && threads=$argument; previous=$argument; done
     # exec: the subshell becomes the python process, so the pid recorded is the one `stop` must end
-    (cd "$tree" && exec env OMP_NUM_THREADS=1 TQDM_DISABLE=1 PYTHONPATH="$tree/src:$tree" \
+    (cd "$tree" && exec env OMP_NUM_THREADS="$threads" TQDM_DISABLE=1 PYTHONPATH="$tree/src:$tree" \
         nohup "$PY" "$@" >"$tree/$name.log" 2>&1) &
     echo $! >"$tree/$name.pid"
 }
