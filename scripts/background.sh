@@ -85,10 +85,10 @@ status() {
     read_jobs "$tree"
     for name in $JOBS; do
         if kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null; then state=running; else state=ended; fi
-        echo "$name: $state; last: $(tr '\r' '\n' <"$tree/$name.log" | grep -v '^\s*$' | tail -1 | cut -c1-160)"
+        echo "$name: $state; last: $(tr '\r' '\n' <"$tree/$name.log" | grep -v -e '^\s*$' -e 'Warning' -e 'warnings.warn' | tail -1 | cut -c1-160)"
     done
     local newest  # the cell training now: its log's last line
-    newest=$(ls -t "$tree/$TABLE_RESULTS"/runs/*/cells/*/*/s*/metrics.jsonl 2>/dev/null | head -1)
+    newest=$(ls -t "$tree/$TABLE_RESULTS"/runs/*/cells*/*/*/s*/metrics.jsonl 2>/dev/null | head -1)
     [[ -n $newest ]] && echo "cell ${newest#"$tree/$TABLE_RESULTS/runs/"}: $(tail -1 "$newest" | cut -c1-120)"
     return 0
 }
