@@ -55,7 +55,7 @@ start() {
         launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads "$threads"
         echo "second job: cells ${cells[*]:-of every method (every source the table mixes is shipped)}"
     fi
-    echo "started in $tree; logs: $tree/{$(tr ' ' ',' <<<"${first:+$first }$second")}.log"
+    echo "started in $tree; logs:$(printf " $tree/%s.log" $first $second)"
 }
 
 sources_ready() {  # whether the library holds every source the table mixes, none of them still queued in SOURCES
