@@ -29,6 +29,13 @@ same examples per task as a single-task cell).
 Finished cells are records of one JSON-lines file (benchmarks/results/main_table/cells-<backbone>.jsonl,
 committed): a record found there is not run again; run folders (benchmarks/results/main_table/runs/) are not
 committed.
+
+Several processes may run the same table at once (scripts/background.sh starts two of one thread each: on the
+2-core CPU they finish more cells an hour than one process of two threads, `benchmarks/cell_parallel.py`). Each
+takes the cells in the same order and skips a cell another live process has claimed (`claim.json` in the
+cell's run folder, holding its pid); claiming a cell and adding a record to the cells file happen under one
+file lock (`filelock`, which huggingface_hub already brings), after reading the file again, so no process
+loses another's record.
 """
 
 from __future__ import annotations
@@ -38,10 +45,13 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from attempt.runs.layout import BEST_DIR, CHECKPOINT_DIR, RunLayout
 from attempt.utils import storage
@@ -84,6 +94,8 @@ PILOT_TASKS, PILOT_STEPS, PILOT_EVERY, PLATEAU_POINTS = ("rte", "cb"), 600, 50, 
 WHOLE_VALIDATION_TEST = ("rte", "mrpc")
 VALIDATION_FROM_TRAIN = 200
 CLOCK = "cell_clock.json"  # in a cell's run folder: when this session's part began, and the seconds before it
+CLAIM = "claim.json"  # in a cell's run folder: the pid of the process running it (several may run the table)
+LOCK = ".cells.lock"  # in the runs folder: one process at a time claims a cell or rewrites the cells file
 BENCHMARK = "main_table"
 
 
@@ -152,7 +164,10 @@ class MainTable:
         self.store = out / f"cells-{name}.jsonl"
         self.state = out / "state" / name  # unfinished pilot runs and cells, committed (`stash`)
         self.data_dir = data_overlay(data_dir, self.root / "data", held_out=True)  # qqp: held-out test rows
-        self.kept = {_key_of(r): compact_record(r) for r in read_records(self.store)}  # examples as columns
+        self.kept: dict[tuple, dict[str, Any]] = {}
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.lock = FileLock(self.root / LOCK)
+        self.refresh()
         self._loaded: tuple[Any, Any, str] | None = None
 
     def backbone(self) -> tuple[Any, Any, str]:
@@ -164,10 +179,31 @@ class MainTable:
             self._loaded = tiny if self.options.tiny else load_backbone(self.options.backbone)
         return self._loaded
 
+    def refresh(self) -> None:
+        """Read the cells file again: another process running the table may have added records to it."""
+        with self.lock:
+            on_disk = {_key_of(r): compact_record(r) for r in read_records(self.store)}  # examples as columns
+        self.kept = {**on_disk, **self.kept}  # the file's order; a record kept here wins (the same cell's)
+
     def keep(self, record: dict[str, Any]) -> dict[str, Any]:
-        self.kept[_key_of(record)] = record
-        write_records(self.store, self.kept.values())
+        """Add `record` to the cells file, with every record another process added since it was last read."""
+        with self.lock:
+            self.refresh()
+            self.kept[_key_of(record)] = record
+            write_records(self.store, self.kept.values())
         return record
+
+    def claim(self, run: Path) -> int | None:
+        """Claim the cell of run folder `run` for this process: None when another live process has it, else
+        how many cells run now, this one included (recorded: a cell's minutes depend on it)."""
+        with self.lock:
+            fix = "Delete it: a claim is rewritten by the process that runs the cell."
+            pids = {c.parent: read_json(c, fix)["pid"] for c in self.root.glob(f"cells*/*/*/s*/{CLAIM}")}
+            others = {folder for folder, pid in pids.items() if pid != os.getpid() and _alive(pid)}
+            if run in others:
+                return None
+            storage.write_json(run / CLAIM, {"pid": os.getpid()})  # a dead process's claim is taken over
+            return len(others) + 1
 
     def config(self, method: str, tasks: tuple[str, ...], seed: int, out: Path, steps: int, **extra: Any):
         """The TrainConfig of one run: `method` is a table method (attempt_m is ATTEMPT over several tasks)."""
@@ -343,13 +379,24 @@ class MainTable:
         return torch.autocast(next(self.backbone()[0].parameters()).device.type, dtype=torch.bfloat16)
 
     def run_cell(self, method: str, task: str, seed: int, steps: int, compute: bool) -> dict[str, Any] | None:
-        """Train one cell (step-0 score first), or read it back; None when it is not run (yet)."""
+        """Train one cell (step-0 score first), or read it back; None when it is not run (yet), or another
+        process runs it now."""
+        import torch
+
         key = {"kind": "cell", "method": method, "task": task, "seed": seed,
                "mixed_precision": self.options.mixed_precision}  # fmt: skip
+        self.refresh()
         if _key_of(key) in self.kept or not compute:
             return self.kept.get(_key_of(key))
         config = self.cell_config(method, task, seed, steps, compute)
-        self.log(f"run  {json.dumps(key)} ({config.max_steps} steps)")
+        if config is None:
+            return None
+        with self.lock:  # finished or claimed by another process since the file was read: not run here
+            self.refresh()
+            running = None if _key_of(key) in self.kept else self.claim(Path(config.output_dir))
+        if running is None:
+            return self.kept.get(_key_of(key))
+        self.log(f"run  {json.dumps(key)} ({config.max_steps} steps, {running} cell(s) running)")
         state = self.state / Path(config.output_dir).relative_to(self.root)
         clock, earlier = Path(config.output_dir) / CLOCK, 0.0
         resumed = restore_run(Path(config.output_dir), state)
@@ -365,6 +412,8 @@ class MainTable:
         record.update({"resumed": True} if resumed else {})
         # the code of its last session (cells already kept have none): cell_time_s is what that code cost
         record["commit"] = commit()[0]
+        # what its minutes depend on: torch's threads, and how many cells ran at once when it began
+        record.update({"threads": torch.get_num_threads(), "cells_at_once": running})
         record.update(
             {"source_hashes": self.source_hashes(config.source_prompts)} if config.source_prompts else {}
         )
@@ -373,6 +422,7 @@ class MainTable:
         )
         self.keep(record)
         shutil.rmtree(state, ignore_errors=True)  # a finished cell's stash would only go stale
+        (Path(config.output_dir) / CLAIM).unlink(missing_ok=True)
         return record
 
     def order(self) -> list[tuple[str, str, int]]:
@@ -412,6 +462,17 @@ def _spent_until_checkpoint(clock: Path) -> float:
     times = read_json(clock, f"Delete {run} to run the cell from the start.")
     saved = max(f.stat().st_mtime for f in RunLayout(run).checkpoint.rglob("*") if f.is_file())
     return times["earlier_s"] + max(0.0, saved - times["started"])
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (on this machine: the processes of one table share its run folders)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
 
 
 def _key_of(record: dict[str, Any]) -> tuple:

@@ -3,12 +3,13 @@
 # starts it first and hands its state back at the end. One command each way:
 #
 #   scripts/background.sh start     # a git worktree at HEAD (../attempt-bg-<sha>), two single-thread jobs:
-#                                   #   the source prompts (SOURCES, in order) and the main-table cells: those
-#                                   #   that need no source prompt (CELL_METHODS) until every source the table
-#                                   #   mixes is shipped and none is queued in SOURCES, then every method
-#   SOURCES="qqp" scripts/background.sh start   # train (or resume) these sources beside the cells job;
-#                                   #   with none (the default) the cells job runs alone on both cores
-#                                   #   (CELL_THREADS=1: leave one free for foreground work)
+#                                   #   with no source queued (the default), two main-table cells jobs
+#                                   #   (cells, cells2), each claiming the next cell the other is not running
+#                                   #   (CELL_WORKERS=1: one job of CELL_THREADS threads, default 2; 1 leaves
+#                                   #   a core free for foreground work)
+#   SOURCES="qqp" scripts/background.sh start   # train (or resume) these sources beside one cells job: the
+#                                   #   cells that need no source prompt (CELL_METHODS) until every source the
+#                                   #   table mixes is shipped and none is queued, then every method
 #   scripts/background.sh status    # where each job is
 #   scripts/background.sh relaunch  # start again a job that crashed (same arguments; it resumes)
 #   scripts/background.sh fill      # a job that finished its queue leaves its core idle: start the cells job
@@ -40,7 +41,10 @@ start() {
     [[ -n $SOURCES2 ]] && second=sources2
     # what stop must stash and bring back, whatever the environment it runs in
     local first=sources
-    [[ -z $SOURCES ]] && first=""  # no source queued: the cells job alone
+    [[ -z $SOURCES ]] && first=""  # no source queued: the cells jobs alone
+    local workers=1
+    [[ -z $first && -z $SOURCES2 ]] && workers=${CELL_WORKERS:-2}
+    ((workers == 2)) && second="cells cells2"
     printf 'SOURCES="%s"\nSOURCES2="%s"\nJOBS="%s"\n' "$SOURCES" "$SOURCES2" "${first:+$first }$second" >"$tree/jobs.env"
     [[ -n $first ]] && launch "$tree" sources -m benchmarks.source_prompts --tasks $SOURCES --threads 1
     if [[ -n $SOURCES2 ]]; then
@@ -49,11 +53,14 @@ start() {
     else
         local cells=(--without-sources --methods $CELL_METHODS)
         if sources_ready; then cells=(); fi  # every method, from the first cell missing
-        # alone, the cells job takes both cores (one job of two threads beats one of one and an idle core)
+        # alone: two processes of one thread, each claiming its own cell (benchmarks/cell_parallel.py), or with
+        # CELL_WORKERS=1 one of CELL_THREADS (default 2; 1 leaves a core for foreground work)
         local threads=1
-        [[ -z $first ]] && threads=${CELL_THREADS:-2}
-        launch "$tree" cells -m benchmarks.main_table "${cells[@]}" --threads "$threads"
-        echo "second job: cells ${cells[*]:-of every method (every source the table mixes is shipped)}"
+        [[ -z $first && $workers == 1 ]] && threads=${CELL_THREADS:-2}
+        for name in $second; do
+            launch "$tree" "$name" -m benchmarks.main_table "${cells[@]}" --threads "$threads"
+        done
+        echo "cells jobs ($second): ${cells[*]:-cells of every method (every source the table mixes is shipped)}"
     fi
     echo "started in $tree; logs:$(printf " $tree/%s.log" $first $second)"
 }
@@ -87,9 +94,13 @@ status() {
         if kill -0 "$(cat "$tree/$name.pid")" 2>/dev/null; then state=running; else state=ended; fi
         echo "$name: $state; last: $(tr '\r' '\n' <"$tree/$name.log" | grep -v -e '^\s*$' -e 'Warning' -e 'warnings.warn' | tail -1 | cut -c1-160)"
     done
-    local newest  # the cell training now: its log's last line
-    newest=$(ls -t "$tree/$TABLE_RESULTS"/runs/*/cells*/*/*/s*/metrics.jsonl 2>/dev/null | head -1)
-    [[ -n $newest ]] && echo "cell ${newest#"$tree/$TABLE_RESULTS/runs/"}: $(tail -1 "$newest" | cut -c1-120)"
+    local claim run  # the cells training now (claimed by a running job): their logs' last lines
+    for claim in "$tree/$TABLE_RESULTS"/runs/*/cells*/*/*/s*/claim.json; do
+        [[ -f $claim ]] || continue
+        kill -0 "$(grep -o '[0-9]\+' "$claim" | head -1)" 2>/dev/null || continue
+        run=$(dirname "$claim")
+        echo "cell ${run#"$tree/$TABLE_RESULTS/runs/"}: $(tail -1 "$run/metrics.jsonl" 2>/dev/null | cut -c1-120)"
+    done
     return 0
 }
 
