@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
@@ -42,6 +43,15 @@ def test_correlations_match_scipy():
     )
     assert compute("spearman", predictions, references) == pytest.approx(90.0)
     assert compute("pearson", [1.0, 1.0], [0.0, 2.0]) == 0.0  # constant predictions: defined as 0
+
+
+@pytest.mark.parametrize("value", [0.4, 2.7, 4.8])
+def test_a_constant_column_whose_float_std_is_not_zero_scores_no_correlation_not_nan(value):
+    references = [0.0, 1.2, 2.6, 3.0, 4.8] * 10
+    assert np.std([value] * 50) != 0.0  # the trap: rounding leaves 50 equal floats a std of about 1e-16
+    assert compute("pearson", [value] * 50, references) == 0.0
+    assert compute("spearman", [value] * 50, references) == 0.0
+    assert compute("pearson", references, [value] * 50) == 0.0
 
 
 def test_normalize_answer():
