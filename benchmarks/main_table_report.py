@@ -10,13 +10,18 @@ table), not read from a command line, so the list of missing cells depends on th
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
+from attempt.tasks import get_task
+from attempt.tasks import metrics as task_metrics
 from attempt.utils import storage
 from benchmarks.common import REPO, read_records, shown, write_json
+from benchmarks.reproduce_fewshot import example_columns
 from benchmarks.reproduce_fewshot_report import _claim_verdict, _std
 
 GLUE = ("cola", "stsb", "mrpc", "rte", "mnli", "qqp", "qnli", "sst2")
@@ -98,9 +103,21 @@ def metric_of(task: str) -> str:
     return PAPER_METRIC.get(task, "accuracy")
 
 
+def single_task_cell(record: dict[str, Any]) -> bool:
+    """Whether a record is a cell of one plan task: ATTEMPT-m's records (task "glue") keep the test rows of its
+    8 GLUE tasks in one list without each row's task, so their rows cannot be told apart per task."""
+    return (
+        record.get("kind") == "cell"
+        and record["task"] in PLAN_TARGETS
+        and record["method"] in METHODS
+        and record["method"] != "attempt_m"
+    )
+
+
 # -- reading the cells --------------------------------------------------------------------------------------
 def scores(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """{(method, task): {seed: {"final", "step0", "minutes"}}} on the paper's metric, from the cell records of
+    """{(method, task): {seed: {"final", "step0", "minutes", "one_answer"}}} on the paper's metric (and the
+    answer of a cell that gave every test row the same one, `one_answer`), from the cell records of
     the plan (an ATTEMPT-m record gives one entry per GLUE task); and the records left out, counted."""
     out: dict[tuple[str, str], dict[int, dict[str, float]]] = {}
     ignored: dict[str, int] = {}
@@ -122,8 +139,90 @@ def scores(records: list[dict[str, Any]]) -> dict[str, Any]:
         for t in tasks:
             out.setdefault((method, t), {})[seed] = {
                 "final": r["test_metrics"][t][metric_of(t)], "step0": r["step0"][t][metric_of(t)],
-                "minutes": r["cell_time_s"] / 60}  # fmt: skip
+                "minutes": r["cell_time_s"] / 60, "one_answer": one_answer(r) if single_task_cell(r) else None}  # fmt: skip
     return {"scores": out, "ignored": ignored}
+
+
+def one_answer(record: dict[str, Any]) -> Any:
+    """The answer every test prediction of a cell is, or None (several answers, or no test rows kept): such a
+    cell's score is a constant's, whatever it learned."""
+    predictions = example_columns(record.get("examples") or []).get("prediction", [])
+    return predictions[0] if predictions and len(set(predictions)) == 1 else None
+
+
+# -- what a constant answer scores ----------------------------------------------------------------------------
+def constants(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What one fixed answer scores per task, from the test references of the task's cells.
+
+    The cells of a task are tested on the same rows in the same order, so their (idx, reference) lists must be
+    equal: when they are not, none is picked (the constant would be of rows some cell was not tested on).
+
+    Args:
+        records: the records of a cells file, at the table's precision.
+
+    Returns:
+        {task: `constant_score`'s dict with "rows" (test rows) and "cells" (records read)}, for each plan task
+        with a single-task cell; "score" None and "why" naming the cells of each list when they disagree.
+    """
+    found: dict[str, dict[str, list[str]]] = {}  # task: {the rows, as JSON: the cells with them}
+    for r in records:
+        if single_task_cell(r):
+            columns = example_columns(r.get("examples") or [])
+            references = columns.get("reference", [])
+            rows = list(zip(columns.get("idx") or [None] * len(references), references, strict=True))
+            cell = f"{LABELS[r['method']]} seed {r['seed']}"
+            found.setdefault(r["task"], {}).setdefault(json.dumps(rows, sort_keys=True), []).append(cell)
+    out = {}
+    for task in PLAN_TARGETS:
+        if task not in found:
+            continue
+        versions, cells = found[task], sum(len(c) for c in found[task].values())
+        if len(versions) > 1:
+            why = "its cells' test references disagree (" + "; ".join(
+                f"{', '.join(c)}: {len(json.loads(rows))} rows" for rows, c in versions.items()) + ")"  # fmt: skip
+            out[task] = {"score": None, "best": [], "candidates": 0, "undefined": [], "rows": None, "cells": cells,
+                         "why": why}  # fmt: skip
+            continue
+        references = [reference for _, reference in json.loads(next(iter(versions)))]
+        out[task] = {**constant_score(task, references), "rows": len(references), "cells": cells}
+    return out
+
+
+def constant_score(task: str, references: list[Any]) -> dict[str, Any]:
+    """The best score on the paper's metric that one answer given to every row gets, over the answers there.
+
+    Scored by the library's metric (`attempt.tasks.metrics`) after the task's own `parse_prediction`, as the
+    cells' predictions were, so the number is comparable with theirs.
+
+    Args:
+        task: a plan task.
+        references: its test rows' references as the records keep them (label words; scores for STS-B).
+
+    Returns:
+        "score" (None when no answer gets one), "best" (the answers that get it, sorted), "candidates" (answers
+        tried), "undefined" (answers the metric scored NaN) and "why" (the reason when "score" is None).
+    """
+    metric, answers = metric_of(task), sorted(set(references), key=str)
+    blank = {"score": None, "best": [], "candidates": len(answers), "undefined": []}
+    if not references:
+        return {**blank, "why": "its cells kept no test rows"}
+    spec = get_task(task)
+    labels = [spec.parse_prediction(r) for r in references]
+    try:
+        with warnings.catch_warnings():  # scipy warns of a constant input: here it is one by design
+            warnings.simplefilter("ignore")
+            scored = {a: task_metrics.compute(metric, [spec.parse_prediction(a)] * len(labels), labels)
+                      for a in answers}  # fmt: skip
+    except ValueError as error:  # e.g. a metric that needs what a record does not keep (MultiRC EM's groups)
+        return {**blank, "why": f"{metric} cannot score these rows: {error}"}
+    # NaN is what the metric returned, not a score: kept apart (JSON has no NaN), the best taken over the rest
+    undefined = [a for a in answers if math.isnan(scored[a])]
+    defined = {a: v for a, v in scored.items() if a not in undefined}
+    if not defined:
+        return {**blank, "undefined": undefined, "why": f"{metric} is NaN for every constant answer"}
+    best = max(defined.values())
+    return {"score": best, "best": [a for a in defined if defined[a] == best], "candidates": len(answers),
+            "undefined": undefined, "why": None}  # fmt: skip
 
 
 def finished(entry: dict[int, Any], task: str, method: str) -> bool:
@@ -218,7 +317,9 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
                 row[method] = {"seeds": seeds, "finished": finished(entry, task, method),
                                "final": mean_sd([entry[s]["final"] for s in seeds]),
                                "step0": mean_sd([entry[s]["step0"] for s in seeds]),
-                               "minutes": mean_sd([entry[s]["minutes"] for s in seeds])}  # fmt: skip
+                               "minutes": mean_sd([entry[s]["minutes"] for s in seeds]),
+                               "one_answer": [{"seed": s, "answer": entry[s]["one_answer"]} for s in seeds
+                                              if entry[s]["one_answer"] is not None]}  # fmt: skip
         table[task] = row
     pairs = []
     for a, b in PAIRS:
@@ -235,8 +336,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         expected = len(GLUE if a == "attempt_m" else PLAN_TARGETS)
         claims.append({"claim": claim, "a": a, "b": b, "test": test, "outcomes": outcomes, "mean_difference": mean,
                        "verdict": claim_verdict(test, outcomes, expected, mean)})  # fmt: skip
-    return {"pilot": pilot_summary, "table": table, "averages": averages(table), "paired": pairs,
-            "claims": claims, "attention": attention(records), "spot_sources": spot_sources(records),
+    return {"pilot": pilot_summary, "table": table, "constants": constants(records), "averages": averages(table),
+            "paired": pairs, "claims": claims, "attention": attention(records), "spot_sources": spot_sources(records),
             "cost": cost(table, records), "missing": missing(records, entries), "ignored": read["ignored"],
             "precision": {"table": PRECISION, "check": check}, "source_versions": source_versions(records)}  # fmt: skip
 
@@ -424,12 +525,51 @@ def write(cells: Path, command: str) -> dict[str, Path]:
 
 
 # -- the Markdown -------------------------------------------------------------------------------------------
-def _ms(entry: dict[str, Any] | None, paper: float | None = None) -> str:
+def _ms(entry: dict[str, Any] | None, paper: float | None = None, mark: str = "") -> str:
     if not entry:
         return "–" if paper is None else f"– [{paper:.1f}]"
     spread = f" ± {entry['sd']:.1f}" if entry["n"] > 1 else ""  # one seed has no spread to show (not 0.0)
-    text = f"{entry['mean']:.1f}{spread} ({entry['n']})"
+    text = f"{entry['mean']:.1f}{spread} ({entry['n']}){mark}"
     return text if paper is None else f"{text} [{paper:.1f}]"
+
+
+ONE_ANSWER = "†"  # the mark of a score whose cell (a seed of it) gave every test row the same answer
+
+
+def _constant(c: dict[str, Any] | None) -> str:
+    """A task's constant cell: the score, and the answer that gets it when no other does (a correlation gets 0
+    from any)."""
+    if not c or c["score"] is None:
+        return "–"
+    return f"{c['score']:.1f}" + (f" ({c['best'][0]})" if len(c["best"]) == 1 else "")
+
+
+def _constant_lines(s: dict[str, Any]) -> list[str]:
+    """The sentences under the Scores table: the constant column, the tasks it cannot score, the marked cells."""
+    lines = ["", "constant: the best score one fixed answer gets on the same test rows, over every answer among "
+             "the references of the task's cells, on the task's metric as the library computes it "
+             "(`attempt.tasks.metrics`; the answer in brackets when no other gets it): a cell at or below it "
+             "learned nothing it shows. Matthews (CoLA) and Pearson (STS-B) score a fixed answer 0.0 (sklearn's "
+             "Matthews; `metrics.pearson` takes a constant side as no correlation). MultiRC's F1 over answers "
+             "scores each answer row alone (no grouping by question), so the records score it too. ATTEMPT-m's "
+             "records keep the test rows of its 8 GLUE tasks together, without each row's task: they are neither "
+             "read for the constant nor marked."]  # fmt: skip
+    notes = []
+    for task, c in s["constants"].items():
+        if c["score"] is None:
+            notes.append(f"- {task}: – because {c['why']}.")
+        elif c["undefined"]:
+            notes.append(f"- {task}: the library's {METRIC_NAMES[metric_of(task)]} is NaN (undefined) for "
+                         f"{len(c['undefined'])} of the {c['candidates']} answers; the column shows the best of the "
+                         "others.")  # fmt: skip
+    lines += ["", *notes] if notes else []
+    marked = [(task, method, v["one_answer"]) for task, row in s["table"].items()
+              for method, v in row.items() if v.get("one_answer")]  # fmt: skip
+    if marked:
+        lines += ["", f"{ONE_ANSWER} every test prediction is the same answer: " + "; ".join(
+            f"{LABELS[m]} {task} (" + ", ".join(f"seed {o['seed']}: {o['answer']}" for o in seeds) + ")"
+            for task, m, seeds in marked) + "."]  # fmt: skip
+    return lines
 
 
 def report(results: dict[str, Any]) -> str:
@@ -514,10 +654,14 @@ def _score_lines(s: dict[str, Any]) -> list[str]:
         "and its BiMPM stand-in is label-balanced); rte and mrpc are tested on their whole official validation (277 "
         "rows; mrpc's first 300 of 408) and validated on 200 rows held out of their training rows "
         "(`main_table.WHOLE_VALIDATION_TEST`: the paper's halves leave 139 and 204 test rows); the paper's LoRA numbers are from the DePT-derived reprints, "
-        "and may not be in ATTEMPT's own table (the file's footnote 1).", "", *header]  # fmt: skip
+        "and may not be in ATTEMPT's own table (the file's footnote 1).", "",
+        header[0] + " constant |", header[1] + "---:|"]  # fmt: skip
     for task in PLAN_TARGETS:
-        cells = [_ms(table[task].get(m, {}).get("final"), PAPER.get(m, {}).get(task)) for m in shown_methods]
+        cells = [_ms(v.get("final"), PAPER.get(m, {}).get(task), ONE_ANSWER if v.get("one_answer") else "")
+                 for m, v in ((m, table[task].get(m, {})) for m in shown_methods)]  # fmt: skip
+        cells.append(_constant(s["constants"].get(task)))
         lines.append(f"| {task} | {METRIC_NAMES[metric_of(task)]} | " + " | ".join(cells) + " |")
+    lines += _constant_lines(s)
     lines += ["", "Averages over tasks, each over the same tasks for every method (those every method with a "
               "finished task in the group has finished, all its seeds); the paper's mean over the same tasks in "
               "brackets, and its printed average over all the group's tasks after it:", "",

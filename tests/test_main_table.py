@@ -399,6 +399,74 @@ def test_a_table_at_one_precision_does_not_take_a_cell_of_another_precision_as_f
     assert config.output_dir.endswith("cells-bf16-train/prompt_tuning/rte/s0")
 
 
+def _answered(cell: dict, predictions: list, references: list) -> dict:
+    """`cell` with its test rows kept as the runner keeps them (columns, `cell_record`)."""
+    return {**cell, "examples": {"idx": list(range(len(references))), "prediction": predictions,
+                                 "reference": references}}  # fmt: skip
+
+
+def _text(summary: dict) -> str:
+    return main_table_report.report({"backbone": "tiny", "command": "c", "paper_source": "p", "summary": summary,
+                                     "provenance": {"exists": False, "cells": "cells.jsonl"}})  # fmt: skip
+
+
+def test_the_constant_of_a_task_is_the_best_one_fixed_answer_scores_on_its_metric_by_hand():
+    wsc = ["false"] * 5 + ["true"] * 3  # the majority answer is right on 5 of 8 rows
+    cola = ["acceptable"] * 6 + ["unacceptable"] * 2
+    multirc = ["true"] + ["false"] * 3  # "true" everywhere: precision 1/4, recall 1; "false": no true found
+    records = [_answered(_cell("prompt_tuning", "wsc", s, 60.0), ["true"] * 8, wsc) for s in (0, 1, 2)]
+    records += [_answered(_cell("lora", "cola", 0, 20.0), cola[::-1], cola),
+                _answered(_cell("lora", "multirc", 0, 50.0), ["true"] * 4, multirc)]  # fmt: skip
+    found = main_table_report.summarise(records)["constants"]
+    assert found["wsc"]["score"] == pytest.approx(100 * 5 / 8) and found["wsc"]["best"] == ["false"]
+    assert (found["wsc"]["rows"], found["wsc"]["cells"]) == (8, 3)
+    assert found["cola"]["score"] == 0.0  # Matthews of a constant: 0, whichever answer
+    assert found["cola"]["best"] == ["acceptable", "unacceptable"]
+    f1 = 2 * (1 / 4) * 1 / (1 / 4 + 1)  # = 0.4
+    assert found["multirc"]["score"] == pytest.approx(100 * f1) and found["multirc"]["best"] == ["true"]
+    assert set(found) == {"wsc", "cola", "multirc"}  # a task without cells has none
+    text = _text(main_table_report.summarise(records))
+    assert re.search(r"\| wsc \| accuracy \| .* \| 62\.5 \(false\) \|\n", text)
+    assert re.search(r"\| cola \| Matthews \| .* \| 0\.0 \|\n", text)  # every answer ties: none named
+    assert re.search(r"\| multirc \| F1 \(answers\) \| .* \| 40\.0 \(true\) \|\n", text)
+
+
+def test_a_cell_whose_test_predictions_are_all_one_answer_is_marked_and_the_footnote_names_the_seed(tmp_path):
+    references = ["false"] * 5 + ["true"] * 3
+    mixed = ["false", "true"] * 4
+    records = [_answered(_cell("prompt_tuning", "wsc", s, v), p, references)
+               for s, v, p in ((0, 50.0, mixed), (1, 62.5, ["false"] * 8), (2, 50.0, mixed))]  # fmt: skip
+    records += [_answered(_cell("lora", "wsc", s, 50.0), mixed, references) for s in (0, 1, 2)]
+    cells = tmp_path / "cells-tiny-llama.jsonl"
+    write_records(cells, records)
+    written = main_table_report.write(cells, "command")
+    text = written["md"].read_text()
+    row = (
+        "| wsc | accuracy | 54.2 ± 7.2 (3)† [51.9] | – [50.0] | – [53.8] | – [69.2] | 50.0 ± 0.0 (3) [67.3] |"
+    )
+    assert row in text  # PT marked (seed 1), LoRA not
+    assert "† every test prediction is the same answer: PT wsc (seed 1: false).\n" in text
+    table = json.loads(written["json"].read_text())["summary"]["table"]["wsc"]  # the JSON holds it too
+    assert table["prompt_tuning"]["one_answer"] == [{"seed": 1, "answer": "false"}]
+    assert table["lora"]["one_answer"] == []
+
+
+def test_cells_of_a_task_whose_references_disagree_get_no_constant_and_the_report_says_so():
+    records = [_answered(_cell("prompt_tuning", "rte", 0, 50.0), ["entailment"] * 4, ["entailment"] * 4),
+               _answered(_cell("lora", "rte", 0, 50.0), ["entailment"] * 4,
+                         ["entailment", "not_entailment"] * 2)]  # fmt: skip
+    found = main_table_report.summarise(records)["constants"]["rte"]
+    assert found["score"] is None and found["why"] == (
+        "its cells' test references disagree (PT seed 0: 4 rows; LoRA seed 0: 4 rows)"
+    )
+    text = _text(main_table_report.summarise(records))
+    assert re.search(r"\| rte \| accuracy \| .* \| – \|\n", text)
+    assert (
+        "- rte: – because its cells' test references disagree (PT seed 0: 4 rows; LoRA seed 0: 4 rows)."
+        in text
+    )
+
+
 def test_the_report_counts_the_versions_of_each_source_the_cells_mixed_and_flags_a_second_one():
     cells = [_cell("attempt", "rte", s, 60.0) for s in (0, 1)] + [_cell("spot", "rte", 0, 58.0)]
     cells[0]["source_hashes"] = {"mnli": "aaa", "qnli": "bbb"}
