@@ -442,9 +442,16 @@ def cost(table: dict[str, dict[str, Any]], records: list[dict[str, Any]]) -> dic
              if r.get("kind") == "cell" and r["method"] == "attempt_m" and r["task"] == JOINT]  # fmt: skip
     cells = [r for r in records if r.get("kind") == "cell" and r["method"] in METHODS]
     label_head = sum("commit" in r for r in cells)
+    # how each cell ran, where it says (from main_table's parallel processes on): torch's threads, cells at once
+    setups: dict[str, int] = {}
+    for r in cells:
+        if "threads" in r:
+            setup = f"{r['threads']} thread(s), {r['cells_at_once']} cell(s) at once"
+            setups[setup] = setups.get(setup, 0) + 1
     return {"per_cell_minutes": per_cell, "attempt_m_cell_minutes": sum(joint) / len(joint) if joint else None,
             "method_minutes": {m: totals[m] for m in METHODS if m in totals}, "total_minutes": sum(totals.values()),
-            "label_head_cells": label_head, "whole_row_head_cells": len(cells) - label_head}  # fmt: skip
+            "label_head_cells": label_head, "whole_row_head_cells": len(cells) - label_head,
+            "setups": dict(sorted(setups.items())), "setup_unrecorded": len(cells) - sum(setups.values())}  # fmt: skip
 
 
 def missing(records: list[dict[str, Any]], entries: dict[tuple[str, str], Any]) -> dict[str, Any]:
@@ -776,6 +783,12 @@ def _cost_lines(s: dict[str, Any]) -> list[str]:
                   f"row, {c['label_head_cells']} (those that record a `commit`, from {LABEL_HEAD} on) on the positions "
                   "that predict a label word only (`loss_only`): the same loss and gradients, a faster step "
                   "(`benchmarks/label_logits.py`), so their minutes are lower for the same work."]  # fmt: skip
+    if c.get("setups"):
+        lines += ["", "How the cells ran, where they record it (torch's threads, and how many cells ran at once when "
+                  "each began): " + ", ".join(f"{n} with {setup}" for setup, n in c["setups"].items())
+                  + f"; {c['setup_unrecorded']} from before it was recorded (one process: one cell at a time, on 1 or "
+                  "2 threads). A cell on one thread beside another takes more minutes than one alone on two, while "
+                  "the two finish more cells an hour (`benchmarks/cell_parallel.py`)."]  # fmt: skip
     return lines
 
 

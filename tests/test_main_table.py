@@ -226,6 +226,22 @@ def test_the_cost_section_counts_the_cells_trained_with_the_lm_head_on_the_label
     assert "4 of these cells trained with the LM head on every position of a row, 2 (those that" in text
 
 
+def test_the_cost_section_counts_the_cells_by_their_threads_and_the_cells_running_beside_them(tmp_path):
+    records = _records()
+    for cell, (threads, at_once) in zip(records[-3:], [(1, 2), (1, 2), (2, 1)], strict=True):
+        cell.update(threads=threads, cells_at_once=at_once)  # recorded by the parallel processes' code
+    cost = main_table_report.summarise(records)["cost"]
+    assert cost["setups"] == {"1 thread(s), 2 cell(s) at once": 2, "2 thread(s), 1 cell(s) at once": 1}
+    assert cost["setup_unrecorded"] == 3
+    cells = tmp_path / "cells-tiny-llama.jsonl"
+    write_records(cells, records)
+    text = main_table_report.write(cells, main_table.report_command(tmp_path, tiny=True))["md"].read_text()
+    assert (
+        "each began): 2 with 1 thread(s), 2 cell(s) at once, 1 with 2 thread(s), 1 cell(s) at once; 3 from before"
+        in text
+    )
+
+
 def test_the_transcribed_paper_numbers_are_those_of_the_shared_file():
     path = Path(main_table.REPO.parent / "shared" / "paper_numbers.md")
     if not path.is_file():
