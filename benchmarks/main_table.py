@@ -94,6 +94,7 @@ PILOT_TASKS, PILOT_STEPS, PILOT_EVERY, PLATEAU_POINTS = ("rte", "cb"), 600, 50, 
 WHOLE_VALIDATION_TEST = ("rte", "mrpc")
 VALIDATION_FROM_TRAIN = 200
 CLOCK = "cell_clock.json"  # in a cell's run folder: when this session's part began, and the seconds before it
+STEP0 = "step0.json"  # in a cell's run folder (and its stash): its step-0 score, not scored again on resuming
 CLAIM = "claim.json"  # in a cell's run folder: the pid of the process running it (several may run the table)
 LOCK = ".cells.lock"  # in the runs folder: one process at a time claims a cell or rewrites the cells file
 BENCHMARK = "main_table"
@@ -267,7 +268,7 @@ class MainTable:
                 key = {"kind": "cell", "method": method, "task": task, "seed": int(seed[1:]),
                        "mixed_precision": precision}  # fmt: skip
                 unfinished += [] if _key_of(key) in self.kept else [run.relative_to(self.root)]
-        kept = [stash_run(self.root / where, self.state / where) for where in unfinished]
+        kept = [stash_run(self.root / where, self.state / where, also=(STEP0,)) for where in unfinished]
         for state in filter(None, kept):
             clock = self.root / state.relative_to(self.state) / CLOCK
             if clock.is_file():  # a cell: the seconds it cost up to its last checkpoint, for the next session
@@ -325,6 +326,16 @@ class MainTable:
         elif method == "attempt":
             sources = self.options.sources
         return self.config(method, (task,), seed, out, steps, source_prompts=sources)
+
+    def cached_step0(self, config, resumed: bool) -> dict[str, Any]:
+        """The step-0 score of a cell: read back when the cell resumes from a stash that kept it (scoring long
+        rows again cost minutes a session, boolq's 300 rows about five), else scored and kept beside the run."""
+        path = Path(config.output_dir) / STEP0
+        if resumed and path.is_file():
+            return read_json(path, f"Delete {path}: the cell scores its step 0 again.")
+        before = self.step0(config)
+        storage.write_json(path, before)
+        return before
 
     def step0(self, config) -> dict[str, Any]:
         """Test metrics of the model as built for `config`, before any update (same rows as the end)."""
@@ -405,7 +416,7 @@ class MainTable:
             self.log(f"     resuming from its stashed state ({shown(state)}, {earlier / 60:.0f} min before)")
         started = time.time()
         storage.write_json(clock, {"started": started, "earlier_s": earlier})
-        before = self.step0(config)  # scored again in a resumed session (the same number; a minute or two)
+        before = self.cached_step0(config, resumed)
         self._train(config)
         record = {**cell_record(key, Path(config.output_dir)), "steps": config.max_steps, "step0": before,
                   "step0_average": before["average"], "cell_time_s": earlier + time.time() - started}  # fmt: skip

@@ -352,6 +352,7 @@ def test_a_cell_cut_off_after_its_first_checkpoint_resumes_from_its_stash_to_the
     monkeypatch.setattr(loop, "train", train)
     (state,) = table.stash()
     assert json.loads((state / main_table.CLOCK).read_text())["earlier_s"] > 0
+    assert (state / main_table.STEP0).is_file()  # its step-0 score travels with the stash
     shutil.rmtree(
         table.cells_folder(options.mixed_precision)
     )  # a new session: the run folders are gone, the stash is committed
@@ -360,8 +361,10 @@ def test_a_cell_cut_off_after_its_first_checkpoint_resumes_from_its_stash_to_the
     monkeypatch.setattr(
         loop, "train", lambda config, **kw: train(config, **kw, _on_step=lambda s, m: steps.append(s))
     )
+    monkeypatch.setattr(again, "step0", lambda config: pytest.fail("step 0 scored again on resuming"))
     resumed = again.run_cell("prompt_tuning", "cb", 0, 20, True)
     assert steps == list(range(11, 21))  # from the checkpoint of step 10, not from the start
+    assert resumed["step0"] == whole["step0"]  # read back from the stash: the score the whole cell made
     assert resumed["resumed"] and "resumed" not in whole
     assert resumed["commit"] == whole["commit"] == commit()[0]  # the code that ran it
     assert resumed["test"] == pytest.approx(whole["test"], abs=1e-6)
