@@ -17,6 +17,9 @@
 #   scripts/background.sh stop      # stop both, stash their unfinished runs, and bring into this checkout
 #                                   #   what is to commit: the cells file, the stashed states, and the
 #                                   #   finished source runs (shipped here through this checkout's bar)
+#   scripts/background.sh stop --at-checkpoint [MINUTES]   # the same, each cells job stopped as soon as its
+#                                   #   cell writes its next checkpoint (every 100 steps) or finishes, within
+#                                   #   MINUTES (default 15): the steps since the last checkpoint are not lost
 #
 # Why a worktree at a fixed commit: commits made while the jobs run must not change the code under them.
 # Why two jobs of one thread: on two cores they finish more per hour than one job of two threads.
@@ -143,10 +146,38 @@ read_jobs() {  # read_jobs TREE: the SOURCES, SOURCES2 and JOBS `start` ran ther
     return 0
 }
 
+at_checkpoint() {  # at_checkpoint TREE MINUTES: stop each cells job once its cell has checkpointed or finished
+    local tree=$1 deadline=$(($(date +%s) + 60 * $2)) name pid claim run
+    declare -A folder before
+    for name in $JOBS; do
+        pid=$(cat "$tree/$name.pid")
+        kill -0 "$pid" 2>/dev/null || continue
+        claim=$(grep -lx "  \"pid\": $pid" "$tree/$TABLE_RESULTS"/runs/*/cells*/*/*/s*/claim.json 2>/dev/null | head -1)
+        [[ -n $claim ]] || continue  # not a cells job, or between cells: stopped with the others
+        run=$(dirname "$claim")
+        folder[$name]=$run
+        before[$name]=$(stat -c %Y "$run/checkpoint" 2>/dev/null || echo 0)
+        echo "$name: waiting for ${run#"$tree/$TABLE_RESULTS/runs/"} to checkpoint"
+    done
+    while ((${#folder[@]})) && (($(date +%s) < deadline)); do
+        sleep 10
+        for name in "${!folder[@]}"; do
+            run=${folder[$name]} pid=$(cat "$tree/$name.pid")
+            if [[ ! -f $run/claim.json ]] || (($(stat -c %Y "$run/checkpoint" 2>/dev/null || echo 0) > ${before[$name]})); then
+                kill "$pid" 2>/dev/null || true  # its newest work is on disk: nothing lost
+                echo "$name: stopped at a checkpoint (or its cell finished)"
+                unset "folder[$name]"
+            fi
+        done
+    done
+    ((${#folder[@]} == 0)) || echo "no checkpoint within $2 min: ${!folder[*]} stopped anyway"
+}
+
 stop() {
     local tree
     tree=$(cat "$POINTER")
     read_jobs "$tree"
+    [[ ${1:-} == --at-checkpoint ]] && at_checkpoint "$tree" "${2:-15}"
     for name in $JOBS; do
         kill "$(cat "$tree/$name.pid")" 2>/dev/null || true
     done
@@ -179,6 +210,7 @@ stop() {
 }
 
 case ${1:-} in
-    start | status | stop | relaunch | fill) "$1" ;;
+    start | status | relaunch | fill) "$1" ;;
+    stop) stop "${@:2}" ;;
     *) echo "usage: scripts/background.sh start|status|stop|relaunch|fill" >&2; exit 2 ;;
 esac
