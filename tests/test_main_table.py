@@ -372,6 +372,41 @@ def test_a_cell_cut_off_after_its_first_checkpoint_resumes_from_its_stash_to_the
     assert not state.exists()  # a finished cell's stash is dropped
 
 
+def test_a_cell_stopped_at_its_last_checkpoint_before_its_test_resumes_to_the_test_alone(
+    tmp_path, data_dir, monkeypatch
+):
+    """What `scripts/background.sh stop --at-checkpoint` does to a cell that checkpoints its last step."""
+    from attempt.training import loop
+
+    options = main_table.Options(targets=("cb",), tiny=True, steps=20, cell_every=10, test_limit=8, eval_limit=8,
+                                 prompt_length=4)  # fmt: skip
+    whole = main_table.MainTable(options, tmp_path / "whole", data_dir).run_cell(
+        "prompt_tuning", "cb", 0, 20, True
+    )
+    table, train = main_table.MainTable(options, tmp_path / "cut", data_dir), loop.train
+
+    def stop_after_last_step(step, model):
+        if step == 20:
+            raise _Stopped
+
+    monkeypatch.setattr(
+        loop, "train", lambda config, **kw: train(config, **kw, _on_step=stop_after_last_step)
+    )
+    with pytest.raises(_Stopped):
+        table.run_cell("prompt_tuning", "cb", 0, 20, True)
+    table.stash()
+    shutil.rmtree(table.cells_folder(options.mixed_precision))  # a new session
+    steps = []
+    monkeypatch.setattr(
+        loop, "train", lambda config, **kw: train(config, **kw, _on_step=lambda s, m: steps.append(s))
+    )
+    resumed = main_table.MainTable(options, tmp_path / "cut", data_dir).run_cell(
+        "prompt_tuning", "cb", 0, 20, True
+    )
+    assert steps == []  # no step trained again
+    assert (resumed["test"], resumed["validation"]) == (whole["test"], whole["validation"])
+
+
 def test_a_float32_cell_is_left_out_of_the_table_and_shown_beside_its_twin_at_the_tables_precision():
     old = _cell(
         "prompt_tuning", "rte", 0, 52.5, step0=55.4, seconds=4058.0, precision=None
